@@ -1,0 +1,1 @@
+"""Ingestion: file readers, column detection, validation, sequences, splits."""

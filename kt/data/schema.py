@@ -1,0 +1,428 @@
+"""Canonical interactions: typing, validation, ordering and id encoding.
+
+The canonical frame holds one row per attempt, sorted by learner and then by
+timestamp, order column and file position (stable). Columns:
+
+``user_id`` (str), ``skill_id`` (str, or list[str] for multi-KC items),
+``item_id`` (str or null), ``correct`` (Int8), ``timestamp`` (Float64
+seconds or null), ``order`` (Float64 or null), ``line`` (Int64, the row's
+line in the source file), and the encoded ``user_idx``, ``skill_idx``
+(Int32 or list[Int32]; -1 = KC unknown to the vocabulary) and ``item_idx``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from kt.data.columns import ColumnMap
+from kt.data.io import LINE_COL, RawTable
+from kt.data.vocab import Vocab
+from kt.errors import DataError
+
+_NUMERIC_MULTI = r"^\d+([_,]\d+)+$"
+_ALWAYS_SPLIT = ("~~", ";")
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Validated, ordered, encoded interactions.
+
+    Attributes:
+        frame: the canonical frame (see module docstring).
+        vocab: id vocabularies; ``user_id`` always covers this data's learners.
+        source: where the data came from (for messages).
+        colmap: how source columns were mapped.
+        fmt: file format that was read.
+        notes: warnings and remarks collected while loading.
+        stats: counts gathered during validation (duplicates, dropped rows...).
+    """
+
+    frame: pl.DataFrame
+    vocab: Vocab
+    source: str = "<memory>"
+    colmap: ColumnMap | None = None
+    fmt: str = "frame"
+    notes: tuple[str, ...] = ()
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def multi_kc(self) -> bool:
+        """True when ``skill_id`` holds lists (items with several KCs)."""
+        return isinstance(self.frame.schema["skill_id"], pl.List)
+
+    @property
+    def has_time(self) -> bool:
+        """True when real (non-constant) timestamps are present."""
+        return self.frame["timestamp"].null_count() < self.frame.height
+
+    @property
+    def n_rows(self) -> int:
+        """Number of attempts."""
+        return self.frame.height
+
+    @property
+    def n_users(self) -> int:
+        """Number of learners."""
+        return self.frame["user_idx"].n_unique()
+
+    def explode(self) -> pl.DataFrame:
+        """One row per (attempt, KC), with ``attempt`` = the attempt's row index.
+
+        Returns:
+            The frame with scalar ``skill_id``/``skill_idx``; single-KC data
+            gets the ``attempt`` column and is otherwise unchanged.
+        """
+        f = self.frame.with_row_index("attempt")
+        if self.multi_kc:
+            f = f.explode(["skill_id", "skill_idx"])
+        return f
+
+    def subset(self, users: np.ndarray) -> "Interactions":
+        """Interactions of the given learner indices (for splits).
+
+        Args:
+            users: ``user_idx`` values to keep.
+
+        Returns:
+            A new :class:`Interactions` sharing the vocabulary.
+        """
+        keep = self.frame.filter(pl.col("user_idx").is_in(pl.Series(users, dtype=pl.Int32)))
+        return Interactions(keep, self.vocab, self.source, self.colmap, self.fmt, self.notes, dict(self.stats))
+
+    def fingerprint(self) -> str:
+        """Short content hash of learners, KCs and outcomes (saved with models)."""
+        h = hashlib.sha256()
+        for col in ("user_idx", "correct"):
+            h.update(self.frame[col].to_numpy().tobytes())
+        h.update(str(self.frame.height).encode())
+        return h.hexdigest()[:16]
+
+
+def _where(raw: RawTable, mask: pl.Series) -> str:
+    idx = mask.arg_true()
+    n = len(idx)
+    first = int(raw.frame[LINE_COL][int(idx[0])])
+    more = f" (and {n - 1} more)" if n > 1 else ""
+    return f"{raw.unit} {first}{more}"
+
+
+def _col_label(raw: RawTable, canonical: str) -> str:
+    real = raw.colmap.get(canonical) or canonical
+    return f"column '{real}'"
+
+
+def _to_float(raw: RawTable, canonical: str, s: pl.Series) -> pl.Series:
+    if s.dtype == pl.Boolean:
+        return s.cast(pl.Float64)
+    if s.dtype.is_numeric():
+        return s.cast(pl.Float64)
+    stripped = s.cast(pl.String).str.strip_chars()
+    lowered = stripped.str.to_lowercase()
+    stripped = pl.select(
+        pl.when(lowered == "true").then(pl.lit("1")).when(lowered == "false").then(pl.lit("0")).otherwise(stripped)
+    ).to_series()
+    out = stripped.cast(pl.Float64, strict=False)
+    bad = out.is_null() & stripped.is_not_null() & (stripped != "")
+    if bad.any():
+        value = stripped.filter(bad)[0]
+        raise DataError(
+            raw.source,
+            f"{_where(raw, bad)}, {_col_label(raw, canonical)}: {value!r} is not a number",
+            f"fix the value or map another column with --map {canonical}=COLUMN",
+        )
+    return out
+
+
+def _parse_time(raw: RawTable, s: pl.Series, explicit: bool, notes: list[str]) -> pl.Series | None:
+    if s.dtype in (pl.Date,) or isinstance(s.dtype, pl.Datetime):
+        return s.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
+    if s.dtype.is_numeric():
+        return s.cast(pl.Float64)
+    text = s.cast(pl.String).str.strip_chars()
+    present = text.is_not_null() & (text != "")
+    numeric = text.cast(pl.Float64, strict=False)
+    if (numeric.is_not_null() == present).all():
+        return numeric
+    parsed = None
+    try:
+        parsed = text.str.to_datetime(strict=False, time_unit="us")
+    except pl.exceptions.PolarsError:
+        for fmt in _DATETIME_FORMATS:
+            cand = text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+            if cand.is_not_null().any():
+                parsed = cand
+                break
+    if parsed is None or not parsed.is_not_null().any():
+        if explicit:
+            raise DataError(
+                raw.source,
+                f"{_col_label(raw, 'timestamp')}: cannot parse timestamps such as {text.filter(present)[0]!r}",
+                "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp",
+            )
+        notes.append(
+            f"{raw.source}: {_col_label(raw, 'timestamp')} does not hold parseable times "
+            f"(e.g. {text.filter(present)[0]!r}); ignored, ordering by the order column and file order"
+        )
+        return None
+    bad = parsed.is_null() & present
+    if bad.any():
+        raise DataError(
+            raw.source,
+            f"{_where(raw, bad)}, {_col_label(raw, 'timestamp')}: cannot parse {text.filter(bad)[0]!r} as a time",
+            "fix the value (ISO dates or seconds), or map another column with --map timestamp=COLUMN",
+        )
+    return parsed.dt.epoch("us").cast(pl.Float64) / 1e6
+
+
+def _split_kcs(s: pl.Series) -> tuple[pl.Series, bool]:
+    """Split multi-KC cells into lists; return (series, any_multi)."""
+    always = pl.lit(False)
+    for sep in _ALWAYS_SPLIT:
+        always = always | pl.col("s").str.contains(sep, literal=True)
+    f = pl.DataFrame({"s": s})
+    flags = f.select(
+        always.alias("a"),
+        pl.col("s").str.contains(_NUMERIC_MULTI).alias("n"),
+    )
+    if not (flags["a"].any() or flags["n"].any()):
+        return s, False
+    out = f.select(
+        pl.when(pl.col("s").str.contains("~~", literal=True))
+        .then(pl.col("s").str.split("~~"))
+        .when(pl.col("s").str.contains(";", literal=True))
+        .then(pl.col("s").str.split(";"))
+        .when(pl.col("s").str.contains(_NUMERIC_MULTI))
+        .then(pl.col("s").str.replace_all(",", "_", literal=True).str.split("_"))
+        .otherwise(pl.concat_list(pl.col("s")))
+        .list.eval(pl.element().str.strip_chars())
+        .list.eval(pl.element().filter(pl.element() != ""))
+        .list.unique(maintain_order=True)
+        .alias("s")
+    )["s"]
+    return out.alias(s.name), True
+
+
+def _encode(frame: pl.DataFrame, name: str, vocab: Vocab) -> pl.DataFrame:
+    idx = name.removesuffix("_id") + "_idx"
+    return frame.join(vocab.frame(name), on=name, how="left", maintain_order="left").with_columns(
+        pl.col(idx).fill_null(-1)
+    )
+
+
+def to_interactions(
+    raw: RawTable,
+    *,
+    vocab: Vocab | None = None,
+    min_attempts: int = 2,
+    drop_duplicates: bool = False,
+    drop_nulls: bool = False,
+) -> Interactions:
+    """Type, validate, order and encode a raw table.
+
+    Args:
+        raw: output of :func:`kt.data.io.read_table`.
+        vocab: encode KCs/items with this vocabulary (a saved model's);
+            unknown KCs get index -1 and a note. ``None`` builds one.
+        min_attempts: learners with fewer attempts are dropped (counted).
+        drop_duplicates: drop exact duplicate attempts (same learner, item,
+            KC, outcome and time/order) instead of only counting them.
+        drop_nulls: drop rows with an empty learner or KC instead of failing.
+
+    Returns:
+        The validated :class:`Interactions`.
+
+    Raises:
+        DataError: with a one-line message naming file, row/column and fix.
+    """
+    src = raw.source
+    notes: list[str] = list(raw.notes)
+    stats: dict = {"rows_read": raw.frame.height}
+    cm = raw.colmap
+    if raw.frame.height == 0:
+        raise DataError(src, "no data rows", "give a file with at least one interaction")
+    for req in ("user_id", "correct"):
+        if cm.get(req) is None:
+            raise DataError(
+                src,
+                f"no column for '{req}' (columns: {', '.join(c for c in raw.frame.columns if c != LINE_COL) or 'none mapped'})",
+                f"name it with --map {req}=COLUMN",
+            )
+    skill_col = cm.get("skill_id")
+    if skill_col is None:
+        if cm.get("item_id") is None:
+            raise DataError(src, "no KC column (skill_id) and no item column", "name one with --map skill_id=COLUMN")
+        skill_col = cm.get("item_id")
+        notes.append(f"{src}: no KC column; using the item column '{skill_col}' as the KC")
+
+    f = raw.frame
+    if raw.unit == "line" and f[LINE_COL].dtype != pl.Int64:
+        f = f.with_columns(pl.col(LINE_COL).cast(pl.Int64))
+
+    def text(col: str) -> pl.Series:
+        s = f[col]
+        return (s if s.dtype == pl.String else s.cast(pl.String)).str.strip_chars()
+
+    user = text(cm.get("user_id")).alias("user_id")
+    skill = text(skill_col).alias("skill_id")
+    item = None
+    if cm.get("item_id") is not None:
+        item = text(cm.get("item_id"))
+        if cm.item_step is not None:
+            item = item + ":" + text(cm.item_step)
+    item = (item if item is not None else pl.Series([None] * f.height, dtype=pl.String)).alias("item_id")
+
+    null_user = user.is_null() | (user == "")
+    null_skill = skill.is_null() | (skill == "")
+    if drop_nulls and (null_user.any() or null_skill.any()):
+        keep = ~(null_user | null_skill)
+        stats["dropped_nulls"] = int((~keep).sum())
+        notes.append(f"{src}: dropped {stats['dropped_nulls']} rows with an empty learner or KC (--drop-nulls)")
+        f, user, skill, item = f.filter(keep), user.filter(keep), skill.filter(keep), item.filter(keep)
+        raw = RawTable(f, cm, src, raw.fmt, raw.unit, raw.notes)
+        null_user, null_skill = user.is_null(), skill.is_null()
+    for name, mask, canonical in (("learner", null_user, "user_id"), ("KC", null_skill, "skill_id")):
+        if mask.any():
+            label = _col_label(raw, canonical) if canonical != "skill_id" else f"column '{skill_col}'"
+            raise DataError(
+                src,
+                f"{_where(raw, mask)}, {label}: empty {name} id",
+                "fill it in, remove those rows, or pass --drop-nulls",
+            )
+
+    correct = _to_float(raw, "correct", f[cm.get("correct")])
+    if correct.is_null().any():
+        raise DataError(src, f"{_where(raw, correct.is_null())}, {_col_label(raw, 'correct')}: empty outcome", "every attempt needs 0 or 1")
+    out_of_range = (correct < 0) | (correct > 1) | correct.is_nan()
+    if out_of_range.any():
+        raise DataError(
+            src,
+            f"{_where(raw, out_of_range)}, {_col_label(raw, 'correct')}: value {correct.filter(out_of_range)[0]:g} is outside [0, 1]",
+            "outcomes must be 0/1 (partial credit in [0, 1] is rounded)",
+        )
+    partial = (correct != 0) & (correct != 1)
+    if partial.any():
+        stats["rounded_partial_credit"] = int(partial.sum())
+        notes.append(f"{src}: {stats['rounded_partial_credit']} partial-credit outcomes in (0, 1) rounded to 0/1 (>= 0.5 -> 1)")
+    correct = (correct >= 0.5).cast(pl.Int8).alias("correct")
+
+    timestamp = None
+    if cm.get("timestamp") is not None:
+        timestamp = _parse_time(raw, f[cm.get("timestamp")], "timestamp" in cm.explicit, notes)
+    if timestamp is not None and timestamp.n_unique() <= 1:
+        notes.append(f"{src}: timestamps are constant (e.g. all 0); ordering by the order column and file order")
+        timestamp = None
+    timestamp = (timestamp if timestamp is not None else pl.Series([None] * f.height, dtype=pl.Float64)).alias("timestamp")
+    order = _to_float(raw, "order", f[cm.get("order")]) if cm.get("order") is not None else pl.Series([None] * f.height, dtype=pl.Float64)
+
+    skill, multi = _split_kcs(skill)
+    frame = pl.DataFrame(
+        [user, skill, item, correct, timestamp, order.alias("order"), f[LINE_COL].cast(pl.Int64).alias("line")]
+    )
+    frame = _order(frame)
+    frame, dup_count = _duplicates(frame, drop_duplicates)
+    stats["duplicates"] = dup_count
+    if dup_count:
+        verb = "dropped" if drop_duplicates else "kept (pass --drop-duplicates to drop them)"
+        notes.append(f"{src}: {dup_count} duplicated attempts (same learner, item, KC, outcome and time/order); {verb}")
+
+    counts = frame.group_by("user_id").len()
+    short = counts.filter(pl.col("len") < min_attempts)
+    if short.height:
+        frame = frame.filter(~pl.col("user_id").is_in(short["user_id"].implode()))
+        stats["dropped_short_learners"] = short.height
+        stats["dropped_short_rows"] = int(short["len"].sum())
+        notes.append(f"{src}: dropped {short.height} learners with fewer than {min_attempts} attempts ({stats['dropped_short_rows']} rows)")
+    if frame.height == 0:
+        raise DataError(src, f"no learner has {min_attempts} or more attempts", "give longer sequences")
+
+    frame, vocab = _encode_all(frame, vocab, multi, notes, src, stats)
+    return Interactions(frame, vocab, src, cm, raw.fmt, tuple(notes), stats)
+
+
+def _order(frame: pl.DataFrame) -> pl.DataFrame:
+    keys = ["user_id"]
+    if frame["timestamp"].null_count() < frame.height:
+        keys.append("timestamp")
+    if frame["order"].null_count() < frame.height:
+        keys.append("order")
+    keys.append("line")
+    return frame.sort(keys, maintain_order=True, nulls_last=True)
+
+
+def _duplicates(frame: pl.DataFrame, drop: bool) -> tuple[pl.DataFrame, int]:
+    has_time = frame["timestamp"].null_count() < frame.height
+    has_order = frame["order"].null_count() < frame.height
+    if not (has_time or has_order):
+        return frame, 0  # without time or order, repeats cannot be told from re-attempts
+    keys = ["user_id", "item_id", "skill_id", "correct", "timestamp", "order"]
+    dup = frame.select(pl.struct(keys).is_duplicated() & ~pl.struct(keys).is_first_distinct()).to_series()
+    n = int(dup.sum())
+    if drop and n:
+        frame = frame.filter(~dup)
+    return frame, n
+
+
+def _encode_all(frame: pl.DataFrame, vocab: Vocab | None, multi: bool, notes: list[str], src: str, stats: dict):
+    users = frame["user_id"].unique().sort().to_list()
+    if vocab is None:
+        skills_series = frame["skill_id"].explode() if multi else frame["skill_id"]
+        skills = skills_series.unique().drop_nulls().sort().to_list()
+        items = frame["item_id"].unique().drop_nulls().sort().to_list()
+        vocab = Vocab(user_id=users, skill_id=skills, item_id=items)
+    else:
+        vocab = Vocab(user_id=users, skill_id=vocab.skill_id, item_id=vocab.item_id)
+    frame = _encode(frame, "user_id", vocab)
+    frame = _encode(frame, "item_id", vocab)
+    if multi:
+        ex = frame.select(pl.int_range(pl.len()).alias("_r"), "skill_id").explode("skill_id")
+        ex = _encode(ex, "skill_id", vocab)
+        agg = ex.group_by("_r", maintain_order=True).agg(pl.col("skill_idx"))
+        frame = frame.with_columns(agg["skill_idx"])
+        unknown = ex.filter(pl.col("skill_idx") < 0)["skill_id"]
+    else:
+        frame = _encode(frame, "skill_id", vocab)
+        unknown = frame.filter(pl.col("skill_idx") < 0)["skill_id"]
+    if unknown.len():
+        names = unknown.unique().sort().to_list()
+        stats["unknown_kcs"] = len(names)
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+        notes.append(f"{src}: {len(names)} KCs unknown to the model ({unknown.len()} rows): {shown}")
+    frame = frame.with_columns(pl.col("item_idx").cast(pl.Int32), pl.col("user_idx").cast(pl.Int32))
+    return frame, vocab
+
+
+def load(
+    path: str,
+    *,
+    overrides: dict[str, str] | None = None,
+    vocab: Vocab | None = None,
+    min_attempts: int = 2,
+    drop_duplicates: bool = False,
+    drop_nulls: bool = False,
+    encoding: str | None = None,
+) -> Interactions:
+    """Read and validate an interaction file in one call.
+
+    Args:
+        path: any supported file (see :func:`kt.data.io.read_table`).
+        overrides: explicit column choices (``--map``).
+        vocab: encode with an existing vocabulary (e.g. a saved model's).
+        min_attempts: drop learners with fewer attempts.
+        drop_duplicates: drop duplicated attempts.
+        drop_nulls: drop rows with empty learner/KC ids instead of failing.
+        encoding: force a text encoding.
+
+    Returns:
+        Validated :class:`Interactions`.
+    """
+    from kt.data.io import read_table
+
+    raw = read_table(path, overrides=overrides, encoding=encoding)
+    return to_interactions(
+        raw, vocab=vocab, min_attempts=min_attempts, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls
+    )

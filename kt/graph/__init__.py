@@ -1,0 +1,1 @@
+"""Prerequisite graphs: the data structure and its export formats."""

@@ -1,0 +1,270 @@
+"""The model protocol, the registry, and the saved-model directory format.
+
+A saved model is a directory holding ``model.json`` (format version, model
+name, resolved config, vocabulary, validation metrics, kt version, data
+fingerprint) and ``params.eqx`` (equinox leaf serialisation; no pickle).
+It is written to a temporary sibling directory and renamed into place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import polars as pl
+
+from kt.data.schema import Interactions
+from kt.data.vocab import Vocab
+from kt.errors import KTError, ModelError
+from kt.models import config as cfgmod
+
+if TYPE_CHECKING:
+    from kt.graph.graph import PrerequisiteGraph
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+PARAMS_FILE = "params.eqx"
+
+
+@runtime_checkable
+class KTModel(Protocol):
+    """What every kt model provides (see ARCHITECTURE.md)."""
+
+    name: ClassVar[str]
+
+    def fit(self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None) -> "KTModel": ...
+
+    def predict(self, data: Interactions) -> pl.DataFrame: ...
+
+    def predict_ahead(self, history: Interactions, future: Interactions, mode: str = "nonacc") -> pl.DataFrame: ...
+
+    def mastery(self, data: Interactions) -> pl.DataFrame: ...
+
+    def graph(self) -> "PrerequisiteGraph | None": ...
+
+    def save(self, path: str | Path) -> Path: ...
+
+
+REGISTRY: dict[str, type["Model"]] = {}
+
+
+def register(cls: type["Model"]) -> type["Model"]:
+    """Class decorator adding a model to the registry under ``cls.name``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type["Model"]:
+    """Model class by registry name.
+
+    Raises:
+        KTError: unknown name (the message lists the known ones).
+    """
+    _ensure_builtin()
+    if name not in REGISTRY:
+        raise KTError(f"unknown model {name!r}; available: {', '.join(sorted(REGISTRY))} (see `kt models`)")
+    return REGISTRY[name]
+
+
+def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | None = None, **overrides) -> "Model":
+    """Instantiate a registered model with a resolved config.
+
+    Args:
+        name: registry name (``kt models`` lists them).
+        toml_path: optional TOML config file.
+        sets: ``key=value`` overrides.
+        **overrides: config fields set directly from Python.
+
+    Returns:
+        An unfitted model.
+    """
+    cls = get(name)
+    cfg = cfgmod.resolve(cls.Config, toml_path=toml_path, sets=sets, model=name)
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    return cls(cfg)
+
+
+def _ensure_builtin() -> None:
+    # Importing the modules registers their classes; done lazily so that
+    # `import kt` stays light.
+    import kt.models.baselines  # noqa: F401
+
+
+class Model:
+    """Shared behaviour for kt models: config, vocab, predictions frame, save/load.
+
+    Subclasses set ``name`` and ``Config``, and implement ``fit``,
+    ``_predict_probs``, ``_skeleton`` and optionally ``mastery``/``graph``.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    summary: ClassVar[str] = ""
+
+    def __init__(self, config=None):
+        self.config = config if config is not None else self.Config()
+        self.vocab: Vocab | None = None
+        self.params: Any = None
+        self.meta: dict = {}
+
+    # -- to implement -------------------------------------------------
+    def fit(self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None) -> "Model":
+        """Fit on ``data`` (validation data optional); returns ``self``."""
+        raise NotImplementedError
+
+    def _predict_probs(self, data: Interactions) -> np.ndarray:
+        """P(correct) for every row of ``data.frame``, from the history before it."""
+        raise NotImplementedError
+
+    def _skeleton(self) -> Any:
+        """A pytree shaped like ``self.params`` for deserialisation."""
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------
+    def _require_fitted(self) -> None:
+        if self.params is None or self.vocab is None:
+            raise ModelError(f"model {self.name!r} is not fitted; call fit() or load a saved model")
+
+    def predict(self, data: Interactions) -> pl.DataFrame:
+        """One probability per attempt, from the learner's history before it.
+
+        Args:
+            data: interactions encoded with this model's vocabulary.
+
+        Returns:
+            Frame with ``user_id``, ``skill_id``, ``item_id``, ``position``
+            (0-based attempt index within the learner), ``line``,
+            ``correct`` and ``prob``, in the order of ``data.frame``.
+        """
+        self._require_fitted()
+        probs = np.asarray(self._predict_probs(data), dtype=np.float64)
+        f = data.frame
+        return f.select(
+            "user_id",
+            "skill_id",
+            "item_id",
+            pl.int_range(pl.len()).over("user_idx").alias("position"),
+            "line",
+            "correct",
+        ).with_columns(pl.Series("prob", probs))
+
+    def predict_ahead(self, history: Interactions, future: Interactions, mode: str = "nonacc") -> pl.DataFrame:
+        """Open-loop multi-step prediction; models without state predict as usual."""
+        return self.predict(future)
+
+    def mastery(self, data: Interactions) -> pl.DataFrame:
+        """Knowledge state per learner x KC after the history (model-specific)."""
+        raise KTError(f"model {self.name!r} does not provide mastery estimates")
+
+    def graph(self) -> "PrerequisiteGraph | None":
+        """Learned prerequisite graph, or ``None`` when the model has none."""
+        return None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model directory atomically.
+
+        Args:
+            path: target directory (replaced if it is a kt model directory).
+
+        Returns:
+            The directory path.
+        """
+        import equinox as eqx
+
+        self._require_fitted()
+        target = Path(path)
+        if target.exists() and not (target / MODEL_JSON).exists() and any(target.iterdir()):
+            raise KTError(f"{target}: exists and is not a kt model directory; choose another --out")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            header = {
+                "format_version": FORMAT_VERSION,
+                "model": self.name,
+                "kt_version": _kt_version(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "config": cfgmod.to_dict(self.config),
+                "vocab": self.vocab.to_dict(),
+                "meta": self.meta,
+            }
+            (tmp / MODEL_JSON).write_text(json.dumps(header, indent=1, default=_json_default))
+            eqx.tree_serialise_leaves(tmp / PARAMS_FILE, self.params)
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+                os.rename(target, old / "m")
+                os.rename(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def load(path: str | Path) -> Model:
+    """Load a saved model directory.
+
+    Args:
+        path: directory written by :meth:`Model.save`.
+
+    Returns:
+        The fitted model.
+
+    Raises:
+        ModelError: missing files, unknown model, or a newer format version.
+    """
+    import equinox as eqx
+
+    d = Path(path)
+    mj = d / MODEL_JSON
+    if not mj.exists():
+        raise ModelError(f"{d}: not a kt model directory (no {MODEL_JSON}); train one with `kt train ... --out {d}`")
+    try:
+        header = json.loads(mj.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{mj}: corrupt model header ({exc}); retrain the model") from None
+    version = header.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(
+            f"{mj}: saved with model format {version}, this kt reads up to {FORMAT_VERSION}; upgrade kt (pip install -U kt)"
+        )
+    cls = get(header.get("model", "?"))
+    model = cls(cfgmod.from_dict(cls.Config, header.get("config", {})))
+    model.vocab = Vocab.from_dict(header["vocab"])
+    model.meta = header.get("meta", {})
+    try:
+        model.params = eqx.tree_deserialise_leaves(d / PARAMS_FILE, model._skeleton())
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{d / PARAMS_FILE}: cannot read parameters ({exc}); retrain the model") from None
+    return model
+
+
+def read_header(path: str | Path) -> dict:
+    """The ``model.json`` of a saved model (for inspection without loading)."""
+    mj = Path(path) / MODEL_JSON
+    if not mj.exists():
+        raise ModelError(f"{path}: not a kt model directory (no {MODEL_JSON})")
+    return json.loads(mj.read_text())
+
+
+def _kt_version() -> str:
+    from kt import __version__
+
+    return __version__
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
