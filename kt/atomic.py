@@ -27,6 +27,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp_path, 0o666 & ~mask)  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -10,6 +10,7 @@ into the canonical column names directly.
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import io
 import re
@@ -40,6 +41,8 @@ class RawTable:
             ``akt-4line``, ``kcmn-4line`` or ``3-line-userid``.
         unit: ``line`` or ``row`` (how ``__line`` should be read).
         notes: remarks for the user (encoding fallbacks and the like).
+        header: every column name of the file as read (tabular formats), so
+            messages can list the columns a ``--map`` could name.
     """
 
     frame: pl.DataFrame
@@ -48,6 +51,7 @@ class RawTable:
     fmt: str
     unit: str = "line"
     notes: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
 
 
 def _open_text_head(path: Path, nbytes: int = 65536) -> bytes:
@@ -56,7 +60,7 @@ def _open_text_head(path: Path, nbytes: int = 65536) -> bytes:
         with opener(path, "rb") as fh:
             return fh.read(nbytes)
     except (OSError, EOFError) as exc:
-        raise DataError(str(path), f"cannot read file ({exc})") from None
+        raise DataError(str(path), f"cannot read file ({exc})", "check the file (gzip -t for .gz files)") from None
 
 
 def _sniff_separator(first_line: str) -> str:
@@ -97,7 +101,7 @@ def read_table(
     if not p.exists():
         raise DataError(src, "file not found", "check the path")
     if p.is_dir():
-        raise DataError(src, "is a directory, expected a data file")
+        raise DataError(src, "is a directory, expected a data file", "give the path of a CSV/TSV, Parquet or 3/4-line file")
     if p.suffix == ".parquet":
         return _read_parquet(p, overrides)
     head = _open_text_head(p)
@@ -106,12 +110,18 @@ def read_table(
     if _looks_line_format(head):
         from kt.data.lineformats import read_line_format
 
-        return read_line_format(p, _read_text(p, encoding, src)[0])
+        text, notes = _read_text(p, encoding, src)
+        raw = read_line_format(p, text)
+        raw.notes[:0] = notes
+        return raw
     return _read_delimited(p, head, overrides, encoding)
 
 
 def _read_text(p: Path, encoding: str | None, src: str) -> tuple[str, list[str]]:
-    data = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+    try:
+        data = gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+    except (OSError, EOFError) as exc:  # truncated or corrupt gzip past the sniffed head
+        raise DataError(src, f"cannot read file ({exc})", "check that the file is complete (e.g. gzip -t)") from None
     return _decode(data, encoding, src)
 
 
@@ -124,10 +134,13 @@ def _decode(data: bytes, encoding: str | None, src: str) -> tuple[str, list[str]
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as exc:
-        note = (
-            f"{src}: not valid UTF-8 (byte {exc.start}); read as Latin-1. "
-            f"To convert once: iconv -f latin1 -t utf-8 {src} > {Path(src).stem}.utf8.csv"
-        )
+        name = Path(src).name
+        if name.endswith(".gz"):
+            name = name[: -len(".gz")]
+            convert = f"gunzip -c {src} | iconv -f latin1 -t utf-8 > {Path(name).stem}.utf8{Path(name).suffix}"
+        else:
+            convert = f"iconv -f latin1 -t utf-8 {src} > {Path(name).stem}.utf8{Path(name).suffix}"
+        note = f"{src}: not valid UTF-8 (byte {exc.start}); read as Latin-1. To convert once: {convert}"
         return data.decode("latin-1"), [note]
 
 
@@ -144,13 +157,14 @@ def _read_delimited(p: Path, head: bytes, overrides, encoding) -> RawTable:
     try:
         header = pl.read_csv(source, separator=sep, infer_schema=False, n_rows=0).columns
     except pl.exceptions.PolarsError as exc:
-        raise DataError(src, f"cannot parse header ({exc})") from None
+        raise DataError(src, f"cannot parse header ({str(exc).splitlines()[0]})", "check the delimiter and quoting") from None
     if isinstance(source, io.BytesIO):
         source.seek(0)
     colmap = detect(header, overrides, source=src)
     cols = list(dict.fromkeys([*colmap.columns.values(), *([colmap.item_step] if colmap.item_step else [])]))
+    fmt = "tsv" if sep == "\t" else "csv"
     if not cols:
-        return RawTable(pl.DataFrame(), colmap, src, "tsv" if sep == "\t" else "csv", notes=notes)
+        return RawTable(pl.DataFrame(), colmap, src, fmt, notes=notes, header=header)
     try:
         frame = pl.read_csv(
             source,
@@ -161,9 +175,32 @@ def _read_delimited(p: Path, head: bytes, overrides, encoding) -> RawTable:
             row_index_offset=2,
         )
     except pl.exceptions.PolarsError as exc:
-        msg = str(exc).splitlines()[0]
-        raise DataError(src, f"cannot parse as {'TSV' if sep == chr(9) else 'CSV'} ({msg})", "check the delimiter and quoting") from None
-    return RawTable(frame, colmap, src, "tsv" if sep == "\t" else "csv", notes=notes)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        where = _first_ragged_line(source, sep, len(header))
+        msg = where or f"cannot parse as {fmt.upper()} ({str(exc).splitlines()[0]})"
+        raise DataError(src, msg, "check the delimiter and quoting") from None
+    return RawTable(frame, colmap, src, fmt, notes=notes, header=header)
+
+
+def _first_ragged_line(source: Path | io.BytesIO, sep: str, width: int) -> str | None:
+    """Describe the first record whose field count differs from the header's (error path only)."""
+    if isinstance(source, io.BytesIO):
+        fh = io.TextIOWrapper(source, encoding="utf-8", newline="")
+    else:
+        fh = open(source, encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+    try:
+        reader = csv.reader(fh, delimiter=sep)
+        start = 1
+        for record in reader:
+            if start > 1 and record and len(record) != width:
+                return f"line {start}: {len(record)} fields but the header has {width}"
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        return f"line {start}: cannot parse ({exc})"
+    finally:
+        fh.close()
+    return None
 
 
 def _is_utf8_file(p: Path, chunk: int = 1 << 24) -> bool:
@@ -185,12 +222,13 @@ def _read_parquet(p: Path, overrides) -> RawTable:
         lf = pl.scan_parquet(p)
         header = lf.collect_schema().names()
     except pl.exceptions.PolarsError as exc:
-        raise DataError(src, f"cannot read Parquet ({str(exc).splitlines()[0]})") from None
+        raise DataError(src, f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it") from None
     colmap = detect(header, overrides, source=src)
     cols = list(dict.fromkeys([*colmap.columns.values(), *([colmap.item_step] if colmap.item_step else [])]))
-    frame = (
-        lf.select(cols)
-        .with_row_index(LINE_COL, offset=1)
-        .collect()
-    )
-    return RawTable(frame, colmap, src, "parquet", unit="row")
+    if not cols:
+        return RawTable(pl.DataFrame(), colmap, src, "parquet", unit="row", header=header)
+    try:
+        frame = lf.select(cols).with_row_index(LINE_COL, offset=1).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise DataError(src, f"cannot read Parquet ({str(exc).splitlines()[0]})", "re-export the file") from None
+    return RawTable(frame, colmap, src, "parquet", unit="row", header=header)

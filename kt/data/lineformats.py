@@ -25,21 +25,24 @@ def _fields(line: str) -> list[str]:
     return [f.strip() for f in line.strip().rstrip(",").split(",")]
 
 
-def _block_ok(lines: list[tuple[int, str]], start: int, size: int) -> bool:
+def _block_ok(lines: list[tuple[int, str]], start: int, size: int, strict: bool = True) -> bool:
     if start + size > len(lines):
         return False
     body = [_fields(lines[start + j][1]) for j in range(1, size)]
     n = len(body[-1])
-    return all(len(b) == n for b in body) and all(v in ("0", "1") for v in body[-1])
+    return all(len(b) == n for b in body) and (not strict or all(v in ("0", "1") for v in body[-1]))
 
 
 def _block_size(lines: list[tuple[int, str]]) -> int | None:
-    for size in (4, 3):
-        if len(lines) % size:
-            continue
-        probe = range(0, min(len(lines), size * 50), size)
-        if all(_block_ok(lines, s, size) for s in probe):
-            return size
+    # Strict first (0/1 responses tell 3- from 4-line apart); then by line lengths
+    # alone, so that a stray response value is reported with its line below.
+    for strict in (True, False):
+        for size in (4, 3):
+            if len(lines) % size:
+                continue
+            probe = range(0, min(len(lines), size * 50), size)
+            if all(_block_ok(lines, s, size, strict) for s in probe):
+                return size
     return None
 
 

@@ -161,7 +161,7 @@ def _parse_time(raw: RawTable, s: pl.Series, explicit: bool, notes: list[str]) -
         if explicit:
             raise DataError(
                 raw.source,
-                f"{_col_label(raw, 'timestamp')}: cannot parse timestamps such as {text.filter(present)[0]!r}",
+                f"{_where(raw, present)}, {_col_label(raw, 'timestamp')}: cannot parse timestamps such as {text.filter(present)[0]!r}",
                 "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp",
             )
         notes.append(
@@ -243,15 +243,17 @@ def to_interactions(
     notes: list[str] = list(raw.notes)
     stats: dict = {"rows_read": raw.frame.height}
     cm = raw.colmap
-    if raw.frame.height == 0:
-        raise DataError(src, "no data rows", "give a file with at least one interaction")
+    # Columns first: a header kt cannot map is the real problem even when rows follow.
     for req in ("user_id", "correct"):
         if cm.get(req) is None:
+            cols = raw.header or [c for c in raw.frame.columns if c != LINE_COL]
             raise DataError(
                 src,
-                f"no column for '{req}' (columns: {', '.join(c for c in raw.frame.columns if c != LINE_COL) or 'none mapped'})",
+                f"no column for '{req}' (columns: {', '.join(cols) or 'none'})",
                 f"name it with --map {req}=COLUMN",
             )
+    if raw.frame.height == 0:
+        raise DataError(src, "no data rows", "give a file with at least one interaction")
     skill_col = cm.get("skill_id")
     if skill_col is None:
         if cm.get("item_id") is None:
@@ -283,7 +285,7 @@ def to_interactions(
         stats["dropped_nulls"] = int((~keep).sum())
         notes.append(f"{src}: dropped {stats['dropped_nulls']} rows with an empty learner or KC (--drop-nulls)")
         f, user, skill, item = f.filter(keep), user.filter(keep), skill.filter(keep), item.filter(keep)
-        raw = RawTable(f, cm, src, raw.fmt, raw.unit, raw.notes)
+        raw = RawTable(f, cm, src, raw.fmt, raw.unit, raw.notes, raw.header)
         null_user, null_skill = user.is_null(), skill.is_null()
     for name, mask, canonical in (("learner", null_user, "user_id"), ("KC", null_skill, "skill_id")):
         if mask.any():

@@ -19,7 +19,7 @@ def split_learners(users: np.ndarray, fractions: tuple[float, ...], seed: int) -
     Returns:
         One sorted id array per fraction; every learner is in exactly one.
     """
-    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+    if not all(f >= 0 for f in fractions) or not abs(sum(fractions) - 1) <= 1e-9:  # NaN-safe
         raise KTError(f"split fractions {fractions} must be non-negative and sum to 1")
     users = np.sort(np.unique(users))
     perm = np.random.default_rng(seed).permutation(users)

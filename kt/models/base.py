@@ -88,7 +88,14 @@ def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | 
     cls = get(name)
     cfg = cfgmod.resolve(cls.Config, toml_path=toml_path, sets=sets, model=name)
     if overrides:
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise KTError(f"unknown option {unknown[0]!r} for model {name!r}; options: {', '.join(sorted(fields)) or 'none'}")
         cfg = dataclasses.replace(cfg, **overrides)
+        check = getattr(cfg, "validate", None)
+        if check is not None:
+            check()
     return cls(cfg)
 
 
@@ -96,6 +103,7 @@ def _ensure_builtin() -> None:
     # Importing the modules registers their classes; done lazily so that
     # `import kt` stays light.
     import kt.models.baselines  # noqa: F401
+    import kt.models.bkt  # noqa: F401
 
 
 class Model:
@@ -120,8 +128,11 @@ class Model:
         """Fit on ``data`` (validation data optional); returns ``self``."""
         raise NotImplementedError
 
-    def _predict_probs(self, data: Interactions) -> np.ndarray:
-        """P(correct) for every row of ``data.frame``, from the history before it."""
+    def _predict_probs(self, data: Interactions) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
+        """P(correct) for every row of ``data.frame``, from the history before it.
+
+        May also return extra per-row columns as ``(probs, {name: values})``.
+        """
         raise NotImplementedError
 
     def _skeleton(self) -> Any:
@@ -145,7 +156,8 @@ class Model:
             ``correct`` and ``prob``, in the order of ``data.frame``.
         """
         self._require_fitted()
-        probs = np.asarray(self._predict_probs(data), dtype=np.float64)
+        out = self._predict_probs(data)
+        probs, extra = out if isinstance(out, tuple) else (out, {})
         f = data.frame
         return f.select(
             "user_id",
@@ -154,7 +166,7 @@ class Model:
             pl.int_range(pl.len()).over("user_idx").alias("position"),
             "line",
             "correct",
-        ).with_columns(pl.Series("prob", probs))
+        ).with_columns(pl.Series("prob", np.asarray(probs, dtype=np.float64)), *(pl.Series(k, v) for k, v in extra.items()))
 
     def predict_ahead(self, history: Interactions, future: Interactions, mode: str = "nonacc") -> pl.DataFrame:
         """Open-loop multi-step prediction; models without state predict as usual."""
@@ -181,11 +193,12 @@ class Model:
 
         self._require_fitted()
         target = Path(path)
-        if target.exists() and not (target / MODEL_JSON).exists() and any(target.iterdir()):
+        if target.exists() and (not target.is_dir() or (not (target / MODEL_JSON).exists() and any(target.iterdir()))):
             raise KTError(f"{target}: exists and is not a kt model directory; choose another --out")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give a normal directory's mode
             header = {
                 "format_version": FORMAT_VERSION,
                 "model": self.name,
@@ -232,12 +245,17 @@ def load(path: str | Path) -> Model:
         header = json.loads(mj.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{mj}: corrupt model header ({exc}); retrain the model") from None
+    if not isinstance(header, dict) or not isinstance(header.get("vocab"), dict):
+        raise ModelError(f"{mj}: corrupt model header (not a kt model.json); retrain the model")
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelError(
             f"{mj}: saved with model format {version}, this kt reads up to {FORMAT_VERSION}; upgrade kt (pip install -U kt)"
         )
-    cls = get(header.get("model", "?"))
+    try:
+        cls = get(header.get("model", "?"))
+    except KTError as exc:
+        raise ModelError(f"{mj}: {exc}") from None
     model = cls(cfgmod.from_dict(cls.Config, header.get("config", {})))
     model.vocab = Vocab.from_dict(header["vocab"])
     model.meta = header.get("meta", {})
@@ -254,6 +272,12 @@ def read_header(path: str | Path) -> dict:
     if not mj.exists():
         raise ModelError(f"{path}: not a kt model directory (no {MODEL_JSON})")
     return json.loads(mj.read_text())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _kt_version() -> str:

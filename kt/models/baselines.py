@@ -47,8 +47,8 @@ class KCRateConfig:
 
     def validate(self) -> None:
         """Reject invalid values."""
-        if self.prior < 0:
-            raise KTError(f"--set prior={self.prior}: must be >= 0")
+        if not 0 <= self.prior < float("inf"):  # also rejects NaN
+            raise KTError(f"--set prior={self.prior}: must be a finite number >= 0")
 
 
 def _kc_counts(data: Interactions, n_kc: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,6 +22,8 @@ def _coerce(name: str, value, typ):
             return None
         typ = next(a for a in args if a is not type(None))
     if not isinstance(value, str):
+        if isinstance(value, bool) and typ is not bool:  # bool is an int subclass: TOML `prior = true`
+            raise KTError(f"config {name}={value!r}: expected {getattr(typ, '__name__', typ)}")
         if typ is float and isinstance(value, int):
             return float(value)
         if typ in (int, float, bool, str) and not isinstance(value, typ):
@@ -73,10 +75,15 @@ def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] |
             raw = tomllib.loads(Path(toml_path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise KTError(f"{toml_path}: cannot read config ({exc})") from None
-        table = raw.get(model) or raw.get("model") or {k: v for k, v in raw.items() if not isinstance(v, dict)}
+        if isinstance(raw.get(model), dict):
+            table = raw[model]
+        elif isinstance(raw.get("model"), dict):
+            table = raw["model"]
+        else:
+            table = {k: v for k, v in raw.items() if not isinstance(v, dict)}
         for k, v in table.items():
             if k not in fields:
-                raise KTError(f"{toml_path}: unknown option {k!r} for model {model!r}; options: {', '.join(sorted(fields))}")
+                raise KTError(f"{toml_path}: unknown option {k!r} for model {model!r}; options: {', '.join(sorted(fields)) or 'none'}")
             values[k] = _coerce(k, v, hints[k])
     for pair in sets or []:
         key, sep, value = pair.partition("=")
@@ -84,7 +91,7 @@ def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] |
         if not sep:
             raise KTError(f"--set {pair!r}: expected key=value")
         if key not in fields:
-            raise KTError(f"--set {key}: unknown option for model {model!r}; options: {', '.join(sorted(fields))}")
+            raise KTError(f"--set {key}: unknown option for model {model!r}; options: {', '.join(sorted(fields)) or 'none'}")
         values[key] = _coerce(key, value, hints[key])
     cfg = cls(**values)
     check = getattr(cfg, "validate", None)

@@ -1,0 +1,370 @@
+"""Bayesian Knowledge Tracing with pyBKT's EM and variants, vectorised in JAX.
+
+Model and fitting follow ``shared/spec/BKT.md`` (Corbett & Anderson 1995;
+pyBKT, Badrinath et al. 2021): per-KC two-state HMMs fitted by EM with
+random restarts, plus the ``forgets``, ``multigs`` (KT-IDEM), ``multilearn``,
+``multiprior`` and ``multipair`` variants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import polars as pl
+from jaxtyping import Array, Float
+
+from kt.data.schema import Interactions
+from kt.errors import KTError
+from kt.models import bkt_em as em
+from kt.models.base import Model, register
+from kt.models.bkt_layout import DEFAULT_CLASS, Slots, build_packed, lookup, make_slots, subsequence_order
+
+MULTIPRIOR_MODES = ("leak_free", "pybkt")
+
+
+@dataclass(frozen=True)
+class BKTConfig:
+    """Options of ``bkt``.
+
+    Attributes:
+        num_fits: random restarts per KC; the best log-likelihood is kept.
+        tol: EM stops for a KC when its log-likelihood changes by <= tol.
+        max_iter: maximum EM iterations.
+        forgets: learn a forget probability (otherwise it is exactly 0).
+        multigs: guess/slip per item (KT-IDEM).
+        multilearn: learn (and forget) per item; the transition out of a
+            step uses that step's item.
+        multiprior: prior per first-response class.
+        multiprior_mode: ``leak_free`` predicts the first attempt with the
+            pooled prior; ``pybkt`` reproduces pyBKT (leaky; such rows are
+            flagged and not scored by default).
+        multipair: learn per (previous item, current item) pair.
+        x64: fit and predict in float64.
+    """
+
+    num_fits: int = 5
+    tol: float = 1e-3
+    max_iter: int = 100
+    forgets: bool = False
+    multigs: bool = False
+    multilearn: bool = False
+    multiprior: bool = False
+    multiprior_mode: str = "leak_free"
+    multipair: bool = False
+    x64: bool = False
+
+    def validate(self) -> None:
+        """Reject impossible combinations (pyBKT's rule) and bad values."""
+        exclusive = [n for n in ("multilearn", "multiprior", "multipair") if getattr(self, n)]
+        if len(exclusive) > 1:
+            raise KTError(
+                f"bkt: {' and '.join(exclusive)} cannot be combined; use at most one of multilearn, "
+                "multiprior, multipair (each combines with multigs and forgets)"
+            )
+        if self.multiprior_mode not in MULTIPRIOR_MODES:
+            raise KTError(f"--set multiprior_mode={self.multiprior_mode!r}: choose {' or '.join(MULTIPRIOR_MODES)}")
+        if self.num_fits < 1 or self.max_iter < 1 or self.tol < 0:
+            raise KTError("bkt: num_fits and max_iter must be >= 1 and tol >= 0")
+
+
+class BKTFitted(eqx.Module):
+    """Saved parameters: best restart per KC, plus the prior used to predict first steps."""
+
+    params: em.BKTParams
+    prior_out: Float[Array, " P"]
+
+
+def _x64(flag: bool):
+    return jax.enable_x64(True) if flag else contextlib.nullcontext()
+
+
+@register
+class BKT(Model):
+    """Per-KC Bayesian Knowledge Tracing fitted by EM (pyBKT-compatible)."""
+
+    name = "bkt"
+    Config = BKTConfig
+    summary = "Bayesian Knowledge Tracing, EM with restarts; pyBKT variants"
+
+    # -- class keys -----------------------------------------------------
+    def _class_keys(self, kc, user, item, obs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prior, resource and guess/slip class of each row (subsequence order)."""
+        cfg = self.config
+        n = len(kc)
+        start = np.ones(n, dtype=bool)
+        start[1:] = (kc[1:] != kc[:-1]) | (user[1:] != user[:-1])
+        zeros = np.zeros(n, np.int64)
+        gs = item.astype(np.int64) if cfg.multigs else zeros
+        if cfg.multilearn:
+            res = item.astype(np.int64)
+        elif cfg.multipair:
+            prev = np.r_[-1, item[:-1]].astype(np.int64)
+            res = np.where(start, DEFAULT_CLASS, prev * (len(self.vocab.item_id) + 1) + item)
+        else:
+            res = zeros
+        if cfg.multiprior:
+            seq = np.cumsum(start) - 1
+            prior = obs[np.flatnonzero(start)][seq].astype(np.int64)
+        else:
+            prior = zeros
+        return prior, res, gs
+
+    def _rows(self, data: Interactions):
+        ex = data.explode()
+        kc = ex["skill_idx"].to_numpy().astype(np.int64)
+        user = ex["user_idx"].to_numpy().astype(np.int64)
+        order = subsequence_order(kc, user)
+        item = ex["item_idx"].to_numpy().astype(np.int64)[order]
+        obs = ex["correct"].to_numpy().astype(np.int8)[order]
+        return ex, order, kc[order], user[order], item, obs
+
+    # -- fit --------------------------------------------------------------
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None) -> "BKT":
+        """Fit all KCs by EM with ``num_fits`` restarts.
+
+        Args:
+            data: training interactions.
+            valid: unused (EM needs no early stopping).
+            key: JAX PRNG key or integer seed (default 0).
+            progress: unused.
+
+        Returns:
+            ``self``.
+        """
+        cfg = self.config
+        self.vocab = data.vocab
+        K = len(self.vocab.skill_id)
+        _, _, kc, user, item, obs = self._rows(data)
+        if (kc < 0).any():
+            raise KTError("bkt: training data has KCs outside the vocabulary")
+        if self._needs_item() and (item < 0).any():
+            raise KTError("bkt: multigs/multilearn/multipair need an item for every row (map one with --map item_id=COLUMN)")
+        prior_c, res_c, gs_c = self._class_keys(kc, user, item, obs)
+        keys = pl.DataFrame({"skill_idx": kc.astype(np.int32), "p": prior_c, "r": res_c, "g": gs_c})
+        slots = Slots(
+            prior=make_slots(keys.select("skill_idx", pl.col("p").alias("cls"))),
+            res=make_slots(keys.select("skill_idx", pl.col("r").alias("cls"))),
+            gs=make_slots(keys.select("skill_idx", pl.col("g").alias("cls"))),
+        )
+        p_slot, _ = lookup(keys.select("skill_idx", pl.col("p").alias("cls")), slots.prior, 0)
+        r_slot, _ = lookup(keys.select("skill_idx", pl.col("r").alias("cls")), slots.res, 0)
+        g_slot, _ = lookup(keys.select("skill_idx", pl.col("g").alias("cls")), slots.gs, 0)
+        packed, _ = build_packed(kc, user, obs, p_slot, r_slot, g_slot)
+
+        if key is None or isinstance(key, int):
+            key = jax.random.key(0 if key is None else key)
+        with _x64(cfg.x64):
+            dt = jnp.float64 if cfg.x64 else jnp.float32
+            grid = em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields))
+            slot_kc = tuple(jnp.asarray(slots.kc_of(k)) for k in ("prior", "res", "gs"))
+            init = self._init(key, slots, dt)
+            row_const = (not (cfg.multilearn or cfg.multipair), not cfg.multigs)
+            res = em.fit_em_jit(
+                init, grid, slot_kc, n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const
+            )
+            best_params, best = em.best_restart(res, slot_kc)
+            prior_out = self._prior_out(best_params.prior[:, 0], slots, packed)
+            self.params = BKTFitted(jax.tree.map(np.asarray, best_params), np.asarray(prior_out))
+            kc_rows = np.arange(K)
+            best = np.asarray(best)
+            self.meta = {
+                "slots": slots.to_dict(),
+                "fit": {
+                    "loglik": np.asarray(res.loglik)[kc_rows, best].tolist(),
+                    "iterations": np.asarray(res.iterations)[kc_rows, best].tolist(),
+                    "converged": np.asarray(res.converged)[kc_rows, best].tolist(),
+                    "restart": best.tolist(),
+                    "max_iterations": int(np.asarray(res.iterations).max()),
+                },
+            }
+        self._slots = slots
+        self._warn_degenerate()
+        return self
+
+    def _init(self, key, slots: Slots, dt) -> em.BKTParams:
+        R = self.config.num_fits
+        kp, kl, kf, kg, ks = jax.random.split(key, 5)
+        n_p, n_r, n_g = slots.prior.height, slots.res.height, slots.gs.height
+        u = lambda k, n, hi: jax.random.uniform(k, (n, R), dt, 0.0, hi)  # noqa: E731
+        forget = u(kf, n_r, 1.0) if self.config.forgets else jnp.zeros((n_r, R), dt)
+        return em.BKTParams(prior=u(kp, n_p, 1.0), learn=u(kl, n_r, 0.4), forget=forget, guess=u(kg, n_g, 0.4), slip=u(ks, n_g, 0.3))
+
+    def _prior_out(self, prior, slots: Slots, packed) -> Array:
+        if not (self.config.multiprior and self.config.multiprior_mode == "leak_free"):
+            return prior
+        # Pooled prior sum_c w_c pi_c, w_c = share of the KC's training learners in class c.
+        first = packed.first & packed.valid
+        counts = np.bincount(packed.prior_slot[first], minlength=slots.prior.height).astype(np.float64)
+        kc_of = slots.kc_of("prior")
+        tot = np.bincount(kc_of, weights=counts, minlength=len(self.vocab.skill_id))
+        pooled = np.bincount(kc_of, weights=counts * np.asarray(prior, np.float64), minlength=len(tot)) / np.maximum(tot, 1)
+        return jnp.asarray(pooled[kc_of], dtype=prior.dtype)
+
+    def _warn_degenerate(self) -> None:
+        p = self.params.params
+        bad = np.asarray(p.guess[:, 0]) >= 1 - np.asarray(p.slip[:, 0])
+        self.meta["degenerate_gs_slots"] = int(bad.sum())
+
+    # -- load support ---------------------------------------------------
+    def _skeleton(self) -> BKTFitted:
+        s = self.meta["slots"]
+        n_p, n_r, n_g = (len(s[k]["skill_idx"]) for k in ("prior", "res", "gs"))
+        z = lambda n: np.zeros((n, 1), np.float64 if self.config.x64 else np.float32)  # noqa: E731
+        return BKTFitted(em.BKTParams(z(n_p), z(n_r), z(n_r), z(n_g), z(n_g)), z(n_p)[:, 0])
+
+    @property
+    def slots(self) -> Slots:
+        """Slot tables of the fitted model."""
+        if getattr(self, "_slots", None) is None:
+            self._slots = Slots.from_dict(self.meta["slots"])
+        return self._slots
+
+    # -- prediction -------------------------------------------------------
+    def _extended(self) -> tuple[em.BKTParams, np.ndarray]:
+        """Parameters with fallback slots appended: per-KC means, then the global mean."""
+        K = len(self.vocab.skill_id)
+        p = self.params.params
+        out = {}
+        for kind, names in (("prior", ("prior",)), ("res", ("learn", "forget")), ("gs", ("guess", "slip"))):
+            kc_of = self.slots.kc_of(kind)
+            n = np.bincount(kc_of, minlength=K).astype(np.float64)
+            for name in names:
+                v = np.asarray(getattr(p, name))[:, 0].astype(np.float64)
+                glob = float(v.mean()) if len(v) else 0.5
+                per_kc = np.where(n > 0, np.bincount(kc_of, weights=v, minlength=K) / np.maximum(n, 1), glob)
+                out[name] = np.concatenate([v, per_kc, [glob]])[:, None]
+        pv = np.asarray(self.params.prior_out, np.float64)
+        kc_of = self.slots.kc_of("prior")
+        n = np.bincount(kc_of, minlength=K)
+        glob = float(pv.mean()) if len(pv) else 0.5
+        per_kc = np.where(n > 0, np.bincount(kc_of, weights=pv, minlength=K) / np.maximum(n, 1), glob)
+        prior_out = np.concatenate([pv, per_kc, [glob]])
+        dt = np.float64 if self.config.x64 else np.float32
+        return em.BKTParams(**{k: v.astype(dt) for k, v in out.items()}), prior_out.astype(dt)
+
+    def _run_filter(self, data: Interactions):
+        K = len(self.vocab.skill_id)
+        ex, order, kc, user, item, obs = self._rows(data)
+        unknown_kc = kc < 0
+        kc_key = np.where(unknown_kc, K, kc).astype(np.int32)
+        # Unseen items have index -1; their classes match no fitted slot and fall back.
+        prior_c, res_c, gs_c = self._class_keys(kc_key, user, item, obs)
+        s = self.slots
+
+        def slot(kind, cls):
+            keys = pl.DataFrame({"skill_idx": kc_key, "cls": cls})
+            return lookup(keys, getattr(s, kind), getattr(s, kind).height)
+        p_slot, p_fb = slot("prior", prior_c)
+        r_slot, r_fb = slot("res", res_c)
+        g_slot, g_fb = slot("gs", gs_c)
+        packed, flat = build_packed(kc_key, user, obs, p_slot, r_slot, g_slot)
+        params, prior_out = self._extended()
+        with _x64(self.config.x64):
+            grid = em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields))
+            outs = em.filter_grid_jit(params, jnp.asarray(prior_out), grid)
+        cols = [np.asarray(o).reshape(-1)[flat].astype(np.float64) for o in outs]
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        cols = [c[inv] for c in cols]  # back to exploded-frame order
+        fallback = (unknown_kc | ((r_fb | g_fb) & ~unknown_kc))[inv]
+        first = np.zeros(len(kc), bool)
+        first[0:1] = True
+        first[1:] = (kc[1:] != kc[:-1]) | (user[1:] != user[:-1])
+        return ex, cols, unknown_kc[inv], fallback, first[inv]
+
+    def _needs_item(self) -> bool:
+        c = self.config
+        return c.multigs or c.multilearn or c.multipair
+
+    def _predict_probs(self, data: Interactions):
+        ex, (p_correct, p_before, _, _), kc_fb, cls_fb, first = self._run_filter(data)
+        leaky = first & self.config.multiprior & (self.config.multiprior_mode == "pybkt")
+        per_row = pl.DataFrame(
+            {"a": ex["attempt"], "p": p_correct, "k": p_before, "kf": kc_fb, "cf": cls_fb, "lk": leaky}
+        )
+        agg = per_row.group_by("a", maintain_order=True).agg(
+            pl.col("p").mean(), pl.col("k").mean(), pl.col("kf").any(), pl.col("cf").any(), pl.col("lk").any()
+        )
+        extra = {"p_known_before": agg["k"].to_numpy(), "kc_fallback": agg["kf"].to_numpy(), "class_fallback": agg["cf"].to_numpy()}
+        if self.config.multiprior and self.config.multiprior_mode == "pybkt":
+            extra["leaky"] = agg["lk"].to_numpy()
+        return agg["p"].to_numpy(), extra
+
+    def mastery(self, data: Interactions) -> pl.DataFrame:
+        """P(known) per learner x KC after the learner's history.
+
+        Returns:
+            ``user_id``, ``skill_id``, ``attempts``, ``p_known`` (after the
+            last observation) and ``p_known_next`` (at the next opportunity,
+            after the learn/forget transition).
+        """
+        self._require_fitted()
+        ex, (_, _, pf, pn), kc_fb, _, _ = self._run_filter(data)
+        f = ex.select("user_id", "skill_id", "user_idx", "skill_idx").with_columns(
+            pl.Series("p_known", pf), pl.Series("p_known_next", pn), pl.Series("kc_fallback", kc_fb)
+        )
+        return (
+            f.group_by("user_idx", "skill_idx", maintain_order=True)
+            .agg(
+                pl.col("user_id").first(),
+                pl.col("skill_id").first(),
+                pl.len().alias("attempts"),
+                pl.col("p_known").last(),
+                pl.col("p_known_next").last(),
+                pl.col("kc_fallback").first(),
+            )
+            .drop("user_idx", "skill_idx")
+        )
+
+    def params_table(self) -> pl.DataFrame:
+        """Fitted parameters as a tidy table.
+
+        Returns:
+            ``skill_id``, ``param`` (prior/learn/forget/guess/slip), ``class``
+            (``all``, an item id, an item pair or a first-response class) and
+            ``value``, followed by per-KC fit diagnostics in ``loglik``,
+            ``iterations``, ``converged`` and ``restart``.
+        """
+        self._require_fitted()
+        p = self.params.params
+        items = self.vocab.item_id
+        kcs = self.vocab.skill_id
+        fit = self.meta.get("fit", {})
+        rows = []
+
+        def cls_name(kind, c):
+            if kind == "prior":
+                return f"first={c}" if self.config.multiprior else "all"
+            if kind == "res" and self.config.multipair:
+                if c == DEFAULT_CLASS:
+                    return "Default"
+                prev, cur = divmod(int(c), len(items) + 1)
+                return f"{items[prev]}->{items[cur]}"
+            if (kind == "res" and self.config.multilearn) or (kind == "gs" and self.config.multigs):
+                return items[int(c)]
+            return "all"
+
+        for kind, names in (("prior", ("prior",)), ("res", ("learn", "forget")), ("gs", ("guess", "slip"))):
+            t = getattr(self.slots, kind).sort("slot")
+            for name in names:
+                vals = np.asarray(getattr(p, name))[:, 0]
+                for k, c, v in zip(t["skill_idx"].to_list(), t["cls"].to_list(), vals):
+                    rows.append((kcs[k], name, cls_name(kind, c), float(v)))
+        table = pl.DataFrame(rows, schema=["skill_id", "param", "class", "value"], orient="row")
+        if fit:
+            diag = pl.DataFrame(
+                {
+                    "skill_id": kcs,
+                    "loglik": fit["loglik"],
+                    "iterations": fit["iterations"],
+                    "converged": fit["converged"],
+                    "restart": fit["restart"],
+                }
+            )
+            table = table.join(diag, on="skill_id", how="left", maintain_order="left")
+        return table

@@ -1,0 +1,388 @@
+"""Pure JAX BKT inference and EM on the packed layout of ``bkt_layout``.
+
+All KCs, learners and random restarts are processed at once: ``lax.scan``
+runs over the time axis of the packed grid, the restart axis R rides along
+as the last array dimension, and soft counts are reduced to parameter slots
+with segment sums. EM runs inside one ``lax.while_loop``; a KC whose
+log-likelihood change falls below ``tol`` is frozen, so the joint fit equals
+independent per-KC fits (pyBKT's EM, Corbett & Anderson 1995).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+CLAMP = 1e-8
+
+
+class BKTParams(eqx.Module):
+    """Slot tables with a trailing restart axis R.
+
+    Values are kept in [1e-8, 1 - 1e-8] (in float32: [eps, 1 - eps], since
+    1 - 1e-8 rounds to 1); forget is exactly 0 unless forgets is on.
+
+    Attributes:
+        prior: P(known) at a subsequence's first step, per prior slot.
+        learn: P(0 -> 1) out of a step, per resource slot.
+        forget: P(1 -> 0) out of a step, per resource slot (0 unless forgets).
+        guess: P(correct | unknown), per guess/slip slot.
+        slip: P(wrong | known), per guess/slip slot.
+    """
+
+    prior: Float[Array, "P R"]
+    learn: Float[Array, "Rs R"]
+    forget: Float[Array, "Rs R"]
+    guess: Float[Array, "G R"]
+    slip: Float[Array, "G R"]
+
+
+class Grid(NamedTuple):
+    """Device copy of :class:`kt.models.bkt_layout.Packed` (time-major)."""
+
+    obs: Int[Array, "L N"]
+    valid: Bool[Array, "L N"]
+    first: Bool[Array, "L N"]
+    last: Bool[Array, "L N"]
+    kc: Int[Array, "L N"]
+    prior_slot: Int[Array, "L N"]
+    res_slot: Int[Array, "L N"]
+    gs_slot: Int[Array, "L N"]
+    row_prior_slot: Int[Array, " N"]
+    row_res_slot: Int[Array, " N"]
+    row_gs_slot: Int[Array, " N"]
+
+
+class Counts(NamedTuple):
+    """Expected sufficient statistics per slot (trailing restart axis)."""
+
+    prior_num: Array
+    prior_den: Array
+    learn_num: Array
+    learn_den: Array
+    forget_num: Array
+    forget_den: Array
+    guess_num: Array
+    guess_den: Array
+    slip_num: Array
+    slip_den: Array
+
+
+def emissions(obs: Int[Array, "..."], guess: Array, slip: Array) -> tuple[Array, Array]:
+    """Likelihood of each step's observation under known (l1) / unknown (l0).
+
+    A missing observation (-1) has likelihood 1 under both states.
+    """
+    o1 = (obs == 1)[..., None]
+    o0 = (obs == 0)[..., None]
+    l1 = jnp.where(o1, 1 - slip, jnp.where(o0, slip, 1.0))
+    l0 = jnp.where(o1, guess, jnp.where(o0, 1 - guess, 1.0))
+    return l1, l0
+
+
+def forward(
+    first: Bool[Array, "L N"],
+    prior_t: Float[Array, "L N R"],
+    l1: Float[Array, "L N R"],
+    l0: Float[Array, "L N R"],
+    learn_t: Float[Array, "L N R"],
+    forget_t: Float[Array, "L N R"],
+) -> tuple[Array, Array, Array, Array]:
+    """Scaled forward filter over the packed grid.
+
+    Returns:
+        ``p`` = P(known at t | obs before t), ``pf`` = P(known at t | obs up
+        to t), ``c`` = P(obs_t | obs before t) (the scaling factor), and
+        ``pn`` = P(known at t+1 | obs up to t), each ``[L, N, R]``.
+    """
+
+    def step(pn_prev, x):
+        fst, pri, a1, a0, lt, ft = x
+        p = jnp.where(fst[:, None], pri, pn_prev)
+        c = jnp.maximum(p * a1 + (1 - p) * a0, jnp.finfo(p.dtype).tiny)
+        pf = p * a1 / c
+        pn = pf * (1 - ft) + (1 - pf) * lt
+        return pn, (p, pf, c, pn)
+
+    init = jnp.zeros(prior_t.shape[1:], prior_t.dtype)
+    _, (p, pf, c, pn) = jax.lax.scan(step, init, (first, prior_t, l1, l0, learn_t, forget_t))
+    return p, pf, c, pn
+
+
+def backward(
+    last: Bool[Array, "L N"],
+    pf: Float[Array, "L N R"],
+    learn_t: Float[Array, "L N R"],
+    forget_t: Float[Array, "L N R"],
+    with_forget: bool = True,
+) -> tuple[Array, Array, Array | None]:
+    """Smoothing pass: gamma_t = P(known at t | all obs) and transition counts.
+
+    Uses xi_t(i->j) = A[j,i] alpha_t(i) gamma_{t+1}(j) / (A alpha_t)_j, so no
+    separate beta recursion is needed. Only xi(0->1) and xi(1->0) leave the
+    scan: the other entries follow from gamma, since xi(0->0) + xi(0->1) =
+    1 - gamma_t and xi(1->0) + xi(1->1) = gamma_t at every non-last step.
+
+    Returns:
+        gamma, xi01 and (if ``with_forget``) xi10, each ``[L, N, R]``; the xi
+        values at last steps are meaningless and must be masked by callers.
+    """
+    eps = jnp.asarray(1e-30, pf.dtype)
+
+    def step(g_next, x):
+        lst, f, lt, ft = x
+        n = f * (1 - ft) + (1 - f) * lt  # P(known at t+1 | obs up to t)
+        a = g_next / jnp.maximum(n, eps)
+        b = (1 - g_next) / jnp.maximum(1 - n, eps)
+        xi10 = ft * f * b
+        g = jnp.where(lst[:, None], f, (1 - ft) * f * a + xi10)
+        xi01 = lt * (1 - f) * a
+        return g, (g, xi01, xi10) if with_forget else (g, xi01)
+
+    init = jnp.zeros(pf.shape[1:], pf.dtype)
+    _, outs = jax.lax.scan(step, init, (last, pf, learn_t, forget_t), reverse=True)
+    return outs if with_forget else (*outs, None)
+
+
+def step_params(params: BKTParams, grid: Grid) -> tuple[Array, ...]:
+    """Gather slot parameters into per-step arrays ``[L, N, R]``."""
+    return (
+        params.prior[grid.prior_slot],
+        params.learn[grid.res_slot],
+        params.forget[grid.res_slot],
+        params.guess[grid.gs_slot],
+        params.slip[grid.gs_slot],
+    )
+
+
+def e_step(
+    params: BKTParams,
+    grid: Grid,
+    prior_kc: Int[Array, " P"],
+    n_kc: int,
+    forgets: bool = True,
+    row_const: tuple[bool, bool] = (False, False),
+) -> tuple[Counts, Float[Array, "K R"]]:
+    """Expected counts per slot and log-likelihood per KC and restart.
+
+    Args:
+        params: current parameters (restart axis R).
+        grid: packed data.
+        prior_kc: KC of each prior slot (a subsequence has one prior slot,
+            so the log-likelihood is summed per prior slot, then per KC).
+        n_kc: number of KCs.
+        forgets: compute forget counts (skipped when forget is fixed at 0).
+        row_const: whether resource / guess-slip slots are constant along
+            each packed row (true unless they are per item); such statistics
+            are summed over time before the scatter. Prior slots always are.
+
+    Returns:
+        Soft counts per slot, and the log-likelihood per KC and restart.
+    """
+    prior_t, learn_t, forget_t, guess_t, slip_t = step_params(params, grid)
+    l1, l0 = emissions(grid.obs, guess_t, slip_t)
+    _, pf, c, _ = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    gamma, xi01, xi10 = backward(grid.last, pf, learn_t, forget_t, with_forget=forgets)
+
+    dt = pf.dtype
+    valid = grid.valid[..., None].astype(dt)
+    trans = (grid.valid & ~grid.last)[..., None].astype(dt)
+    seen = (grid.valid & (grid.obs >= 0))[..., None].astype(dt)
+    is1 = (grid.obs == 1)[..., None].astype(dt)
+    first = (grid.first & grid.valid)[..., None].astype(dt)
+
+    def seg(feats, ids, row_ids, n, row_const):
+        if row_const:
+            # Every step of a row shares the slot: sum over time, then scatter rows.
+            x = jnp.stack([f.sum(axis=0) for f in feats], axis=-2)  # [N, F, R]
+            out = jax.ops.segment_sum(x, row_ids, num_segments=n)
+        else:
+            x = jnp.stack(feats, axis=-2)  # [L, N, F, R]
+            out = jax.ops.segment_sum(x.reshape(-1, *x.shape[-2:]), ids.reshape(-1), num_segments=n)
+        return [out[:, i] for i in range(len(feats))]
+
+    n_p, n_r = params.prior.shape[0], params.learn.shape[0]
+    g_trans = gamma * trans
+    g_seen = gamma * seen
+    prior_f = [gamma * first, jnp.broadcast_to(first, gamma.shape), jnp.log(c) * valid]
+    res_f = [xi01 * trans, trans - g_trans] + ([xi10 * trans, g_trans] if forgets else [])
+    gs_f = [(seen - g_seen) * is1, seen - g_seen, g_seen * (1 - is1), g_seen]
+    res_const, gs_const = row_const
+    pr = seg(prior_f, grid.prior_slot, grid.row_prior_slot, n_p, True)
+    rs = seg(res_f, grid.res_slot, grid.row_res_slot, n_r, res_const)
+    gs = seg(gs_f, grid.gs_slot, grid.row_gs_slot, params.guess.shape[0], gs_const)
+    zeros_r = jnp.zeros((n_r, gamma.shape[-1]), dt)
+    counts = Counts(
+        prior_num=pr[0],
+        prior_den=pr[1],
+        learn_num=rs[0],
+        learn_den=rs[1],
+        forget_num=rs[2] if forgets else zeros_r,
+        forget_den=rs[3] if forgets else zeros_r,
+        guess_num=gs[0],
+        guess_den=gs[1],
+        slip_num=gs[2],
+        slip_den=gs[3],
+    )
+    ll = jax.ops.segment_sum(pr[2], prior_kc, num_segments=n_kc)
+    return counts, ll
+
+
+def m_step(counts: Counts, old: BKTParams, forgets: bool) -> BKTParams:
+    """Maximise: ratios of expected counts, clamped to [1e-8, 1 - 1e-8].
+
+    A slot with no counts keeps its prior, gets uniform emissions (0.5) and
+    "stay" transitions (learn = forget = 0 before clamping). Without
+    ``forgets``, forget stays exactly 0.
+    """
+
+    def ratio(num, den, empty):
+        return jnp.where(den > 0, num / jnp.where(den > 0, den, 1), empty)
+
+    def clamp(x):
+        # 1 - 1e-8 rounds to 1 in float32; use the dtype's epsilon there.
+        lo = max(CLAMP, float(jnp.finfo(x.dtype).eps))
+        return jnp.clip(x, lo, 1 - lo)
+
+    forget = clamp(ratio(counts.forget_num, counts.forget_den, 0.0)) if forgets else jnp.zeros_like(old.forget)
+    return BKTParams(
+        prior=clamp(ratio(counts.prior_num, counts.prior_den, old.prior)),
+        learn=clamp(ratio(counts.learn_num, counts.learn_den, 0.0)),
+        forget=forget,
+        guess=clamp(ratio(counts.guess_num, counts.guess_den, 0.5)),
+        slip=clamp(ratio(counts.slip_num, counts.slip_den, 0.5)),
+    )
+
+
+class EMResult(NamedTuple):
+    """Outcome of :func:`fit_em` (restart axis still present)."""
+
+    params: BKTParams
+    loglik: Float[Array, "K R"]
+    iterations: Int[Array, "K R"]
+    converged: Bool[Array, "K R"]
+
+
+def fit_em(
+    init: BKTParams,
+    grid: Grid,
+    slot_kc: tuple[Int[Array, " P"], Int[Array, " Rs"], Int[Array, " G"]],
+    *,
+    n_kc: int,
+    forgets: bool,
+    tol: float,
+    max_iter: int,
+    row_const: tuple[bool, bool] = (False, False),
+) -> EMResult:
+    """EM for all KCs and restarts in one ``lax.while_loop``.
+
+    A KC stops (its slots are frozen) when |logL_i - logL_{i-1}| <= tol at
+    iteration i >= 2, as in pyBKT; the loop ends when every KC and restart
+    has stopped or after ``max_iter`` E-steps.
+
+    Args:
+        init: initial parameters with restart axis R.
+        grid: packed training data.
+        slot_kc: KC of every prior, resource and guess/slip slot.
+        n_kc: number of KCs.
+        forgets: whether forget is a free parameter.
+        tol: log-likelihood tolerance per KC.
+        max_iter: maximum number of E-steps.
+        row_const: see :func:`e_step`.
+
+    Returns:
+        Final parameters, the last log-likelihood per KC and restart, the
+        iteration count and the convergence flag.
+    """
+    R = init.prior.shape[-1]
+    dt = init.prior.dtype
+    prior_kc, res_kc, gs_kc = slot_kc
+
+    def freeze(done, new, old):
+        def pick(kc_of, n, o):
+            return jnp.where(done[kc_of], o, n)
+
+        return BKTParams(
+            prior=pick(prior_kc, new.prior, old.prior),
+            learn=pick(res_kc, new.learn, old.learn),
+            forget=pick(res_kc, new.forget, old.forget),
+            guess=pick(gs_kc, new.guess, old.guess),
+            slip=pick(gs_kc, new.slip, old.slip),
+        )
+
+    def cond(state):
+        _, _, done, _, it = state
+        return (it < max_iter) & ~jnp.all(done)
+
+    def body(state):
+        params, ll_prev, done, iters, it = state
+        counts, ll = e_step(params, grid, prior_kc, n_kc, forgets, row_const)
+        stop = (it > 1) & (jnp.abs(ll - ll_prev) <= tol)
+        ll = jnp.where(done, ll_prev, ll)
+        newly_done = done | stop
+        iters = jnp.where(done, iters, it + 1)
+        new = m_step(counts, params, forgets)
+        params = freeze(newly_done, new, params)
+        return params, ll, newly_done, iters, it + 1
+
+    state = (
+        init,
+        jnp.full((n_kc, R), -jnp.inf, dt),
+        jnp.zeros((n_kc, R), bool),
+        jnp.zeros((n_kc, R), jnp.int32),
+        jnp.asarray(0, jnp.int32),
+    )
+    params, ll, done, iters, _ = jax.lax.while_loop(cond, body, state)
+    return EMResult(params, ll, iters, done)
+
+
+fit_em_jit = eqx.filter_jit(fit_em)
+
+
+def best_restart(res: EMResult, slot_kc) -> tuple[BKTParams, Array]:
+    """Per KC, the restart with the highest log-likelihood (R axis kept, size 1)."""
+    best = jnp.argmax(res.loglik, axis=1)
+    prior_kc, res_kc, gs_kc = slot_kc
+
+    def take(x, kc_of):
+        return jnp.take_along_axis(x, best[kc_of][:, None], axis=1)
+
+    p = res.params
+    return (
+        BKTParams(
+            prior=take(p.prior, prior_kc),
+            learn=take(p.learn, res_kc),
+            forget=take(p.forget, res_kc),
+            guess=take(p.guess, gs_kc),
+            slip=take(p.slip, gs_kc),
+        ),
+        best,
+    )
+
+
+def filter_grid(params: BKTParams, prior_out: Float[Array, " P"], grid: Grid) -> tuple[Array, Array, Array, Array]:
+    """Forward filter for prediction (restart axis of size 1).
+
+    Args:
+        params: fitted parameters (R = 1).
+        prior_out: prior used to *predict* a first step (the class prior for
+            standard BKT; the pooled prior for leak-free multiprior).
+        grid: packed data.
+
+    Returns:
+        (P(correct) before each step, P(known) before, P(known) after the
+        step's observation, P(known) at the next opportunity), each ``[L, N]``.
+    """
+    prior_t, learn_t, forget_t, guess_t, slip_t = step_params(params, grid)
+    l1, l0 = emissions(grid.obs, guess_t, slip_t)
+    p, pf, _, pn = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    p_before = jnp.where(grid.first[..., None], prior_out[grid.prior_slot][..., None], p)
+    p_correct = p_before * (1 - slip_t) + (1 - p_before) * guess_t
+    return p_correct[..., 0], p_before[..., 0], pf[..., 0], pn[..., 0]
+
+
+filter_grid_jit = jax.jit(filter_grid)
