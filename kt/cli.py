@@ -110,18 +110,22 @@ def _overrides(pairs):
     return parse_overrides(pairs)
 
 
-@app.callback()
-def main_callback(
-    ctx: typer.Context,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the kt version and exit.", is_eager=True)] = False,
-):
-    """Knowledge tracing toolkit."""
-    if version:
+def _version_cb(value: bool) -> None:
+    if value:
         from kt import __version__
 
         typer.echo(f"kt {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the kt version and exit.", is_eager=True, callback=_version_cb)
+    ] = False,
+):
+    """Knowledge tracing toolkit."""
     _DEBUG.set(debug)
 
 
@@ -351,6 +355,60 @@ def export_graph(
         raise KTError(f"{model_dir}: model {m.name!r} has no prerequisite graph; graph models (psikt) and derived graphs come in a later version")
     write_text(out_path, _json_dump(g.to_dict(threshold)))
     out.print(f"wrote {out_path}")
+
+
+@app.command()
+@handle_errors
+def simulate(
+    kind: Annotated[str, typer.Option("--kind", help="Generator: bkt (more kinds come with their models).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Interactions CSV to write.")],
+    learners: Annotated[int, typer.Option("--learners", help="Number of learners.")] = 1000,
+    kcs: Annotated[int, typer.Option("--kcs", help="Number of KCs.")] = 5,
+    steps: Annotated[int, typer.Option("--steps", help="Attempts per learner and KC.")] = 20,
+    items_per_kc: Annotated[int, typer.Option("--items-per-kc", help="Distinct items per KC.")] = 1,
+    forgets: Annotated[bool, typer.Option("--forgets", help="Sample a non-zero forget probability.")] = False,
+    multigs: Annotated[bool, typer.Option("--multigs", help="Guess/slip per item.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="Write the true parameters as JSON here.")] = None,
+):
+    """Generate synthetic interactions with known parameters (for recovery checks)."""
+    from kt.atomic import atomic_path, write_text
+    from kt.data.synthetic import simulate_bkt
+
+    if kind != "bkt":
+        raise KTError(f"--kind {kind!r}: available generators: bkt")
+    frame, true = simulate_bkt(learners, kcs, steps, seed=seed, forgets=forgets, items_per_kc=items_per_kc, multigs=multigs)
+    with atomic_path(out_path) as tmp:
+        frame.write_csv(tmp)
+    if truth is not None:
+        write_text(truth, _json_dump(true))
+    out.print(f"wrote {frame.height:,} rows ({learners} learners x {kcs} KCs x {steps} steps) to {out_path}")
+
+
+@app.command("export-params")
+@handle_errors
+def export_params(
+    model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output CSV (or .parquet, .json).")],
+):
+    """Write a model's fitted parameters as a tidy table (BKT: KC, param, class, value)."""
+    from kt.atomic import atomic_path
+    from kt.models.base import load
+
+    m = load(model_dir)
+    table_fn = getattr(m, "params_table", None)
+    if table_fn is None:
+        raise KTError(f"{model_dir}: model {m.name!r} has no parameter table to export")
+    table = table_fn()
+    suffix = out_path.suffix.lower()
+    with atomic_path(out_path) as tmp:
+        if suffix == ".parquet":
+            table.write_parquet(tmp)
+        elif suffix == ".json":
+            table.write_json(tmp)
+        else:
+            table.write_csv(tmp)
+    out.print(f"wrote {table.height:,} parameters to {out_path}")
 
 
 def main() -> None:

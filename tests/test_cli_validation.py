@@ -8,11 +8,13 @@ Latin-1 files, unparseable auto-detected times) load with a note instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -343,7 +345,7 @@ def test_corrupt_parquet(cli, write_file):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, request):
+def trained(tmp_path_factory):
     """A small kc-rate model trained through the CLI (shared by this module)."""
     from typer.testing import CliRunner
 
@@ -441,13 +443,12 @@ def test_debug_reraises(cli, tmp_path):
 def test_debug_shows_traceback_in_a_real_process(tmp_path):
     missing = tmp_path / "missing.csv"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    plain = subprocess.run([sys.executable, "-m", "kt.cli", "data", "inspect", str(missing)], capture_output=True, text=True, env=env)
+    run = functools.partial(subprocess.run, capture_output=True, text=True, env=env, cwd=Path(kt.__file__).parents[1], timeout=120)
+    plain = run([sys.executable, "-m", "kt.cli", "data", "inspect", str(missing)])
     assert plain.returncode == 1
     assert plain.stderr.strip() == f"error: {missing}: file not found; check the path"
     assert "Traceback" not in plain.stderr + plain.stdout
-    debug = subprocess.run(
-        [sys.executable, "-m", "kt.cli", "--debug", "data", "inspect", str(missing)], capture_output=True, text=True, env=env
-    )
+    debug = run([sys.executable, "-m", "kt.cli", "--debug", "data", "inspect", str(missing)])
     assert debug.returncode != 0
     assert "Traceback" in debug.stderr and "DataError" in debug.stderr
 

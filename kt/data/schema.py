@@ -91,7 +91,7 @@ class Interactions:
         Returns:
             A new :class:`Interactions` sharing the vocabulary.
         """
-        keep = self.frame.filter(pl.col("user_idx").is_in(pl.Series(users, dtype=pl.Int32)))
+        keep = self.frame.filter(pl.col("user_idx").is_in(pl.Series(users, dtype=pl.Int32).implode()))
         return Interactions(keep, self.vocab, self.source, self.colmap, self.fmt, self.notes, dict(self.stats))
 
     def fingerprint(self) -> str:
@@ -322,6 +322,19 @@ def to_interactions(
     order = _to_float(raw, "order", f[cm.get("order")]) if cm.get("order") is not None else pl.Series([None] * f.height, dtype=pl.Float64)
 
     skill, multi = _split_kcs(skill)
+    if multi:
+        empty = skill.list.len() == 0
+        if empty.any():
+            if not drop_nulls:
+                raise DataError(
+                    src,
+                    f"{_where(raw, empty)}, column '{skill_col}': KC cell has only separators",
+                    "fill it in, remove those rows, or pass --drop-nulls",
+                )
+            keep = ~empty
+            f, user, skill, item, correct = f.filter(keep), user.filter(keep), skill.filter(keep), item.filter(keep), correct.filter(keep)
+            timestamp, order = timestamp.filter(keep), order.filter(keep)
+            stats["dropped_nulls"] = stats.get("dropped_nulls", 0) + int(empty.sum())
     frame = pl.DataFrame(
         [user, skill, item, correct, timestamp, order.alias("order"), f[LINE_COL].cast(pl.Int64).alias("line")]
     )

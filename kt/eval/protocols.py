@@ -27,10 +27,10 @@ def per_kc(preds: pl.DataFrame) -> list[dict]:
     """AUC, accuracy and count per KC (multi-KC attempts count for each KC)."""
     f = preds.explode("skill_id") if isinstance(preds.schema["skill_id"], pl.List) else preds
     out = []
-    for (kc,), g in f.group_by("skill_id", maintain_order=False):
+    for (kc,), g in f.group_by("skill_id", maintain_order=True):
         y, p = g["correct"].to_numpy(), g["prob"].to_numpy()
         out.append({"skill_id": kc, "n": len(y), "auc": metrics.auc(y, p), "accuracy": metrics.accuracy(y, p)})
-    return sorted(out, key=lambda r: -r["n"])
+    return sorted(out, key=lambda r: (-r["n"], str(r["skill_id"])))  # deterministic order for equal counts
 
 
 def next_step(model, data: Interactions, *, include_first: bool = False, breakdown: bool = True) -> dict:

@@ -213,7 +213,12 @@ class Model:
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
                 os.rename(target, old / "m")
-                os.rename(tmp, target)
+                try:
+                    os.rename(tmp, target)
+                except BaseException:
+                    os.rename(old / "m", target)  # put the previous model back
+                    shutil.rmtree(old, ignore_errors=True)
+                    raise
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, target)

@@ -118,12 +118,17 @@ def build_packed(
     prior_slot: np.ndarray,
     res_slot: np.ndarray,
     gs_slot: np.ndarray,
+    *,
+    row_len: int | None = None,
+    min_rows: int = 0,
 ) -> tuple[Packed, np.ndarray]:
     """Pack per-row arrays (already in subsequence order) into the grid.
 
     Args:
         kc, user, obs, prior_slot, res_slot, gs_slot: one entry per exploded
             row, grouped by (KC, learner) with time order inside.
+        row_len: force the row length (>= the longest subsequence).
+        min_rows: pad the grid to at least this many rows.
 
     Returns:
         The packed grid and, per input row, its flat position ``t * rows + r``.
@@ -135,8 +140,8 @@ def build_packed(
     seq = np.cumsum(boundary) - 1
     starts = np.flatnonzero(boundary)
     lengths = np.diff(np.append(starts, n))
-    row, off, L, rows = pack(lengths, prior_slot[starts])
-    rows = round_rows(rows)
+    row, off, L, rows = pack(lengths, prior_slot[starts], row_len)
+    rows = max(round_rows(rows), min_rows)
     pos_in_seq = np.arange(n) - starts[seq]
     t = off[seq] + pos_in_seq
     r = row[seq]

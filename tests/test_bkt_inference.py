@@ -1,0 +1,215 @@
+"""BKT forward/backward against brute-force enumeration, and EM properties."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kt.models import bkt_em as em
+from kt.models.bkt_layout import build_packed
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def brute_force(obs, prior, learn, forget, guess, slip):
+    """Enumerate all 2^T hidden paths of one subsequence.
+
+    Per-step parameters: learn/forget[t] drive the transition out of step t,
+    guess/slip[t] the emission of step t; obs -1 = missing.
+    """
+    T = len(obs)
+    ll_paths = []
+    paths = list(itertools.product((0, 1), repeat=T))
+    for path in paths:
+        p = prior if path[0] else 1 - prior
+        for t in range(T):
+            if t > 0:
+                a, b = path[t - 1], path[t]
+                if a == 0:
+                    p *= learn[t - 1] if b else 1 - learn[t - 1]
+                else:
+                    p *= 1 - forget[t - 1] if b else forget[t - 1]
+            if obs[t] >= 0:
+                if path[t]:
+                    p *= 1 - slip[t] if obs[t] else slip[t]
+                else:
+                    p *= guess[t] if obs[t] else 1 - guess[t]
+        ll_paths.append(p)
+    w = np.array(ll_paths)
+    Z = w.sum()
+    P = np.array(paths)
+    gamma = (w[:, None] * P).sum(0) / Z
+    xi01 = np.array([(w * ((P[:, t] == 0) & (P[:, t + 1] == 1))).sum() / Z for t in range(T - 1)])
+    xi10 = np.array([(w * ((P[:, t] == 1) & (P[:, t + 1] == 0))).sum() / Z for t in range(T - 1)])
+    return np.log(Z), gamma, xi01, xi10
+
+
+def one_sequence_grid(obs, n_res, n_gs, res, gs):
+    T = len(obs)
+    packed, _ = build_packed(
+        np.zeros(T, np.int64), np.zeros(T, np.int64), np.asarray(obs),
+        np.zeros(T, np.int32), np.asarray(res, np.int32), np.asarray(gs, np.int32),
+    )
+    return em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields)), packed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_forward_backward_matches_enumeration(x64, seed):
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(1, 9))
+    n_res, n_gs = 3, 3  # several resource and guess/slip classes (multilearn + multigs)
+    obs = rng.integers(-1, 2, T)  # includes missing steps
+    res = rng.integers(0, n_res, T)
+    gs = rng.integers(0, n_gs, T)
+    params = em.BKTParams(
+        prior=jnp.asarray(rng.uniform(0.05, 0.95, (1, 1))),
+        learn=jnp.asarray(rng.uniform(0.05, 0.6, (n_res, 1))),
+        forget=jnp.asarray(rng.uniform(0.0, 0.3, (n_res, 1))),  # forgets on
+        guess=jnp.asarray(rng.uniform(0.05, 0.4, (n_gs, 1))),
+        slip=jnp.asarray(rng.uniform(0.05, 0.3, (n_gs, 1))),
+    )
+    grid, packed = one_sequence_grid(obs, n_res, n_gs, res, gs)
+    prior_t, learn_t, forget_t, guess_t, slip_t = em.step_params(params, grid)
+    l1, l0 = em.emissions(grid.obs, guess_t, slip_t)
+    _, pf, c, _ = em.forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    gamma, xi01, xi10 = em.backward(grid.last, pf, learn_t, forget_t)
+
+    col = int(np.flatnonzero(packed.valid.any(axis=0))[0])
+    sl = slice(0, T)
+    ll = float(jnp.log(c[sl, col, 0]).sum())
+    L = np.asarray
+    ll_bf, g_bf, x01_bf, x10_bf = brute_force(
+        obs, float(params.prior[0, 0]), L(params.learn)[res, 0], L(params.forget)[res, 0],
+        L(params.guess)[gs, 0], L(params.slip)[gs, 0],
+    )
+    np.testing.assert_allclose(ll, ll_bf, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(L(gamma)[sl, col, 0], g_bf, atol=1e-10)
+    np.testing.assert_allclose(L(xi01)[: T - 1, col, 0], x01_bf, atol=1e-10)
+    np.testing.assert_allclose(L(xi10)[: T - 1, col, 0], x10_bf, atol=1e-10)
+
+
+def test_filter_is_closed_form_bayes_update(x64):
+    rng = np.random.default_rng(3)
+    T = 7
+    obs = rng.integers(0, 2, T)
+    pi, T_, G, S = 0.3, 0.2, 0.25, 0.1
+    params = em.BKTParams(*(jnp.full((1, 1), v) for v in (pi, T_, 0.0, G, S)))
+    grid, packed = one_sequence_grid(obs, 1, 1, np.zeros(T), np.zeros(T))
+    p_correct, p_before, p_after, _ = em.filter_grid(params, params.prior[:, 0], grid)
+    col = int(np.flatnonzero(packed.valid.any(axis=0))[0])
+    p = pi
+    for t in range(T):
+        assert abs(float(p_before[t, col]) - p) < 1e-12
+        assert abs(float(p_correct[t, col]) - (p * (1 - S) + (1 - p) * G)) < 1e-12
+        post = p * (1 - S) / (p * (1 - S) + (1 - p) * G) if obs[t] else p * S / (p * S + (1 - p) * (1 - G))
+        assert abs(float(p_after[t, col]) - post) < 1e-12
+        p = post + (1 - post) * T_
+
+
+def _random_problem(rng, n_kc=4, n_users=60, max_len=12):
+    kcs, users, obs = [], [], []
+    for k in range(n_kc):
+        for u in range(n_users):
+            n = int(rng.integers(1, max_len))
+            kcs += [k] * n
+            users += [u] * n
+            obs += list(rng.integers(0, 2, n))
+    return np.array(kcs), np.array(users), np.array(obs)
+
+
+def _grid(kc, user, obs, **kw):
+    packed, _ = build_packed(kc, user, obs, kc.astype(np.int32), kc.astype(np.int32), kc.astype(np.int32), **kw)
+    return em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields))
+
+
+def _init(rng, K, R, forgets):
+    u = lambda hi: jnp.asarray(rng.uniform(0, hi, (K, R)))  # noqa: E731
+    return em.BKTParams(u(1.0), u(0.4), u(1.0) if forgets else jnp.zeros((K, R)), u(0.4), u(0.3))
+
+
+@pytest.mark.parametrize("forgets", [False, True])
+def test_em_loglik_never_decreases(x64, forgets):
+    rng = np.random.default_rng(0)
+    kc, user, obs = _random_problem(rng)
+    K, R = 4, 3
+    grid = _grid(kc, user, obs)
+    params = _init(rng, K, R, forgets)
+    prior_kc = jnp.arange(K)
+    e_step = jax.jit(em.e_step, static_argnums=(3, 4, 5))
+    m_step = jax.jit(em.m_step, static_argnums=2)
+    prev = None
+    for _ in range(25):
+        counts, ll = e_step(params, grid, prior_kc, K, forgets, (True, True))
+        total = np.asarray(ll)
+        if prev is not None:
+            assert np.all(total >= prev - 1e-9)
+        prev = total
+        params = m_step(counts, params, forgets)
+        if not forgets:
+            assert float(jnp.abs(params.forget).max()) == 0.0
+
+
+def test_joint_fit_equals_per_kc_fits(x64):
+    rng = np.random.default_rng(1)
+    kc, user, obs = _random_problem(rng, n_kc=3)
+    K, R = 3, 2
+    init = _init(rng, K, R, False)
+    kw = dict(forgets=False, tol=1e-6, max_iter=50, row_const=(True, True))
+    joint = em.fit_em_jit(init, _grid(kc, user, obs), (jnp.arange(K),) * 3, n_kc=K, **kw)
+    for k in range(K):
+        sel = kc == k
+        one = jax.tree.map(lambda a: a[k : k + 1], init)
+        zero = np.zeros(sel.sum(), np.int64)
+        sep = em.fit_em_jit(one, _grid(zero, user[sel], obs[sel]), (jnp.zeros(1, jnp.int32),) * 3, n_kc=1, **kw)
+        for name in ("prior", "learn", "guess", "slip"):
+            np.testing.assert_allclose(getattr(joint.params, name)[k], getattr(sep.params, name)[0], atol=1e-6)
+        np.testing.assert_allclose(joint.loglik[k], sep.loglik[0], atol=1e-6)
+        np.testing.assert_array_equal(joint.iterations[k], sep.iterations[0])
+
+
+def test_padding_and_row_length_change_nothing(x64):
+    rng = np.random.default_rng(2)
+    kc, user, obs = _random_problem(rng, n_kc=2)
+    K, R = 2, 2
+    init = _init(rng, K, R, True)
+    kw = dict(n_kc=K, forgets=True, tol=1e-6, max_iter=30, row_const=(True, True))
+    slot_kc = (jnp.arange(K),) * 3
+    a = em.fit_em_jit(init, _grid(kc, user, obs), slot_kc, **kw)
+    b = em.fit_em_jit(init, _grid(kc, user, obs, row_len=64, min_rows=300), slot_kc, **kw)
+    for name in ("prior", "learn", "forget", "guess", "slip"):
+        np.testing.assert_allclose(getattr(a.params, name), getattr(b.params, name), atol=1e-9)
+    np.testing.assert_allclose(a.loglik, b.loglik, atol=1e-8)
+
+
+def test_general_scatter_path_equals_row_constant_path(x64):
+    rng = np.random.default_rng(4)
+    kc, user, obs = _random_problem(rng, n_kc=3)
+    K, R = 3, 2
+    grid = _grid(kc, user, obs)
+    params = _init(rng, K, R, True)
+    e_step = jax.jit(em.e_step, static_argnums=(3, 4, 5))
+    a, la = e_step(params, grid, jnp.arange(K), K, True, (True, True))
+    b, lb = e_step(params, grid, jnp.arange(K), K, True, (False, False))
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=1e-9)
+    np.testing.assert_allclose(la, lb, atol=1e-9)
+
+
+def test_jit_equals_no_jit():
+    rng = np.random.default_rng(5)
+    kc, user, obs = _random_problem(rng, n_kc=2, n_users=4, max_len=5)
+    grid = _grid(kc, user, obs)
+    params = jax.tree.map(lambda a: a[:, :1].astype(jnp.float32), _init(rng, 2, 1, False))
+    jitted = em.filter_grid_jit(params, params.prior[:, 0], grid)
+    with jax.disable_jit():
+        eager = em.filter_grid(params, params.prior[:, 0], grid)
+    for x, y in zip(jitted, eager):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-6)
