@@ -411,8 +411,33 @@ def export_params(
     out.print(f"wrote {table.height:,} parameters to {out_path}")
 
 
+def _enable_compile_cache() -> None:
+    """Reuse XLA programs across runs (JAX persistent compilation cache).
+
+    Repeated `kt` runs on data of the same shape skip compilation. Only the
+    CLI turns this on; importing kt changes no JAX setting. Opt out with
+    KT_NO_COMPILE_CACHE=1; the directory is $KT_CACHE_DIR or ~/.cache/kt/jax.
+    """
+    import os
+
+    if os.environ.get("KT_NO_COMPILE_CACHE"):
+        return
+    base = os.environ.get("KT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kt", "jax"
+    )
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:  # a cache is an optimisation, never a failure
+        return
+    # Environment variables (read when JAX is first imported) keep commands
+    # that never touch JAX, like `kt data inspect`, from importing it.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", base)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
 def main() -> None:
     """Console-script entry point."""
+    _enable_compile_cache()
     app(prog_name="kt")
 
 

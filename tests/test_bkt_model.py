@@ -183,3 +183,20 @@ def test_save_load_roundtrip_identical(tmp_path, fitted, synthetic):
     sub = data.subset(data.frame["user_idx"].unique().sort()[:50].to_numpy())
     np.testing.assert_array_equal(fitted.predict(sub)["prob"], loaded.predict(sub)["prob"])
     assert loaded.params_table().equals(fitted.params_table())
+
+
+def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
+    import kt.models.bkt as bkt_mod
+
+    frame, _ = simulate_bkt(300, 4, 12, seed=21)
+    # Uneven KC sizes so that KCs converge at different iterations.
+    frame = frame.filter(~((pl.col("skill_id") == "kc3") & (pl.col("user_id").str.slice(1).cast(pl.Int32) % 3 != 0)))
+    data = frame_to_data(frame)
+    monkeypatch.setattr(bkt_mod, "SHRINK", 0.9)
+    multi = create("bkt", num_fits=2, max_iter=60, tol=1e-6, x64=True).fit(data, key=2)
+    assert len(multi.meta["fit"]["phases"]) > 1
+    monkeypatch.setattr(bkt_mod, "MAX_PHASES", 1)
+    single = create("bkt", num_fits=2, max_iter=60, tol=1e-6, x64=True).fit(data, key=2)
+    assert len(single.meta["fit"]["phases"]) == 1
+    np.testing.assert_allclose(multi.params_table()["value"], single.params_table()["value"], atol=1e-9)
+    assert multi.meta["fit"]["iterations"] == single.meta["fit"]["iterations"]

@@ -25,6 +25,10 @@ from kt.models.base import Model, register
 from kt.models.bkt_layout import DEFAULT_CLASS, Slots, build_packed, lookup, make_slots, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
+# EM continues on a re-packed grid of the still-iterating KCs once they hold
+# less than SHRINK of the steps (at most MAX_PHASES grids; exact, see em_phase).
+SHRINK = 0.25
+MAX_PHASES = 3
 
 
 @dataclass(frozen=True)
@@ -158,15 +162,29 @@ class BKT(Model):
 
         if key is None or isinstance(key, int):
             key = jax.random.key(0 if key is None else key)
+        row_const = (not (cfg.multilearn or cfg.multipair), not cfg.multigs)
         with _x64(cfg.x64):
             dt = jnp.float64 if cfg.x64 else jnp.float32
-            grid = em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields))
             slot_kc = tuple(jnp.asarray(slots.kc_of(k)) for k in ("prior", "res", "gs"))
-            init = self._init(key, slots, dt)
-            row_const = (not (cfg.multilearn or cfg.multipair), not cfg.multigs)
-            res = em.fit_em_jit(
-                init, grid, slot_kc, n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const
-            )
+            sizes = (slots.prior.height, slots.res.height, slots.gs.height)
+            init = em.random_init_jit(key, sizes, cfg.num_fits, cfg.forgets, dt)
+            state = em.init_state(init, K)
+            active = np.ones(K, bool)
+            kw = dict(n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const)
+            phases = []
+            for phase in range(MAX_PHASES):
+                keep = active[kc]
+                grid = packed if phase == 0 else build_packed(
+                    kc[keep], user[keep], obs[keep], p_slot[keep], r_slot[keep], g_slot[keep]
+                )[0]
+                g = em.Grid(*(jnp.asarray(getattr(grid, f)) for f in em.Grid._fields))
+                shrink = SHRINK if phase < MAX_PHASES - 1 else 0.0
+                state = em.em_phase_jit(state, g, slot_kc, shrink=shrink, **kw)
+                phases.append({"grid": list(grid.obs.shape), "until_iteration": int(state.it)})
+                active = ~np.asarray(state.done).all(axis=1)
+                if not active.any() or int(state.it) >= cfg.max_iter:
+                    break
+            res = em.EMResult(state.params, state.loglik, state.iterations, state.done)
             best_params, best = em.best_restart(res, slot_kc)
             prior_out = self._prior_out(best_params.prior[:, 0], slots, packed)
             self.params = BKTFitted(jax.tree.map(np.asarray, best_params), np.asarray(prior_out))
@@ -179,20 +197,13 @@ class BKT(Model):
                     "iterations": np.asarray(res.iterations)[kc_rows, best].tolist(),
                     "converged": np.asarray(res.converged)[kc_rows, best].tolist(),
                     "restart": best.tolist(),
-                    "max_iterations": int(np.asarray(res.iterations).max()),
+                    "max_iterations": int(state.it),
+                    "phases": phases,
                 },
             }
         self._slots = slots
         self._warn_degenerate()
         return self
-
-    def _init(self, key, slots: Slots, dt) -> em.BKTParams:
-        R = self.config.num_fits
-        kp, kl, kf, kg, ks = jax.random.split(key, 5)
-        n_p, n_r, n_g = slots.prior.height, slots.res.height, slots.gs.height
-        u = lambda k, n, hi: jax.random.uniform(k, (n, R), dt, 0.0, hi)  # noqa: E731
-        forget = u(kf, n_r, 1.0) if self.config.forgets else jnp.zeros((n_r, R), dt)
-        return em.BKTParams(prior=u(kp, n_p, 1.0), learn=u(kl, n_r, 0.4), forget=forget, guess=u(kg, n_g, 0.4), slip=u(ks, n_g, 0.3))
 
     def _prior_out(self, prior, slots: Slots, packed) -> Array:
         if not (self.config.multiprior and self.config.multiprior_mode == "leak_free"):

@@ -258,6 +258,16 @@ def m_step(counts: Counts, old: BKTParams, forgets: bool) -> BKTParams:
     )
 
 
+class EMState(NamedTuple):
+    """EM progress; carried across phases when the data grid shrinks."""
+
+    params: BKTParams
+    loglik: Float[Array, "K R"]
+    done: Bool[Array, "K R"]
+    iterations: Int[Array, "K R"]
+    it: Int[Array, ""]
+
+
 class EMResult(NamedTuple):
     """Outcome of :func:`fit_em` (restart axis still present)."""
 
@@ -267,8 +277,36 @@ class EMResult(NamedTuple):
     converged: Bool[Array, "K R"]
 
 
-def fit_em(
-    init: BKTParams,
+def random_init(key, sizes: tuple[int, int, int], restarts: int, forgets: bool, dtype) -> BKTParams:
+    """pyBKT's random initialisation, independently per slot and restart.
+
+    prior ~ U(0, 1), learn ~ U(0, 0.4), guess ~ U(0, 0.4), slip ~ U(0, 0.3),
+    forget ~ U(0, 1) with ``forgets`` and exactly 0 otherwise.
+    """
+    n_p, n_r, n_g = sizes
+    kp, kl, kf, kg, ks = jax.random.split(key, 5)
+
+    def u(k, n, hi):
+        return jax.random.uniform(k, (n, restarts), dtype, 0.0, hi)
+
+    forget = u(kf, n_r, 1.0) if forgets else jnp.zeros((n_r, restarts), dtype)
+    return BKTParams(prior=u(kp, n_p, 1.0), learn=u(kl, n_r, 0.4), forget=forget, guess=u(kg, n_g, 0.4), slip=u(ks, n_g, 0.3))
+
+
+def init_state(init: BKTParams, n_kc: int) -> EMState:
+    """Fresh EM state for parameters ``init``."""
+    R = init.prior.shape[-1]
+    return EMState(
+        init,
+        jnp.full((n_kc, R), -jnp.inf, init.prior.dtype),
+        jnp.zeros((n_kc, R), bool),
+        jnp.zeros((n_kc, R), jnp.int32),
+        jnp.asarray(0, jnp.int32),
+    )
+
+
+def em_phase(
+    state: EMState,
     grid: Grid,
     slot_kc: tuple[Int[Array, " P"], Int[Array, " Rs"], Int[Array, " G"]],
     *,
@@ -277,30 +315,34 @@ def fit_em(
     tol: float,
     max_iter: int,
     row_const: tuple[bool, bool] = (False, False),
-) -> EMResult:
-    """EM for all KCs and restarts in one ``lax.while_loop``.
+    shrink: float = 0.0,
+) -> EMState:
+    """Run EM iterations for all KCs and restarts in one ``lax.while_loop``.
 
     A KC stops (its slots are frozen) when |logL_i - logL_{i-1}| <= tol at
-    iteration i >= 2, as in pyBKT; the loop ends when every KC and restart
-    has stopped or after ``max_iter`` E-steps.
+    iteration i >= 2, as in pyBKT. The loop ends when every KC and restart
+    has stopped, after ``max_iter`` E-steps in total, or (with ``shrink`` >
+    0) once the KCs still iterating hold less than ``shrink`` of the grid's
+    steps, so the caller can continue on a smaller grid. KCs are
+    independent, so continuing on a grid of the active KCs is exact.
 
     Args:
-        init: initial parameters with restart axis R.
-        grid: packed training data.
+        state: EM state (fresh from :func:`init_state` or a previous phase).
+        grid: packed data; must contain every KC that is not done.
         slot_kc: KC of every prior, resource and guess/slip slot.
         n_kc: number of KCs.
         forgets: whether forget is a free parameter.
         tol: log-likelihood tolerance per KC.
-        max_iter: maximum number of E-steps.
+        max_iter: maximum number of E-steps overall.
         row_const: see :func:`e_step`.
+        shrink: stop early when the active share of steps drops below this.
 
     Returns:
-        Final parameters, the last log-likelihood per KC and restart, the
-        iteration count and the convergence flag.
+        The updated state.
     """
-    R = init.prior.shape[-1]
-    dt = init.prior.dtype
     prior_kc, res_kc, gs_kc = slot_kc
+    kc_steps = jax.ops.segment_sum(grid.valid.astype(jnp.float32).reshape(-1), grid.kc.reshape(-1), num_segments=n_kc)
+    total = kc_steps.sum()
 
     def freeze(done, new, old):
         def pick(kc_of, n, o):
@@ -314,35 +356,51 @@ def fit_em(
             slip=pick(gs_kc, new.slip, old.slip),
         )
 
-    def cond(state):
-        _, _, done, _, it = state
-        return (it < max_iter) & ~jnp.all(done)
+    def cond(st: EMState):
+        active = (kc_steps * ~jnp.all(st.done, axis=1)).sum()
+        return (st.it < max_iter) & ~jnp.all(st.done) & (active >= shrink * total)
 
-    def body(state):
-        params, ll_prev, done, iters, it = state
-        counts, ll = e_step(params, grid, prior_kc, n_kc, forgets, row_const)
-        stop = (it > 1) & (jnp.abs(ll - ll_prev) <= tol)
-        ll = jnp.where(done, ll_prev, ll)
-        newly_done = done | stop
-        iters = jnp.where(done, iters, it + 1)
-        new = m_step(counts, params, forgets)
-        params = freeze(newly_done, new, params)
-        return params, ll, newly_done, iters, it + 1
+    def body(st: EMState):
+        counts, ll = e_step(st.params, grid, prior_kc, n_kc, forgets, row_const)
+        stop = (st.it > 1) & (jnp.abs(ll - st.loglik) <= tol)
+        ll = jnp.where(st.done, st.loglik, ll)
+        done = st.done | stop
+        iters = jnp.where(st.done, st.iterations, st.it + 1)
+        params = freeze(done, m_step(counts, st.params, forgets), st.params)
+        return EMState(params, ll, done, iters, st.it + 1)
 
-    state = (
-        init,
-        jnp.full((n_kc, R), -jnp.inf, dt),
-        jnp.zeros((n_kc, R), bool),
-        jnp.zeros((n_kc, R), jnp.int32),
-        jnp.asarray(0, jnp.int32),
+    return jax.lax.while_loop(cond, body, state)
+
+
+def fit_em(
+    init: BKTParams,
+    grid: Grid,
+    slot_kc: tuple[Int[Array, " P"], Int[Array, " Rs"], Int[Array, " G"]],
+    *,
+    n_kc: int,
+    forgets: bool,
+    tol: float,
+    max_iter: int,
+    row_const: tuple[bool, bool] = (False, False),
+) -> EMResult:
+    """EM for all KCs and restarts on one grid (see :func:`em_phase`).
+
+    Returns:
+        Final parameters, the last log-likelihood per KC and restart, the
+        iteration count and the convergence flag.
+    """
+    st = em_phase(
+        init_state(init, n_kc), grid, slot_kc, n_kc=n_kc, forgets=forgets, tol=tol, max_iter=max_iter, row_const=row_const
     )
-    params, ll, done, iters, _ = jax.lax.while_loop(cond, body, state)
-    return EMResult(params, ll, iters, done)
+    return EMResult(st.params, st.loglik, st.iterations, st.done)
 
 
 fit_em_jit = eqx.filter_jit(fit_em)
+em_phase_jit = eqx.filter_jit(em_phase)
+random_init_jit = jax.jit(random_init, static_argnums=(1, 2, 3, 4))
 
 
+@jax.jit
 def best_restart(res: EMResult, slot_kc) -> tuple[BKTParams, Array]:
     """Per KC, the restart with the highest log-likelihood (R axis kept, size 1)."""
     best = jnp.argmax(res.loglik, axis=1)

@@ -1,0 +1,728 @@
+"""BKT benchmark: kt's ``bkt`` against pyBKT 1.4.1 (C++ core) on assist2009/gervet.
+
+Issue acceptance (see ``shared/spec/BKT.md``, "Tests that prove it" 7):
+
+* AUC on the Gervet assist09 test split within 0.003 of pyBKT, measured in
+  the same run of this script (pyBKT convention: every test row is scored,
+  including each learner's first attempt);
+* per-KC parameters (prior/learn/guess/slip) within 0.02 of pyBKT for KCs
+  with >= 100 distinct training learners (EM restarts may land in different
+  local optima: the script counts and lists the KCs that exceed 0.02 and
+  says, from a float64 forward pass over the training data, which of the two
+  parameter sets has the higher log-likelihood);
+* speed: pyBKT's ``fit`` (fit only) against kt's whole ``kt train`` process
+  (import + data loading + JAX compilation + EM + save);
+* peak RSS of each process; kt on assist2012 (560k rows) under 2 GB.
+
+What runs, each in its own subprocess (peak RSS per child from ``os.wait4``):
+
+1. pyBKT in a peer venv (``/tmp/kt-peer-pybkt``, created if missing with
+   numpy 1.26.4, pandas 2.2.3, scikit-learn 1.5.2, pyBKT 1.4.1). The script
+   checks that pyBKT's compiled ``E_step`` extension is the one used (1.4.1
+   silently installs its pure-Python fallback when the C++ build fails, which
+   is ~150x slower). A generated driver times ``model.fit`` with
+   ``time.perf_counter`` (fit only; median of ``--repeats``), predicts the
+   test split, scores all rows with scikit-learn and dumps ``model.params()``.
+   pyBKT reads CSVs written here with columns ``user_id, skill_name,
+   correct, order_id`` (order_id = row number, so pyBKT keeps file order).
+2. ``kt train TRAIN --model bkt --valid-frac 0 --seed 0`` twice, timed as
+   whole processes (wall clock). Both runs get a fresh, shared ``HOME`` /
+   ``XDG_CACHE_HOME`` (and no ``JAX_COMPILATION_CACHE_DIR``), so the first
+   run is cold even if kt keeps a persistent JAX compilation cache under the
+   user's cache directory; the second run shows whether such a cache helps.
+   Files that appear in that fresh home are reported.
+3. ``kt evaluate DIR TEST --include-first --json`` and ``kt export-params``.
+4. Steady-state EM speed: one kt process fits twice on the same data; the
+   second fit reuses the compiled program. ``em_iterations_per_second`` =
+   EM iterations the loop ran (``meta['fit']['max_iterations']``) / the
+   second fit's seconds (every iteration is one E+M step over all KCs x
+   ``num_fits`` restarts); the EM program call alone is also timed.
+5. kt only on ``assist2012_dktplus_test/A2012_skill_id_test.csv.gz``
+   (3-line, ~560k rows): wall time and peak RSS.
+
+Usage::
+
+    /work/venv/bin/python bench/bkt_vs_pybkt.py              # everything
+    /work/venv/bin/python bench/bkt_vs_pybkt.py --skip-peer  # kt only
+    /work/venv/bin/python bench/bkt_vs_pybkt.py --repeats 3  # median of 3 pyBKT fits
+
+The shared data directory is ``$KT_SHARED_DATA`` or ``<repo>/../shared/data``.
+Other processes may share the machine's cores: the load average before and
+after the measurements is recorded in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import gzip
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PEER_VENV = Path("/tmp/kt-peer-pybkt")
+PEER_PINS = ["numpy==1.26.4", "pandas==2.2.3", "scikit-learn==1.5.2"]
+PEER_PKG = "pyBKT==1.4.1"
+GERVET = "assist2009/gervet"
+A2012 = "assist2012_dktplus_test/A2012_skill_id_test.csv.gz"
+PARAMS = ("prior", "learn", "guess", "slip")
+PYBKT_PARAM = {"prior": "prior", "learns": "learn", "guesses": "guess", "slips": "slip", "forgets": "forget"}
+MIN_LEARNERS = 100
+TARGET_AUC_DELTA = 0.003
+TARGET_PARAM_DIFF = 0.02
+TARGET_RSS_MB = 2048
+
+
+# --------------------------------------------------------------------------- helpers
+def shared_data_dir() -> Path:
+    env = os.environ.get("KT_SHARED_DATA")
+    d = Path(env) if env else REPO.parent / "shared" / "data"
+    need = [d / GERVET / "preprocessed_data_train.csv.gz", d / GERVET / "preprocessed_data_test.csv.gz"]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        sys.exit(
+            "bkt_vs_pybkt: shared data not found: " + ", ".join(missing) + "\n"
+            "Set KT_SHARED_DATA to the shared data directory (the one holding DATA.md)."
+        )
+    return d
+
+
+def loadavg() -> str:
+    try:
+        a = os.getloadavg()
+        return f"{a[0]:.2f} {a[1]:.2f} {a[2]:.2f}"
+    except OSError:
+        return "n/a"
+
+
+def machine() -> str:
+    gb = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                gb = str(round(int(line.split()[1]) / 1024 / 1024))
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPU cores, {gb} GB, no GPU"
+
+
+def run_proc(cmd, *, env=None, cwd=None, timeout=3600) -> dict:
+    """Run a child; wall seconds (perf_counter), peak RSS (wait4) and its output."""
+    with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([str(c) for c in cmd], stdout=so, stderr=se, env=env, cwd=cwd)
+        deadline = t0 + timeout
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                p.kill()
+                pid, status, ru = os.wait4(p.pid, 0)
+                break
+            time.sleep(0.005)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        so.seek(0)
+        se.seek(0)
+        out = so.read().decode(errors="replace")
+        err = se.read().decode(errors="replace")
+    return {"rc": p.returncode, "wall": wall, "rss_mb": ru.ru_maxrss / 1024.0, "stdout": out, "stderr": err,
+            "cmd": " ".join(map(str, cmd))}
+
+
+def check(res: dict, what: str) -> dict:
+    if res["rc"] != 0:
+        sys.stderr.write(f"\n{what} failed (exit {res['rc']}): {res['cmd']}\n{res['stdout'][-3000:]}\n{res['stderr'][-6000:]}\n")
+        sys.exit(1)
+    return res
+
+
+def kt_executable() -> Path:
+    cand = Path(sys.executable).parent / "kt"
+    if cand.exists():
+        return cand
+    found = shutil.which("kt")
+    if not found:
+        sys.exit("bkt_vs_pybkt: the `kt` command was not found; run with the venv that has kt installed")
+    return Path(found)
+
+
+def read_tsv5(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def fmt(x, nd=4):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        return f"{x:.{nd}f}"
+    return str(x)
+
+
+# --------------------------------------------------------------------------- peer venv
+PEER_CHECK = textwrap.dedent(
+    """
+    import json, importlib
+    import numpy, pandas, sklearn
+    out = {"numpy": numpy.__version__, "pandas": pandas.__version__, "sklearn": sklearn.__version__}
+    try:
+        from importlib.metadata import version
+        out["pyBKT"] = version("pyBKT")
+        E = importlib.import_module("pyBKT.fit.E_step")
+        out["E_step"] = getattr(E, "__file__", "")
+        out["compiled"] = out["E_step"].endswith((".so", ".pyd")) and hasattr(E, "run")
+        from pyBKT.fit import EM_fit
+        out["EM_fit_uses_compiled"] = EM_fit.E_step is E
+    except Exception as exc:  # noqa: BLE001
+        out["error"] = repr(exc)
+        out["compiled"] = False
+    print(json.dumps(out))
+    """
+)
+
+
+def peer_status(py: Path) -> dict:
+    if not py.exists():
+        return {"compiled": False, "error": "no venv"}
+    r = subprocess.run([str(py), "-c", PEER_CHECK], capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"compiled": False, "error": r.stderr[-500:]}
+
+
+def ensure_peer(venv: Path) -> dict:
+    """Create the pyBKT venv if needed and make sure the C++ core is installed."""
+    py = venv / "bin" / "python"
+    st = peer_status(py)
+    if st.get("compiled") and st.get("pyBKT") == PEER_PKG.split("==")[1] and st.get("numpy") == "1.26.4":
+        return st
+    print(f"setting up peer venv {venv} ({PEER_PKG}, {' '.join(PEER_PINS)}) ...", flush=True)
+    if not py.exists():
+        subprocess.run([shutil.which("python3") or "python3", "-m", "venv", str(venv)], check=True)
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+    def pip_run(args):
+        r = subprocess.run(pip + args, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stdout[-2000:] + r.stderr[-4000:])
+        return r.returncode == 0
+
+    # numpy (and setuptools/wheel) first: pyBKT's setup.py imports numpy for its headers.
+    if not pip_run([*PEER_PINS, "setuptools", "wheel"]):
+        sys.exit("bkt_vs_pybkt: could not install the peer's pinned numpy/pandas/scikit-learn")
+    # 1) whatever pip picks (a manylinux wheel where the index has one), against the pinned numpy;
+    pip_run(["--no-build-isolation", PEER_PKG, *PEER_PINS])
+    st = peer_status(py)
+    if not st.get("compiled"):
+        # 2) force a source build of the C++ extension (gcc, OpenMP, bundled Eigen).
+        print("pyBKT's compiled E_step is missing; building pyBKT from source ...", flush=True)
+        pip_run(["--no-build-isolation", "--no-binary", "pyBKT", "--no-cache-dir", "--force-reinstall", "--no-deps", PEER_PKG])
+        st = peer_status(py)
+    if not st.get("compiled"):
+        sys.exit(
+            "bkt_vs_pybkt: pyBKT's C++ core (pyBKT.fit.E_step extension) is not importable in "
+            f"{venv}: {st}. The pure-Python fallback is ~150x slower and would make the timing "
+            "comparison meaningless; fix the build (gcc, numpy headers) or use --skip-peer."
+        )
+    return st
+
+
+PYBKT_DRIVER = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    t_proc = time.perf_counter()
+    import numpy as np
+    import pandas as pd
+    import pyBKT.fit.E_step as E
+    from pyBKT.models import Model
+    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+
+    train, test, out_path, repeats, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    assert E.__file__.endswith(".so"), E.__file__
+    defaults = {"order_id": "order_id", "skill_name": "skill_name", "correct": "correct", "user_id": "user_id"}
+    fit_s = []
+    model = None
+    for r in range(repeats):
+        model = Model(seed=seed, num_fits=5, parallel=True)
+        t0 = time.perf_counter()
+        model.fit(data_path=train, defaults=defaults, forgets=False)
+        fit_s.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    pred = model.predict(data_path=test)
+    predict_s = time.perf_counter() - t0
+    y = pred["correct"].to_numpy().astype(int)
+    p = pred["correct_predictions"].to_numpy().astype(float)
+    fitted = set(model.fit_model)
+    unseen = int((~pred["skill_name"].astype(str).isin(fitted)).sum())
+    params = model.params().reset_index()
+    out = {
+        "fit_seconds": fit_s,
+        "predict_seconds": predict_s,
+        "n_test": int(len(y)),
+        "n_test_unseen_kc": unseen,
+        "auc": float(roc_auc_score(y, p)),
+        "accuracy": float(accuracy_score(y, p >= 0.5)),
+        "rmse": float(np.sqrt(mean_squared_error(y, p))),
+        "n_skills": len(fitted),
+        "params": [
+            {"skill": str(s), "param": str(pa), "class": str(c), "value": float(v)}
+            for s, pa, c, v in params[["skill", "param", "class", "value"]].itertuples(index=False)
+        ],
+        "E_step": E.__file__,
+        "process_seconds": time.perf_counter() - t_proc,
+        "peak_rss_mb_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+    with open(out_path, "w") as f:
+        json.dump(out, f)
+    """
+)
+
+
+def run_pybkt(venv: Path, rows_train, rows_test, work: Path, repeats: int, seed: int) -> dict:
+    def write(rows, path):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["order_id", "user_id", "skill_name", "correct"])
+            for i, r in enumerate(rows):
+                w.writerow([i, r["user_id"], r["skill_id"], r["correct"]])
+
+    tr, te = work / "pybkt_train.csv", work / "pybkt_test.csv"
+    write(rows_train, tr)
+    write(rows_test, te)
+    driver = work / "pybkt_driver.py"
+    driver.write_text(PYBKT_DRIVER)
+    out = work / "pybkt_out.json"
+    res = check(run_proc([venv / "bin" / "python", driver, tr, te, out, repeats, seed], cwd=work), "pyBKT driver")
+    r = json.loads(out.read_text())
+    r["wall"] = res["wall"]
+    r["rss_mb"] = res["rss_mb"]
+    return r
+
+
+# --------------------------------------------------------------------------- kt
+KT_STEADY = textwrap.dedent(
+    """
+    import json, sys, time
+    t_proc = time.perf_counter()
+    import jax
+    import numpy as np
+    import kt
+    import kt.models.bkt_em as em
+    from kt.data.splits import train_valid
+    from kt.models.base import create
+
+    path, out_path = sys.argv[1], sys.argv[2]
+    calls = []
+    _orig = em.fit_em_jit
+
+    def timed(*a, **k):  # time the EM program call alone (blocked until the result is ready)
+        t0 = time.perf_counter()
+        r = jax.block_until_ready(_orig(*a, **k))
+        calls.append(time.perf_counter() - t0)
+        return r
+
+    em.fit_em_jit = timed
+    data = kt.load(path)
+    tr, _ = train_valid(data, 0.0, 0)
+    fits, models = [], []
+    for _ in range(2):
+        m = create("bkt")
+        t0 = time.perf_counter()
+        m.fit(tr, key=0)
+        fits.append(time.perf_counter() - t0)
+        models.append(m)
+    a, b = models
+    same = all(np.array_equal(np.asarray(getattr(a.params.params, f)), np.asarray(getattr(b.params.params, f)))
+               for f in ("prior", "learn", "forget", "guess", "slip"))
+    json.dump({
+        "fit_seconds": fits,
+        "em_call_seconds": calls,
+        "max_iterations": int(b.meta["fit"]["max_iterations"]),
+        "iterations_per_kc_best": b.meta["fit"]["iterations"],
+        "n_kc": len(b.vocab.skill_id),
+        "num_fits": b.config.num_fits,
+        "n_rows": int(tr.n_rows),
+        "deterministic": bool(same),
+        "process_seconds": time.perf_counter() - t_proc,
+        "jax_devices": [str(d) for d in jax.devices()],
+    }, open(out_path, "w"))
+    """
+)
+
+
+def kt_env(home: Path) -> dict:
+    env = dict(os.environ)
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env["HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home / ".cache")
+    return env
+
+
+def tree_summary(root: Path) -> dict:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files),
+            "dirs": sorted({str(p.parent.relative_to(root)) for p in files})[:5]}
+
+
+def kt_cache_in_source() -> list[str]:
+    """Places in kt's source that mention JAX's persistent compilation cache."""
+    hits = []
+    for p in sorted((REPO / "kt").rglob("*.py")):
+        try:
+            for i, line in enumerate(p.read_text().splitlines(), 1):
+                if "compilation_cache" in line:
+                    hits.append(f"{p.relative_to(REPO)}:{i}")
+        except OSError:
+            pass
+    return hits
+
+
+def run_kt(ktexe: Path, train: Path, test: Path, work: Path) -> dict:
+    home = work / "home"
+    home.mkdir()
+    env = kt_env(home)
+    runs = []
+    for i in range(2):
+        d = work / f"kt_model_{i}"
+        r = check(run_proc([ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"],
+                           env=env, cwd=work), "kt train")
+        meta = json.loads((d / "model.json").read_text())["meta"]
+        runs.append({"wall": r["wall"], "rss_mb": r["rss_mb"], "fit_seconds_in_process": meta.get("train_seconds"),
+                     "train_attempts": meta.get("train_attempts"), "max_iterations": meta["fit"]["max_iterations"],
+                     "home_after": tree_summary(home)})
+    d = work / "kt_model_0"
+    ev_json = work / "kt_eval.json"
+    ev = check(run_proc([ktexe, "evaluate", d, test, "--include-first", "--json", ev_json], env=env, cwd=work), "kt evaluate")
+    evaluation = json.loads(ev_json.read_text())
+    pcsv = work / "kt_params.csv"
+    check(run_proc([ktexe, "export-params", d, "--out", pcsv], env=env, cwd=work), "kt export-params")
+    with open(pcsv, newline="") as f:
+        params = list(csv.DictReader(f))
+    meta = json.loads((d / "model.json").read_text())["meta"]
+    return {"runs": runs, "eval": evaluation, "eval_wall": ev["wall"], "eval_rss_mb": ev["rss_mb"], "params": params,
+            "meta_fit": meta["fit"], "degenerate_gs_slots": meta.get("degenerate_gs_slots"),
+            "notes": sorted({ln.strip() for ln in (ev["stderr"] + ev["stdout"]).splitlines() if ln.strip().startswith("note:")})}
+
+
+def run_kt_steady(train: Path, work: Path) -> dict:
+    script = work / "kt_steady.py"
+    script.write_text(KT_STEADY)
+    out = work / "kt_steady.json"
+    res = check(run_proc([sys.executable, script, train, out], env=kt_env(work / "home"), cwd=work), "kt steady-state fit")
+    r = json.loads(out.read_text())
+    r["wall"], r["rss_mb"] = res["wall"], res["rss_mb"]
+    return r
+
+
+def run_kt_a2012(ktexe: Path, path: Path, work: Path) -> dict:
+    d = work / "kt_a2012"
+    r = check(run_proc([ktexe, "train", path, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"],
+                       env=kt_env(work / "home"), cwd=work), "kt train (assist2012)")
+    meta = json.loads((d / "model.json").read_text())["meta"]
+    return {"wall": r["wall"], "rss_mb": r["rss_mb"], "fit_seconds_in_process": meta.get("train_seconds"),
+            "rows": meta.get("train_attempts"), "learners": meta.get("train_learners"),
+            "n_kc": len(meta["fit"]["iterations"]), "max_iterations": meta["fit"]["max_iterations"],
+            "not_converged": sum(1 for c in meta["fit"]["converged"] if not c)}
+
+
+# --------------------------------------------------------------------------- comparison
+def forward_loglik(rows, params: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Per-KC training log-likelihood (float64 forward pass, file order, forget = 0)."""
+    ll: dict[str, float] = {}
+    state: dict[tuple[str, str], float] = {}
+    for r in rows:
+        k = r["skill_id"]
+        pk = params.get(k)
+        if pk is None:
+            continue
+        key = (r["user_id"], k)
+        p = state.get(key, pk["prior"])
+        g, s, t = pk["guess"], pk["slip"], pk["learn"]
+        pc = p * (1 - s) + (1 - p) * g
+        if r["correct"] == "1":
+            ll[k] = ll.get(k, 0.0) + math.log(max(pc, 1e-300))
+            post = p * (1 - s) / max(pc, 1e-300)
+        else:
+            ll[k] = ll.get(k, 0.0) + math.log(max(1 - pc, 1e-300))
+            post = p * s / max(1 - pc, 1e-300)
+        state[key] = post + (1 - post) * t
+    return ll
+
+
+def compare_params(kt_params, py_params, rows_train) -> dict:
+    learners: dict[str, set] = {}
+    nrows: dict[str, int] = {}
+    for r in rows_train:
+        learners.setdefault(r["skill_id"], set()).add(r["user_id"])
+        nrows[r["skill_id"]] = nrows.get(r["skill_id"], 0) + 1
+    kt_p: dict[str, dict[str, float]] = {}
+    for r in kt_params:
+        if r["class"] == "all":
+            kt_p.setdefault(str(r["skill_id"]), {})[r["param"]] = float(r["value"])
+    py_p: dict[str, dict[str, float]] = {}
+    for r in py_params:
+        name = PYBKT_PARAM.get(r["param"])
+        if name:
+            py_p.setdefault(r["skill"], {})[name] = r["value"]
+    common = sorted(set(kt_p) & set(py_p), key=lambda s: int(s) if s.isdigit() else s)
+    big = [k for k in common if len(learners.get(k, ())) >= MIN_LEARNERS]
+
+    def stats(kcs):
+        out = {}
+        for prm in PARAMS:
+            d = [abs(kt_p[k][prm] - py_p[k][prm]) for k in kcs]
+            out[prm] = {"max": max(d) if d else None, "median": statistics.median(d) if d else None}
+        return out
+
+    ll_kt = forward_loglik(rows_train, kt_p)
+    ll_py = forward_loglik(rows_train, py_p)
+    exceed = []
+    for k in big:
+        diffs = {prm: kt_p[k][prm] - py_p[k][prm] for prm in PARAMS}
+        worst = max(PARAMS, key=lambda prm: abs(diffs[prm]))
+        if abs(diffs[worst]) > TARGET_PARAM_DIFF:
+            exceed.append({
+                "kc": k, "learners": len(learners[k]), "rows": nrows[k], "param": worst,
+                "abs_diff": round(abs(diffs[worst]), 4),
+                "kt": {p: round(kt_p[k][p], 4) for p in PARAMS}, "pybkt": {p: round(py_p[k][p], 4) for p in PARAMS},
+                "loglik_kt": round(ll_kt.get(k, float("nan")), 3), "loglik_pybkt": round(ll_py.get(k, float("nan")), 3),
+            })
+    exceed.sort(key=lambda e: -e["abs_diff"])
+    higher_kt = sum(1 for e in exceed if e["loglik_kt"] > e["loglik_pybkt"] + 1e-6)
+    ll_all_kt = sum(ll_kt.get(k, 0.0) for k in common)
+    ll_all_py = sum(ll_py.get(k, 0.0) for k in common)
+    return {
+        "kcs_compared": len(common),
+        "kcs_only_kt": sorted(set(kt_p) - set(py_p)),
+        "kcs_only_pybkt": sorted(set(py_p) - set(kt_p)),
+        "min_learners": MIN_LEARNERS,
+        "kcs_with_min_learners": len(big),
+        "abs_diff_kcs_with_min_learners": stats(big),
+        "abs_diff_all_kcs": stats(common),
+        "kcs_exceeding_0.02": len(exceed),
+        "exceeding_with_higher_loglik_in_kt": higher_kt,
+        "worst": exceed[:8],
+        "train_loglik_float64": {"kt": ll_all_kt, "pybkt": ll_all_py,
+                                 "kcs_where_kt_higher": sum(1 for k in common if ll_kt.get(k, 0) > ll_py.get(k, 0) + 1e-6),
+                                 "kcs_where_pybkt_higher": sum(1 for k in common if ll_py.get(k, 0) > ll_kt.get(k, 0) + 1e-6)},
+    }
+
+
+# --------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--skip-peer", action="store_true", help="kt only (no pyBKT venv, no parity numbers)")
+    ap.add_argument("--repeats", type=int, default=1, help="pyBKT fits to time (median kept); default 1")
+    ap.add_argument("--seed", type=int, default=0, help="pyBKT Model seed (kt always uses --seed 0)")
+    ap.add_argument("--peer-venv", type=Path, default=PEER_VENV, help=f"pyBKT venv (default {PEER_VENV})")
+    ap.add_argument("--skip-a2012", action="store_true", help="skip the assist2012 kt-only run")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "bkt.json", help="result JSON")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+
+    data = shared_data_dir()
+    train = data / GERVET / "preprocessed_data_train.csv.gz"
+    test = data / GERVET / "preprocessed_data_test.csv.gz"
+    a2012 = data / A2012
+    ktexe = kt_executable()
+    load_before = loadavg()
+
+    import jax  # noqa: PLC0415  (versions only)
+
+    import kt  # noqa: PLC0415
+
+    peer = None if args.skip_peer else ensure_peer(args.peer_venv)
+    rows_train, rows_test = read_tsv5(train), read_tsv5(test)
+    work = Path(tempfile.mkdtemp(prefix="kt-bench-bkt-"))
+    try:
+        py = None
+        if peer is not None:
+            print(f"pyBKT {peer['pyBKT']} (C++ E_step: {peer['E_step']}): fitting ...", flush=True)
+            py = run_pybkt(args.peer_venv, rows_train, rows_test, work, args.repeats, args.seed)
+        print("kt train (x2), evaluate, export-params ...", flush=True)
+        k = run_kt(ktexe, train, test, work)
+        print("kt steady-state EM ...", flush=True)
+        st = run_kt_steady(train, work)
+        a12 = None
+        if not args.skip_a2012:
+            if a2012.exists():
+                print("kt on assist2012 ...", flush=True)
+                a12 = run_kt_a2012(ktexe, a2012, work)
+            else:
+                print(f"note: {a2012} not found; skipping the assist2012 run", flush=True)
+        load_after = loadavg()
+        parity = compare_params(k["params"], py["params"], rows_train) if py else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    n_train = len(rows_train)
+    cold, second = k["runs"]
+    ev = k["eval"]
+    em_ips = st["max_iterations"] / st["fit_seconds"][1]
+    em_ips_prog = st["max_iterations"] / st["em_call_seconds"][1] if len(st["em_call_seconds"]) > 1 else None
+    cache_src = kt_cache_in_source()
+    cache_files = cold["home_after"]
+
+    rows = [{
+        "dataset": GERVET, "split": "train->test", "model": "bkt", "impl": "kt",
+        "auc": ev["auc"], "accuracy": ev["accuracy"], "rmse": ev["rmse"],
+        "train_seconds": cold["wall"], "interactions_per_second": n_train / cold["wall"], "peak_rss_mb": cold["rss_mb"],
+        "notes": (
+            f"train_seconds = whole `kt train` process, cold (import + load + JAX compile + EM + save); "
+            f"second run {second['wall']:.2f} s; in-process fit {cold['fit_seconds_in_process']:.2f} s cold / "
+            f"{second['fit_seconds_in_process']:.2f} s second; steady-state fit (compiled) {st['fit_seconds'][1]:.2f} s, "
+            f"EM {st['max_iterations']} iterations at {em_ips:.1f} it/s (each over all {st['n_kc']} KCs x {st['num_fits']} restarts). "
+            f"Scored every test row incl. first attempts (--include-first), n={ev['n']}. num_fits=5, seed 0."
+        ),
+    }]
+    if py:
+        fit_med = statistics.median(py["fit_seconds"])
+        rows.append({
+            "dataset": GERVET, "split": "train->test", "model": "bkt", "impl": "pybkt",
+            "auc": py["auc"], "accuracy": py["accuracy"], "rmse": py["rmse"],
+            "train_seconds": fit_med, "interactions_per_second": n_train / fit_med, "peak_rss_mb": py["rss_mb"],
+            "notes": (
+                f"pyBKT 1.4.1 C++ core; train_seconds = model.fit only (median of {len(py['fit_seconds'])}: "
+                f"{', '.join(f'{s:.2f}' for s in py['fit_seconds'])} s), whole process {py['wall']:.2f} s "
+                f"(fit + predict {py['predict_seconds']:.2f} s); peak RSS of that whole process; num_fits=5, "
+                f"Model(seed={args.seed}); order_id = file row; all {py['n_test']} test rows scored "
+                f"({py['n_test_unseen_kc']} with an unseen KC at pyBKT's 0.5)."
+            ),
+        })
+    if a12:
+        rows.append({
+            "dataset": "assist2012_dktplus_test (A2012_skill_id_test)", "split": "train only", "model": "bkt", "impl": "kt",
+            "auc": None, "accuracy": None, "rmse": None,
+            "train_seconds": a12["wall"], "interactions_per_second": a12["rows"] / a12["wall"] if a12["rows"] else None,
+            "peak_rss_mb": a12["rss_mb"],
+            "notes": (
+                f"whole `kt train --valid-frac 0` process (first run on this file); {a12['rows']} rows, "
+                f"{a12['learners']} learners, {a12['n_kc']} KCs; in-process fit {a12['fit_seconds_in_process']:.2f} s; "
+                f"{a12['max_iterations']} EM iterations, {a12['not_converged']} KCs not converged at max_iter; "
+                f"acceptance: peak RSS < {TARGET_RSS_MB} MB -> {'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'}"
+            ),
+        })
+
+    result = {
+        "machine": machine(),
+        "date": _dt.date.today().isoformat(),
+        "versions": {"kt": kt.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
+                     "peer": "pyBKT 1.4.1" if py else None,
+                     **({"peer_stack": {k2: peer[k2] for k2 in ("numpy", "pandas", "sklearn")}} if peer else {})},
+        "load_average": {"before": load_before, "after": load_after},
+        "rows": rows,
+        "kt_steady_state": {
+            "fit_seconds": st["fit_seconds"], "em_program_seconds": st["em_call_seconds"],
+            "em_iterations": st["max_iterations"], "em_iterations_per_second": em_ips,
+            "em_iterations_per_second_program_only": em_ips_prog,
+            "note": (f"same process, second fit reuses the compiled program; fit = host prep + EM; "
+                     f"every EM iteration processes all {st['n_kc']} KCs x {st['num_fits']} restarts "
+                     f"({st['n_rows']} rows); iterations = while_loop trips (max over KCs x restarts)"),
+            "deterministic_refit": st["deterministic"],
+        },
+        "kt_compilation_cache": {
+            "mentioned_in_kt_source": cache_src,
+            "files_in_fresh_home_after_cold_run": cache_files,
+            "second_run_faster_by_seconds": cold["wall"] - second["wall"],
+        },
+        "kt_fit_diagnostics": {
+            "max_iterations": k["meta_fit"]["max_iterations"],
+            "kcs_not_converged": sum(1 for c in k["meta_fit"]["converged"] if not c),
+            "degenerate_gs_slots": k["degenerate_gs_slots"],
+        },
+    }
+    if py:
+        delta = ev["auc"] - py["auc"]
+        result["ratios"] = {
+            "speed_pybkt_fit_over_kt_process_cold": statistics.median(py["fit_seconds"]) / cold["wall"],
+            "speed_pybkt_fit_over_kt_process_second": statistics.median(py["fit_seconds"]) / second["wall"],
+            "speed_pybkt_fit_over_kt_steady_fit": statistics.median(py["fit_seconds"]) / st["fit_seconds"][1],
+            "rss_kt_over_pybkt": cold["rss_mb"] / py["rss_mb"],
+            "note": ">1 means kt is faster; kt cold/second = whole `kt train` process, steady = in-process compiled refit",
+        }
+        result["parity"] = {
+            "auc_kt": ev["auc"], "auc_pybkt": py["auc"], "auc_delta_kt_minus_pybkt": delta,
+            "auc_target_abs_delta": TARGET_AUC_DELTA, "auc_ok": abs(delta) <= TARGET_AUC_DELTA,
+            "accuracy_delta": ev["accuracy"] - py["accuracy"], "rmse_delta": ev["rmse"] - py["rmse"],
+            "n_test_kt": ev["n"], "n_test_pybkt": py["n_test"],
+            "param_target_max_abs_diff": TARGET_PARAM_DIFF,
+            **parity,
+        }
+        agg = parity["abs_diff_kcs_with_min_learners"]
+        result["parity"]["params_ok"] = all(agg[p]["max"] is not None and agg[p]["max"] <= TARGET_PARAM_DIFF for p in PARAMS)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, args.out)
+
+    # ---- table
+    print()
+    print(f"BKT on {GERVET} (train {n_train:,} rows -> test {len(rows_test):,} rows); {result['machine']}; "
+          f"load avg before {load_before}, after {load_after}")
+    hdr = f"{'impl':<7}{'AUC':>8}{'acc':>8}{'RMSE':>8}{'train s':>10}{'rows/s':>11}{'RSS MB':>9}  what is timed"
+    print(hdr)
+    print("-" * len(hdr))
+    print(f"{'kt':<7}{fmt(ev['auc']):>8}{fmt(ev['accuracy']):>8}{fmt(ev['rmse']):>8}{cold['wall']:>10.2f}"
+          f"{n_train / cold['wall']:>11,.0f}{cold['rss_mb']:>9.0f}  whole `kt train`, cold")
+    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{second['wall']:>10.2f}{n_train / second['wall']:>11,.0f}"
+          f"{second['rss_mb']:>9.0f}  whole `kt train`, second run")
+    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{st['fit_seconds'][1]:>10.2f}{n_train / st['fit_seconds'][1]:>11,.0f}"
+          f"{'':>9}  in-process refit (compiled), {em_ips:.1f} EM it/s")
+    if py:
+        fm = statistics.median(py["fit_seconds"])
+        print(f"{'pyBKT':<7}{fmt(py['auc']):>8}{fmt(py['accuracy']):>8}{fmt(py['rmse']):>8}{fm:>10.2f}"
+              f"{n_train / fm:>11,.0f}{py['rss_mb']:>9.0f}  model.fit only (whole process {py['wall']:.2f} s)")
+        r, p = result["ratios"], result["parity"]
+        print()
+        print(f"AUC delta kt - pyBKT: {p['auc_delta_kt_minus_pybkt']:+.4f} (target |delta| <= {TARGET_AUC_DELTA}: "
+              f"{'ok' if p['auc_ok'] else 'FAIL'})")
+        print(f"speed (pyBKT fit / kt): cold process {r['speed_pybkt_fit_over_kt_process_cold']:.2f}x, "
+              f"second process {r['speed_pybkt_fit_over_kt_process_second']:.2f}x, "
+              f"compiled refit {r['speed_pybkt_fit_over_kt_steady_fit']:.2f}x  (>1: kt faster)")
+        print(f"per-KC params, {p['kcs_with_min_learners']} KCs with >= {MIN_LEARNERS} learners "
+              f"(of {p['kcs_compared']} compared):")
+        print(f"  {'param':<7}{'max |d|':>9}{'median':>9}   all KCs: {'max':>7}{'median':>9}")
+        for prm in PARAMS:
+            a, b = p["abs_diff_kcs_with_min_learners"][prm], p["abs_diff_all_kcs"][prm]
+            print(f"  {prm:<7}{fmt(a['max']):>9}{fmt(a['median']):>9}   {'':9}{fmt(b['max']):>7}{fmt(b['median']):>9}")
+        print(f"  KCs over {TARGET_PARAM_DIFF}: {p['kcs_exceeding_0.02']} "
+              f"(kt's optimum has the higher float64 train logL in {p['exceeding_with_higher_loglik_in_kt']})")
+        for e in p["worst"][:5]:
+            print(f"    KC {e['kc']:>4} ({e['learners']} learners, {e['rows']} rows): {e['param']} "
+                  f"kt {e['kt'][e['param']]:.3f} vs pyBKT {e['pybkt'][e['param']]:.3f}; "
+                  f"logL kt {e['loglik_kt']:.1f} / pyBKT {e['loglik_pybkt']:.1f}")
+        tl = p["train_loglik_float64"]
+        print(f"  train logL (float64, all common KCs): kt {tl['kt']:.1f}, pyBKT {tl['pybkt']:.1f}; "
+              f"higher in kt for {tl['kcs_where_kt_higher']} KCs, in pyBKT for {tl['kcs_where_pybkt_higher']}")
+    if a12:
+        print()
+        print(f"kt on assist2012 ({a12['rows']:,} rows, {a12['n_kc']} KCs): whole process {a12['wall']:.2f} s, "
+              f"peak RSS {a12['rss_mb']:.0f} MB ({'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'} < {TARGET_RSS_MB} MB)")
+    cc = result["kt_compilation_cache"]
+    print(f"JAX persistent cache: kt source mentions it at {cc['mentioned_in_kt_source'] or 'nowhere'}; "
+          f"{cache_files['files']} files in the fresh HOME after the cold run; second run "
+          f"{cc['second_run_faster_by_seconds']:+.2f} s faster")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
