@@ -243,6 +243,7 @@ def train(
     with err.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
         m.fit(tr, valid=va, key=seed)
     seconds = time.perf_counter() - t0
+    _notes(m.meta.get("warnings", []))
     rows = {}
     m.meta.update({"train_seconds": seconds, "train_file": str(file), "seed": seed, "valid_frac": valid_frac,
                    "data_fingerprint": data.fingerprint(), "train_attempts": tr.n_rows, "train_learners": tr.n_users})

@@ -220,6 +220,16 @@ class BKT(Model):
         p = self.params.params
         bad = np.asarray(p.guess[:, 0]) >= 1 - np.asarray(p.slip[:, 0])
         self.meta["degenerate_gs_slots"] = int(bad.sum())
+        warnings = []
+        if bad.any():
+            warnings.append(
+                f"{int(bad.sum())} guess/slip classes have guess >= 1 - slip, so a correct answer lowers "
+                "P(known) there (see `kt export-params`)"
+            )
+        stuck = len(self.meta["fit"]["converged"]) - sum(self.meta["fit"]["converged"])
+        if stuck:
+            warnings.append(f"{stuck} KCs had not converged after max_iter={self.config.max_iter} EM iterations")
+        self.meta["warnings"] = warnings
 
     # -- load support ---------------------------------------------------
     def _skeleton(self) -> BKTFitted:
