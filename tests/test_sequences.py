@@ -291,3 +291,24 @@ def test_batches_on_windows(ragged):
     T = {b.mask.shape[1] for b in batches(s, 32)}
     assert T <= {16, 32, 64}
     assert sum(b.mask.sum() for b in batches(s, 32)) == sum(RAGGED)
+
+
+def test_full_padding_over_budget_is_refused():
+    import polars as pl
+
+    from kt.data.sequences import build_sequences
+    from kt.errors import KTError
+
+    frame = pl.DataFrame(
+        {
+            "user_idx": [0] * 50 + [1, 1],
+            "skill_idx": [0] * 52,
+            "item_idx": [-1] * 52,
+            "correct": [1] * 52,
+            "timestamp": [None] * 52,
+        },
+        schema_overrides={"timestamp": pl.Float64},
+    )
+    with pytest.raises(KTError, match="window"):
+        build_sequences(frame, max_cells=99)
+    assert build_sequences(frame, window=10, max_cells=99).mask.sum() == 52

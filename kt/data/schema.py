@@ -103,6 +103,10 @@ class Interactions:
         return h.hexdigest()[:16]
 
 
+def _nulls(n: int, dtype) -> pl.Series:
+    return pl.repeat(None, n, dtype=dtype, eager=True)
+
+
 def _where(raw: RawTable, mask: pl.Series) -> str:
     idx = mask.arg_true()
     n = len(idx)
@@ -180,18 +184,20 @@ def _parse_time(raw: RawTable, s: pl.Series, explicit: bool, notes: list[str]) -
 
 
 def _split_kcs(s: pl.Series) -> tuple[pl.Series, bool]:
-    """Split multi-KC cells into lists; return (series, any_multi)."""
+    """Split multi-KC cells into lists; return (series, any_multi).
+
+    The rules run on the distinct cell values only (usually a few hundred),
+    then map back to the rows.
+    """
+    name = s.name
+    uniq = pl.DataFrame({"s": s.unique()})
     always = pl.lit(False)
     for sep in _ALWAYS_SPLIT:
         always = always | pl.col("s").str.contains(sep, literal=True)
-    f = pl.DataFrame({"s": s})
-    flags = f.select(
-        always.alias("a"),
-        pl.col("s").str.contains(_NUMERIC_MULTI).alias("n"),
-    )
-    if not (flags["a"].any() or flags["n"].any()):
+    flags = uniq.select((always | pl.col("s").str.contains(_NUMERIC_MULTI)).alias("m"))["m"]
+    if not flags.any():
         return s, False
-    out = f.select(
+    table = uniq.with_columns(
         pl.when(pl.col("s").str.contains("~~", literal=True))
         .then(pl.col("s").str.split("~~"))
         .when(pl.col("s").str.contains(";", literal=True))
@@ -202,16 +208,15 @@ def _split_kcs(s: pl.Series) -> tuple[pl.Series, bool]:
         .list.eval(pl.element().str.strip_chars())
         .list.eval(pl.element().filter(pl.element() != ""))
         .list.unique(maintain_order=True)
-        .alias("s")
-    )["s"]
-    return out.alias(s.name), True
-
-
-def _encode(frame: pl.DataFrame, name: str, vocab: Vocab) -> pl.DataFrame:
-    idx = name.removesuffix("_id") + "_idx"
-    return frame.join(vocab.frame(name), on=name, how="left", maintain_order="left").with_columns(
-        pl.col(idx).fill_null(-1)
+        .alias("kcs")
     )
+    out = pl.DataFrame({"s": s}).join(table, on="s", how="left", maintain_order="left", nulls_equal=True)["kcs"]
+    return out.alias(name), True
+
+
+def _encode(s: pl.Series, values: list[str]) -> pl.Series:
+    """Index of each value in ``values`` (-1 if absent), as Int32."""
+    return s.replace_strict(values, np.arange(len(values), dtype=np.int32), default=-1, return_dtype=pl.Int32)
 
 
 def to_interactions(
@@ -276,7 +281,7 @@ def to_interactions(
         item = text(cm.get("item_id"))
         if cm.item_step is not None:
             item = item + ":" + text(cm.item_step)
-    item = (item if item is not None else pl.Series([None] * f.height, dtype=pl.String)).alias("item_id")
+    item = (item if item is not None else _nulls(f.height, pl.String)).alias("item_id")
 
     null_user = user.is_null() | (user == "")
     null_skill = skill.is_null() | (skill == "")
@@ -296,7 +301,11 @@ def to_interactions(
                 "fill it in, remove those rows, or pass --drop-nulls",
             )
 
-    correct = _to_float(raw, "correct", f[cm.get("correct")])
+    raw_correct = f[cm.get("correct")]
+    if raw_correct.dtype == pl.String and raw_correct.is_in(["0", "1"]).all():
+        correct = raw_correct.cast(pl.Int8).cast(pl.Float64)  # the common case, without string munging
+    else:
+        correct = _to_float(raw, "correct", raw_correct)
     if correct.is_null().any():
         raise DataError(src, f"{_where(raw, correct.is_null())}, {_col_label(raw, 'correct')}: empty outcome", "every attempt needs 0 or 1")
     out_of_range = (correct < 0) | (correct > 1) | correct.is_nan()
@@ -315,11 +324,11 @@ def to_interactions(
     timestamp = None
     if cm.get("timestamp") is not None:
         timestamp = _parse_time(raw, f[cm.get("timestamp")], "timestamp" in cm.explicit, notes)
-    if timestamp is not None and timestamp.n_unique() <= 1:
+    if timestamp is not None and timestamp.min() == timestamp.max():
         notes.append(f"{src}: timestamps are constant (e.g. all 0); ordering by the order column and file order")
         timestamp = None
-    timestamp = (timestamp if timestamp is not None else pl.Series([None] * f.height, dtype=pl.Float64)).alias("timestamp")
-    order = _to_float(raw, "order", f[cm.get("order")]) if cm.get("order") is not None else pl.Series([None] * f.height, dtype=pl.Float64)
+    timestamp = (timestamp if timestamp is not None else _nulls(f.height, pl.Float64)).alias("timestamp")
+    order = _to_float(raw, "order", f[cm.get("order")]) if cm.get("order") is not None else _nulls(f.height, pl.Float64)
 
     skill, multi = _split_kcs(skill)
     if multi:
@@ -345,13 +354,17 @@ def to_interactions(
         verb = "dropped" if drop_duplicates else "kept (pass --drop-duplicates to drop them)"
         notes.append(f"{src}: {dup_count} duplicated attempts (same learner, item, KC, outcome and time/order); {verb}")
 
-    counts = frame.group_by("user_id").len()
-    short = counts.filter(pl.col("len") < min_attempts)
-    if short.height:
-        frame = frame.filter(~pl.col("user_id").is_in(short["user_id"].implode()))
-        stats["dropped_short_learners"] = short.height
-        stats["dropped_short_rows"] = int(short["len"].sum())
-        notes.append(f"{src}: dropped {short.height} learners with fewer than {min_attempts} attempts ({stats['dropped_short_rows']} rows)")
+    runs = frame.select(pl.col("user_id").rle_id())["user_id"].to_numpy()  # frame is sorted by learner
+    lengths = np.bincount(runs)
+    short = lengths < min_attempts
+    if short.any():
+        frame = frame.filter(pl.Series(~short[runs]))
+        stats["dropped_short_learners"] = int(short.sum())
+        stats["dropped_short_rows"] = int(lengths[short].sum())
+        notes.append(
+            f"{src}: dropped {stats['dropped_short_learners']} learners with fewer than {min_attempts} attempts "
+            f"({stats['dropped_short_rows']} rows)"
+        )
     if frame.height == 0:
         raise DataError(src, f"no learner has {min_attempts} or more attempts", "give longer sequences")
 
@@ -374,16 +387,30 @@ def _duplicates(frame: pl.DataFrame, drop: bool) -> tuple[pl.DataFrame, int]:
     has_order = frame["order"].null_count() < frame.height
     if not (has_time or has_order):
         return frame, 0  # without time or order, repeats cannot be told from re-attempts
+    # The frame is sorted by (learner, time, order), so rows sharing that key
+    # are adjacent; only such runs can hold duplicates and need the full check.
+    key = ["user_id", "timestamp", "order"]
+    same_prev = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in key])
+    cand = frame.select((same_prev | same_prev.shift(-1)).fill_null(False).alias("c"))["c"]
+    if not cand.any():
+        return frame, 0
+    idx = cand.arg_true()
+    sub = frame[idx]
     keys = ["user_id", "item_id", "skill_id", "correct", "timestamp", "order"]
-    dup = frame.select(pl.struct(keys).is_duplicated() & ~pl.struct(keys).is_first_distinct()).to_series()
-    n = int(dup.sum())
+    dup_sub = sub.select(~pl.struct(keys).is_first_distinct()).to_series()
+    n = int(dup_sub.sum())
     if drop and n:
-        frame = frame.filter(~dup)
+        mask = np.zeros(frame.height, dtype=bool)
+        mask[idx.filter(dup_sub).to_numpy()] = True
+        frame = frame.filter(pl.Series(~mask))
     return frame, n
 
 
 def _encode_all(frame: pl.DataFrame, vocab: Vocab | None, multi: bool, notes: list[str], src: str, stats: dict):
-    users = frame["user_id"].unique().sort().to_list()
+    # The frame is sorted by learner id, so a learner's index in the sorted
+    # vocabulary is the run number of its rows.
+    users = frame["user_id"].unique(maintain_order=True).to_list()
+    frame = frame.with_columns(pl.col("user_id").rle_id().cast(pl.Int32).alias("user_idx"))
     if vocab is None:
         skills_series = frame["skill_id"].explode() if multi else frame["skill_id"]
         skills = skills_series.unique().drop_nulls().sort().to_list()
@@ -391,23 +418,21 @@ def _encode_all(frame: pl.DataFrame, vocab: Vocab | None, multi: bool, notes: li
         vocab = Vocab(user_id=users, skill_id=skills, item_id=items)
     else:
         vocab = Vocab(user_id=users, skill_id=vocab.skill_id, item_id=vocab.item_id)
-    frame = _encode(frame, "user_id", vocab)
-    frame = _encode(frame, "item_id", vocab)
+    frame = frame.with_columns(_encode(frame["item_id"], vocab.item_id).alias("item_idx"))
     if multi:
         ex = frame.select(pl.int_range(pl.len()).alias("_r"), "skill_id").explode("skill_id")
-        ex = _encode(ex, "skill_id", vocab)
+        ex = ex.with_columns(_encode(ex["skill_id"], vocab.skill_id).alias("skill_idx"))
         agg = ex.group_by("_r", maintain_order=True).agg(pl.col("skill_idx"))
         frame = frame.with_columns(agg["skill_idx"])
         unknown = ex.filter(pl.col("skill_idx") < 0)["skill_id"]
     else:
-        frame = _encode(frame, "skill_id", vocab)
+        frame = frame.with_columns(_encode(frame["skill_id"], vocab.skill_id).alias("skill_idx"))
         unknown = frame.filter(pl.col("skill_idx") < 0)["skill_id"]
     if unknown.len():
         names = unknown.unique().sort().to_list()
         stats["unknown_kcs"] = len(names)
         shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         notes.append(f"{src}: {len(names)} KCs unknown to the model ({unknown.len()} rows): {shown}")
-    frame = frame.with_columns(pl.col("item_idx").cast(pl.Int32), pl.col("user_idx").cast(pl.Int32))
     return frame, vocab
 
 

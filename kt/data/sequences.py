@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 from jaxtyping import Bool, Float, Int
 
+from kt.errors import KTError
+
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -61,7 +63,9 @@ class Sequences:
         return Sequences(**out, user=self.user[idx], start=self.start[idx])
 
 
-def build_sequences(frame: pl.DataFrame, *, window: int | None = None, min_len: int = 1) -> Sequences:
+def build_sequences(
+    frame: pl.DataFrame, *, window: int | None = None, min_len: int = 1, max_cells: int = 200_000_000
+) -> Sequences:
     """Pad a canonical (single-KC or exploded) frame into per-learner arrays.
 
     Args:
@@ -70,6 +74,8 @@ def build_sequences(frame: pl.DataFrame, *, window: int | None = None, min_len: 
         window: if given, cut each learner into consecutive non-overlapping
             windows of this length (history resets at each window).
         min_len: drop sequences (windows) shorter than this.
+        max_cells: refuse to allocate more padded cells than this (a long
+            tail of learners makes full padding explode; use ``window``).
 
     Returns:
         :class:`Sequences` with T = the longest (window) length.
@@ -98,6 +104,11 @@ def build_sequences(frame: pl.DataFrame, *, window: int | None = None, min_len: 
     n_seq = int(seq_of_row[-1]) + 1
     lengths = np.bincount(seq_of_row, minlength=n_seq)
     T = int(lengths.max())
+    if n_seq * T > max_cells:
+        raise KTError(
+            f"padding {n_seq:,} sequences to length {T:,} needs {n_seq * T:,} cells "
+            f"({n / (n_seq * T):.1%} real); pass window=L to cut learners into windows of length L"
+        )
 
     def pad(values: np.ndarray, fill, dtype) -> np.ndarray:
         out = np.full((n_seq, T), fill, dtype=dtype)
