@@ -574,7 +574,10 @@ def compare_params(kt_params, py_params, rows_train) -> dict:
         "worst": exceed[:8],
         "kt_reported_loglik_vs_float64": {
             "kcs": len(conv), "max_rel_diff": max(rel) if rel else None,
-            "note": "converged KCs only; kt's loglik column (export-params) against a float64 forward pass"},
+            "worst": [{"kc": k2, "kt_reported": round(kt_ll[k2][0], 3), "float64": round(ll_kt[k2], 3)}
+                      for _, k2 in sorted(zip(rel, conv), reverse=True)[:3]],
+            "note": "converged KCs only; kt's loglik column (export-params) against a float64 forward pass with kt's "
+                    "fitted parameters; a gap beyond float32 rounding means kt's float32 filter diverged"},
         "train_loglik_float64": {"kt": ll_all_kt, "pybkt": ll_all_py,
                                  "kcs_where_kt_higher": sum(1 for k in common if ll_kt.get(k, 0) > ll_py.get(k, 0) + 1e-6),
                                  "kcs_where_pybkt_higher": sum(1 for k in common if ll_py.get(k, 0) > ll_kt.get(k, 0) + 1e-6),
@@ -818,8 +821,9 @@ def main(argv=None) -> int:
               f"higher in kt for {tl['kcs_where_kt_higher']} KCs, in pyBKT for {tl['kcs_where_pybkt_higher']}")
         lc = p["kt_reported_loglik_vs_float64"]
         if lc["max_rel_diff"] is not None:
+            w = lc["worst"][0]
             print(f"  kt's reported per-KC logL vs float64 recomputation: max rel. diff {lc['max_rel_diff']:.1e} "
-                  f"over {lc['kcs']} converged KCs")
+                  f"over {lc['kcs']} converged KCs (KC {w['kc']}: kt {w['kt_reported']:.2f}, float64 {w['float64']:.2f})")
     if a12:
         print()
         print(f"kt on assist2012 ({a12['rows']:,} rows, {a12['n_kc']} KCs): whole process {a12['wall']:.2f} s, "

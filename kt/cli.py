@@ -240,8 +240,17 @@ def train(
     data = _load_train(file, map_, drop_duplicates, drop_nulls, encoding)
     tr, va = train_valid(data, valid_frac, seed)
     t0 = time.perf_counter()
+
+    def progress(rec: dict) -> None:
+        parts = [f"epoch {rec['epoch']}", f"loss {rec.get('train_loss', float('nan')):.4f}"]
+        if "valid_auc" in rec:
+            parts.append(f"valid AUC {rec['valid_auc']:.4f}")
+        if rec.get("interactions_per_second"):
+            parts.append(f"{rec['interactions_per_second']:,.0f} interactions/s")
+        err.print("  " + " | ".join(parts), highlight=False)
+
     with err.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
-        m.fit(tr, valid=va, key=seed)
+        m.fit(tr, valid=va, key=seed, progress=progress)
     seconds = time.perf_counter() - t0
     _notes(m.meta.get("warnings", []))
     rows = {}

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 PARAMS_FILE = "params.eqx"
+HISTORY_FILE = "history.jsonl"  # per-epoch training metrics of gradient models
 
 
 @runtime_checkable
@@ -104,6 +105,7 @@ def _ensure_builtin() -> None:
     # `import kt` stays light.
     import kt.models.baselines  # noqa: F401
     import kt.models.bkt  # noqa: F401
+    import kt.models.dkt  # noqa: F401
 
 
 class Model:
@@ -209,6 +211,10 @@ class Model:
                 "meta": self.meta,
             }
             (tmp / MODEL_JSON).write_text(json.dumps(header, indent=1, default=_json_default))
+            history = self.meta.get("history")
+            if history:
+                lines = (json.dumps(rec, default=_json_default) for rec in history)
+                (tmp / HISTORY_FILE).write_text("\n".join(lines) + "\n")
             eqx.tree_serialise_leaves(tmp / PARAMS_FILE, self.params)
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))

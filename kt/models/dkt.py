@@ -1,0 +1,307 @@
+"""Deep Knowledge Tracing (Piech et al. 2015), pyKT's embedding + LSTM variant.
+
+x_t = q_t + K r_t is embedded, run through an LSTM (zero initial state), and
+a linear head gives a logit per KC; the logit of the next attempt's KC is its
+prediction (``shared/spec/DKT.md``). The input projection of the LSTM is
+folded into the embedding table, so the time loop only multiplies by the
+recurrent weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import polars as pl
+from jaxtyping import Array, Bool, Float, Int
+
+from kt.data.schema import Interactions
+from kt.data.sequences import Sequences, build_sequences
+from kt.errors import KTError
+from kt.models.base import Model, register
+from kt.train import loop
+
+EVAL_MODES = ("window", "chunk", "full")
+
+
+@dataclass(frozen=True)
+class DKTConfig:
+    """Options of ``dkt`` (defaults: pyKT's DKT).
+
+    Attributes:
+        hidden: embedding and LSTM size d.
+        dropout: dropout on the LSTM output (training only).
+        lr: Adam learning rate.
+        batch_size: sequences per batch.
+        window: training chunk length (history resets per chunk).
+        min_chunk: chunks shorter than this are dropped.
+        epochs: maximum epochs.
+        patience: epochs without validation-AUC gain before stopping.
+        eval_mode: ``window`` (each position sees up to ``window`` - 1
+            previous attempts, no reset; pyKT's window mode), ``chunk``
+            (same chunks as training) or ``full`` (whole history).
+    """
+
+    hidden: int = 200
+    dropout: float = 0.1
+    lr: float = 1e-3
+    batch_size: int = 256
+    window: int = 200
+    min_chunk: int = 3
+    epochs: int = 200
+    patience: int = 10
+    eval_mode: str = "window"
+
+    def validate(self) -> None:
+        """Reject invalid values."""
+        if self.eval_mode not in EVAL_MODES:
+            raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
+        if self.hidden < 1 or self.batch_size < 1 or self.window < 2 or self.epochs < 1:
+            raise KTError("dkt: hidden, batch_size, epochs must be >= 1 and window >= 2")
+        if not 0 <= self.dropout < 1 or not self.lr > 0:
+            raise KTError("dkt: dropout must be in [0, 1) and lr > 0")
+
+
+class DKTNet(eqx.Module):
+    """Embedding -> LSTM -> linear head over K KCs."""
+
+    embed: Float[Array, "2K d"]
+    w_ih: Float[Array, "4d d"]
+    w_hh: Float[Array, "4d d"]
+    b: Float[Array, " 4d"]
+    w_out: Float[Array, "K d"]
+    b_out: Float[Array, " K"]
+    n_kc: int = eqx.field(static=True)
+    dropout: float = eqx.field(static=True)
+
+    @staticmethod
+    def init(key, n_kc: int, hidden: int, dropout: float) -> "DKTNet":
+        """PyTorch-style initialisation (N(0,1) embedding, U(+-1/sqrt(d)) weights)."""
+        ke, k1, k2, k3, k4, k5 = jax.random.split(key, 6)
+        s = 1 / math.sqrt(hidden)
+        u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -s, s)  # noqa: E731
+        return DKTNet(
+            embed=jax.random.normal(ke, (2 * n_kc, hidden), jnp.float32),
+            w_ih=u(k1, (4 * hidden, hidden)),
+            w_hh=u(k2, (4 * hidden, hidden)),
+            b=u(k3, (4 * hidden,)) + u(k4, (4 * hidden,)),
+            w_out=u(k5, (n_kc, hidden)),
+            b_out=jnp.zeros((n_kc,), jnp.float32),
+            n_kc=n_kc,
+            dropout=dropout,
+        )
+
+    def hidden_states(self, skill: Int[Array, "B T"], correct: Int[Array, "B T"]) -> Float[Array, "B T d"]:
+        """LSTM outputs h_t after each step, from a zero initial state."""
+        table = self.embed @ self.w_ih.T + self.b  # input projection folded into the embedding
+        gates_in = table[skill + self.n_kc * correct]  # [B, T, 4d]
+        d = self.w_hh.shape[1]
+
+        def step(carry, g_in):
+            h, c = carry
+            g = g_in + h @ self.w_hh.T
+            i, f, gg, o = jnp.split(g, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), h
+
+        B = skill.shape[0]
+        zeros = jnp.zeros((B, d), table.dtype)
+        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
+        return jnp.swapaxes(hs, 0, 1)
+
+
+def next_logits(net: DKTNet, batch: loop.Batch, key) -> Float[Array, "B T"]:
+    """Logit of each position's correctness from the steps before it (position 0: bias only)."""
+    h = net.hidden_states(batch["skill"], batch["correct"])
+    if key is not None and net.dropout > 0:
+        keep = jax.random.bernoulli(key, 1 - net.dropout, h.shape)
+        h = jnp.where(keep, h / (1 - net.dropout), 0.0)
+    q_next = batch["skill"][:, 1:]
+    w = net.w_out[q_next]  # only the next KC's row of the head is needed
+    logit_next = jnp.einsum("btd,btd->bt", h[:, :-1], w) + net.b_out[q_next]
+    first = net.b_out[batch["skill"][:, :1]]
+    return jnp.concatenate([first, logit_next], axis=1)
+
+
+@eqx.filter_jit
+def _all_kc_probs(net: DKTNet, batch: loop.Batch, last: Int[Array, " B"]) -> Float[Array, "B K"]:
+    h = net.hidden_states(batch["skill"], batch["correct"])
+    h_last = jnp.take_along_axis(h, last[:, None, None], axis=1)[:, 0]
+    return jax.nn.sigmoid(h_last @ net.w_out.T + net.b_out)
+
+
+def _flat(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    user = frame["user_idx"].to_numpy()
+    n = len(user)
+    boundary = np.ones(n, bool)
+    boundary[1:] = user[1:] != user[:-1]
+    starts = np.flatnonzero(boundary)
+    lengths = np.diff(np.append(starts, n))
+    return {
+        "user": user, "starts": starts, "lengths": lengths,
+        "pos": np.arange(n) - np.repeat(starts, lengths),
+        "skill": frame["skill_idx"].to_numpy(), "item": frame["item_idx"].to_numpy(),
+        "correct": frame["correct"].to_numpy(), "time": frame["timestamp"].to_numpy().astype(np.float64),
+    }
+
+
+def _gather(f: dict, idx: np.ndarray, valid: np.ndarray, user: np.ndarray, start: np.ndarray) -> Sequences:
+    safe = np.where(valid, idx, 0)
+
+    def g(a, fill, dtype):
+        return np.where(valid, a[safe], fill).astype(dtype)
+
+    return Sequences(
+        skill=g(f["skill"], -1, np.int32), item=g(f["item"], -1, np.int32), correct=g(f["correct"], 0, np.int8),
+        time=g(f["time"], np.nan, np.float64), mask=valid.copy(), row=np.where(valid, idx, -1).astype(np.int64),
+        user=user.astype(np.int32), start=start.astype(np.int64),
+    )
+
+
+def window_sequences(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.ndarray]:
+    """pyKT's window mode: no history reset; each step sees <= window-1 predecessors.
+
+    A learner's first ``window`` steps form one sequence scoring all of them;
+    every later step t gets its own sequence (steps t-window+1 .. t) scoring
+    only its last position. Built from the flat, learner-sorted frame, so
+    memory grows with the number of windows, not the longest learner.
+
+    Args:
+        frame: canonical frame (sorted by learner).
+        window: window length.
+
+    Returns:
+        (sequences, ``[N, window]`` bool of the positions to score).
+    """
+    f = _flat(frame)
+    starts, lengths = f["starts"], f["lengths"]
+    cols = np.arange(window)[None, :]
+    heads = _gather(f, starts[:, None] + cols, cols < lengths[:, None], f["user"][starts], np.zeros(len(starts)))
+    t = np.flatnonzero(f["pos"] >= window)
+    tails = _gather(f, t[:, None] - window + 1 + cols, np.ones((len(t), window), bool), f["user"][t], f["pos"][t] - window + 1)
+    score = np.concatenate([heads.mask, np.zeros(tails.mask.shape, bool)])
+    score[len(starts) :, -1] = True
+    seqs = Sequences(*(np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__))
+    return seqs, score
+
+
+def last_windows(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.ndarray]:
+    """Each learner's last ``window`` steps (left-aligned) and the index of the last one."""
+    f = _flat(frame)
+    starts, lengths = f["starts"], f["lengths"]
+    keep = np.minimum(lengths, window)
+    first = starts + lengths - keep
+    cols = np.arange(window)[None, :]
+    seqs = _gather(f, first[:, None] + cols, cols < keep[:, None], f["user"][starts], lengths - keep)
+    return seqs, keep - 1
+
+
+@register
+class DKT(Model):
+    """DKT: LSTM over (KC, response) pairs; pyKT's default configuration."""
+
+    name = "dkt"
+    Config = DKTConfig
+    summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default)"
+
+    def _skeleton(self) -> DKTNet:
+        return DKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config.hidden, self.config.dropout)
+
+    def _sequences(self, data: Interactions, mode: str) -> tuple[Sequences, np.ndarray]:
+        if data.multi_kc:
+            raise KTError(
+                f"{data.source}: dkt does not handle items with several KCs yet; use one KC column "
+                "(e.g. the KC-set index, --map skill_id=COLUMN)"
+            )
+        if mode == "window":
+            return window_sequences(data.frame, self.config.window)
+        seqs = build_sequences(data.frame, window=self.config.window if mode == "chunk" else None)
+        return seqs, seqs.mask.copy()  # every real step; position 0 has a bias-only logit
+
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None) -> "DKT":
+        """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
+
+        Args:
+            data: training interactions.
+            valid: validation interactions (learner-level split), or ``None``.
+            key: JAX PRNG key or integer seed.
+            progress: optional callable receiving each epoch's record.
+
+        Returns:
+            ``self``; ``meta['history']`` holds per-epoch metrics.
+        """
+        cfg = self.config
+        self.vocab = data.vocab
+        if key is None or isinstance(key, int):
+            key = jax.random.key(0 if key is None else key)
+        k_init, k_train = jax.random.split(key)
+        train = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
+        val = build_sequences(valid.frame, window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
+        net = DKTNet.init(k_init, len(self.vocab.skill_id), cfg.hidden, cfg.dropout)
+        buckets = tuple(sorted({b for b in (16, 32, 64, 128) if b < cfg.window} | {cfg.window}))
+        settings = loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, buckets)
+        try:
+            res = loop.fit(net, next_logits, train, val, settings, k_train, on_epoch=progress)
+        except loop.NonFiniteLoss as exc:
+            self.params = exc.result.model
+            self.meta = {"history": exc.result.history, "stopped": "non-finite"}
+            raise
+        self.params = res.model
+        self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
+                     "train_windows": int(train.mask.shape[0])}
+        return self
+
+    def _buckets(self) -> tuple[int, ...]:
+        w = self.config.window
+        return tuple(sorted({b for b in (16, 32, 64, 128) if b < w} | {w}))
+
+    def _predict_probs(self, data: Interactions):
+        mode = self.config.eval_mode
+        seqs, score = self._sequences(data, mode)
+        y, p = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
+        rows = _rows_in_order(seqs, score, self.config.batch_size, self._buckets())
+        out = np.full(data.n_rows, np.nan)
+        out[rows] = p
+        if np.isnan(out).any():
+            raise KTError("dkt: internal error, some attempts got no prediction")
+        self.meta["eval_mode"] = mode
+        return out, {}
+
+    def mastery(self, data: Interactions) -> pl.DataFrame:
+        """Predicted correctness on every KC after each learner's history.
+
+        Not a calibrated mastery probability: it is DKT's output layer read
+        at the last step (history limited to the last ``window`` attempts).
+
+        Returns:
+            ``user_id``, ``skill_id``, ``p_correct_next``.
+        """
+        self._require_fitted()
+        sub, last = last_windows(data.frame, self.config.window)
+        B = self.config.batch_size
+        out = []
+        for i in range(0, len(last), B):
+            n = min(B, len(last) - i)
+            batch = loop.to_batch(sub.take(np.arange(i, i + n)), B)
+            lst = np.zeros(batch["mask"].shape[0], np.int32)
+            lst[:n] = last[i : i + n]
+            out.append(np.asarray(_all_kc_probs(self.params, batch, jnp.asarray(lst)))[:n])
+        K = len(self.vocab.skill_id)
+        probs = np.concatenate(out) if out else np.zeros((0, K))
+        users = [data.vocab.user_id[u] for u in sub.user]
+        return pl.DataFrame(
+            {"user_id": np.repeat(users, K), "skill_id": np.tile(self.vocab.skill_id, len(users)), "p_correct_next": probs.ravel()}
+        )
+
+
+def _rows_in_order(seqs: Sequences, score: np.ndarray, batch_size: int, buckets) -> np.ndarray:
+    """Frame rows of the scored positions in the order predict_positions returns them."""
+    rows = []
+    for idx, sub in loop._ordered_batches(seqs, batch_size, buckets):
+        rows.append(sub.row[loop.fit_width(score[idx], sub.row.shape[1])])
+    return np.concatenate(rows) if rows else np.zeros(0, np.int64)

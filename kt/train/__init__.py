@@ -1,0 +1,1 @@
+"""The optax training loop shared by every gradient model."""

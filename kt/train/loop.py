@@ -1,0 +1,252 @@
+"""One optax loop for every gradient model.
+
+Batches come from :func:`kt.data.sequences.batches` (length buckets) and are
+padded to a fixed batch size, so each bucket compiles one train step and one
+eval step. The loop keeps the best state by validation AUC, stops early
+after ``patience`` epochs without a gain of at least ``min_delta``, guards
+against non-finite losses, and records per-epoch metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from kt.data.sequences import Sequences, batches
+from kt.errors import KTError
+from kt.eval import metrics
+
+Batch = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Settings of :func:`fit`.
+
+    Attributes:
+        epochs: maximum number of epochs.
+        patience: epochs without validation-AUC gain before stopping.
+        min_delta: smallest AUC gain that counts as progress.
+        batch_size: sequences per batch (padded to this size).
+        lr: Adam learning rate.
+        buckets: allowed padded sequence lengths.
+    """
+
+    epochs: int = 200
+    patience: int = 10
+    min_delta: float = 1e-3
+    batch_size: int = 256
+    lr: float = 1e-3
+    buckets: tuple[int, ...] = (16, 32, 64, 128, 200)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the best model (by validation AUC; the last one without validation).
+        history: one dict per epoch (loss, validation metrics, throughput).
+        best_epoch: 1-based epoch of the returned model.
+        stopped: why training ended (``patience``, ``epochs``, ``non-finite``).
+    """
+
+    model: Any
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = "epochs"
+
+
+def to_batch(seqs: Sequences, batch_size: int) -> Batch:
+    """Device arrays of one batch, padded with masked rows (see below)."""
+    n = seqs.mask.shape[0]
+    # A partial batch is padded to the next power of two, not to batch_size:
+    # a few extra compiled shapes instead of mostly-empty batches.
+    pad = min(batch_size, 1 << max(n - 1, 0).bit_length()) - n
+
+    def arr(x, fill):
+        if pad > 0:
+            x = np.concatenate([x, np.full((pad, x.shape[1]), fill, x.dtype)])
+        return jnp.asarray(x)
+
+    return {
+        "skill": arr(np.maximum(seqs.skill, 0), 0),
+        "correct": arr(seqs.correct.astype(np.int32), 0),
+        "mask": arr(seqs.mask, False),
+    }
+
+
+def targets(batch: Batch) -> jax.Array:
+    """Positions scored in training: real steps with a real step before them."""
+    m = batch["mask"]
+    return jnp.concatenate([jnp.zeros_like(m[:, :1]), m[:, 1:] & m[:, :-1]], axis=1)
+
+
+def fit(
+    model: Any,
+    logits_fn: Callable[[Any, Batch, jax.Array | None], jax.Array],
+    train: Sequences,
+    valid: Sequences | None,
+    settings: LoopSettings,
+    key: jax.Array,
+    *,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> FitResult:
+    """Train ``model`` with Adam on masked next-step binary cross-entropy.
+
+    Args:
+        model: an equinox module (the parameters).
+        logits_fn: ``(model, batch, dropout_key or None) -> [B, T]`` logits of
+            each position's correctness from the history before it (position
+            0 unused); ``None`` key means evaluation mode.
+        train: training sequences (already windowed).
+        valid: validation sequences, or ``None`` (then no early stopping).
+        settings: loop settings.
+        key: PRNG key (shuffling seed and dropout).
+        on_epoch: called with each epoch's record.
+        on_batch: called with the number of scored positions of each batch.
+
+    Returns:
+        A :class:`FitResult`.
+    """
+    opt = optax.adam(settings.lr)
+    opt_state = opt.init(eqx.filter(model, eqx.is_array))
+
+    def loss_fn(m, batch, k):
+        logits = logits_fn(m, batch, k)
+        tgt = targets(batch)
+        y = batch["correct"].astype(logits.dtype)
+        per = optax.sigmoid_binary_cross_entropy(logits, y)
+        n = tgt.sum()
+        return jnp.where(tgt, per, 0.0).sum() / jnp.maximum(n, 1), n
+
+    @eqx.filter_jit
+    def train_step(m, state, batch, k):
+        (loss, n), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(m, batch, k)
+        updates, state = opt.update(grads, state, eqx.filter(m, eqx.is_array))
+        return eqx.apply_updates(m, updates), state, loss, n
+
+    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    best_auc, best_model, best_epoch, bad = -math.inf, model, 0, 0
+    result = FitResult(model)
+    for epoch in range(1, settings.epochs + 1):
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
+            key, sub = jax.random.split(key)
+            batch = to_batch(seqs, settings.batch_size)
+            new_model, new_state, loss, n = train_step(model, opt_state, batch, sub)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                result.stopped = "non-finite"
+                result.history.append({"epoch": epoch, "error": "non-finite loss"})
+                result.model = best_model if valid is not None and best_epoch else model
+                result.best_epoch = best_epoch
+                raise NonFiniteLoss(result, epoch)
+            model, opt_state = new_model, new_state
+            total += loss * int(n)
+            count += int(n)
+            if on_batch:
+                on_batch(int(n))
+        seconds = time.perf_counter() - t0
+        rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds,
+               "interactions_per_second": count / seconds if seconds > 0 else None}
+        if valid is not None:
+            y, p = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets)
+            rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
+            if rec["valid_auc"] > best_auc + settings.min_delta:
+                best_auc, best_model, best_epoch, bad = rec["valid_auc"], model, epoch, 0
+            else:
+                bad += 1
+        else:
+            best_model, best_epoch = model, epoch
+        result.history.append(rec)
+        if on_epoch:
+            on_epoch(rec)
+        if valid is not None and bad >= settings.patience:
+            result.stopped = "patience"
+            break
+    result.model, result.best_epoch = best_model, best_epoch
+    return result
+
+
+class NonFiniteLoss(KTError):
+    """Training produced a NaN/inf loss; ``result`` holds the last good state."""
+
+    def __init__(self, result: FitResult, epoch: int):
+        super().__init__(
+            f"training stopped at epoch {epoch}: the loss became NaN/inf; the last good state is kept "
+            "(lower the learning rate with --set lr=..., or check the data)"
+        )
+        self.result = result
+
+
+def predict_positions(
+    model: Any,
+    logits_fn: Callable,
+    seqs: Sequences,
+    batch_size: int,
+    buckets: tuple[int, ...],
+    *,
+    score: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities at the scored positions of ``seqs`` (no dropout).
+
+    Args:
+        model: trained module.
+        logits_fn: as in :func:`fit`.
+        seqs: sequences to score.
+        batch_size: batch size.
+        buckets: allowed padded lengths.
+        score: optional ``[N, T]`` bool of positions to return; default: every
+            real position with a real position before it.
+
+    Returns:
+        (labels, probabilities) of the scored positions, in batch order.
+    """
+    ys, ps = [], []
+    if score is None:
+        score = np.zeros_like(seqs.mask)
+        score[:, 1:] = seqs.mask[:, 1:] & seqs.mask[:, :-1]
+    for idx, sub in _ordered_batches(seqs, batch_size, buckets):
+        probs = np.asarray(_eval_probs(model, to_batch(sub, batch_size), logits_fn))[: len(idx)]
+        sel = fit_width(score[idx], probs.shape[1])
+        ys.append(sub.correct[sel])
+        ps.append(probs[sel])
+    if not ys:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(ys).astype(np.float64), np.concatenate(ps).astype(np.float64)
+
+
+def fit_width(score: np.ndarray, width: int) -> np.ndarray:
+    """Cut or zero-pad a ``[N, T]`` bool array to ``width`` columns."""
+    if score.shape[1] >= width:
+        return score[:, :width]
+    return np.pad(score, ((0, 0), (0, width - score.shape[1])))
+
+
+def _ordered_batches(seqs: Sequences, batch_size: int, buckets):
+    from kt.data.sequences import bucket_length
+
+    lengths = seqs.lengths
+    order = np.argsort(lengths, kind="stable")
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
+
+
+@eqx.filter_jit
+def _eval_probs(model, batch: Batch, logits_fn):
+    # logits_fn is a static (hashed) argument, so each model type compiles
+    # once per bucket shape and validation epochs reuse the programs.
+    return jax.nn.sigmoid(logits_fn(model, batch, None))
