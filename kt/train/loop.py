@@ -84,6 +84,24 @@ def to_batch(seqs: Sequences, batch_size: int) -> Batch:
     }
 
 
+def _loss(model, batch: Batch, key, logits_fn):
+    logits = logits_fn(model, batch, key)
+    tgt = targets(batch)
+    per = optax.sigmoid_binary_cross_entropy(logits, batch["correct"].astype(logits.dtype))
+    n = tgt.sum()
+    return jnp.where(tgt, per, 0.0).sum() / jnp.maximum(n, 1), n
+
+
+@eqx.filter_jit
+def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn):
+    # Module level with a traced learning rate and a static logits_fn: every
+    # fit (and, through JAX's persistent cache, every run) reuses the
+    # programs compiled for a given model type and bucket shape.
+    (loss, n), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn)
+    updates, opt_state = optax.adam(lr).update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    return eqx.apply_updates(model, updates), opt_state, loss, n
+
+
 def targets(batch: Batch) -> jax.Array:
     """Positions scored in training: real steps with a real step before them."""
     m = batch["mask"]
@@ -118,22 +136,8 @@ def fit(
     Returns:
         A :class:`FitResult`.
     """
-    opt = optax.adam(settings.lr)
-    opt_state = opt.init(eqx.filter(model, eqx.is_array))
-
-    def loss_fn(m, batch, k):
-        logits = logits_fn(m, batch, k)
-        tgt = targets(batch)
-        y = batch["correct"].astype(logits.dtype)
-        per = optax.sigmoid_binary_cross_entropy(logits, y)
-        n = tgt.sum()
-        return jnp.where(tgt, per, 0.0).sum() / jnp.maximum(n, 1), n
-
-    @eqx.filter_jit
-    def train_step(m, state, batch, k):
-        (loss, n), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(m, batch, k)
-        updates, state = opt.update(grads, state, eqx.filter(m, eqx.is_array))
-        return eqx.apply_updates(m, updates), state, loss, n
+    lr = jnp.asarray(settings.lr, jnp.float32)
+    opt_state = optax.adam(lr).init(eqx.filter(model, eqx.is_array))
 
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     rng = np.random.default_rng(seed)
@@ -145,7 +149,7 @@ def fit(
         for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
             key, sub = jax.random.split(key)
             batch = to_batch(seqs, settings.batch_size)
-            new_model, new_state, loss, n = train_step(model, opt_state, batch, sub)
+            new_model, new_state, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn)
             loss = float(loss)
             if not math.isfinite(loss):
                 result.stopped = "non-finite"

@@ -1,0 +1,163 @@
+"""DKT and the training loop: causality, masking, gradients, windows, a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import polars as pl
+import pytest
+
+import kt
+from kt.data.sequences import build_sequences
+from kt.eval.protocols import next_step
+from kt.models.base import create, load
+from kt.models.dkt import DKTNet, next_logits, window_sequences
+from kt.train import loop
+
+SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample"
+
+
+def tiny_batch(rng, B=3, T=9, K=5):
+    skill = rng.integers(0, K, (B, T))
+    correct = rng.integers(0, 2, (B, T))
+    mask = np.ones((B, T), bool)
+    mask[1, 6:] = False
+    return {"skill": jnp.asarray(skill), "correct": jnp.asarray(correct), "mask": jnp.asarray(mask)}
+
+
+@pytest.fixture
+def net():
+    return DKTNet.init(jax.random.key(0), 5, 8, 0.0)
+
+
+def test_prediction_ignores_the_answer_it_predicts_and_later_ones(net):
+    b = tiny_batch(np.random.default_rng(0))
+    base = next_logits(net, b, None)
+    t = 4
+    flipped = dict(b, correct=b["correct"].at[:, t:].set(1 - b["correct"][:, t:]))
+    other = next_logits(net, flipped, None)
+    np.testing.assert_allclose(base[:, : t + 1], other[:, : t + 1], atol=1e-6)
+    assert not np.allclose(base[:, t + 1 :], other[:, t + 1 :])
+    # Changing the KC of step t only changes which logit is read at t.
+    moved = dict(b, skill=b["skill"].at[:, t].set((b["skill"][:, t] + 1) % 5))
+    changed = next_logits(net, moved, None)
+    np.testing.assert_allclose(base[:, :t], changed[:, :t], atol=1e-6)
+
+
+def test_padding_changes_nothing(net):
+    b = tiny_batch(np.random.default_rng(1))
+    base = next_logits(net, b, None)
+    padded = {k: jnp.pad(v, ((0, 2), (0, 7))) for k, v in b.items()}  # extra rows and steps, masked
+    out = next_logits(net, padded, None)
+    np.testing.assert_allclose(base, out[:3, :9], atol=1e-6)
+
+
+def test_loss_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        net = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx_array(a) else a, DKTNet.init(jax.random.key(1), 4, 3, 0.0))
+        b = tiny_batch(np.random.default_rng(2), B=2, T=5, K=4)
+
+        def loss(w_out):
+            m = type(net)(net.embed, net.w_ih, net.w_hh, net.b, w_out, net.b_out, net.n_kc, net.dropout)
+            lg = next_logits(m, b, None)
+            tgt = loop.targets(b)
+            y = b["correct"].astype(lg.dtype)
+            per = jnp.maximum(lg, 0) - lg * y + jnp.log1p(jnp.exp(-jnp.abs(lg)))
+            return jnp.where(tgt, per, 0).sum() / tgt.sum()
+
+        g = jax.grad(loss)(net.w_out)
+        eps = 1e-6
+        for idx in [(0, 0), (1, 2), (3, 1)]:
+            e = jnp.zeros_like(net.w_out).at[idx].set(eps)
+            fd = (loss(net.w_out + e) - loss(net.w_out - e)) / (2 * eps)
+            assert abs(float(fd) - float(g[idx])) < 1e-7
+
+
+def eqx_array(a):
+    return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)
+
+
+def test_jit_equals_no_jit(net):
+    b = tiny_batch(np.random.default_rng(3))
+    jitted = jax.jit(lambda n, x: next_logits(n, x, None))(net, b)
+    with jax.disable_jit():
+        eager = next_logits(net, b, None)
+    np.testing.assert_allclose(jitted, eager, atol=1e-5)
+
+
+def _frame(lengths):
+    users, skills, corr = [], [], []
+    rng = np.random.default_rng(0)
+    for u, n in enumerate(lengths):
+        users += [u] * n
+        skills += list(rng.integers(0, 3, n))
+        corr += list(rng.integers(0, 2, n))
+    return pl.DataFrame(
+        {"user_idx": users, "skill_idx": skills, "item_idx": [-1] * len(users), "correct": corr, "timestamp": [None] * len(users)},
+        schema_overrides={"user_idx": pl.Int32, "skill_idx": pl.Int32, "item_idx": pl.Int32, "correct": pl.Int8, "timestamp": pl.Float64},
+    )
+
+
+def test_chunks_of_450_are_200_200_50_and_short_tail_dropped():
+    seqs = build_sequences(_frame([450, 402]), window=200, min_len=3)
+    assert sorted(seqs.lengths.tolist()) == [50, 200, 200, 200, 200]
+
+
+def test_window_mode_scores_every_step_once_with_bounded_history():
+    frame = _frame([5, 13])
+    seqs, score = window_sequences(frame, 4)
+    rows = seqs.row[score]
+    assert sorted(rows.tolist()) == list(range(18))
+    for n in np.flatnonzero(score[:, -1] & (seqs.start > 0)):
+        assert seqs.mask[n].sum() == 4  # full window: 3 predecessors + the scored step
+
+
+def test_training_is_deterministic_and_save_load_roundtrips(tmp_path):
+    tr = kt.load(str(SAMPLE / "train.csv"))
+    small = tr.subset(tr.frame["user_idx"].unique().sort()[:40].to_numpy())
+    a = create("dkt", hidden=16, epochs=2, batch_size=16).fit(small, key=3)
+    b = create("dkt", hidden=16, epochs=2, batch_size=16).fit(small, key=3)
+    np.testing.assert_array_equal(a.params.w_out, b.params.w_out)
+    pa = a.predict(small)["prob"]
+    np.testing.assert_array_equal(pa, a.predict(small)["prob"])  # no dropout at predict time
+    a.save(tmp_path / "dkt")
+    assert (tmp_path / "dkt" / "history.jsonl").read_text().count("\n") == 2
+    np.testing.assert_allclose(load(tmp_path / "dkt").predict(small)["prob"], pa, atol=1e-6)
+
+
+def test_short_real_run_beats_kc_rate():
+    tr = kt.load(str(SAMPLE / "train.csv"))
+    te = kt.load(str(SAMPLE / "test.csv"), vocab=tr.vocab)
+    dkt = create("dkt", hidden=64, lr=5e-3, epochs=6, batch_size=64).fit(tr, key=0)
+    rate = create("kc-rate").fit(tr)
+    res = next_step(dkt, te, breakdown=False)
+    assert res["window"] == "window"
+    assert res["auc"] > next_step(rate, te, breakdown=False)["auc"] + 0.02
+    mastery = dkt.mastery(te)
+    assert mastery.height == te.n_users * len(tr.vocab.skill_id)
+    assert mastery["p_correct_next"].is_between(0, 1).all()
+
+
+def test_non_finite_loss_stops_with_a_clear_message():
+    tr = kt.load(str(SAMPLE / "train.csv"))
+    small = tr.subset(tr.frame["user_idx"].unique().sort()[:20].to_numpy())
+    with pytest.raises(loop.NonFiniteLoss, match="NaN/inf"):
+        create("dkt", hidden=8, epochs=2, lr=float("inf"), batch_size=8).fit(small, key=0)
+
+
+def test_history_has_validation_metrics_and_early_stopping(tmp_path):
+    tr = kt.load(str(SAMPLE / "train.csv"))
+    small = tr.subset(tr.frame["user_idx"].unique().sort()[:60].to_numpy())
+    from kt.data.splits import train_valid
+
+    a, v = train_valid(small, 0.3, 0)
+    m = create("dkt", hidden=8, epochs=30, patience=2, batch_size=16, lr=1e-4).fit(a, valid=v, key=0)
+    hist = m.meta["history"]
+    assert all("valid_auc" in r for r in hist)
+    assert m.meta["stopped"] in ("patience", "epochs")
+    assert 1 <= m.meta["best_epoch"] <= len(hist)
+    json.dumps(hist)
