@@ -221,12 +221,19 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (split, init, shuffling).")] = 0,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt (gradient models; same data, options and seed).")
+    ] = False,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
 ):
-    """Train a model on a file and save it to a directory (model.json + params.eqx)."""
+    """Train a model on a file and save it to a directory (model.json + params.eqx).
+
+    Gradient models checkpoint every epoch to OUT.ckpt (removed after a
+    successful save), so an interrupted run continues with --resume.
+    """
     import time
 
     from kt.data.splits import train_valid
@@ -249,8 +256,17 @@ def train(
             parts.append(f"{rec['interactions_per_second']:,.0f} interactions/s")
         err.print("  " + " | ".join(parts), highlight=False)
 
+    import inspect
+    import shutil
+
+    ckpt = out_dir.with_name(out_dir.name + ".ckpt")
+    extra = {}
+    if "checkpoint" in inspect.signature(m.fit).parameters:
+        extra = {"checkpoint": ckpt, "resume": resume}
+    elif resume:
+        raise KTError(f"--resume: model {model!r} trains in one pass and has no checkpoints")
     with err.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
-        m.fit(tr, valid=va, key=seed, progress=progress)
+        m.fit(tr, valid=va, key=seed, progress=progress, **extra)
     seconds = time.perf_counter() - t0
     _notes(m.meta.get("warnings", []))
     rows = {}
@@ -261,6 +277,8 @@ def train(
         m.meta["valid_metrics"] = {k: res[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
         rows["valid"] = res
     m.save(out_dir)
+    if extra:
+        shutil.rmtree(ckpt, ignore_errors=True)
     if rows:
         out.print(_metrics_table(f"{model} ({seconds:.1f}s)", rows))
     out.print(f"saved {model} to {out_dir}")

@@ -161,3 +161,32 @@ def test_history_has_validation_metrics_and_early_stopping(tmp_path):
     assert m.meta["stopped"] in ("patience", "epochs")
     assert 1 <= m.meta["best_epoch"] <= len(hist)
     json.dumps(hist)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+    tr = kt.load(str(SAMPLE / "train.csv"))
+    small = tr.subset(tr.frame["user_idx"].unique().sort()[:30].to_numpy())
+    from kt.data.splits import train_valid
+
+    a, v = train_valid(small, 0.3, 0)
+    cfg = dict(hidden=8, batch_size=16, patience=50)
+    full = create("dkt", epochs=4, **cfg).fit(a, valid=v, key=5)
+    ck = tmp_path / "ck"
+    create("dkt", epochs=2, **cfg).fit(a, valid=v, key=5, checkpoint=ck)
+    resumed = create("dkt", epochs=4, **cfg).fit(a, valid=v, key=5, checkpoint=ck, resume=True)
+    np.testing.assert_array_equal(full.params.w_out, resumed.params.w_out)
+    np.testing.assert_array_equal(full.params.w_hh, resumed.params.w_hh)
+    assert [r["train_loss"] for r in full.meta["history"]] == [r["train_loss"] for r in resumed.meta["history"]]
+
+
+def test_cli_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from kt.cli import app
+
+    r = CliRunner().invoke(
+        app, ["train", str(SAMPLE / "train.csv"), "--model", "dkt", "--out", str(tmp_path / "m"), "--resume", "--epochs", "1"]
+    )
+    assert r.exit_code == 1 and "no checkpoint found" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", str(SAMPLE / "train.csv"), "--model", "kc-rate", "--out", str(tmp_path / "k"), "--resume"])
+    assert r.exit_code == 1 and "no checkpoints" in r.output

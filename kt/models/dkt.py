@@ -223,7 +223,7 @@ class DKT(Model):
         seqs = build_sequences(data.frame, window=self.config.window if mode == "chunk" else None)
         return seqs, seqs.mask.copy()  # every real step; position 0 has a bias-only logit
 
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None) -> "DKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
 
         Args:
@@ -231,6 +231,8 @@ class DKT(Model):
             valid: validation interactions (learner-level split), or ``None``.
             key: JAX PRNG key or integer seed.
             progress: optional callable receiving each epoch's record.
+            checkpoint: directory for per-epoch checkpoints (optional).
+            resume: continue from ``checkpoint``.
 
         Returns:
             ``self``; ``meta['history']`` holds per-epoch metrics.
@@ -246,7 +248,9 @@ class DKT(Model):
         buckets = tuple(sorted({b for b in (16, 32, 64, 128) if b < cfg.window} | {cfg.window}))
         settings = loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, buckets)
         try:
-            res = loop.fit(net, next_logits, train, val, settings, k_train, on_epoch=progress)
+            res = loop.fit(
+                net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume
+            )
         except loop.NonFiniteLoss as exc:
             self.params = exc.result.model
             self.meta = {"history": exc.result.history, "stopped": "non-finite"}

@@ -9,9 +9,12 @@ against non-finite losses, and records per-epoch metrics.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import equinox as eqx
@@ -118,6 +121,8 @@ def fit(
     *,
     on_epoch: Callable[[dict], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train ``model`` with Adam on masked next-step binary cross-entropy.
 
@@ -132,6 +137,9 @@ def fit(
         key: PRNG key (shuffling seed and dropout).
         on_epoch: called with each epoch's record.
         on_batch: called with the number of scored positions of each batch.
+        checkpoint: directory for a checkpoint written after every epoch.
+        resume: continue from ``checkpoint`` (same data, settings and key
+            give exactly the result of an uninterrupted run).
 
     Returns:
         A :class:`FitResult`.
@@ -143,7 +151,18 @@ def fit(
     rng = np.random.default_rng(seed)
     best_auc, best_model, best_epoch, bad = -math.inf, model, 0, 0
     result = FitResult(model)
-    for epoch in range(1, settings.epochs + 1):
+    start = 1
+    if resume:
+        if checkpoint is None or not (checkpoint / CKPT_JSON).exists():
+            raise KTError(f"--resume: no checkpoint found in {checkpoint}; train without --resume first")
+        model, opt_state, best_model, key, c = _load_checkpoint(checkpoint, model, opt_state)
+        rng.bit_generator.state = c["rng"]
+        best_auc, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
+        result.history = c["history"]
+        if c.get("stopped"):
+            result.stopped = c["stopped"]
+            start = settings.epochs + 1  # the checkpointed run had already finished
+    for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
         total, count = 0.0, 0
         for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
@@ -177,11 +196,45 @@ def fit(
         result.history.append(rec)
         if on_epoch:
             on_epoch(rec)
-        if valid is not None and bad >= settings.patience:
+        stop = valid is not None and bad >= settings.patience
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint, model, opt_state, best_model, key,
+                {"epoch": epoch, "best_auc": best_auc, "best_epoch": best_epoch, "bad": bad,
+                 "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None},
+            )
+        if stop:
             result.stopped = "patience"
             break
     result.model, result.best_epoch = best_model, best_epoch
     return result
+
+
+CKPT_JSON = "checkpoint.json"
+CKPT_LEAVES = "checkpoint.eqx"
+
+
+def _save_checkpoint(path: Path, model, opt_state, best_model, key, info: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # Leaves first, then the JSON that points at a complete set of them; both
+    # are renamed into place so a crash never leaves a half checkpoint.
+    tmp = path / (CKPT_LEAVES + ".tmp")
+    eqx.tree_serialise_leaves(tmp, (model, opt_state, best_model, jax.random.key_data(key)))
+    os.replace(tmp, path / CKPT_LEAVES)
+    tmpj = path / (CKPT_JSON + ".tmp")
+    tmpj.write_text(json.dumps({**info, "best_auc": None if math.isinf(info["best_auc"]) else info["best_auc"]}))
+    os.replace(tmpj, path / CKPT_JSON)
+
+
+def _load_checkpoint(path: Path, model, opt_state):
+    info = json.loads((path / CKPT_JSON).read_text())
+    info["best_auc"] = -math.inf if info["best_auc"] is None else info["best_auc"]
+    like = (model, opt_state, model, jax.random.key_data(jax.random.key(0)))
+    try:
+        m, o, b, kd = eqx.tree_deserialise_leaves(path / CKPT_LEAVES, like)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise KTError(f"{path}: checkpoint does not match this model/config ({exc}); train without --resume") from None
+    return m, o, b, jax.random.wrap_key_data(kd), info
 
 
 class NonFiniteLoss(KTError):
