@@ -216,8 +216,9 @@ def fmt(x, nd=4):
 PEER_CHECK = textwrap.dedent(
     """
     import json, importlib
-    import numpy, pandas, sklearn
-    out = {"numpy": numpy.__version__, "pandas": pandas.__version__, "sklearn": sklearn.__version__}
+    import numpy, pandas, scipy, sklearn
+    out = {"numpy": numpy.__version__, "pandas": pandas.__version__, "sklearn": sklearn.__version__,
+           "scipy": scipy.__version__}
     try:
         from importlib.metadata import version
         out["pyBKT"] = version("pyBKT")
@@ -697,7 +698,7 @@ def main(argv=None) -> int:
             "notes": (
                 f"pyBKT 1.4.1 C++ core; train_seconds = model.fit only (median of {len(py['fit_seconds'])}: "
                 f"{', '.join(f'{s:.2f}' for s in py['fit_seconds'])} s; min {min(py['fit_seconds']):.2f} s), whole process {py['wall']:.2f} s "
-                f"(fit + predict {py['predict_seconds']:.2f} s); peak RSS of that whole process; num_fits=5, "
+                f"(imports, {len(py['fit_seconds'])} fits, predict {py['predict_seconds']:.2f} s); peak RSS of that whole process; num_fits=5, "
                 f"Model(seed={args.seed}); order_id = file row; all {py['n_test']} test rows scored "
                 f"({py['n_test_unseen_kc']} with an unseen KC at pyBKT's 0.5)."
                 + busy_note(("pyBKT run", py))
@@ -723,7 +724,7 @@ def main(argv=None) -> int:
         "date": _dt.date.today().isoformat(),
         "versions": {"kt": kt.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
                      "peer": "pyBKT 1.4.1" if py else None,
-                     **({"peer_stack": {k2: peer[k2] for k2 in ("numpy", "pandas", "sklearn")}} if peer else {})},
+                     **({"peer_stack": {k2: peer.get(k2) for k2 in ("numpy", "pandas", "sklearn", "scipy")}} if peer else {})},
         "load_average": {"before": load_before, "after": load_after,
                          "before_each_step": {
                              **({"pybkt": py["load_before"]} if py else {}),

@@ -200,3 +200,13 @@ def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
     assert len(single.meta["fit"]["phases"]) == 1
     np.testing.assert_allclose(multi.params_table()["value"], single.params_table()["value"], atol=1e-9)
     assert multi.meta["fit"]["iterations"] == single.meta["fit"]["iterations"]
+
+
+def test_pybkt_cpp_stop_rule_stops_earlier_on_integer_logliks(synthetic):
+    data, _ = synthetic
+    exact = create("bkt", num_fits=2).fit(data, key=6)
+    cpp = create("bkt", num_fits=2, stop_rule="pybkt_cpp").fit(data, key=6)
+    assert max(cpp.meta["fit"]["iterations"]) <= max(exact.meta["fit"]["iterations"])
+    assert all(float(v).is_integer() for v in cpp.meta["fit"]["loglik"])
+    with pytest.raises(Exception, match="stop_rule"):
+        create("bkt", stop_rule="fast")

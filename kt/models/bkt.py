@@ -25,6 +25,7 @@ from kt.models.base import Model, register
 from kt.models.bkt_layout import DEFAULT_CLASS, Slots, build_packed, lookup, make_slots, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
+STOP_RULES = ("exact", "pybkt_cpp")
 # EM continues on a re-packed grid of the still-iterating KCs once they hold
 # less than SHRINK of the steps (at most MAX_PHASES grids; exact, see em_phase).
 SHRINK = 0.25
@@ -49,6 +50,10 @@ class BKTConfig:
             flagged and not scored by default).
         multipair: learn per (previous item, current item) pair.
         x64: fit and predict in float64.
+        stop_rule: ``exact`` compares log-likelihoods as floats (the spec);
+            ``pybkt_cpp`` truncates them toward zero first, as pyBKT's C++
+            core does, which stops EM (and picks restarts) on integer
+            log-likelihoods: fewer iterations, less converged parameters.
     """
 
     num_fits: int = 5
@@ -61,6 +66,7 @@ class BKTConfig:
     multiprior_mode: str = "leak_free"
     multipair: bool = False
     x64: bool = False
+    stop_rule: str = "exact"
 
     def validate(self) -> None:
         """Reject impossible combinations (pyBKT's rule) and bad values."""
@@ -72,6 +78,8 @@ class BKTConfig:
             )
         if self.multiprior_mode not in MULTIPRIOR_MODES:
             raise KTError(f"--set multiprior_mode={self.multiprior_mode!r}: choose {' or '.join(MULTIPRIOR_MODES)}")
+        if self.stop_rule not in STOP_RULES:
+            raise KTError(f"--set stop_rule={self.stop_rule!r}: choose {' or '.join(STOP_RULES)}")
         if self.num_fits < 1 or self.max_iter < 1 or self.tol < 0:
             raise KTError("bkt: num_fits and max_iter must be >= 1 and tol >= 0")
 
@@ -170,7 +178,10 @@ class BKT(Model):
             init = em.random_init_jit(key, sizes, cfg.num_fits, cfg.forgets, dt)
             state = em.init_state(init, K)
             active = np.ones(K, bool)
-            kw = dict(n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const)
+            kw = dict(
+                n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const,
+                truncate_ll=cfg.stop_rule == "pybkt_cpp",
+            )
             phases = []
             for phase in range(MAX_PHASES):
                 keep = active[kc]

@@ -316,10 +316,11 @@ def em_phase(
     max_iter: int,
     row_const: tuple[bool, bool] = (False, False),
     shrink: float = 0.0,
+    truncate_ll: bool = False,
 ) -> EMState:
     """Run EM iterations for all KCs and restarts in one ``lax.while_loop``.
 
-    A KC stops (its slots are frozen) when |logL_i - logL_{i-1}| <= tol at
+    A KC stops (its slots are frozen) when |logL_i - logL_{i-1}| < tol at
     iteration i >= 2, as in pyBKT. The loop ends when every KC and restart
     has stopped, after ``max_iter`` E-steps in total, or (with ``shrink`` >
     0) once the KCs still iterating hold less than ``shrink`` of the grid's
@@ -336,6 +337,8 @@ def em_phase(
         max_iter: maximum number of E-steps overall.
         row_const: see :func:`e_step`.
         shrink: stop early when the active share of steps drops below this.
+        truncate_ll: compare log-likelihoods truncated toward zero, as
+            pyBKT's C++ E-step returns them (``stop_rule="pybkt_cpp"``).
 
     Returns:
         The updated state.
@@ -362,7 +365,9 @@ def em_phase(
 
     def body(st: EMState):
         counts, ll = e_step(st.params, grid, prior_kc, n_kc, forgets, row_const)
-        stop = (st.it > 1) & (jnp.abs(ll - st.loglik) <= tol)
+        if truncate_ll:
+            ll = jnp.trunc(ll)
+        stop = (st.it > 1) & (jnp.abs(ll - st.loglik) < tol)  # strict, as pyBKT's EM_fit
         ll = jnp.where(st.done, st.loglik, ll)
         done = st.done | stop
         iters = jnp.where(st.done, st.iterations, st.it + 1)

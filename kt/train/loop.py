@@ -87,20 +87,25 @@ def to_batch(seqs: Sequences, batch_size: int) -> Batch:
     }
 
 
-def _loss(model, batch: Batch, key, logits_fn):
+def _loss(model, batch: Batch, key, logits_fn, norm):
+    # Batches are length-bucketed, so a per-batch mean would give a batch of
+    # short sequences as much weight as a batch of long ones. Dividing by a
+    # constant (batch size x longest bucket) weights every position equally,
+    # as random batches do in expectation.
     logits = logits_fn(model, batch, key)
     tgt = targets(batch)
     per = optax.sigmoid_binary_cross_entropy(logits, batch["correct"].astype(logits.dtype))
+    total = jnp.where(tgt, per, 0.0).sum()
     n = tgt.sum()
-    return jnp.where(tgt, per, 0.0).sum() / jnp.maximum(n, 1), n
+    return total / norm, (total / jnp.maximum(n, 1), n)
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn):
+def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm):
     # Module level with a traced learning rate and a static logits_fn: every
     # fit (and, through JAX's persistent cache, every run) reuses the
     # programs compiled for a given model type and bucket shape.
-    (loss, n), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn)
+    (_, (loss, n)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn, norm)
     updates, opt_state = optax.adam(lr).update(grads, opt_state, eqx.filter(model, eqx.is_array))
     return eqx.apply_updates(model, updates), opt_state, loss, n
 
@@ -145,6 +150,7 @@ def fit(
         A :class:`FitResult`.
     """
     lr = jnp.asarray(settings.lr, jnp.float32)
+    norm = jnp.asarray(settings.batch_size * max(settings.buckets), jnp.float32)
     opt_state = optax.adam(lr).init(eqx.filter(model, eqx.is_array))
 
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
@@ -168,7 +174,7 @@ def fit(
         for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
             key, sub = jax.random.split(key)
             batch = to_batch(seqs, settings.batch_size)
-            new_model, new_state, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn)
+            new_model, new_state, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm)
             loss = float(loss)
             if not math.isfinite(loss):
                 result.stopped = "non-finite"
