@@ -484,6 +484,24 @@ def run_kt(ktexe: Path, train: Path, test: Path, work: Path) -> dict:
             "notes": sorted({ln.strip() for ln in (ev["stderr"] + ev["stdout"]).splitlines() if ln.strip().startswith("note:")})}
 
 
+def run_kt_cpp_rule(ktexe: Path, train: Path, test: Path, work: Path) -> dict | None:
+    """kt with pyBKT's C++ stopping rule (integer logL), for the parameter comparison only."""
+    d = work / "kt_model_cpp"
+    env = kt_env(work / "home")
+    r = run_proc([ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0",
+                  "--set", "stop_rule=pybkt_cpp"], env=env, cwd=work)
+    if r["rc"] != 0:
+        print(f"note: kt train --set stop_rule=pybkt_cpp failed (exit {r['rc']}); skipping that comparison", flush=True)
+        return None
+    ev_json = work / "kt_eval_cpp.json"
+    check(run_proc([ktexe, "evaluate", d, test, "--include-first", "--json", ev_json], env=env, cwd=work), "kt evaluate")
+    pcsv = work / "kt_params_cpp.csv"
+    check(run_proc([ktexe, "export-params", d, "--out", pcsv], env=env, cwd=work), "kt export-params")
+    with open(pcsv, newline="") as f:
+        params = list(csv.DictReader(f))
+    return {"eval": json.loads(ev_json.read_text()), "params": params, "wall": r["wall"]}
+
+
 def run_kt_steady(train: Path, work: Path) -> dict:
     script = work / "kt_steady.py"
     script.write_text(KT_STEADY)
@@ -618,6 +636,8 @@ def main(argv=None) -> int:
     ap.add_argument("--wait-quiet", type=float, default=60.0,
                     help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores "
                          "(0: don't wait); default 60")
+    ap.add_argument("--no-cpp-rule", action="store_true",
+                    help="skip the extra kt fit with --set stop_rule=pybkt_cpp (pyBKT's integer-logL stopping rule)")
     ap.add_argument("--skip-a2012", action="store_true", help="skip the assist2012 kt-only run")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bkt.json", help="result JSON")
     args = ap.parse_args(argv)
@@ -648,6 +668,10 @@ def main(argv=None) -> int:
         k = run_kt(ktexe, train, test, work)
         print("kt steady-state EM ...", flush=True)
         st = run_kt_steady(train, work)
+        kcpp = None
+        if py is not None and not args.no_cpp_rule:
+            print("kt with stop_rule=pybkt_cpp (parameter comparison) ...", flush=True)
+            kcpp = run_kt_cpp_rule(ktexe, train, test, work)
         a12 = None
         if not args.skip_a2012:
             if a2012.exists():
@@ -657,6 +681,7 @@ def main(argv=None) -> int:
                 print(f"note: {a2012} not found; skipping the assist2012 run", flush=True)
         load_after = loadavg()
         parity = compare_params(k["params"], py["params"], rows_train) if py else None
+        parity_cpp = compare_params(kcpp["params"], py["params"], rows_train) if (py and kcpp) else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -796,6 +821,16 @@ def main(argv=None) -> int:
             "note": "pyBKT 1.4.1's C++ E-step returns an integer-truncated logL, so |dlogL| < 1e-3 means "
                     "'unchanged integer' and EM often stops early (spec/BKT.md pitfalls)",
         }
+        if parity_cpp:
+            result["parity"]["kt_stop_rule_pybkt_cpp"] = {
+                "auc": kcpp["eval"]["auc"], "auc_delta_kt_minus_pybkt": kcpp["eval"]["auc"] - py["auc"],
+                "abs_diff_kcs_with_min_learners": parity_cpp["abs_diff_kcs_with_min_learners"],
+                "kcs_exceeding_0.02": parity_cpp["kcs_exceeding_0.02"],
+                "train_loglik_float64": {k2: parity_cpp["train_loglik_float64"][k2] for k2 in ("kt", "pybkt")},
+                "train_seconds_whole_process": kcpp["wall"],
+                "note": "kt refitted with --set stop_rule=pybkt_cpp (stops on unchanged integer logL, like pyBKT's "
+                        "C++ core); restarts still start from different random values than pyBKT's",
+            }
         result["parity"]["params_ok"] = all(agg[p]["max"] is not None and agg[p]["max"] <= TARGET_PARAM_DIFF for p in PARAMS)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -839,6 +874,13 @@ def main(argv=None) -> int:
             print(f"    KC {e['kc']:>4} ({e['learners']} learners, {e['rows']} rows): {e['param']} "
                   f"kt {e['kt'][e['param']]:.3f} vs pyBKT {e['pybkt'][e['param']]:.3f}; "
                   f"logL kt {e['loglik_kt']:.1f} / pyBKT {e['loglik_pybkt']:.1f}")
+        pc = p.get("kt_stop_rule_pybkt_cpp")
+        if pc:
+            mx = pc["abs_diff_kcs_with_min_learners"]
+            print(f"  kt with stop_rule=pybkt_cpp: AUC {pc['auc']:.4f}; max |d| "
+                  + ", ".join(f"{q} {mx[q]['max']:.3f}" for q in PARAMS)
+                  + "; medians " + ", ".join(f"{mx[q]['median']:.4f}" for q in PARAMS)
+                  + f"; {pc['kcs_exceeding_0.02']} KCs over {TARGET_PARAM_DIFF}")
         ei = p["em_iterations"]
         print(f"  EM iterations: pyBKT median {ei['pybkt_per_restart_median']} per restart (max {ei['pybkt_per_restart_max']}, "
               f"integer final logL in {ei['pybkt_final_loglik_is_integer_share']:.0%} of restarts); kt median "

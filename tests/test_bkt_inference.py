@@ -79,8 +79,10 @@ def test_forward_backward_matches_enumeration(x64, seed):
     grid, packed = one_sequence_grid(obs, n_res, n_gs, res, gs)
     prior_t, learn_t, forget_t, guess_t, slip_t = em.step_params(params, grid)
     l1, l0 = em.emissions(grid.obs, guess_t, slip_t)
-    _, pf, c, _ = em.forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
-    gamma, xi01, xi10 = em.backward(grid.last, pf, learn_t, forget_t)
+    fw = em.forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    c = fw.c
+    gamma, gamma0, xi01, xi10 = em.backward(grid.last, fw.f1, fw.f0, learn_t, forget_t)
+    np.testing.assert_allclose(np.asarray(gamma + gamma0)[:T, :, 0][:, np.flatnonzero(packed.valid.any(axis=0))[0]], 1, atol=1e-12)
 
     col = int(np.flatnonzero(packed.valid.any(axis=0))[0])
     sl = slice(0, T)
@@ -213,3 +215,23 @@ def test_jit_equals_no_jit():
         eager = em.filter_grid(params, params.prior[:, 0], grid)
     for x, y in zip(jitted, eager):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-6)
+
+
+def test_float32_filter_recovers_from_long_correct_runs():
+    # 12 correct answers put P(unknown) near 1e-8, below float32's resolution
+    # around 1; computed as 1 - P(known) it would round to 0 and the 16 wrong
+    # answers that follow (each multiplying the odds of "unknown" by 14)
+    # could no longer bring P(known) down.
+    obs = np.array([1] * 12 + [0] * 16)
+    T = len(obs)
+    vals = dict(prior=0.5, learn=0.3, forget=0.0, guess=0.3, slip=0.05)
+    grid, packed = one_sequence_grid(obs, 1, 1, np.zeros(T), np.zeros(T))
+    col = int(np.flatnonzero(packed.valid.any(axis=0))[0])
+    out = {}
+    for dt in (jnp.float32, jnp.float64):
+        with jax.enable_x64(dt == jnp.float64):
+            params = em.BKTParams(*(jnp.full((1, 1), vals[k], dt) for k in ("prior", "learn", "forget", "guess", "slip")))
+            g = em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields))
+            out[dt] = np.asarray(em.filter_grid(params, params.prior[:, 0], g)[0][:, col], np.float64)
+    np.testing.assert_allclose(out[jnp.float32][:T], out[jnp.float64][:T], atol=1e-4)
+    assert out[jnp.float64][T - 1] < 0.6 < 0.9 < out[jnp.float64][11]  # errors pull P(correct) down from 0.95

@@ -84,6 +84,22 @@ def emissions(obs: Int[Array, "..."], guess: Array, slip: Array) -> tuple[Array,
     return l1, l0
 
 
+class Forward(NamedTuple):
+    """Forward-filter outputs, each ``[L, N, R]``.
+
+    Both states are carried (``*1`` known, ``*0`` unknown) so that neither
+    probability is ever formed as ``1 - p``: in float32, P(known) would round
+    to exactly 1 after a run of correct answers and stop reacting to errors.
+    """
+
+    p1: Array  # P(known at t | obs before t)
+    p0: Array  # P(unknown at t | obs before t)
+    f1: Array  # P(known at t | obs up to t)
+    f0: Array  # P(unknown at t | obs up to t)
+    c: Array  # P(obs_t | obs before t), the scaling factor
+    n1: Array  # P(known at t+1 | obs up to t)
+
+
 def forward(
     first: Bool[Array, "L N"],
     prior_t: Float[Array, "L N R"],
@@ -91,60 +107,66 @@ def forward(
     l0: Float[Array, "L N R"],
     learn_t: Float[Array, "L N R"],
     forget_t: Float[Array, "L N R"],
-) -> tuple[Array, Array, Array, Array]:
-    """Scaled forward filter over the packed grid.
+) -> Forward:
+    """Scaled forward filter over the packed grid (see :class:`Forward`)."""
+    tiny = jnp.finfo(prior_t.dtype).tiny
 
-    Returns:
-        ``p`` = P(known at t | obs before t), ``pf`` = P(known at t | obs up
-        to t), ``c`` = P(obs_t | obs before t) (the scaling factor), and
-        ``pn`` = P(known at t+1 | obs up to t), each ``[L, N, R]``.
-    """
-
-    def step(pn_prev, x):
+    def step(carry, x):
+        n1_prev, n0_prev = carry
         fst, pri, a1, a0, lt, ft = x
-        p = jnp.where(fst[:, None], pri, pn_prev)
-        c = jnp.maximum(p * a1 + (1 - p) * a0, jnp.finfo(p.dtype).tiny)
-        pf = p * a1 / c
-        pn = pf * (1 - ft) + (1 - pf) * lt
-        return pn, (p, pf, c, pn)
+        fst = fst[:, None]
+        p1 = jnp.where(fst, pri, n1_prev)
+        p0 = jnp.where(fst, 1 - pri, n0_prev)
+        j1, j0 = p1 * a1, p0 * a0
+        c = jnp.maximum(j1 + j0, tiny)
+        f1, f0 = j1 / c, j0 / c
+        n1 = f1 * (1 - ft) + f0 * lt
+        n0 = f0 * (1 - lt) + f1 * ft
+        return (n1, n0), (p1, p0, f1, f0, c, n1)
 
     init = jnp.zeros(prior_t.shape[1:], prior_t.dtype)
-    _, (p, pf, c, pn) = jax.lax.scan(step, init, (first, prior_t, l1, l0, learn_t, forget_t))
-    return p, pf, c, pn
+    _, outs = jax.lax.scan(step, (init, init), (first, prior_t, l1, l0, learn_t, forget_t))
+    return Forward(*outs)
 
 
 def backward(
     last: Bool[Array, "L N"],
-    pf: Float[Array, "L N R"],
+    f1: Float[Array, "L N R"],
+    f0: Float[Array, "L N R"],
     learn_t: Float[Array, "L N R"],
     forget_t: Float[Array, "L N R"],
     with_forget: bool = True,
-) -> tuple[Array, Array, Array | None]:
-    """Smoothing pass: gamma_t = P(known at t | all obs) and transition counts.
+) -> tuple[Array, Array, Array, Array | None]:
+    """Smoothing pass: posteriors of both states and transition counts.
 
     Uses xi_t(i->j) = A[j,i] alpha_t(i) gamma_{t+1}(j) / (A alpha_t)_j, so no
     separate beta recursion is needed. Only xi(0->1) and xi(1->0) leave the
-    scan: the other entries follow from gamma, since xi(0->0) + xi(0->1) =
-    1 - gamma_t and xi(1->0) + xi(1->1) = gamma_t at every non-last step.
+    scan: the rest follows from gamma, since xi(0->0) + xi(0->1) =
+    gamma_t(0) and xi(1->0) + xi(1->1) = gamma_t(1) at every non-last step.
 
     Returns:
-        gamma, xi01 and (if ``with_forget``) xi10, each ``[L, N, R]``; the xi
-        values at last steps are meaningless and must be masked by callers.
+        gamma1 = P(known at t | all obs), gamma0 = P(unknown at t | all obs),
+        xi01 and (if ``with_forget``) xi10, each ``[L, N, R]``; xi values at
+        last steps are meaningless and must be masked by callers.
     """
-    eps = jnp.asarray(1e-30, pf.dtype)
+    eps = jnp.asarray(1e-30, f1.dtype)
 
-    def step(g_next, x):
-        lst, f, lt, ft = x
-        n = f * (1 - ft) + (1 - f) * lt  # P(known at t+1 | obs up to t)
-        a = g_next / jnp.maximum(n, eps)
-        b = (1 - g_next) / jnp.maximum(1 - n, eps)
-        xi10 = ft * f * b
-        g = jnp.where(lst[:, None], f, (1 - ft) * f * a + xi10)
-        xi01 = lt * (1 - f) * a
-        return g, (g, xi01, xi10) if with_forget else (g, xi01)
+    def step(carry, x):
+        g1n, g0n = carry
+        lst, a1, a0, lt, ft = x
+        n1 = a1 * (1 - ft) + a0 * lt  # P(known at t+1 | obs up to t)
+        n0 = a0 * (1 - lt) + a1 * ft
+        r1 = g1n / jnp.maximum(n1, eps)
+        r0 = g0n / jnp.maximum(n0, eps)
+        xi11, xi10 = (1 - ft) * a1 * r1, ft * a1 * r0
+        xi01, xi00 = lt * a0 * r1, (1 - lt) * a0 * r0
+        lst = lst[:, None]
+        g1 = jnp.where(lst, a1, xi11 + xi10)
+        g0 = jnp.where(lst, a0, xi01 + xi00)
+        return (g1, g0), (g1, g0, xi01, xi10) if with_forget else (g1, g0, xi01)
 
-    init = jnp.zeros(pf.shape[1:], pf.dtype)
-    _, outs = jax.lax.scan(step, init, (last, pf, learn_t, forget_t), reverse=True)
+    init = jnp.zeros(f1.shape[1:], f1.dtype)
+    _, outs = jax.lax.scan(step, (init, init), (last, f1, f0, learn_t, forget_t), reverse=True)
     return outs if with_forget else (*outs, None)
 
 
@@ -185,10 +207,11 @@ def e_step(
     """
     prior_t, learn_t, forget_t, guess_t, slip_t = step_params(params, grid)
     l1, l0 = emissions(grid.obs, guess_t, slip_t)
-    _, pf, c, _ = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
-    gamma, xi01, xi10 = backward(grid.last, pf, learn_t, forget_t, with_forget=forgets)
+    fw = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    gamma, gamma0, xi01, xi10 = backward(grid.last, fw.f1, fw.f0, learn_t, forget_t, with_forget=forgets)
+    c = fw.c
 
-    dt = pf.dtype
+    dt = c.dtype
     valid = grid.valid[..., None].astype(dt)
     trans = (grid.valid & ~grid.last)[..., None].astype(dt)
     seen = (grid.valid & (grid.obs >= 0))[..., None].astype(dt)
@@ -206,11 +229,10 @@ def e_step(
         return [out[:, i] for i in range(len(feats))]
 
     n_p, n_r = params.prior.shape[0], params.learn.shape[0]
-    g_trans = gamma * trans
-    g_seen = gamma * seen
+    g_seen, g0_seen = gamma * seen, gamma0 * seen
     prior_f = [gamma * first, jnp.broadcast_to(first, gamma.shape), jnp.log(c) * valid]
-    res_f = [xi01 * trans, trans - g_trans] + ([xi10 * trans, g_trans] if forgets else [])
-    gs_f = [(seen - g_seen) * is1, seen - g_seen, g_seen * (1 - is1), g_seen]
+    res_f = [xi01 * trans, gamma0 * trans] + ([xi10 * trans, gamma * trans] if forgets else [])
+    gs_f = [g0_seen * is1, g0_seen, g_seen * (1 - is1), g_seen]
     res_const, gs_const = row_const
     pr = seg(prior_f, grid.prior_slot, grid.row_prior_slot, n_p, True)
     rs = seg(res_f, grid.res_slot, grid.row_res_slot, n_r, res_const)
@@ -442,10 +464,13 @@ def filter_grid(params: BKTParams, prior_out: Float[Array, " P"], grid: Grid) ->
     """
     prior_t, learn_t, forget_t, guess_t, slip_t = step_params(params, grid)
     l1, l0 = emissions(grid.obs, guess_t, slip_t)
-    p, pf, _, pn = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
-    p_before = jnp.where(grid.first[..., None], prior_out[grid.prior_slot][..., None], p)
-    p_correct = p_before * (1 - slip_t) + (1 - p_before) * guess_t
-    return p_correct[..., 0], p_before[..., 0], pf[..., 0], pn[..., 0]
+    fw = forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
+    first = grid.first[..., None]
+    pout = prior_out[grid.prior_slot][..., None]
+    p1 = jnp.where(first, pout, fw.p1)
+    p0 = jnp.where(first, 1 - pout, fw.p0)
+    p_correct = p1 * (1 - slip_t) + p0 * guess_t
+    return p_correct[..., 0], p1[..., 0], fw.f1[..., 0], fw.n1[..., 0]
 
 
 filter_grid_jit = jax.jit(filter_grid)
