@@ -256,12 +256,11 @@ def train(
             parts.append(f"{rec['interactions_per_second']:,.0f} interactions/s")
         err.print("  " + " | ".join(parts), highlight=False)
 
-    import inspect
     import shutil
 
     ckpt = out_dir.with_name(out_dir.name + ".ckpt")
     extra = {}
-    if "checkpoint" in inspect.signature(m.fit).parameters:
+    if m.resumable:
         extra = {"checkpoint": ckpt, "resume": resume}
     elif resume:
         raise KTError(f"--resume: model {model!r} trains in one pass and has no checkpoints")

@@ -118,6 +118,8 @@ class Model:
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
     summary: ClassVar[str] = ""
+    # True when fit() accepts checkpoint=/resume= (gradient models).
+    resumable: ClassVar[bool] = False
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()

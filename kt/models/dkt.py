@@ -207,6 +207,7 @@ class DKT(Model):
 
     name = "dkt"
     Config = DKTConfig
+    resumable = True
     summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default)"
 
     def _skeleton(self) -> DKTNet:
@@ -245,8 +246,7 @@ class DKT(Model):
         train = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
         val = build_sequences(valid.frame, window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
         net = DKTNet.init(k_init, len(self.vocab.skill_id), cfg.hidden, cfg.dropout)
-        buckets = tuple(sorted({b for b in (16, 32, 64, 128) if b < cfg.window} | {cfg.window}))
-        settings = loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, buckets)
+        settings = loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets())
         try:
             res = loop.fit(
                 net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume
@@ -261,14 +261,14 @@ class DKT(Model):
         return self
 
     def _buckets(self) -> tuple[int, ...]:
+        """Padded lengths for batches: powers of two below the window, and the window."""
         w = self.config.window
         return tuple(sorted({b for b in (16, 32, 64, 128) if b < w} | {w}))
 
     def _predict_probs(self, data: Interactions):
         mode = self.config.eval_mode
         seqs, score = self._sequences(data, mode)
-        y, p = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
-        rows = _rows_in_order(seqs, score, self.config.batch_size, self._buckets())
+        _, p, rows = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
         out = np.full(data.n_rows, np.nan)
         out[rows] = p
         if np.isnan(out).any():
@@ -301,11 +301,3 @@ class DKT(Model):
         return pl.DataFrame(
             {"user_id": np.repeat(users, K), "skill_id": np.tile(self.vocab.skill_id, len(users)), "p_correct_next": probs.ravel()}
         )
-
-
-def _rows_in_order(seqs: Sequences, score: np.ndarray, batch_size: int, buckets) -> np.ndarray:
-    """Frame rows of the scored positions in the order predict_positions returns them."""
-    rows = []
-    for idx, sub in loop._ordered_batches(seqs, batch_size, buckets):
-        rows.append(sub.row[loop.fit_width(score[idx], sub.row.shape[1])])
-    return np.concatenate(rows) if rows else np.zeros(0, np.int64)

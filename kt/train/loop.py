@@ -191,7 +191,7 @@ def fit(
         rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds,
                "interactions_per_second": count / seconds if seconds > 0 else None}
         if valid is not None:
-            y, p = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets)
+            y, p, _ = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets)
             rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
             if rec["valid_auc"] > best_auc + settings.min_delta:
                 best_auc, best_model, best_epoch, bad = rec["valid_auc"], model, epoch, 0
@@ -275,9 +275,10 @@ def predict_positions(
             real position with a real position before it.
 
     Returns:
-        (labels, probabilities) of the scored positions, in batch order.
+        (labels, probabilities, source rows) of the scored positions, in
+        batch order; rows are ``seqs.row`` values (frame row indices).
     """
-    ys, ps = [], []
+    ys, ps, rows = [], [], []
     if score is None:
         score = np.zeros_like(seqs.mask)
         score[:, 1:] = seqs.mask[:, 1:] & seqs.mask[:, :-1]
@@ -286,9 +287,10 @@ def predict_positions(
         sel = fit_width(score[idx], probs.shape[1])
         ys.append(sub.correct[sel])
         ps.append(probs[sel])
+        rows.append(sub.row[sel])
     if not ys:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(ys).astype(np.float64), np.concatenate(ps).astype(np.float64)
+        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(ys).astype(np.float64), np.concatenate(ps).astype(np.float64), np.concatenate(rows)
 
 
 def fit_width(score: np.ndarray, width: int) -> np.ndarray:
