@@ -3,7 +3,7 @@
 Usage: python bench/dkt.py [--datasets assist2009,statics2011,assist2015] [--epochs N]
 
 Protocol (shared/spec/EVALUATION.md): KC = the file's skill_id (for Gervet
-TSV-5 files: the KC-set index); DKT with pyKT defaults (embedding + LSTM 200,
+TSV-5 files: the KC-set index) unless --kc item; DKT with pyKT defaults (embedding + LSTM 200,
 dropout 0.1, Adam 1e-3, batch 256, training chunks of 200, early stopping
 on validation AUC with patience 10, validation = 10% of training learners,
 seed 0); test scored in pyKT's window mode (no history reset, each step
@@ -34,7 +34,7 @@ DATASETS = {
 }
 
 
-def run(name: str, epochs: int | None, seed: int) -> dict:
+def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: str | None = None) -> dict:
     import jax
     import numpy as np
 
@@ -44,7 +44,8 @@ def run(name: str, epochs: int | None, seed: int) -> dict:
     from kt.models.base import create
 
     train_path, test_path = (SHARED / p if p else None for p in DATASETS[name])
-    data = kt.load(str(train_path))
+    overrides = {"skill_id": "item_id"} if kc == "item" else None
+    data = kt.load(str(train_path), overrides=overrides)
     if test_path is None:
         users = data.frame["user_idx"].unique().to_numpy()
         tr_u, te_u = split_learners(users, (0.8, 0.2), seed)
@@ -52,10 +53,12 @@ def run(name: str, epochs: int | None, seed: int) -> dict:
         split = "learners 80/20, seed 0"
     else:
         train = data
-        test = kt.load(str(test_path), vocab=data.vocab)
+        test = kt.load(str(test_path), vocab=data.vocab, overrides=overrides)
         split = "train->test"
     fit_on, valid = train_valid(train, 0.1, seed)
     sets = {} if epochs is None else {"epochs": epochs}
+    if batching:
+        sets["batching"] = batching
     model = create("dkt", **sets)
     t0 = time.perf_counter()
     model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(f"  {name} epoch {r['epoch']}: "
@@ -68,8 +71,11 @@ def run(name: str, epochs: int | None, seed: int) -> dict:
     return {
         "dataset": f"{name}/{DATASETS[name][0].split('/')[1]}",
         "split": split,
+        "kc": "item_id (problem/step id)" if kc == "item" else "skill_id of the file",
         "model": "dkt",
         "impl": "kt",
+        "batching": model.config.batching,
+        "epoch_cap": epochs,
         "auc": res["auc"],
         "accuracy": res["accuracy"],
         "rmse": res["rmse"],
@@ -81,7 +87,7 @@ def run(name: str, epochs: int | None, seed: int) -> dict:
         "best_valid_auc": max(r["valid_auc"] for r in hist),
         "interactions_per_second": float(np.median(steady)),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "notes": "KC = skill_id of the file; first attempts unscored; throughput = scored training "
+        "notes": "first attempts unscored; throughput = scored training "
         "interactions/s, median over epochs 2.. (compile excluded), on 2 CPU cores",
         "jax": jax.__version__,
     }
@@ -92,13 +98,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="assist2009,statics2011,assist2015")
     ap.add_argument("--epochs", type=int, default=None, help="cap epochs (default: the model's 200 with patience 10)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batching", choices=("bucket", "random"), default=None, help="DKT batching (default: the model's)")
+    ap.add_argument("--kc", choices=("skill", "item"), default="skill",
+                    help="KC input: the file's skill_id (default) or its item_id (e.g. Statics problem steps)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "dkt.json"))
     args = ap.parse_args()
     if not SHARED.exists():
         sys.exit(f"shared data not found at {SHARED}; set KT_SHARED_DATA")
     rows = []
     for name in args.datasets.split(","):
-        row = run(name.strip(), args.epochs, args.seed)
+        row = run(name.strip(), args.epochs, args.seed, args.kc, args.batching)
         rows.append(row)
         print(json.dumps(row), flush=True)
     load = os.getloadavg()[0]

@@ -312,3 +312,25 @@ def test_full_padding_over_budget_is_refused():
     with pytest.raises(KTError, match="window"):
         build_sequences(frame, max_cells=99)
     assert build_sequences(frame, window=10, max_cells=99).mask.sum() == 52
+
+
+def test_random_batches_cover_everything_once_and_mix_lengths():
+    import polars as pl
+
+    from kt.data.sequences import batches, build_sequences
+
+    lengths = [3] * 40 + [50] * 40
+    frame = pl.DataFrame(
+        {
+            "user_idx": np.repeat(np.arange(80), lengths),
+            "skill_idx": np.zeros(sum(lengths), int),
+            "item_idx": np.full(sum(lengths), -1),
+            "correct": np.ones(sum(lengths), int),
+            "timestamp": np.full(sum(lengths), np.nan),
+        }
+    )
+    seqs = build_sequences(frame)
+    out = list(batches(seqs, 16, rng=np.random.default_rng(0), by_length=False))
+    users = np.concatenate([b.user for b in out])
+    assert sorted(users.tolist()) == list(range(80))
+    assert any(len(set(b.lengths.tolist())) > 1 for b in out)

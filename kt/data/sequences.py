@@ -158,6 +158,7 @@ def batches(
     *,
     rng: np.random.Generator | None = None,
     buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+    by_length: bool = True,
 ) -> Iterator[Sequences]:
     """Yield batches padded to a bucket length.
 
@@ -171,6 +172,9 @@ def batches(
             smaller; callers that need a fixed shape pad it).
         rng: NumPy generator for shuffling, or ``None``.
         buckets: allowed padded lengths.
+        by_length: group sequences of similar length (little padding); with
+            ``False`` and an ``rng``, batches are uniform random draws (more
+            padding, the gradient statistics of unsorted loaders).
 
     Yields:
         :class:`Sequences` of at most ``batch_size`` rows, time axis padded
@@ -178,7 +182,7 @@ def batches(
     """
     lengths = seqs.lengths
     noise = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths)) / max(len(lengths), 1)
-    order = np.lexsort((noise, lengths))
+    order = np.lexsort((noise, lengths)) if by_length or rng is None else rng.permutation(len(lengths))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(groups)

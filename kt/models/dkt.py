@@ -44,6 +44,9 @@ class DKTConfig:
         eval_mode: ``window`` (each position sees up to ``window`` - 1
             previous attempts, no reset; pyKT's window mode), ``chunk``
             (same chunks as training) or ``full`` (whole history).
+        batching: ``bucket`` groups chunks of similar length (fast, little
+            padding); ``random`` draws uniform random batches as pyKT's
+            loader does (slower: most chunks are padded to ``window``).
     """
 
     hidden: int = 200
@@ -55,9 +58,12 @@ class DKTConfig:
     epochs: int = 200
     patience: int = 10
     eval_mode: str = "window"
+    batching: str = "bucket"
 
     def validate(self) -> None:
         """Reject invalid values."""
+        if self.batching not in ("bucket", "random"):
+            raise KTError(f"--set batching={self.batching!r}: choose bucket or random")
         if self.eval_mode not in EVAL_MODES:
             raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
         if self.hidden < 1 or self.batch_size < 1 or self.window < 2 or self.epochs < 1:
@@ -246,7 +252,9 @@ class DKT(Model):
         train = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
         val = build_sequences(valid.frame, window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
         net = DKTNet.init(k_init, len(self.vocab.skill_id), cfg.hidden, cfg.dropout)
-        settings = loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets())
+        settings = loop.LoopSettings(
+            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), by_length=cfg.batching == "bucket"
+        )
         try:
             res = loop.fit(
                 net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume

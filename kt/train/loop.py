@@ -41,6 +41,7 @@ class LoopSettings:
         batch_size: sequences per batch (padded to this size).
         lr: Adam learning rate.
         buckets: allowed padded sequence lengths.
+        by_length: batch sequences of similar length (see :func:`batches`).
     """
 
     epochs: int = 200
@@ -49,6 +50,7 @@ class LoopSettings:
     batch_size: int = 256
     lr: float = 1e-3
     buckets: tuple[int, ...] = (16, 32, 64, 128, 200)
+    by_length: bool = True
 
 
 @dataclass
@@ -171,7 +173,7 @@ def fit(
     for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
+        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets, by_length=settings.by_length):
             key, sub = jax.random.split(key)
             batch = to_batch(seqs, settings.batch_size)
             new_model, new_state, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm)
