@@ -38,6 +38,10 @@ What runs, each in its own fresh subprocess (peak RSS per child from ``os.wait4`
    file (``assist2015/dkvmn``, 3-line format) and evaluates on its test file
    with ``kt.eval.protocols.next_step``; peak RSS of that process.
 
+Steps 1 and 2 run ``--repeats`` times (default 3), alternating, each in a
+fresh process; the median throughput of each side is reported and the
+ratio is taken between the medians (per-repeat ratios are in the JSON).
+
 Both sides get one learner-level pass over assist2009/gervet train (KC =
 ``skill_id``, the KC-set index, 149 values). Before each timed child the
 script waits (``--wait-quiet`` seconds at most) until processes other than
@@ -48,7 +52,7 @@ Usage::
 
     /work/venv/bin/python bench/dkt_vs_pykt.py                  # everything
     /work/venv/bin/python bench/dkt_vs_pykt.py --skip-peer      # kt only
-    /work/venv/bin/python bench/dkt_vs_pykt.py --epochs 3 --wait-quiet 1800
+    /work/venv/bin/python bench/dkt_vs_pykt.py --epochs 3 --repeats 5 --wait-quiet 1800
 
 The shared data directory is ``$KT_SHARED_DATA`` or ``<repo>/../shared/data``.
 """
@@ -504,6 +508,11 @@ KT_MEMORY = textwrap.dedent(
 )
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median steady-state throughput (lower middle for an even count)."""
+    return sorted(runs, key=lambda r: r["interactions_per_second_median"])[(len(runs) - 1) // 2]
+
+
 def run_peer(venv: Path, train: Path, work: Path, epochs: int, seed: int) -> dict:
     driver = work / "pykt_driver.py"
     driver.write_text(PYKT_DRIVER)
@@ -534,6 +543,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=2,
                     help="timed steady-state epochs per side, after 1 warm-up/compile epoch (default 2)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fresh pyKT and kt processes per side, alternating; the median throughput is kept (default 3)")
     ap.add_argument("--skip-peer", action="store_true", help="kt only (no pyKT venv, no ratio)")
     ap.add_argument("--skip-memory", action="store_true", help="skip the assist2015 peak-RSS run")
     ap.add_argument("--seed", type=int, default=0, help="torch seed of the pyKT run (kt always uses key 0)")
@@ -543,8 +554,8 @@ def main(argv=None) -> int:
                          "(0: don't wait); default 60")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "dkt_vs_pykt.json", help="result JSON")
     args = ap.parse_args(argv)
-    if args.epochs < 1:
-        ap.error("--epochs must be >= 1")
+    if args.epochs < 1 or args.repeats < 1:
+        ap.error("--epochs and --repeats must be >= 1")
     WAIT_QUIET["limit"] = max(0.0, args.wait_quiet)
 
     data = shared_data_dir()
@@ -559,13 +570,19 @@ def main(argv=None) -> int:
     peer = None if args.skip_peer else ensure_peer(args.peer_venv)
     work = Path(tempfile.mkdtemp(prefix="kt-bench-dkt-"))
     try:
-        py = None
-        if peer is not None:
-            print(f"pyKT {peer.get('pykt')} DKT (torch {peer.get('torch')}, {THREADS} threads): "
-                  f"1 warm-up + {args.epochs} timed epochs ...", flush=True)
-            py = run_peer(args.peer_venv, train, work, args.epochs, args.seed)
-        print(f"kt dkt: 1 compile + {args.epochs} timed epochs ...", flush=True)
-        k = run_kt(train, work, args.epochs)
+        py_runs, k_runs = [], []
+        for rep in range(1, args.repeats + 1):
+            if peer is not None:
+                print(f"[{rep}/{args.repeats}] pyKT {peer.get('pykt')} DKT (torch {peer.get('torch')}, {THREADS} "
+                      f"threads): 1 warm-up + {args.epochs} timed epochs ...", flush=True)
+                py_runs.append(run_peer(args.peer_venv, train, work, args.epochs, args.seed))
+                print(f"  {py_runs[-1]['interactions_per_second_median']:,.0f} scored interactions/s", flush=True)
+            print(f"[{rep}/{args.repeats}] kt dkt: 1 compile + {args.epochs} timed epochs ...", flush=True)
+            k_runs.append(run_kt(train, work, args.epochs))
+            print(f"  {k_runs[-1]['interactions_per_second_median']:,.0f} scored interactions/s", flush=True)
+        # The repeat with the median throughput stands for each side (its details go into the row).
+        k = median_run(k_runs)
+        py = median_run(py_runs) if py_runs else None
         mem = None
         if not args.skip_memory:
             if a15_train.exists() and a15_test.exists():
@@ -597,7 +614,9 @@ def main(argv=None) -> int:
             f"{k['n_batches']} batches of {len(k['batch_shapes'])} shapes -- that, not faster kernels, is where "
             f"the speed-up comes from. Batches are length-sorted (shuffled within a length), not uniformly random "
             f"as in pyKT. Peak RSS of the whole process (load + fit). JAX {k['jax']} on {k['jax_devices']}."
-            + busy_note(("kt run", k))
+            + f" Median of {len(k_runs)} fresh processes: "
+            + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs) + "/s; details from the median run."
+            + busy_note(*((f"kt run {i + 1}", r) for i, r in enumerate(k_runs)))
         ),
     }]
     if py:
@@ -624,7 +643,10 @@ def main(argv=None) -> int:
                 f"{py['computed_positions_per_epoch']:,} positions computed per epoch ({py_pad:.2f}x the scored "
                 f"ones). KTDataset.__init__ is bypassed (it builds torch.cuda tensors); its dori dict is built "
                 f"the same way. Peak RSS of the whole process."
-                + busy_note(("pyKT run", py))
+                + f" Median of {len(py_runs)} fresh processes: "
+                + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs)
+                + "/s; details from the median run."
+                + busy_note(*((f"pyKT run {i + 1}", r) for i, r in enumerate(py_runs)))
             ),
         })
     if mem:
@@ -668,11 +690,20 @@ def main(argv=None) -> int:
                          "note": "1/5/15-min load averages of the 2-core machine (they include the timed child itself)"},
         "other_processes_cores": {
             **{n: round(s["other_cores"], 3) for n, s in steps.items()},
+            "each_repeat": {"kt": [round(r["other_cores"], 3) for r in k_runs],
+                            **({"pykt": [round(r["other_cores"], 3) for r in py_runs]} if py_runs else {})},
             "waited_for_quiet_seconds": {n: s["waited"] for n, s in steps.items()},
             "note": "average cores used by processes other than the timed child while it ran (/proc/stat minus the "
                     "child's CPU); > 0.2 inflates timings"},
         "rows": rows,
         "per_epoch": {n: s["history"] for n, s in steps.items()},
+        "repeats": {
+            "kt": [r["interactions_per_second_median"] for r in k_runs],
+            **({"pykt": [r["interactions_per_second_median"] for r in py_runs],
+                "ratio_per_repeat": [a["interactions_per_second_median"] / b["interactions_per_second_median"]
+                                     for a, b in zip(k_runs, py_runs)]} if py_runs else {}),
+            "note": "steady-state scored interactions/s of each fresh process, in run order (pyKT and kt alternate); "
+                    "rows and ratios use the median; per_epoch shows the median run"},
         "work_per_epoch": {
             "kt": {"chunks": k["n_chunks"], "scored": k["n_scored"], "computed_positions": k["computed_positions_per_epoch"],
                    "batches": k["n_batches"], "batch_shapes": k["batch_shapes"]},
@@ -684,12 +715,14 @@ def main(argv=None) -> int:
     }
     if py:
         ratio = k_ips / py_ips
+        rep_ratios = [a["interactions_per_second_median"] / b["interactions_per_second_median"] for a, b in zip(k_runs, py_runs)]
         result["ratios"] = {
             "kt_over_pykt": ratio,
             "target": TARGET_RATIO, "ok": ratio >= TARGET_RATIO,
             "scored_positions_agree": k["n_scored"] == py["n_scored"],
-            "note": "steady-state scored interactions/s, kt median of epochs 2.. over pyKT median of timed epochs, "
-                    "same run of the script",
+            "min_over_repeats": min(rep_ratios), "max_over_repeats": max(rep_ratios),
+            "note": "steady-state scored interactions/s (kt: median of epochs 2..; pyKT: median of the timed epochs), "
+                    "median over the repeats of each side, same run of the script",
         }
     if mem:
         result["memory"] = {"assist2015_peak_rss_mb": mem["rss_mb"], "target_mb": TARGET_RSS_MB,
@@ -714,7 +747,11 @@ def main(argv=None) -> int:
         r = result["ratios"]
         print()
         print(f"kt / pyKT: {r['kt_over_pykt']:.2f}x (target >= {TARGET_RATIO:.0f}x: {'ok' if r['ok'] else 'FAIL'}); "
+              f"per repeat {r['min_over_repeats']:.2f}-{r['max_over_repeats']:.2f}x; "
               f"scored positions agree: {r['scored_positions_agree']}")
+    if len(k_runs) > 1:
+        print("repeats (scored int/s): kt " + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs)
+              + ("; pyKT " + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs) if py_runs else ""))
     if mem:
         print(f"kt dkt on assist2015 ({mem['train_rows']:,} train rows, 1 epoch + next_step on test): peak RSS "
               f"{mem['rss_mb']:.0f} MB ({'ok' if result['memory']['ok'] else 'FAIL'} < {TARGET_RSS_MB} MB), "
