@@ -190,3 +190,24 @@ def test_cli_resume_without_checkpoint_is_a_clear_error(tmp_path):
     assert r.exit_code == 1 and "no checkpoint found" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["train", str(SAMPLE / "train.csv"), "--model", "kc-rate", "--out", str(tmp_path / "k"), "--resume"])
     assert r.exit_code == 1 and "no checkpoints" in r.output
+
+
+def test_cli_train_dkt_writes_history_and_removes_checkpoint(tmp_path):
+    from typer.testing import CliRunner
+
+    from kt.cli import app
+
+    out = tmp_path / "m"
+    r = CliRunner().invoke(
+        app,
+        ["train", str(SAMPLE / "train.csv"), "--model", "dkt", "--out", str(out), "--epochs", "2",
+         "--set", "hidden=8", "--set", "batch_size=32", "--valid-frac", "0.2"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "epoch 2" in r.output and "valid AUC" in r.output
+    lines = (out / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "valid_auc" in json.loads(lines[-1])
+    assert not (tmp_path / "m.ckpt").exists()
+    r = CliRunner().invoke(app, ["evaluate", str(out), str(SAMPLE / "test.csv"), "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "e.json").read_text())["window"] == "window"
