@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import polars as pl
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Float, Int
 
 from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, build_sequences
