@@ -71,6 +71,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
 from harness import WAIT_QUIET, busy_note, check, loadavg, machine, run_proc  # noqa: E402
 PEER_VENV = Path("/tmp/kt-peer-pybkt")
 PEER_PINS = ["numpy==1.26.4", "pandas==2.2.3", "scikit-learn==1.5.2"]
@@ -148,13 +149,7 @@ PEER_CHECK = textwrap.dedent(
 
 
 def peer_status(py: Path) -> dict:
-    if not py.exists():
-        return {"compiled": False, "error": "no venv"}
-    r = subprocess.run([str(py), "-c", PEER_CHECK], capture_output=True, text=True)
-    try:
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {"compiled": False, "error": r.stderr[-500:]}
+    return harness.peer_status(py, PEER_CHECK, "compiled")
 
 
 def ensure_peer(venv: Path) -> dict:

@@ -74,6 +74,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
 from harness import WAIT_QUIET, busy_note, check, loadavg, machine, run_proc  # noqa: E402
 PEER_VENV = Path("/tmp/kt-peer-pykt")
 TORCH_PIN = "torch==2.13.0"
@@ -139,13 +140,7 @@ PEER_CHECK = textwrap.dedent(
 
 
 def peer_status(py: Path) -> dict:
-    if not py.exists():
-        return {"pykt_ok": False, "error": "no venv"}
-    r = subprocess.run([str(py), "-c", PEER_CHECK], capture_output=True, text=True)
-    try:
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {"pykt_ok": False, "error": r.stderr[-500:]}
+    return harness.peer_status(py, PEER_CHECK, "pykt_ok")
 
 
 def torch_ok(st: dict) -> bool:

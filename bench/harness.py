@@ -7,6 +7,7 @@ a result can say whether the machine was quiet.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -108,3 +109,23 @@ def check(res: dict, what: str) -> dict:
         sys.stderr.write(f"\n{what} failed (exit {res['rc']}): {res['cmd']}\n{res['stdout'][-3000:]}\n{res['stderr'][-6000:]}\n")
         sys.exit(1)
     return res
+
+
+def peer_status(py: Path, check_src: str, ok_key: str) -> dict:
+    """Run a peer venv's self-check script (it prints one JSON line).
+
+    Args:
+        py: the peer venv's python.
+        check_src: Python source of the check.
+        ok_key: the key that reports success, set False on any failure here.
+
+    Returns:
+        The check's JSON, or ``{ok_key: False, "error": ...}``.
+    """
+    if not py.exists():
+        return {ok_key: False, "error": "no venv"}
+    r = subprocess.run([str(py), "-c", check_src], capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {ok_key: False, "error": r.stderr[-500:]}

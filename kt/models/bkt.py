@@ -195,7 +195,7 @@ class BKT(Model):
                 active = ~np.asarray(state.done).all(axis=1)
                 if not active.any() or int(state.it) >= cfg.max_iter:
                     break
-            res = em.EMResult(state.params, state.loglik, state.iterations, state.done)
+            res = state
             best_params, best = em.best_restart(res, slot_kc)
             prior_out = self._prior_out(best_params.prior[:, 0], slots, packed)
             self.params = BKTFitted(jax.tree.map(np.asarray, best_params), np.asarray(prior_out))
@@ -206,7 +206,7 @@ class BKT(Model):
                 "fit": {
                     "loglik": np.asarray(res.loglik)[kc_rows, best].tolist(),
                     "iterations": np.asarray(res.iterations)[kc_rows, best].tolist(),
-                    "converged": np.asarray(res.converged)[kc_rows, best].tolist(),
+                    "converged": np.asarray(res.done)[kc_rows, best].tolist(),
                     "restart": best.tolist(),
                     "max_iterations": int(state.it),
                     "phases": phases,

@@ -290,15 +290,6 @@ class EMState(NamedTuple):
     it: Int[Array, ""]
 
 
-class EMResult(NamedTuple):
-    """Outcome of :func:`fit_em` (restart axis still present)."""
-
-    params: BKTParams
-    loglik: Float[Array, "K R"]
-    iterations: Int[Array, "K R"]
-    converged: Bool[Array, "K R"]
-
-
 def random_init(key, sizes: tuple[int, int, int], restarts: int, forgets: bool, dtype) -> BKTParams:
     """pyBKT's random initialisation, independently per slot and restart.
 
@@ -409,17 +400,16 @@ def fit_em(
     tol: float,
     max_iter: int,
     row_const: tuple[bool, bool] = (False, False),
-) -> EMResult:
+) -> EMState:
     """EM for all KCs and restarts on one grid (see :func:`em_phase`).
 
     Returns:
-        Final parameters, the last log-likelihood per KC and restart, the
-        iteration count and the convergence flag.
+        The final state: parameters, last log-likelihood, iteration count and
+        convergence flag (``done``) per KC and restart.
     """
-    st = em_phase(
+    return em_phase(
         init_state(init, n_kc), grid, slot_kc, n_kc=n_kc, forgets=forgets, tol=tol, max_iter=max_iter, row_const=row_const
     )
-    return EMResult(st.params, st.loglik, st.iterations, st.done)
 
 
 fit_em_jit = eqx.filter_jit(fit_em)
@@ -428,7 +418,7 @@ random_init_jit = jax.jit(random_init, static_argnums=(1, 2, 3, 4))
 
 
 @jax.jit
-def best_restart(res: EMResult, slot_kc) -> tuple[BKTParams, Array]:
+def best_restart(res: EMState, slot_kc) -> tuple[BKTParams, Array]:
     """Per KC, the restart with the highest log-likelihood (R axis kept, size 1)."""
     best = jnp.argmax(res.loglik, axis=1)
     prior_kc, res_kc, gs_kc = slot_kc
