@@ -1,0 +1,21 @@
+"""The ``kt`` command line. Commands parse options, call the library, print.
+
+One module per command group; each registers its commands on the shared
+Typer app from ``kt.cli.common`` when imported here.
+
+Exit codes: 0 ok, 1 bad input or usage (one-line message), 2 internal error.
+"""
+
+from __future__ import annotations
+
+from kt.cli import data, train, graph, simulate  # noqa: F401, I001 - registers commands in help order
+from kt.cli.common import _enable_compile_cache, app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _enable_compile_cache()
+    app(prog_name="kt")
+
+
+__all__ = ["app", "main"]

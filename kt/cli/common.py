@@ -1,0 +1,172 @@
+"""Shared pieces of the ``kt`` command line: the Typer apps, consoles,
+error handling, common options and helpers.
+
+Exit codes: 0 ok, 1 bad input or usage (one-line message), 2 internal error.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import math
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kt.errors import KTError
+
+app = typer.Typer(
+    name="kt",
+    help="Knowledge tracing: ingest interaction logs, train BKT/DKT/CAKT/PSI-KT models, evaluate, export prerequisite graphs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect and convert interaction files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+MapOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--map", help="Column override canonical=Column (user_id, skill_id, item_id, correct, timestamp, order); repeatable."),
+]
+DropDupOpt = Annotated[bool, typer.Option("--drop-duplicates", help="Drop duplicated attempts instead of only reporting them.")]
+DropNullOpt = Annotated[bool, typer.Option("--drop-nulls", help="Drop rows with an empty learner or KC id instead of failing.")]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the file (default: UTF-8, Latin-1 fallback).")]
+
+
+_DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("kt_debug", default=False)
+# Typer's own control-flow exceptions pass through untouched (names differ across Typer versions).
+_PASSTHROUGH = tuple(e for e in (typer.Exit, typer.Abort, getattr(typer, "TyperException", None)) if e is not None)
+
+
+def _debug() -> bool:
+    return _DEBUG.get()
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
+
+
+def handle_errors(fn):
+    """Turn KTError into a one-line message + exit 1, other errors into exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _PASSTHROUGH:
+            raise
+        except KTError as exc:
+            if _debug():
+                raise
+            typer.echo(f"error: {_one_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - last-resort reporting
+            if _debug():
+                raise
+            typer.echo(f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for a traceback)", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _notes(notes) -> None:
+    for n in notes:
+        err.print(f"[yellow]note:[/] {n}", highlight=False, markup=True)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "nan" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+def _json_dump(obj) -> str:
+    def clean(o):
+        if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list):
+            return [clean(v) for v in o]
+        return o
+
+    return json.dumps(clean(obj), indent=1)
+
+
+def _overrides(pairs):
+    from kt.data.columns import parse_overrides
+
+    return parse_overrides(pairs)
+
+
+def _version_cb(value: bool) -> None:
+    if value:
+        from kt import __version__
+
+        typer.echo(f"kt {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the kt version and exit.", is_eager=True, callback=_version_cb)
+    ] = False,
+):
+    """Knowledge tracing toolkit."""
+    _DEBUG.set(debug)
+
+
+def _load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None):
+    from kt.data.schema import load
+
+    with err.status(f"reading {file}"):
+        data = load(str(file), overrides=_overrides(map_), vocab=vocab, drop_duplicates=drop_duplicates,
+                    drop_nulls=drop_nulls, encoding=encoding)
+    _notes(data.notes)
+    return data
+
+
+def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
+    t = Table(title=title)
+    t.add_column("split")
+    for m in ("auc", "accuracy", "rmse", "logloss", "n"):
+        t.add_column(m, justify="right")
+    for name, r in rows.items():
+        t.add_row(name, *(_fmt(r[m]) for m in ("auc", "accuracy", "rmse", "logloss", "n")))
+    return t
+
+
+def _enable_compile_cache() -> None:
+    """Reuse XLA programs across runs (JAX persistent compilation cache).
+
+    Repeated `kt` runs on data of the same shape skip compilation. Only the
+    CLI turns this on; importing kt changes no JAX setting. Opt out with
+    KT_NO_COMPILE_CACHE=1; the directory is $KT_CACHE_DIR or ~/.cache/kt/jax.
+    """
+    import os
+
+    if os.environ.get("KT_NO_COMPILE_CACHE"):
+        return
+    base = os.environ.get("KT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kt", "jax"
+    )
+    try:
+        os.makedirs(base, exist_ok=True)
+    except OSError:  # a cache is an optimisation, never a failure
+        return
+    # Environment variables (read when JAX is first imported) keep commands
+    # that never touch JAX, like `kt data inspect`, from importing it.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", base)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

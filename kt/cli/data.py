@@ -1,0 +1,73 @@
+"""`kt data`: inspect and convert interaction files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kt.cli.common import data_app, out, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _notes, _overrides
+from kt.errors import KTError
+
+
+@data_app.command("inspect")
+@handle_errors
+def data_inspect(
+    file: Annotated[Path, typer.Argument(help="CSV/TSV(.gz), Parquet, or 3/4-line sequence file.")],
+    map_: MapOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    encoding: EncodingOpt = None,
+):
+    """Detected column mapping, counts, correctness rate, time span, sequence lengths and warnings."""
+    from kt.data.schema import load
+    from kt.report import inspect
+
+    data = load(str(file), overrides=_overrides(map_), min_attempts=1, encoding=encoding)
+    rep = inspect(data)
+    if as_json:
+        typer.echo(_json_dump(rep))
+        return
+    t = Table(title=f"{file}", show_header=False)
+    t.add_row("format", f"{rep['format']} ({rep['mapping']['layout']})")
+    for canon, col in rep["mapping"]["columns"].items():
+        t.add_row(f"  {canon}", col)
+    for key in ("rows", "learners", "kcs", "items", "correct_rate", "multi_kc_rows", "time_span_days", "duplicates"):
+        t.add_row(key, _fmt(rep[key]) if rep[key] is not None else "no timestamps")
+    sl = rep["sequence_length"]
+    t.add_row("length min/median/q90/max", f"{sl['min']:.0f} / {sl['median']:.0f} / {sl['q90']:.0f} / {sl['max']:.0f}")
+    out.print(t)
+    _notes(rep["warnings"])
+
+
+@data_app.command("convert")
+@handle_errors
+def data_convert(
+    file: Annotated[Path, typer.Argument(help="Input interaction file (any supported format).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    map_: MapOpt = None,
+    drop_duplicates: DropDupOpt = False,
+    drop_nulls: DropNullOpt = False,
+    encoding: EncodingOpt = None,
+):
+    """Write the validated, ordered interactions in kt's canonical columns."""
+    from kt.atomic import atomic_path
+    from kt.data.schema import load
+    from kt.report import canonical_export
+
+    data = load(str(file), overrides=_overrides(map_), min_attempts=1, drop_duplicates=drop_duplicates,
+                drop_nulls=drop_nulls, encoding=encoding)
+    frame = canonical_export(data)
+    suffix = out_path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise KTError(f"--out {out_path}: unknown output type {suffix!r}; use .parquet or .csv")
+    with atomic_path(out_path) as tmp:
+        if suffix == ".parquet":
+            frame.write_parquet(tmp)
+        else:
+            if data.multi_kc:
+                frame = frame.with_columns(frame["skill_id"].list.join("~~"))
+            frame.write_csv(tmp)
+    _notes(data.notes)
+    out.print(f"wrote {frame.height:,} rows to {out_path}")
