@@ -26,7 +26,8 @@ def tiny_batch(rng, B=3, T=9, K=5):
     correct = rng.integers(0, 2, (B, T))
     mask = np.ones((B, T), bool)
     mask[1, 6:] = False
-    return {"skill": jnp.asarray(skill), "correct": jnp.asarray(correct), "mask": jnp.asarray(mask)}
+    prev = loop.prev_index(np.broadcast_to(np.arange(T), (B, T)), mask)
+    return {"skill": jnp.asarray(skill), "correct": jnp.asarray(correct), "mask": jnp.asarray(mask), "prev": jnp.asarray(prev)}
 
 
 @pytest.fixture

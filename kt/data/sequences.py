@@ -31,6 +31,8 @@ class Sequences:
         row: index of the step's row in the source frame, -1 on padding.
         user: ``user_idx`` of each sequence.
         start: position of the sequence's first step within its learner.
+        group: question occurrence of each step (the canonical frame's row,
+            shared by the KC rows of a multi-KC question), -1 on padding.
     """
 
     skill: Int[np.ndarray, "N T"]
@@ -41,6 +43,7 @@ class Sequences:
     row: Int[np.ndarray, "N T"]
     user: Int[np.ndarray, " N"]
     start: Int[np.ndarray, " N"]
+    group: Int[np.ndarray, "N T"]
 
     @property
     def lengths(self) -> Int[np.ndarray, " N"]:
@@ -52,7 +55,7 @@ class Sequences:
         out = {}
         T = self.mask.shape[1]
         L = T if length is None else length
-        for name, fill in (("skill", -1), ("item", -1), ("correct", 0), ("time", np.nan), ("mask", False), ("row", -1)):
+        for name, fill in (("skill", -1), ("item", -1), ("correct", 0), ("time", np.nan), ("mask", False), ("row", -1), ("group", -1)):
             arr = getattr(self, name)[idx]
             if L <= T:
                 arr = arr[:, :L]
@@ -70,7 +73,9 @@ def build_sequences(
 
     Args:
         frame: sorted canonical frame with ``user_idx``, scalar ``skill_idx``,
-            ``item_idx``, ``correct`` and ``timestamp``.
+            ``item_idx``, ``correct`` and ``timestamp``; an exploded frame
+            (``Interactions.explode``) also has ``attempt``, which becomes
+            ``group``.
         window: if given, cut each learner into consecutive non-overlapping
             windows of this length (history resets at each window).
         min_len: drop sequences (windows) shorter than this.
@@ -85,7 +90,7 @@ def build_sequences(
     if n == 0:
         z = np.zeros((0, 0), np.int32)
         return Sequences(z, z, z.astype(np.int8), z.astype(np.float64), z.astype(bool), z.astype(np.int64),
-                         np.zeros(0, np.int32), np.zeros(0, np.int64))
+                         np.zeros(0, np.int32), np.zeros(0, np.int64), z.astype(np.int64))
     boundary = np.empty(n, dtype=bool)
     boundary[0] = True
     np.not_equal(user[1:], user[:-1], out=boundary[1:])
@@ -125,6 +130,7 @@ def build_sequences(
         row=pad(np.arange(n), -1, np.int64),
         user=user[_first_rows(seq_of_row)].astype(np.int32),
         start=first_pos.astype(np.int64),
+        group=pad(frame["attempt"].to_numpy() if "attempt" in frame.columns else np.arange(n), -1, np.int64),
     )
     if min_len > 1:
         keep = np.flatnonzero(lengths >= min_len)

@@ -122,16 +122,23 @@ class DKTNet(eqx.Module):
 
 
 def next_logits(net: DKTNet, batch: loop.Batch, key) -> Float[Array, "B T"]:
-    """Logit of each position's correctness from the steps before it (position 0: bias only)."""
+    """Logit of each position's correctness from the state before its question.
+
+    Position t reads the LSTM output after position ``batch["prev"][t]``
+    (t - 1 for single-KC data; the last row of the previous question when
+    a question has several KC rows); with no earlier question only the
+    KC's bias is left.
+    """
     h = net.hidden_states(batch["skill"], batch["correct"])
     if key is not None and net.dropout > 0:
         keep = jax.random.bernoulli(key, 1 - net.dropout, h.shape)
         h = jnp.where(keep, h / (1 - net.dropout), 0.0)
-    q_next = batch["skill"][:, 1:]
-    w = net.w_out[q_next]  # only the next KC's row of the head is needed
-    logit_next = jnp.einsum("btd,btd->bt", h[:, :-1], w) + net.b_out[q_next]
-    first = net.b_out[batch["skill"][:, :1]]
-    return jnp.concatenate([first, logit_next], axis=1)
+    prev = batch["prev"]
+    h_prev = jnp.take_along_axis(h, jnp.maximum(prev, 0)[:, :, None], axis=1)
+    q = batch["skill"]
+    w = net.w_out[q]  # only the predicted KC's row of the head is needed
+    dot = jnp.einsum("btd,btd->bt", h_prev, w)
+    return jnp.where(prev >= 0, dot, 0.0) + net.b_out[q]
 
 
 @eqx.filter_jit
@@ -153,6 +160,7 @@ def _flat(frame: pl.DataFrame) -> dict[str, np.ndarray]:
         "pos": np.arange(n) - np.repeat(starts, lengths),
         "skill": frame["skill_idx"].to_numpy(), "item": frame["item_idx"].to_numpy(),
         "correct": frame["correct"].to_numpy(), "time": frame["timestamp"].to_numpy().astype(np.float64),
+        "group": frame["attempt"].to_numpy() if "attempt" in frame.columns else np.arange(n),
     }
 
 
@@ -165,7 +173,7 @@ def _gather(f: dict, idx: np.ndarray, valid: np.ndarray, user: np.ndarray, start
     return Sequences(
         skill=g(f["skill"], -1, np.int32), item=g(f["item"], -1, np.int32), correct=g(f["correct"], 0, np.int8),
         time=g(f["time"], np.nan, np.float64), mask=valid.copy(), row=np.where(valid, idx, -1).astype(np.int64),
-        user=user.astype(np.int32), start=start.astype(np.int64),
+        user=user.astype(np.int32), start=start.astype(np.int64), group=g(f["group"], -1, np.int64),
     )
 
 
@@ -207,6 +215,11 @@ def last_windows(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.ndarra
     return seqs, keep - 1
 
 
+def _known(data: Interactions) -> pl.DataFrame:
+    """One row per (question, KC) with a KC in the vocabulary (``attempt`` = question)."""
+    return data.explode().filter(pl.col("skill_idx") >= 0)
+
+
 @register
 class DKT(Model):
     """DKT: LSTM over (KC, response) pairs; pyKT's default configuration."""
@@ -219,15 +232,11 @@ class DKT(Model):
     def _skeleton(self) -> DKTNet:
         return DKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config.hidden, self.config.dropout)
 
-    def _sequences(self, data: Interactions, mode: str) -> tuple[Sequences, np.ndarray]:
-        if data.multi_kc:
-            raise KTError(
-                f"{data.source}: dkt does not handle items with several KCs yet; use one KC column "
-                "(e.g. the KC-set index, --map skill_id=COLUMN)"
-            )
+    def _sequences(self, frame: pl.DataFrame, mode: str) -> tuple[Sequences, np.ndarray]:
+        """Sequences of an exploded frame for evaluation, and the positions to score."""
         if mode == "window":
-            return window_sequences(data.frame, self.config.window)
-        seqs = build_sequences(data.frame, window=self.config.window if mode == "chunk" else None)
+            return window_sequences(frame, self.config.window)
+        seqs = build_sequences(frame, window=self.config.window if mode == "chunk" else None)
         return seqs, seqs.mask.copy()  # every real step; position 0 has a bias-only logit
 
     def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "DKT":
@@ -249,8 +258,10 @@ class DKT(Model):
         if key is None or isinstance(key, int):
             key = jax.random.key(0 if key is None else key)
         k_init, k_train = jax.random.split(key)
-        train = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
-        val = build_sequences(valid.frame, window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
+        # One step per (question, KC) row; the KC rows of a question share a
+        # group, so each is trained and scored from the state before the question.
+        train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
+        val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
         net = DKTNet.init(k_init, len(self.vocab.skill_id), cfg.hidden, cfg.dropout)
         settings = loop.LoopSettings(
             cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), by_length=cfg.batching == "bucket"
@@ -265,7 +276,7 @@ class DKT(Model):
             raise
         self.params = res.model
         self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                     "train_windows": int(train.mask.shape[0])}
+                     "train_windows": int(train.mask.shape[0]), "base_rate": float(data.frame["correct"].mean())}
         return self
 
     def _buckets(self) -> tuple[int, ...]:
@@ -275,14 +286,53 @@ class DKT(Model):
 
     def _predict_probs(self, data: Interactions):
         mode = self.config.eval_mode
-        seqs, score = self._sequences(data, mode)
+        ex = data.explode()
+        known = (ex["skill_idx"] >= 0).to_numpy()
+        seqs, score = self._sequences(ex.filter(pl.Series(known)), mode)
         _, p, rows = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
-        out = np.full(data.n_rows, np.nan)
-        out[rows] = p
-        if np.isnan(out).any():
+        per_kc = np.full(ex.height, np.nan)
+        kidx = np.flatnonzero(known)
+        per_kc[kidx[rows]] = p
+        # A KC outside the training vocabulary has no embedding: such rows are
+        # left out of the input and predicted with the training correct rate.
+        per_kc[~known] = self.meta.get("base_rate", 0.5)
+        if np.isnan(per_kc).any():
             raise KTError("dkt: internal error, some attempts got no prediction")
         self.meta["eval_mode"] = mode
-        return out, {}
+        if not data.multi_kc:
+            return per_kc, {}
+        # Question-level: the mean over the question's KC rows, all predicted
+        # from the state before the question; per-row values kept for other fusions.
+        fused = (
+            pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
+            .group_by("attempt", maintain_order=True)
+            .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
+            .sort("attempt")
+        )
+        return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+
+    def influence_matrix(self) -> np.ndarray:
+        """P(correct on KC j) after a single correct answer on KC i (Piech et al. 2015).
+
+        Returns:
+            ``[K, K]`` array, row i = the observed KC, column j = the predicted KC.
+        """
+        self._require_fitted()
+        K = len(self.vocab.skill_id)
+        out = []
+        for i in range(0, K, self.config.batch_size):
+            kcs = np.arange(i, min(K, i + self.config.batch_size))
+            seqs = Sequences(
+                skill=kcs[:, None].astype(np.int32), item=np.full((len(kcs), 1), -1, np.int32),
+                correct=np.ones((len(kcs), 1), np.int8), time=np.full((len(kcs), 1), np.nan),
+                mask=np.ones((len(kcs), 1), bool), row=np.zeros((len(kcs), 1), np.int64),
+                user=np.zeros(len(kcs), np.int32), start=np.zeros(len(kcs), np.int64),
+                group=np.zeros((len(kcs), 1), np.int64),
+            )
+            batch = loop.to_batch(seqs, self.config.batch_size)
+            probs = _all_kc_probs(self.params, batch, jnp.zeros(batch["mask"].shape[0], jnp.int32))
+            out.append(np.asarray(probs)[: len(kcs)])
+        return np.concatenate(out).astype(np.float64)
 
     def mastery(self, data: Interactions) -> pl.DataFrame:
         """Predicted correctness on every KC after each learner's history.
@@ -294,7 +344,7 @@ class DKT(Model):
             ``user_id``, ``skill_id``, ``p_correct_next``.
         """
         self._require_fitted()
-        sub, last = last_windows(data.frame, self.config.window)
+        sub, last = last_windows(_known(data), self.config.window)
         B = self.config.batch_size
         out = []
         for i in range(0, len(last), B):

@@ -86,7 +86,31 @@ def to_batch(seqs: Sequences, batch_size: int) -> Batch:
         "skill": arr(np.maximum(seqs.skill, 0), 0),
         "correct": arr(seqs.correct.astype(np.int32), 0),
         "mask": arr(seqs.mask, False),
+        "prev": arr(prev_index(seqs.group, seqs.mask), -1),
     }
+
+
+def prev_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Position whose state predicts each step: the last step of the previous question.
+
+    The KC rows of one multi-KC question share a ``group``; each of them is
+    predicted from the state before the question, so no row sees the
+    answer it shares with its siblings. Single-KC steps get ``t - 1``.
+
+    Args:
+        group: ``[N, T]`` question occurrence per step (-1 on padding).
+        mask: ``[N, T]`` real steps.
+
+    Returns:
+        ``[N, T]`` int32 index, -1 where there is no earlier question in
+        the sequence (the position has no history).
+    """
+    N, T = mask.shape
+    new = np.ones((N, T), bool)
+    new[:, 1:] = group[:, 1:] != group[:, :-1]
+    t = np.broadcast_to(np.arange(T), (N, T))
+    qstart = np.maximum.accumulate(np.where(new, t, 0), axis=1)
+    return np.where(mask, qstart - 1, -1).astype(np.int32)
 
 
 def _loss(model, batch: Batch, key, logits_fn, norm):
@@ -113,9 +137,8 @@ def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm):
 
 
 def targets(batch: Batch) -> jax.Array:
-    """Positions scored in training: real steps with a real step before them."""
-    m = batch["mask"]
-    return jnp.concatenate([jnp.zeros_like(m[:, :1]), m[:, 1:] & m[:, :-1]], axis=1)
+    """Positions scored in training: real steps with an earlier question before them."""
+    return batch["mask"] & (batch["prev"] >= 0)
 
 
 def fit(
@@ -136,8 +159,9 @@ def fit(
     Args:
         model: an equinox module (the parameters).
         logits_fn: ``(model, batch, dropout_key or None) -> [B, T]`` logits of
-            each position's correctness from the history before it (position
-            0 unused); ``None`` key means evaluation mode.
+            each position's correctness from the state after position
+            ``batch["prev"]`` (see :func:`prev_index`; -1: no history, not
+            scored in training); ``None`` key means evaluation mode.
         train: training sequences (already windowed).
         valid: validation sequences, or ``None`` (then no early stopping).
         settings: loop settings.
@@ -274,7 +298,7 @@ def predict_positions(
         batch_size: batch size.
         buckets: allowed padded lengths.
         score: optional ``[N, T]`` bool of positions to return; default: every
-            real position with a real position before it.
+            real position with an earlier question in its sequence.
 
     Returns:
         (labels, probabilities, source rows) of the scored positions, in
@@ -282,8 +306,7 @@ def predict_positions(
     """
     ys, ps, rows = [], [], []
     if score is None:
-        score = np.zeros_like(seqs.mask)
-        score[:, 1:] = seqs.mask[:, 1:] & seqs.mask[:, :-1]
+        score = prev_index(seqs.group, seqs.mask) >= 0
     for idx, sub in _ordered_batches(seqs, batch_size, buckets):
         probs = np.asarray(_eval_probs(model, to_batch(sub, batch_size), logits_fn))[: len(idx)]
         sel = fit_width(score[idx], probs.shape[1])
