@@ -34,7 +34,8 @@ DATASETS = {
 }
 
 
-def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: str | None = None) -> dict:
+def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: str | None = None,
+        extra: dict | None = None) -> dict:
     import jax
     import numpy as np
 
@@ -59,6 +60,7 @@ def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: s
     sets = {} if epochs is None else {"epochs": epochs}
     if batching:
         sets["batching"] = batching
+    sets.update(extra or {})
     model = create("dkt", **sets)
     t0 = time.perf_counter()
     model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(f"  {name} epoch {r['epoch']}: "
@@ -75,6 +77,7 @@ def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: s
         "model": "dkt",
         "impl": "kt",
         "batching": model.config.batching,
+        "config": {k: v for k, v in sets.items() if k not in ("epochs", "batching")},
         "epoch_cap": epochs,
         "auc": res["auc"],
         "accuracy": res["accuracy"],

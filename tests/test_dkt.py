@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 import kt
+from kt.errors import KTError
 from kt.data.sequences import build_sequences
 from kt.eval.protocols import next_step
 from kt.models.base import create, load
@@ -63,7 +65,7 @@ def test_loss_gradient_matches_finite_differences():
         b = tiny_batch(np.random.default_rng(2), B=2, T=5, K=4)
 
         def loss(w_out):
-            m = type(net)(net.embed, net.w_ih, net.w_hh, net.b, w_out, net.b_out, net.n_kc, net.dropout)
+            m = eqx.tree_at(lambda n: n.w_out, net, w_out)
             lg = next_logits(m, b, None)
             tgt = loop.targets(b)
             y = b["correct"].astype(lg.dtype)
@@ -212,3 +214,44 @@ def test_cli_train_dkt_writes_history_and_removes_checkpoint(tmp_path):
     r = CliRunner().invoke(app, ["evaluate", str(out), str(SAMPLE / "test.csv"), "--json", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "e.json").read_text())["window"] == "window"
+
+
+@pytest.mark.parametrize(("variant", "cell", "compressed"), [("piech", "rnn", 0), ("piech", "lstm", 6), ("pykt", "rnn", 0)])
+def test_variants_are_causal_and_mask_safe(variant, cell, compressed):
+    net = DKTNet.init(jax.random.key(3), 5, 8, 0.0, variant=variant, cell=cell, compressed=compressed)
+    b = tiny_batch(np.random.default_rng(4))
+    base = next_logits(net, b, None)
+    t = 4
+    flipped = dict(b, correct=b["correct"].at[:, t:].set(1 - b["correct"][:, t:]))
+    np.testing.assert_allclose(base[:, : t + 1], next_logits(net, flipped, None)[:, : t + 1], atol=1e-6)
+    padded = {k: jnp.pad(v, ((0, 2), (0, 7))) for k, v in b.items()}
+    np.testing.assert_allclose(base, next_logits(net, padded, None)[:3, :9], atol=1e-6)
+
+
+def test_piech_one_hot_equals_explicit_rnn():
+    # The folded table must equal h_t = tanh(W_hx onehot(q + K r) + W_hh h_{t-1} + b).
+    net = DKTNet.init(jax.random.key(5), 3, 4, 0.0, variant="piech", cell="rnn")
+    skill, correct = np.array([[0, 2, 1, 1]]), np.array([[1, 0, 1, 1]])
+    h = np.zeros(4)
+    for q, r in zip(skill[0], correct[0]):
+        x = np.zeros(6)
+        x[q + 3 * r] = 1
+        h = np.tanh(np.asarray(net.w_ih) @ x + np.asarray(net.w_hh) @ h + np.asarray(net.b))
+    got = np.asarray(net.hidden_states(jnp.asarray(skill), jnp.asarray(correct)))[0, -1]
+    np.testing.assert_allclose(got, h, atol=1e-5)
+
+
+def test_compressed_projection_is_not_trained():
+    m = create("dkt", sets=["variant=piech", "compressed=5", "hidden=6", "epochs=2", "batch_size=32"])
+    data = kt.load(str(SAMPLE / "train.csv"))
+    small = data.subset(data.frame["user_idx"].unique().sort().to_numpy()[:60])
+    m.fit(small, key=0)
+    fresh = m._init_net(jax.random.key(99))
+    np.testing.assert_array_equal(np.asarray(m.params.embed), np.asarray(fresh.embed))
+    assert m.params.w_ih.shape == (6, 5)
+
+
+def test_variant_options_are_validated():
+    for bad in (["variant=x"], ["cell=gru"], ["compressed=10"], ["variant=piech", "compressed=-1"]):
+        with pytest.raises(KTError):
+            create("dkt", sets=bad)

@@ -188,7 +188,9 @@ def batches(
     """
     lengths = seqs.lengths
     noise = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths)) / max(len(lengths), 1)
-    order = np.lexsort((noise, lengths)) if by_length or rng is None else rng.permutation(len(lengths))
+    # Longest first, so the one partial batch holds the shortest sequences and
+    # pads to a short bucket instead of to the longest one.
+    order = np.lexsort((noise, -lengths)) if by_length or rng is None else rng.permutation(len(lengths))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(groups)

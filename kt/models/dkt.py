@@ -47,6 +47,14 @@ class DKTConfig:
         batching: ``bucket`` groups chunks of similar length (fast, little
             padding); ``random`` draws uniform random batches as pyKT's
             loader does (slower: most chunks are padded to ``window``).
+        variant: ``pykt`` (trained embedding of q + K r, the default) or
+            ``piech`` (one-hot input of the (KC, response) pair, Piech et
+            al. 2015).
+        cell: ``lstm``, ``rnn`` (tanh RNN, the original released model) or
+            ``auto`` (lstm for pykt, rnn for piech).
+        compressed: piech only: project the one-hot input with a fixed
+            random Gaussian matrix to this many dimensions (compressed
+            sensing, 100 in the original ASSISTments script); 0 = off.
     """
 
     hidden: int = 200
@@ -59,6 +67,16 @@ class DKTConfig:
     patience: int = 10
     eval_mode: str = "window"
     batching: str = "bucket"
+    variant: str = "pykt"
+    cell: str = "auto"
+    compressed: int = 0
+
+    @property
+    def cell_type(self) -> str:
+        """The recurrent cell after resolving ``auto``."""
+        if self.cell != "auto":
+            return self.cell
+        return "rnn" if self.variant == "piech" else "lstm"
 
     def validate(self) -> None:
         """Reject invalid values."""
@@ -70,44 +88,88 @@ class DKTConfig:
             raise KTError("dkt: hidden, batch_size, epochs must be >= 1 and window >= 2")
         if not 0 <= self.dropout < 1 or not self.lr > 0:
             raise KTError("dkt: dropout must be in [0, 1) and lr > 0")
+        if self.variant not in ("pykt", "piech"):
+            raise KTError(f"--set variant={self.variant!r}: choose pykt or piech")
+        if self.cell not in ("auto", "lstm", "rnn"):
+            raise KTError(f"--set cell={self.cell!r}: choose auto, lstm or rnn")
+        if self.compressed < 0 or (self.compressed and self.variant != "piech"):
+            raise KTError("--set compressed=N: needs variant=piech and N >= 1 (0 turns it off)")
 
 
 class DKTNet(eqx.Module):
-    """Embedding -> LSTM -> linear head over K KCs."""
+    """Input table -> LSTM or tanh RNN -> linear head over K KCs.
 
-    embed: Float[Array, "2K d"]
-    w_ih: Float[Array, "4d d"]
-    w_hh: Float[Array, "4d d"]
-    b: Float[Array, " 4d"]
+    The input of step t is row ``q_t + K r_t`` of ``embed`` (pyKT: trained;
+    Piech with compressed sensing: a fixed random projection), or the
+    one-hot pair itself when ``embed`` is ``None``; the input weights are
+    folded into a per-row table, so the time loop only multiplies by the
+    recurrent weights.
+    """
+
+    embed: Float[Array, "2K e"] | None
+    w_ih: Float[Array, "Gd e"]
+    w_hh: Float[Array, "Gd d"]
+    b: Float[Array, " Gd"]
     w_out: Float[Array, "K d"]
     b_out: Float[Array, " K"]
     n_kc: int = eqx.field(static=True)
     dropout: float = eqx.field(static=True)
+    cell: str = eqx.field(static=True, default="lstm")
+    frozen_embed: bool = eqx.field(static=True, default=False)
 
     @staticmethod
-    def init(key, n_kc: int, hidden: int, dropout: float) -> "DKTNet":
-        """PyTorch-style initialisation (N(0,1) embedding, U(+-1/sqrt(d)) weights)."""
+    def init(
+        key, n_kc: int, hidden: int, dropout: float, *, variant: str = "pykt", cell: str = "lstm", compressed: int = 0
+    ) -> "DKTNet":
+        """PyTorch-style initialisation (N(0,1) embedding, U(+-1/sqrt(d)) weights).
+
+        Args:
+            key: PRNG key.
+            n_kc: number of KCs K.
+            hidden: hidden size d (and pyKT's embedding size).
+            dropout: dropout rate on the recurrent output.
+            variant: ``pykt`` or ``piech`` (see :class:`DKTConfig`).
+            cell: ``lstm`` or ``rnn``.
+            compressed: Piech's compressed-sensing dimension (0 = one-hot input).
+
+        Returns:
+            A new network.
+        """
         ke, k1, k2, k3, k4, k5 = jax.random.split(key, 6)
         s = 1 / math.sqrt(hidden)
         u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -s, s)  # noqa: E731
+        G = 4 if cell == "lstm" else 1
+        if variant == "pykt":
+            embed, n_in = jax.random.normal(ke, (2 * n_kc, hidden), jnp.float32), hidden
+        elif compressed:
+            # Fixed seed as in the original script: the projection is data, not a learned weight.
+            embed, n_in = jax.random.normal(jax.random.key(12345), (2 * n_kc, compressed), jnp.float32), compressed
+        else:
+            embed, n_in = None, 2 * n_kc
         return DKTNet(
-            embed=jax.random.normal(ke, (2 * n_kc, hidden), jnp.float32),
-            w_ih=u(k1, (4 * hidden, hidden)),
-            w_hh=u(k2, (4 * hidden, hidden)),
-            b=u(k3, (4 * hidden,)) + u(k4, (4 * hidden,)),
+            embed=embed,
+            w_ih=u(k1, (G * hidden, n_in)),
+            w_hh=u(k2, (G * hidden, hidden)),
+            b=u(k3, (G * hidden,)) + u(k4, (G * hidden,)),
             w_out=u(k5, (n_kc, hidden)),
             b_out=jnp.zeros((n_kc,), jnp.float32),
             n_kc=n_kc,
             dropout=dropout,
+            cell=cell,
+            frozen_embed=variant == "piech" and compressed > 0,
         )
 
     def hidden_states(self, skill: Int[Array, "B T"], correct: Int[Array, "B T"]) -> Float[Array, "B T d"]:
-        """LSTM outputs h_t after each step, from a zero initial state."""
-        table = self.embed @ self.w_ih.T + self.b  # input projection folded into the embedding
-        gates_in = table[skill + self.n_kc * correct]  # [B, T, 4d]
+        """Recurrent outputs h_t after each step, from a zero initial state."""
+        if self.embed is None:
+            table = self.w_ih.T + self.b  # one-hot input: W x is a column of W
+        else:
+            embed = jax.lax.stop_gradient(self.embed) if self.frozen_embed else self.embed
+            table = embed @ self.w_ih.T + self.b
+        gates_in = table[skill + self.n_kc * correct]  # [B, T, G d]
         d = self.w_hh.shape[1]
 
-        def step(carry, g_in):
+        def lstm(carry, g_in):
             h, c = carry
             g = g_in + h @ self.w_hh.T
             i, f, gg, o = jnp.split(g, 4, axis=-1)
@@ -115,9 +177,14 @@ class DKTNet(eqx.Module):
             h = jax.nn.sigmoid(o) * jnp.tanh(c)
             return (h, c), h
 
+        def rnn(carry, g_in):
+            h, c = carry
+            h = jnp.tanh(g_in + h @ self.w_hh.T)
+            return (h, c), h
+
         B = skill.shape[0]
         zeros = jnp.zeros((B, d), table.dtype)
-        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
+        _, hs = jax.lax.scan(lstm if self.cell == "lstm" else rnn, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
         return jnp.swapaxes(hs, 0, 1)
 
 
@@ -227,10 +294,15 @@ class DKT(Model):
     name = "dkt"
     Config = DKTConfig
     resumable = True
-    summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default)"
+    summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default; variant=piech: one-hot + RNN)"
 
     def _skeleton(self) -> DKTNet:
-        return DKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config.hidden, self.config.dropout)
+        return self._init_net(jax.random.key(0))
+
+    def _init_net(self, key) -> DKTNet:
+        c = self.config
+        return DKTNet.init(key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type,
+                           compressed=c.compressed)
 
     def _sequences(self, frame: pl.DataFrame, mode: str) -> tuple[Sequences, np.ndarray]:
         """Sequences of an exploded frame for evaluation, and the positions to score."""
@@ -262,7 +334,7 @@ class DKT(Model):
         # group, so each is trained and scored from the state before the question.
         train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
         val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
-        net = DKTNet.init(k_init, len(self.vocab.skill_id), cfg.hidden, cfg.dropout)
+        net = self._init_net(k_init)
         settings = loop.LoopSettings(
             cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), by_length=cfg.batching == "bucket"
         )
