@@ -210,3 +210,23 @@ def test_pybkt_cpp_stop_rule_stops_earlier_on_integer_logliks(synthetic):
     assert all(float(v).is_integer() for v in cpp.meta["fit"]["loglik"])
     with pytest.raises(Exception, match="stop_rule"):
         create("bkt", stop_rule="fast")
+
+
+def test_init_values_set_the_starting_point():
+    from kt.errors import KTError
+
+    frame, _ = simulate_bkt(200, 2, 10, seed=3)
+    data = frame_to_data(frame)
+    names = list(data.vocab.skill_id)
+    start = {names[0]: {"prior": 0.3, "learn": 0.1, "guess": 0.2, "slip": 0.1}}
+    one = create("bkt", sets=["max_iter=1"]).fit(data, key=0, init=start)
+    other = create("bkt", sets=["max_iter=1"]).fit(data, key=7, init=start)
+    # After one EM step from the same start, every restart of KC 0 agrees, whatever the key.
+    t0, t1 = one.params_table(), other.params_table()
+    kc0 = lambda t: t.filter(pl.col("skill_id") == names[0]).sort("param")["value"].to_numpy()  # noqa: E731
+    assert not np.allclose(t0.sort("skill_id", "param")["value"].to_numpy(), t1.sort("skill_id", "param")["value"].to_numpy())
+    np.testing.assert_allclose(kc0(t0), kc0(t1), atol=1e-6)
+    with pytest.raises(KTError):
+        create("bkt").fit(data, init={"nope": {"prior": 0.5}})
+    with pytest.raises(KTError):
+        create("bkt", sets=["multigs=true"]).fit(data, init=start)

@@ -136,7 +136,7 @@ class BKT(Model):
         return ex, order, kc[order], user[order], item, obs
 
     # -- fit --------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None) -> "BKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, init=None) -> "BKT":
         """Fit all KCs by EM with ``num_fits`` restarts.
 
         Args:
@@ -144,6 +144,10 @@ class BKT(Model):
             valid: unused (EM needs no early stopping).
             key: JAX PRNG key or integer seed (default 0).
             progress: unused.
+            init: optional starting values ``{kc name: {"prior", "learn",
+                "guess", "slip"[, "forget"]}}`` (standard BKT only); every
+                restart of a listed KC starts there, e.g. to compare EM with
+                pyBKT from identical initial values.
 
         Returns:
             ``self``.
@@ -175,8 +179,10 @@ class BKT(Model):
             dt = jnp.float64 if cfg.x64 else jnp.float32
             slot_kc = tuple(jnp.asarray(slots.kc_of(k)) for k in ("prior", "res", "gs"))
             sizes = (slots.prior.height, slots.res.height, slots.gs.height)
-            init = em.random_init_jit(key, sizes, cfg.num_fits, cfg.forgets, dt)
-            state = em.init_state(init, K)
+            start = em.random_init_jit(key, sizes, cfg.num_fits, cfg.forgets, dt)
+            if init is not None:
+                start = self._seed_init(start, init, slots)
+            state = em.init_state(start, K)
             active = np.ones(K, bool)
             kw = dict(
                 n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const,
@@ -215,6 +221,27 @@ class BKT(Model):
         self._slots = slots
         self._warn_degenerate()
         return self
+
+    def _seed_init(self, start: em.BKTParams, init: dict, slots: Slots) -> em.BKTParams:
+        c = self.config
+        if c.multigs or c.multilearn or c.multiprior or c.multipair:
+            raise KTError("bkt: init= supports standard BKT only (no multigs/multilearn/multiprior/multipair)")
+        index = {name: i for i, name in enumerate(self.vocab.skill_id)}
+        unknown = sorted(set(init) - set(index))
+        if unknown:
+            raise KTError(f"bkt: init= names KCs not in the training data: {', '.join(map(str, unknown[:5]))}")
+        cols = {}
+        for kind, names in (("prior", ("prior",)), ("res", ("learn", "forget")), ("gs", ("guess", "slip"))):
+            slot_of_kc = np.full(len(index), -1)
+            kc_of = slots.kc_of(kind)
+            slot_of_kc[kc_of] = np.arange(len(kc_of))
+            for name in names:
+                arr = np.array(getattr(start, name))
+                for kc, values in init.items():
+                    if name in values and (name != "forget" or c.forgets):
+                        arr[slot_of_kc[index[kc]], :] = values[name]
+                cols[name] = jnp.asarray(arr, dtype=arr.dtype)
+        return em.BKTParams(**cols)
 
     def _prior_out(self, prior, slots: Slots, packed) -> Array:
         if not (self.config.multiprior and self.config.multiprior_mode == "leak_free"):
