@@ -58,7 +58,7 @@ def result(model_dir, work) -> dict:
 
 
 def test_train_writes_model_dir(model_dir):
-    assert sorted(p.name for p in model_dir.iterdir()) == ["model.json", "params.eqx"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["graph.json", "model.json", "params.eqx"]
     h = json.loads((model_dir / "model.json").read_text())
     assert h["model"] == "kc-rate" and h["config"] == {"prior": 10.0}
     assert h["format_version"] == 1 and h["kt_version"] == kt.__version__

@@ -389,7 +389,12 @@ def test_bad_threshold(cli, trained, tmp_path, threshold):
 
 
 def test_export_graph_without_graph(cli, trained, tmp_path):
-    model_dir, _ = trained
+    import shutil
+
+    src, _ = trained
+    model_dir = tmp_path / "old-model"  # as saved by a kt version without graph.json
+    shutil.copytree(src, model_dir)
+    (model_dir / "graph.json").unlink()
     out = tmp_path / "g.json"
     assert_error(cli("export-graph", model_dir, "--out", out), str(model_dir), "'kc-rate' has no prerequisite graph")
     assert not out.exists()

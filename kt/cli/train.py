@@ -31,7 +31,7 @@ def train(
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
 ):
-    """Train a model on a file and save it to a directory (model.json + params.eqx).
+    """Train a model on a file and save it to a directory (model.json, params.eqx, graph.json).
 
     Gradient models checkpoint every epoch to OUT.ckpt (removed after a
     successful save), so an interrupted run continues with --resume.
@@ -77,7 +77,16 @@ def train(
         res = next_step(m, va, breakdown=False)
         m.meta["valid_metrics"] = {k: res[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
         rows["valid"] = res
-    m.save(out_dir)
+    files = {}
+    try:
+        from kt.graph.build import graph_for
+
+        g = graph_for(m, tr)
+        if g is not None:
+            files["graph.json"] = g.to_json()
+    except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it
+        _notes([f"no prerequisite graph saved ({type(exc).__name__}: {' '.join(str(exc).split())})"])
+    m.save(out_dir, extra_files=files)
     if extra:
         shutil.rmtree(ckpt, ignore_errors=True)
     if rows:
@@ -90,27 +99,58 @@ def train(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
     file: Annotated[Path, typer.Argument(help="Test interactions.")],
-    protocol: Annotated[str, typer.Option("--protocol", help="Evaluation protocol: next (one step ahead).")] = "next",
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="next (one step ahead), multistep (--history/--horizon, open loop) or psikt-window (observe 10, predict 11-20).")
+    ] = "next",
+    history: Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")] = None,
+    history_frac: Annotated[
+        Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
+    ] = None,
+    horizon: Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")] = "nonacc",
+    scoring: Annotated[
+        str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
+    ] = "question",
+    fusion: Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")] = "mean",
     include_first: Annotated[bool, typer.Option("--include-first", help="Also score each learner's first attempt (pyBKT convention).")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (metrics, per-KC, calibration) as JSON here.")] = None,
+    eval_mode: Annotated[
+        Optional[str], typer.Option("--eval-mode", help="Override the model's history mode for long learners: window, chunk or full (models with eval_mode, e.g. dkt).")
+    ] = None,
+    collapse: Annotated[
+        bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
+    ] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (settings, metrics, per-KC, calibration, curve data) as JSON here.")] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
 ):
-    """Evaluate a saved model on a file; print the metrics and optionally write JSON."""
+    """Evaluate a saved model on a file; print the metrics and optionally write JSON.
+
+    Multi-KC questions are scored once per question (every KC row predicted
+    from the history before the question, then fused); --scoring kc-row
+    scores pyKT's expanded rows instead and is leaky.
+    """
+    import dataclasses
+
     from kt.atomic import write_text
-    from kt.eval.protocols import next_step
+    from kt.cli.eval import make_spec, prepare_data, print_result
     from kt.models.base import load
 
-    if protocol != "next":
-        raise KTError(f"--protocol {protocol!r}: only 'next' is available in this version")
+    spec = make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
     m = load(model_dir)
-    data = _load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=m.vocab)
-    with err.status(f"predicting {data.n_rows:,} attempts"):
-        res = next_step(m, data, include_first=include_first)
+    if eval_mode is not None:
+        if not hasattr(m.config, "eval_mode"):
+            raise KTError(f"--eval-mode: model {m.name!r} has no history modes; drop the option")
+        m.config = dataclasses.replace(m.config, eval_mode=eval_mode)
+        check = getattr(m.config, "validate", None)
+        if check is not None:
+            check()
+    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=m.vocab), spec, collapse)
+    with err.status(f"predicting {data.n_rows:,} attempts ({spec.protocol})"):
+        res = spec.run(m, data)
     res["model_dir"] = str(model_dir)
-    out.print(_metrics_table(f"{m.name} on {file} (protocol next, {res['scoring']}-level)", {"test": res}))
+    print_result(res, f"{m.name} on {file}")
     if json_out is not None:
         write_text(json_out, _json_dump(res))
         out.print(f"wrote {json_out}")

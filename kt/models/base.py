@@ -173,8 +173,29 @@ class Model:
         ).with_columns(pl.Series("prob", np.asarray(probs, dtype=np.float64)), *(pl.Series(k, v) for k, v in extra.items()))
 
     def predict_ahead(self, history: Interactions, future: Interactions, mode: str = "nonacc") -> pl.DataFrame:
-        """Open-loop multi-step prediction; models without state predict as usual."""
-        return self.predict(future)
+        """Open-loop multi-step prediction of ``future`` after ``history``.
+
+        The generic implementation (:func:`kt.eval.multistep.predict_ahead`)
+        predicts each future attempt as the last attempt of a pseudo-learner
+        built from the history (and, in ``acc`` mode, the earlier future
+        attempts with the model's own thresholded predictions as outcomes),
+        so it is valid for every model. Models with their own open-loop
+        propagation override this method.
+
+        Args:
+            history: observed attempts, learner-sorted.
+            future: the attempts to predict, each learner's right after its
+                history, learner-sorted.
+            mode: ``nonacc`` (non-accumulative) or ``acc`` (accumulative).
+
+        Returns:
+            One row per future attempt: ``user_id``, ``skill_id``,
+            ``item_id``, ``position``, ``step`` (1-based), ``line``,
+            ``correct``, ``prob`` and the model's extra columns.
+        """
+        from kt.eval.multistep import predict_ahead
+
+        return predict_ahead(self, history, future, mode)
 
     def mastery(self, data: Interactions) -> pl.DataFrame:
         """Knowledge state per learner x KC after the history (model-specific)."""
@@ -184,11 +205,13 @@ class Model:
         """Learned prerequisite graph, or ``None`` when the model has none."""
         return None
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, extra_files: dict[str, str] | None = None) -> Path:
         """Write the model directory atomically.
 
         Args:
             path: target directory (replaced if it is a kt model directory).
+            extra_files: more files for the directory, name -> text (e.g.
+                ``graph.json``); written before the rename, so atomically too.
 
         Returns:
             The directory path.
@@ -218,6 +241,10 @@ class Model:
                 lines = (json.dumps(rec, default=_json_default) for rec in history)
                 (tmp / HISTORY_FILE).write_text("\n".join(lines) + "\n")
             eqx.tree_serialise_leaves(tmp / PARAMS_FILE, self.params)
+            for name, text in (extra_files or {}).items():
+                if Path(name).name != name or name in (MODEL_JSON, PARAMS_FILE, HISTORY_FILE):
+                    raise ValueError(f"extra_files: {name!r} must be a plain file name other than kt's own")
+                (tmp / name).write_text(text, encoding="utf-8")
             if target.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
                 os.rename(target, old / "m")

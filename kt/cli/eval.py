@@ -1,0 +1,305 @@
+"""`kt cv`, `kt compare`, `kt report`, and the option helpers `kt evaluate` shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from kt.cli.common import app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train
+from kt.errors import KTError
+
+# Options shared by evaluate, cv and compare (evaluate declares its own copies in kt/cli/train.py).
+HistoryOpt = Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")]
+HistoryFracOpt = Annotated[
+    Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
+]
+HorizonOpt = Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")]
+ScoringOpt = Annotated[
+    str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
+]
+FusionOpt = Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")]
+IncludeFirstOpt = Annotated[bool, typer.Option("--include-first", help="next: also score each learner's first attempt.")]
+CollapseOpt = Annotated[
+    bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
+]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options ([MODEL] tables).")]
+
+RESULT_COLS = ("auc", "accuracy", "f1", "rmse", "logloss", "n")
+
+
+def make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode):
+    """Validated :class:`~kt.eval.protocols.EvalSpec` from command-line options."""
+    from kt.eval.protocols import EvalSpec
+
+    return EvalSpec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode).checked()
+
+
+def prepare_data(data, spec, collapse: bool):
+    """Apply ``--collapse-kc-rows`` and print scoring warnings; returns the data to evaluate."""
+    from kt.eval.expand import collapse_kc_rows, expanded_rows
+    from kt.eval.protocols import LEAK_WARNING
+
+    if collapse:
+        data = collapse_kc_rows(data)
+        n = data.stats.get("collapsed_kc_rows", 0)
+        err.print(f"[yellow]note:[/] --collapse-kc-rows merged {n:,} KC rows into multi-KC questions", highlight=False)
+    if spec.scoring == "kc-row":
+        if data.multi_kc:
+            err.print(f"[bold red]warning:[/] {LEAK_WARNING}", highlight=False)
+        else:
+            err.print("[yellow]note:[/] --scoring kc-row: the data has one KC per attempt, so every attempt is scored as usual",
+                      highlight=False)
+    elif not data.multi_kc:
+        n = expanded_rows(data)
+        if n:
+            err.print(
+                f"[yellow]note:[/] {data.source}: {n:,} rows repeat the previous row's item and outcome with another KC "
+                "(multi-KC questions expanded into KC rows, as in pyKT/AKT files); scoring them one by one leaks answers; "
+                "pass --collapse-kc-rows to score whole questions",
+                highlight=False,
+            )
+    return data
+
+
+def epoch_printer(prefix: str = ""):
+    """Per-epoch progress line for gradient models (stderr)."""
+
+    def progress(rec: dict) -> None:
+        parts = [f"epoch {rec['epoch']}", f"loss {rec.get('train_loss', float('nan')):.4f}"]
+        if "valid_auc" in rec:
+            parts.append(f"valid AUC {rec['valid_auc']:.4f}")
+        err.print("  " + prefix + " | ".join(parts), highlight=False)
+
+    return progress
+
+
+def result_table(title: str, rows: dict[str, dict]) -> Table:
+    """Metrics of several results, one row each."""
+    t = Table(title=title)
+    t.add_column("")
+    for m in RESULT_COLS:
+        t.add_column(m, justify="right")
+    for name, r in rows.items():
+        t.add_row(name, *(_fmt(r.get(m, float("nan"))) for m in RESULT_COLS))
+    return t
+
+
+def step_table(res: dict) -> Table:
+    """Metrics per horizon step of a multi-step result."""
+    t = Table(title="by horizon step")
+    for c in ("step", "n", "accuracy", "auc", "f1"):
+        t.add_column(c, justify="right")
+    for s in res["by_step"]:
+        t.add_row(*(_fmt(s[c]) for c in ("step", "n", "accuracy", "auc", "f1")))
+    return t
+
+
+def describe(res: dict) -> str:
+    """Short protocol description for table titles."""
+    p = res["protocol"]
+    if p == "next":
+        return f"protocol next, {res['scoring']}-level"
+    h = f"history {res['history']}" if res.get("history") is not None else f"history {res.get('history_frac')} of each learner"
+    n = f"horizon {res['horizon']}" if res.get("horizon") is not None else "all remaining"
+    return f"protocol {p}, {h}, {n}, {res['mode']}, {res['scoring']}-level"
+
+
+def print_result(res: dict, title: str) -> None:
+    """Print a protocol result (and its per-step table for multi-step runs)."""
+    out.print(result_table(f"{title} ({describe(res)})", {"test": res}))
+    if res.get("by_step"):
+        out.print(step_table(res))
+    if res.get("split_skipped_learners"):
+        err.print(f"[yellow]note:[/] {res['split_skipped_learners']:,} learners have too few attempts for the history/horizon "
+                  "and were skipped", highlight=False)
+
+
+@app.command()
+@handle_errors
+def cv(
+    file: Annotated[Path, typer.Argument(help="Interactions to cross-validate on.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `kt models`).")],
+    folds: Annotated[int, typer.Option("--folds", help="Number of learner folds.")] = 5,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the folds, the validation split and the model.")] = 0,
+    valid_frac: Annotated[float, typer.Option("--valid-frac", help="kfold: share of each fold's training learners used for validation.")] = 0.1,
+    scheme: Annotated[
+        str, typer.Option("--protocol", help="kfold (each fold is the test set once) or pykt (fixed 20% test set, seed 1024; 5 models early-stopped on one fold each).")
+    ] = "kfold",
+    eval_protocol: Annotated[str, typer.Option("--eval", help="Evaluation protocol on each test set: next, multistep or psikt-window.")] = "next",
+    history: HistoryOpt = None,
+    history_frac: HistoryFracOpt = None,
+    horizon: HorizonOpt = None,
+    mode: ModeOpt = "nonacc",
+    scoring: ScoringOpt = "question",
+    fusion: FusionOpt = "mean",
+    include_first: IncludeFirstOpt = False,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (gradient models).")] = None,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
+    collapse: CollapseOpt = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write per-fold results and the summary as JSON here.")] = None,
+    map_: MapOpt = None,
+    drop_duplicates: DropDupOpt = False,
+    drop_nulls: DropNullOpt = False,
+    encoding: EncodingOpt = None,
+):
+    """Learner-level k-fold cross-validation: mean ± sd per metric, per-fold JSON.
+
+    The same --seed gives the same folds and (for deterministic models)
+    the same metrics.
+    """
+    from kt.atomic import write_text
+    from kt.eval.cv import cross_validate
+    from kt.models.base import get
+
+    get(model)  # fail on an unknown name before reading data
+    spec = make_spec(eval_protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
+    sets = list(set_ or []) + ([f"epochs={epochs}"] if epochs is not None else [])
+    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
+
+    def on_fold(k: int, fold: dict) -> None:
+        r = fold["result"]
+        err.print(f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} "
+                  f"({r['train_seconds']:.1f}s training)", highlight=False)
+
+    with err.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"):
+        rec = cross_validate(data, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, spec=spec,
+                             sets=sets, toml_path=config, progress=epoch_printer(), on_fold=on_fold)
+    t = Table(title=f"{model}: {scheme} {folds} folds, seed {seed} ({describe(rec['fold_results'][0]['result'])})")
+    t.add_column("fold")
+    t.add_column("learners", justify="right")
+    for m in RESULT_COLS:
+        t.add_column(m, justify="right")
+    for f in rec["fold_results"]:
+        n_users = len(f.get("test_users") or rec.get("test_users") or [])
+        t.add_row(str(f["fold"] + 1), f"{n_users:,}", *(_fmt(f["result"].get(m, float("nan"))) for m in RESULT_COLS))
+    for stat in ("mean", "std"):
+        vals = [rec["summary"].get(m, {}).get(stat) for m in RESULT_COLS[:-1]]
+        t.add_row("sd" if stat == "std" else stat, "", *(_fmt(v) if v is not None else "-" for v in vals), "")
+    out.print(t)
+    if json_out is not None:
+        write_text(json_out, _json_dump(rec))
+        out.print(f"wrote {json_out}")
+
+
+@app.command()
+@handle_errors
+def compare(
+    file: Annotated[Path, typer.Argument(help="Interactions (training learners, or all learners when no --test is given).")],
+    models: Annotated[str, typer.Option("--models", help="Comma-separated model names, e.g. kc-rate,bkt,dkt.")],
+    test_file: Annotated[Optional[Path], typer.Option("--test", help="Separate test file (e.g. a published split); otherwise --test-frac of the learners.")] = None,
+    test_frac: Annotated[float, typer.Option("--test-frac", help="Share of learners held out for testing (without --test).")] = 0.2,
+    folds: Annotated[int, typer.Option("--folds", help="Use learner-level k-fold CV (same folds for every model) instead of one split; 0 = one split.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the split(s), validation split and models.")] = 0,
+    valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of training learners used for validation.")] = 0.1,
+    protocol: Annotated[str, typer.Option("--protocol", help="Evaluation protocol: next, multistep or psikt-window.")] = "next",
+    history: HistoryOpt = None,
+    history_frac: HistoryFracOpt = None,
+    horizon: HorizonOpt = None,
+    mode: ModeOpt = "nonacc",
+    scoring: ScoringOpt = "question",
+    fusion: FusionOpt = "mean",
+    include_first: IncludeFirstOpt = False,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs of the gradient models.")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="MODEL.KEY=VALUE for one model (dkt.hidden=64), or KEY=VALUE for every model that has KEY; repeatable.")
+    ] = None,
+    config: ConfigOpt = None,
+    save_models: Annotated[Optional[Path], typer.Option("--save-models", help="Also save each trained model to DIR/MODEL (one split only).")] = None,
+    collapse: CollapseOpt = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all results as JSON here (input for kt report).")] = None,
+    map_: MapOpt = None,
+    drop_duplicates: DropDupOpt = False,
+    drop_nulls: DropNullOpt = False,
+    encoding: EncodingOpt = None,
+):
+    """Train several models on the same learner split and compare them in one table."""
+    from kt.atomic import write_text
+    from kt.eval.cv import cross_validate, fit_and_evaluate, holdout, model_sets
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise KTError("--models: give at least one model name, e.g. --models kc-rate,bkt")
+    if len(set(names)) != len(names):
+        raise KTError(f"--models {models!r}: a model is listed twice")
+    if folds and (test_file is not None or save_models is not None):
+        raise KTError("--folds: cross-validation splits FILE itself; drop --test/--save-models")
+    if folds == 1 or folds < 0:
+        raise KTError(f"--folds {folds}: use 0 (one split) or at least 2")
+    per_model = model_sets(names, set_, epochs)  # also checks the names
+    spec = make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
+    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
+    record: dict = {"kind": "compare", "models": names, "data": data.source, "seed": seed, "settings": spec.settings(),
+                    "model_options": per_model}
+    if folds:
+        record.update({"split": "kfold", "folds": folds, "valid_frac": valid_frac})
+    elif test_file is not None:
+        test = prepare_data(_load_train(test_file, map_, drop_duplicates, drop_nulls, encoding, vocab=data.vocab), spec, collapse)
+        train = data
+        record.update({"split": "files", "test_data": test.source, "valid_frac": valid_frac})
+    else:
+        train, test = holdout(data, test_frac, seed)
+        record.update({"split": "learners", "test_frac": test_frac, "valid_frac": valid_frac,
+                       "test_users": sorted(test.frame["user_id"].unique().to_list())})
+    results = []
+    for name in names:
+        with err.status(f"{name}: training and evaluating"):
+            if folds:
+                r = cross_validate(data, name, folds=folds, seed=seed, valid_frac=valid_frac, spec=spec, sets=per_model[name],
+                                   toml_path=config, progress=epoch_printer(f"{name} "))
+            else:
+                r = fit_and_evaluate(name, train, test, valid_frac=valid_frac, seed=seed, spec=spec, sets=per_model[name],
+                                     toml_path=config, progress=epoch_printer(f"{name} "),
+                                     save_to=(save_models / name) if save_models is not None else None)
+        results.append(r)
+        done = r["summary"]["auc"]["mean"] if folds else r["auc"]
+        err.print(f"  {name}: AUC {_fmt(done)}", highlight=False)
+    record["results"] = results
+    first = results[0]["fold_results"][0]["result"] if folds else results[0]
+    split = f"{folds}-fold CV" if folds else (f"test file {test_file}" if test_file else f"{test_frac:g} of learners held out")
+    t = Table(title=f"{file}: {split}, seed {seed} ({describe(first)})")
+    t.add_column("model")
+    for m in RESULT_COLS:
+        t.add_column(m, justify="right")
+    t.add_column("train s", justify="right")
+    for name, r in zip(names, results):
+        if folds:
+            # two rows per model (mean, then sd) keep the table narrow
+            secs = sum(f["result"]["train_seconds"] for f in r["fold_results"])
+            n = sum(f["result"]["n"] for f in r["fold_results"])
+            mean = [_fmt(r["summary"][m]["mean"]) if m in r["summary"] else "-" for m in RESULT_COLS[:-1]]
+            sd = [_fmt(r["summary"][m]["std"]) if m in r["summary"] else "-" for m in RESULT_COLS[:-1]]
+            t.add_row(name, *mean, _fmt(n), f"{secs:.1f}")
+            t.add_row("  ± sd", *sd, "", "")
+        else:
+            t.add_row(name, *(_fmt(r.get(m, float("nan"))) for m in RESULT_COLS), f"{r['train_seconds']:.1f}")
+    out.print(t)
+    if json_out is not None:
+        write_text(json_out, _json_dump(record))
+        out.print(f"wrote {json_out}")
+
+
+@app.command()
+@handle_errors
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Model directories and/or JSON results of kt evaluate/cv/compare.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    title: Annotated[str, typer.Option("--title", help="Page title.")] = "kt report",
+):
+    """Write a self-contained HTML report (inline SVG plots, no network needed to view).
+
+    ROC curves, reliability diagram, accuracy by horizon step, learning
+    curves per KC, training history, and a side-by-side table of all
+    results given.
+    """
+    from kt.atomic import write_text
+    from kt.eval.report_html import build_html, collect
+
+    runs, trainings = collect(paths)
+    write_text(out_path, build_html(runs, trainings, title=title))
+    out.print(f"wrote {out_path} ({len(runs)} evaluation(s), {len(trainings)} training run(s))")
