@@ -5,6 +5,16 @@ padded to a fixed batch size, so each bucket compiles one train step and one
 eval step. The loop keeps the best state by validation AUC, stops early
 after ``patience`` epochs without a gain of at least ``min_delta``, guards
 against non-finite losses, and records per-epoch metrics.
+
+Optional extensions (defaults reproduce plain Adam exactly):
+
+- coupled L2 and Adam betas (:class:`LoopSettings` ``weight_decay``, ``b1``,
+  ``b2``; see :func:`make_optimizer`);
+- a per-epoch learning-rate schedule driven by the training loss
+  (``lr_decay``, ``lr_every``, ``lr_on_rise``; see :func:`next_lr`);
+- non-trainable state threaded through training (``fit(..., state=...)``,
+  e.g. BatchNorm running statistics): the logits function is then called
+  as ``logits_fn(model, batch, key, state) -> (logits, new_state)``.
 """
 
 from __future__ import annotations
@@ -42,6 +52,16 @@ class LoopSettings:
         lr: Adam learning rate.
         buckets: allowed padded sequence lengths.
         by_length: batch sequences of similar length (see :func:`batches`).
+        weight_decay: coupled L2 coefficient: ``weight_decay * param`` is added
+            to the gradient before Adam (``optax.add_decayed_weights`` then
+            ``optax.adam``; not AdamW). 0 gives plain Adam.
+        b1: Adam's first-moment decay.
+        b2: Adam's second-moment decay.
+        lr_decay: factor applied to the learning rate after an epoch that
+            triggers the schedule (1.0: constant learning rate).
+        lr_every: the schedule triggers after every ``lr_every``-th epoch (0: never).
+        lr_on_rise: the schedule also triggers when the epoch's training loss
+            is higher than the previous epoch's.
     """
 
     epochs: int = 200
@@ -51,6 +71,61 @@ class LoopSettings:
     lr: float = 1e-3
     buckets: tuple[int, ...] = (16, 32, 64, 128, 200)
     by_length: bool = True
+    weight_decay: float = 0.0
+    b1: float = 0.9
+    b2: float = 0.999
+    lr_decay: float = 1.0
+    lr_every: int = 0
+    lr_on_rise: bool = False
+
+    @property
+    def optim(self) -> tuple[float, float, float]:
+        """The static optimiser hyperparameters ``(weight_decay, b1, b2)``."""
+        return (float(self.weight_decay), float(self.b1), float(self.b2))
+
+
+def make_optimizer(lr, optim: tuple[float, float, float] = (0.0, 0.9, 0.999)) -> optax.GradientTransformation:
+    """Adam with optional coupled L2, as an optax transformation.
+
+    Args:
+        lr: learning rate (a float or a traced scalar, so that a schedule can
+            change it between steps without recompiling).
+        optim: ``(weight_decay, b1, b2)``.
+
+    Returns:
+        ``optax.adam(lr, b1, b2)``, preceded by
+        ``optax.add_decayed_weights(weight_decay)`` when it is non-zero (the
+        L2 term then passes through Adam's normalisation, as
+        ``torch.optim.Adam(weight_decay=...)`` does).
+    """
+    wd, b1, b2 = optim
+    adam = optax.adam(lr, b1=b1, b2=b2)
+    return optax.chain(optax.add_decayed_weights(wd), adam) if wd else adam
+
+
+def next_lr(lr: float, epoch: int, prev_loss: float | None, loss: float, settings: "LoopSettings") -> float:
+    """The learning rate for the epoch after ``epoch`` (1-based).
+
+    ``lr * lr_decay`` when ``epoch`` is a multiple of ``lr_every`` or (with
+    ``lr_on_rise``) the training loss rose above ``prev_loss``; the factor is
+    applied once even when both hold, and it compounds over epochs
+    (CAKT's ``adjust_lr``).
+
+    Args:
+        lr: the learning rate used in ``epoch``.
+        epoch: 1-based epoch just finished.
+        prev_loss: the previous epoch's training loss (``None`` for the first).
+        loss: this epoch's training loss.
+        settings: loop settings.
+
+    Returns:
+        The next learning rate.
+    """
+    if settings.lr_decay == 1.0:
+        return lr
+    due = settings.lr_every > 0 and epoch % settings.lr_every == 0
+    rose = settings.lr_on_rise and prev_loss is not None and loss > prev_loss
+    return lr * settings.lr_decay if (due or rose) else lr
 
 
 @dataclass
@@ -62,12 +137,15 @@ class FitResult:
         history: one dict per epoch (loss, validation metrics, throughput).
         best_epoch: 1-based epoch of the returned model.
         stopped: why training ended (``patience``, ``epochs``, ``non-finite``).
+        state: the non-trainable state paired with ``model`` (``None`` when
+            :func:`fit` got no ``state``).
     """
 
     model: Any
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     stopped: str = "epochs"
+    state: Any = None
 
 
 def to_batch(seqs: Sequences, batch_size: int) -> Batch:
@@ -113,27 +191,35 @@ def prev_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, qstart - 1, -1).astype(np.int32)
 
 
-def _loss(model, batch: Batch, key, logits_fn, norm):
+def _loss(model, batch: Batch, key, logits_fn, norm, state=None):
     # Batches are length-bucketed, so a per-batch mean would give a batch of
     # short sequences as much weight as a batch of long ones. Dividing by a
     # constant (batch size x longest bucket) weights every position equally,
     # as random batches do in expectation.
-    logits = logits_fn(model, batch, key)
+    if state is None:
+        logits, new_state = logits_fn(model, batch, key), None
+    else:
+        logits, new_state = logits_fn(model, batch, key, state)
     tgt = targets(batch)
     per = optax.sigmoid_binary_cross_entropy(logits, batch["correct"].astype(logits.dtype))
     total = jnp.where(tgt, per, 0.0).sum()
     n = tgt.sum()
-    return total / norm, (total / jnp.maximum(n, 1), n)
+    return total / norm, (total / jnp.maximum(n, 1), n, new_state)
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm):
-    # Module level with a traced learning rate and a static logits_fn: every
-    # fit (and, through JAX's persistent cache, every run) reuses the
-    # programs compiled for a given model type and bucket shape.
-    (_, (loss, n)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn, norm)
-    updates, opt_state = optax.adam(lr).update(grads, opt_state, eqx.filter(model, eqx.is_array))
-    return eqx.apply_updates(model, updates), opt_state, loss, n
+def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm, optim=(0.0, 0.9, 0.999), state=None):
+    # Module level with a traced learning rate and static logits_fn/optim:
+    # every fit (and, through JAX's persistent cache, every run) reuses the
+    # programs compiled for a given model type, optimiser and bucket shape.
+    # ``state`` (None for stateless models) is threaded, not differentiated.
+    (_, (loss, n, new_state)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(
+        model, batch, key, logits_fn, norm, state
+    )
+    updates, opt_state = make_optimizer(lr, optim).update(grads, opt_state, eqx.filter(model, eqx.is_array))
+    if state is None:
+        return eqx.apply_updates(model, updates), opt_state, loss, n
+    return (eqx.apply_updates(model, updates), jax.lax.stop_gradient(new_state)), opt_state, loss, n
 
 
 def targets(batch: Batch) -> jax.Array:
@@ -153,6 +239,8 @@ def fit(
     on_batch: Callable[[int], None] | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
+    make_batch: Callable[[Sequences, int], Batch] | None = None,
+    state: Any = None,
 ) -> FitResult:
     """Train ``model`` with Adam on masked next-step binary cross-entropy.
 
@@ -171,25 +259,47 @@ def fit(
         checkpoint: directory for a checkpoint written after every epoch.
         resume: continue from ``checkpoint`` (same data, settings and key
             give exactly the result of an uninterrupted run).
+        make_batch: ``(sequences, batch_size) -> Batch`` for models that need
+            more host-computed inputs than :func:`to_batch` gives (it should
+            call :func:`to_batch` and add keys).
+        state: non-trainable state (e.g. BatchNorm running statistics), or
+            ``None``. With a state, ``logits_fn`` is called as
+            ``logits_fn(model, batch, key, state)`` and returns
+            ``(logits, new_state)``; in training (key not ``None``) the new
+            state replaces the old one after each step, in evaluation (key
+            ``None``) it must use and return the state unchanged. The state
+            is never differentiated nor decayed, and the best model's state
+            is returned in :attr:`FitResult.state`.
 
     Returns:
         A :class:`FitResult`.
     """
+    make_batch = make_batch or to_batch
+    stateful = state is not None
+    lr_value = float(settings.lr)
     lr = jnp.asarray(settings.lr, jnp.float32)
     norm = jnp.asarray(settings.batch_size * max(settings.buckets), jnp.float32)
-    opt_state = optax.adam(lr).init(eqx.filter(model, eqx.is_array))
+    optim = settings.optim
+    opt_state = make_optimizer(lr, optim).init(eqx.filter(model, eqx.is_array))
 
     seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     rng = np.random.default_rng(seed)
     best_auc, best_model, best_epoch, bad = -math.inf, model, 0, 0
+    best_state = state
+    prev_loss = None
     result = FitResult(model)
     start = 1
     if resume:
         if checkpoint is None or not (checkpoint / CKPT_JSON).exists():
             raise KTError(f"--resume: no checkpoint found in {checkpoint}; train without --resume first")
-        model, opt_state, best_model, key, c = _load_checkpoint(checkpoint, model, opt_state)
+        got = _load_checkpoint(checkpoint, model, opt_state, states=(state, state) if stateful else None)
+        model, opt_state, best_model, key, c = got[:5]
+        if stateful:
+            state, best_state = got[5]
         rng.bit_generator.state = c["rng"]
         best_auc, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
+        lr_value, prev_loss = c.get("lr", lr_value), c.get("last_loss")
+        lr = jnp.asarray(lr_value, jnp.float32)
         result.history = c["history"]
         if c.get("stopped"):
             result.stopped = c["stopped"]
@@ -199,16 +309,23 @@ def fit(
         total, count = 0.0, 0
         for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets, by_length=settings.by_length):
             key, sub = jax.random.split(key)
-            batch = to_batch(seqs, settings.batch_size)
-            new_model, new_state, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm)
+            batch = make_batch(seqs, settings.batch_size)
+            if stateful:
+                (new_model, new_bn), new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim, state)
+            else:
+                new_model, new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim)
             loss = float(loss)
             if not math.isfinite(loss):
                 result.stopped = "non-finite"
                 result.history.append({"epoch": epoch, "error": "non-finite loss"})
-                result.model = best_model if valid is not None and best_epoch else model
+                keep_best = valid is not None and best_epoch
+                result.model = best_model if keep_best else model
+                result.state = (best_state if keep_best else state) if stateful else None
                 result.best_epoch = best_epoch
                 raise NonFiniteLoss(result, epoch)
-            model, opt_state = new_model, new_state
+            model, opt_state = new_model, new_opt
+            if stateful:
+                state = new_bn
             total += loss * int(n)
             count += int(n)
             if on_batch:
@@ -216,29 +333,39 @@ def fit(
         seconds = time.perf_counter() - t0
         rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds,
                "interactions_per_second": count / seconds if seconds > 0 else None}
+        if settings.lr_decay != 1.0:
+            rec["lr"] = lr_value
         if valid is not None:
-            y, p, _ = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets)
+            y, p, _ = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets,
+                                        make_batch=make_batch, state=state)
             rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
             if rec["valid_auc"] > best_auc + settings.min_delta:
-                best_auc, best_model, best_epoch, bad = rec["valid_auc"], model, epoch, 0
+                best_auc, best_model, best_state, best_epoch, bad = rec["valid_auc"], model, state, epoch, 0
             else:
                 bad += 1
         else:
-            best_model, best_epoch = model, epoch
+            best_model, best_state, best_epoch = model, state, epoch
+        if settings.lr_decay != 1.0:
+            # The schedule reads the training loss only (never validation).
+            lr_value = next_lr(lr_value, epoch, prev_loss, rec["train_loss"], settings)
+            lr = jnp.asarray(lr_value, jnp.float32)
+        prev_loss = rec["train_loss"]
         result.history.append(rec)
         if on_epoch:
             on_epoch(rec)
         stop = valid is not None and bad >= settings.patience
         if checkpoint is not None:
-            _save_checkpoint(
-                checkpoint, model, opt_state, best_model, key,
-                {"epoch": epoch, "best_auc": best_auc, "best_epoch": best_epoch, "bad": bad,
-                 "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None},
-            )
+            info = {"epoch": epoch, "best_auc": best_auc, "best_epoch": best_epoch, "bad": bad,
+                    "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None}
+            if settings.lr_decay != 1.0:
+                info.update(lr=lr_value, last_loss=prev_loss)
+            _save_checkpoint(checkpoint, model, opt_state, best_model, key, info,
+                             states=(state, best_state) if stateful else None)
         if stop:
             result.stopped = "patience"
             break
     result.model, result.best_epoch = best_model, best_epoch
+    result.state = best_state if stateful else None
     return result
 
 
@@ -246,27 +373,33 @@ CKPT_JSON = "checkpoint.json"
 CKPT_LEAVES = "checkpoint.eqx"
 
 
-def _save_checkpoint(path: Path, model, opt_state, best_model, key, info: dict) -> None:
+def _save_checkpoint(path: Path, model, opt_state, best_model, key, info: dict, states=None) -> None:
     path.mkdir(parents=True, exist_ok=True)
     # Leaves first, then the JSON that points at a complete set of them; both
     # are renamed into place so a crash never leaves a half checkpoint.
     tmp = path / (CKPT_LEAVES + ".tmp")
-    eqx.tree_serialise_leaves(tmp, (model, opt_state, best_model, jax.random.key_data(key)))
+    leaves = (model, opt_state, best_model, jax.random.key_data(key))
+    eqx.tree_serialise_leaves(tmp, leaves if states is None else (*leaves, states))
     os.replace(tmp, path / CKPT_LEAVES)
     tmpj = path / (CKPT_JSON + ".tmp")
     tmpj.write_text(json.dumps({**info, "best_auc": None if math.isinf(info["best_auc"]) else info["best_auc"]}))
     os.replace(tmpj, path / CKPT_JSON)
 
 
-def _load_checkpoint(path: Path, model, opt_state):
+def _load_checkpoint(path: Path, model, opt_state, states=None):
+    # With ``states`` (a skeleton of the (state, best_state) pair), that pair
+    # is read as well and returned as a sixth element.
     info = json.loads((path / CKPT_JSON).read_text())
     info["best_auc"] = -math.inf if info["best_auc"] is None else info["best_auc"]
     like = (model, opt_state, model, jax.random.key_data(jax.random.key(0)))
     try:
-        m, o, b, kd = eqx.tree_deserialise_leaves(path / CKPT_LEAVES, like)
+        got = eqx.tree_deserialise_leaves(path / CKPT_LEAVES, like if states is None else (*like, states))
     except (OSError, ValueError, RuntimeError) as exc:
         raise KTError(f"{path}: checkpoint does not match this model/config ({exc}); train without --resume") from None
-    return m, o, b, jax.random.wrap_key_data(kd), info
+    m, o, b, kd = got[:4]
+    if states is None:
+        return m, o, b, jax.random.wrap_key_data(kd), info
+    return m, o, b, jax.random.wrap_key_data(kd), info, got[4]
 
 
 class NonFiniteLoss(KTError):
@@ -288,7 +421,9 @@ def predict_positions(
     buckets: tuple[int, ...],
     *,
     score: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+    make_batch: Callable[[Sequences, int], Batch] | None = None,
+    state: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities at the scored positions of ``seqs`` (no dropout).
 
     Args:
@@ -299,16 +434,19 @@ def predict_positions(
         buckets: allowed padded lengths.
         score: optional ``[N, T]`` bool of positions to return; default: every
             real position with an earlier question in its sequence.
+        make_batch: as in :func:`fit`.
+        state: as in :func:`fit` (evaluation mode: used, not updated).
 
     Returns:
         (labels, probabilities, source rows) of the scored positions, in
         batch order; rows are ``seqs.row`` values (frame row indices).
     """
+    make_batch = make_batch or to_batch
     ys, ps, rows = [], [], []
     if score is None:
         score = prev_index(seqs.group, seqs.mask) >= 0
     for idx, sub in _ordered_batches(seqs, batch_size, buckets):
-        probs = np.asarray(_eval_probs(model, to_batch(sub, batch_size), logits_fn))[: len(idx)]
+        probs = np.asarray(_eval_probs(model, make_batch(sub, batch_size), logits_fn, state))[: len(idx)]
         sel = fit_width(score[idx], probs.shape[1])
         ys.append(sub.correct[sel])
         ps.append(probs[sel])
@@ -336,7 +474,9 @@ def _ordered_batches(seqs: Sequences, batch_size: int, buckets):
 
 
 @eqx.filter_jit
-def _eval_probs(model, batch: Batch, logits_fn):
+def _eval_probs(model, batch: Batch, logits_fn, state=None):
     # logits_fn is a static (hashed) argument, so each model type compiles
     # once per bucket shape and validation epochs reuse the programs.
-    return jax.nn.sigmoid(logits_fn(model, batch, None))
+    if state is None:
+        return jax.nn.sigmoid(logits_fn(model, batch, None))
+    return jax.nn.sigmoid(logits_fn(model, batch, None, state)[0])

@@ -1,0 +1,166 @@
+"""CAKT vs DKT (and the no-3D-CNN ablation) on the issue's splits.
+
+Usage: python bench/cakt.py [--datasets assist2009,statics2011] [--epochs N] [--models dkt,cakt-nocnn,cakt]
+
+Protocol (shared/spec/EVALUATION.md, as bench/dkt.py): assist2009/gervet
+train -> test with KC = the file's skill_id; statics2011/gervet with KC =
+item_id (problem step), learners split 80/20 with seed 0. Every model trains
+on the same 90% of the training learners and selects its epoch on the same
+10% validation learners (seed 0); the test split is only scored once, in
+pyKT's window mode (200), first attempts unscored, global AUC.
+
+- dkt: kt's DKT defaults (200 epochs, patience 10).
+- cakt: the spec's defaults (k 4, H 15, 1-4-8-4-1 channels, Adam 1e-3,
+  betas 0.9/0.99, coupled L2 1e-5, lr x0.3 every 5 epochs or on a training
+  loss rise, 30 epochs, patience 10), except the batch size (kt default 32,
+  see README) and ``--epochs`` when given (caps cakt and the ablation).
+- cakt-nocnn: cakt with ``cnn=false`` (the two LSTMs only).
+
+Each (dataset, model) runs in a child process so that its peak RSS is its
+own. Rows are written to bench/results/cakt.json as they finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+SHARED = Path(os.environ.get("KT_SHARED_DATA") or REPO.parent / "shared" / "data")
+DATASETS = {
+    "assist2009": ("assist2009/gervet/preprocessed_data_train.csv.gz", "assist2009/gervet/preprocessed_data_test.csv.gz", "skill"),
+    "statics2011": ("statics2011/gervet/preprocessed_data.csv.gz", None, "item"),
+}
+MODELS = {"dkt": ("dkt", {}), "cakt": ("cakt", {}), "cakt-nocnn": ("cakt", {"cnn": False})}
+
+
+def one(name: str, model_key: str, epochs: int | None, seed: int) -> dict:
+    """Train and test one model on one dataset (in this process)."""
+    import jax
+    import numpy as np
+
+    import kt
+    from kt.data.splits import split_learners, train_valid
+    from kt.eval.protocols import next_step
+    from kt.models.base import create
+
+    train_path, test_path, kc = DATASETS[name]
+    overrides = {"skill_id": "item_id"} if kc == "item" else None
+    data = kt.load(str(SHARED / train_path), overrides=overrides)
+    if test_path is None:
+        users = data.frame["user_idx"].unique().to_numpy()
+        tr_u, te_u = split_learners(users, (0.8, 0.2), seed)
+        train, test = data.subset(tr_u), data.subset(te_u)
+        split = "learners 80/20, seed 0"
+    else:
+        train, test = data, kt.load(str(SHARED / test_path), vocab=data.vocab, overrides=overrides)
+        split = "train->test"
+    fit_on, valid = train_valid(train, 0.1, seed)
+    mname, sets = MODELS[model_key]
+    if mname == "dkt" and name == "statics2011":
+        sets = {**sets, "epochs": 30}  # as bench/dkt.py (still improving slowly there)
+    if mname == "cakt" and epochs is not None:
+        sets = {**sets, "epochs": epochs}
+    model = create(mname, **sets)
+    t0 = time.perf_counter()
+    model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(
+        f"  {name} {model_key} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
+        f"{r['seconds']:.0f}s", file=sys.stderr, flush=True))
+    train_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    res = next_step(model, test, breakdown=False)
+    hist = model.meta["history"]
+    steady = [r["seconds"] for r in hist[1:]] or [hist[0]["seconds"]]
+    return {
+        "dataset": f"{name}/gervet", "split": split,
+        "kc": "item_id (problem/step id)" if kc == "item" else "skill_id of the file",
+        "model": model_key, "impl": "kt", "config": {k: getattr(model.config, k) for k in sets},
+        "auc": res["auc"], "accuracy": res["accuracy"], "rmse": res["rmse"], "n_scored": res["n"],
+        "eval_window": res["window"], "train_seconds": train_seconds, "test_seconds": time.perf_counter() - t1,
+        "epochs_run": len(hist), "best_epoch": model.meta["best_epoch"], "stopped": model.meta["stopped"],
+        "best_valid_auc": max(r["valid_auc"] for r in hist),
+        "seconds_per_epoch": float(np.median(steady)),
+        "interactions_per_second": float(np.median([r["interactions_per_second"] for r in hist[1:]] or [hist[0]["interactions_per_second"]])),
+        "decay_S": model.meta.get("decay_S"), "gate_c_mean": model.meta.get("gate_c_mean"), "gate_h_mean": model.meta.get("gate_h_mean"),
+        "history": hist, "jax": jax.__version__,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="assist2009,statics2011")
+    ap.add_argument("--models", default="dkt,cakt-nocnn,cakt")
+    ap.add_argument("--epochs", type=int, default=None, help="cap the epochs of cakt and its ablation (default: 30)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # dataset:model, run in this process
+    ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cakt.json"))
+    args = ap.parse_args()
+    if args.one:
+        name, model_key = args.one.split(":")
+        print(json.dumps(one(name, model_key, args.epochs, args.seed)), flush=True)
+        return
+    if not SHARED.exists():
+        sys.exit(f"shared data not found at {SHARED}; set KT_SHARED_DATA")
+    import harness
+
+    rows = []
+    out_path = Path(args.out)
+    for name in args.datasets.split(","):
+        for model_key in args.models.split(","):
+            cmd = [sys.executable, __file__, "--one", f"{name}:{model_key}", "--seed", str(args.seed)]
+            if args.epochs is not None:
+                cmd += ["--epochs", str(args.epochs)]
+            print(f"{name} {model_key} ...", flush=True)
+            res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
+            sys.stderr.write(res["stderr"][-4000:])
+            if res["rc"] != 0:
+                rows.append({"dataset": f"{name}/gervet", "model": model_key, "error": res["stderr"][-2000:]})
+            else:
+                row = json.loads(res["stdout"].strip().splitlines()[-1])
+                row.update(peak_rss_mb=res["rss_mb"], wall_seconds=res["wall"], other_cores_while_running=res["other_cores"],
+                           load_before=res["load_before"], load_after=res["load_after"])
+                rows.append(row)
+                print(f"  auc {row['auc']:.4f} epochs {row['epochs_run']} ({row['seconds_per_epoch']:.0f} s/epoch), "
+                      f"peak RSS {res['rss_mb']:.0f} MB", flush=True)
+            _write(out_path, rows, args)
+    print(f"{'dataset':22} {'model':11} {'auc':>7} {'epochs':>6} {'s/epoch':>8} {'RSS MB':>7}")
+    for r in rows:
+        if "auc" in r:
+            print(f"{r['dataset']:22} {r['model']:11} {r['auc']:7.4f} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}")
+
+
+def _write(path: Path, rows: list[dict], args) -> None:
+    import harness
+
+    by = {(r["dataset"], r["model"]): r for r in rows if "auc" in r}
+    ratios = {}
+    for ds in {r["dataset"] for r in rows}:
+        d, c, a = by.get((ds, "dkt")), by.get((ds, "cakt")), by.get((ds, "cakt-nocnn"))
+        if d and c:
+            ratios[f"{ds}: cakt - dkt (AUC points)"] = 100 * (c["auc"] - d["auc"])
+        if a and c:
+            ratios[f"{ds}: cakt - cakt-nocnn (AUC points)"] = 100 * (c["auc"] - a["auc"])
+    out = {
+        "machine": harness.machine() + f"; load average at write {harness.loadavg()} (shared with other jobs)",
+        "date": dt.date.today().isoformat(),
+        "versions": {"kt": __import__("kt").__version__, "jax": rows[0].get("jax") if rows else None},
+        "epoch_cap": args.epochs,
+        "rows": rows,
+        "ratios": ratios,
+        "notes": "no GPU was available; seconds_per_epoch is the median over epochs 2.. on 2 shared CPU cores "
+                 "(other_cores_while_running says how busy the machine was)",
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(out, indent=1))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,796 @@
+"""CAKT: convolution-augmented knowledge tracing (Yang et al., arXiv 2008.01169).
+
+DKT with a "learning curve" branch (``shared/spec/CAKT.md``; the official
+code, Badstu/CAKT, is followed where paper and code differ). Interaction
+x_t = 1 + q_t + K r_t is embedded into H*H = 225 values, seen as a 15x15
+frame. For the output at step t (which predicts step t+1) the frames of the
+learner's last k attempts on the key KC (the next question's KC by default,
+``recent_key=current``: the current one, as in the official code) are
+weighted by exp(-S * steps ago) and stacked, oldest first with zero frames
+in front, into a [k, 15, 15] volume. Four residual squeeze-excitation 3D
+convolution blocks (1 -> 4 -> 8 -> 4 -> 1 channels) and a mean over the k
+frames give c_t; an LSTM over the embeddings gives h_t; two independent
+sigmoid gates fuse them (f = g_c * c + g_h * h); a second LSTM and a linear
+head give one logit per KC.
+
+Implementation notes:
+
+- the neighbour positions idx[T, k] and step gaps are computed on the host
+  (:func:`neighbours`), so the volume is one gather of the embeddings;
+- a 3x3x3 convolution over [k, 15, 15] is computed exactly as a 3x3 2D
+  convolution over 15x15 with the k frames folded into the channels (a
+  block-banded kernel, :func:`fold_kernel`): XLA on CPU runs 3D
+  convolutions and their gradients far slower than 2D ones;
+- each residual block is rematerialised (``jax.checkpoint``) in the
+  backward pass, so only block inputs are kept for autodiff;
+- BatchNorm statistics use real positions only (masked) and the running
+  statistics live in a separate state pytree threaded by the training loop;
+- at prediction time the CNN feature of each (position, number of
+  neighbours inside the window) is computed once and shared by all the
+  evaluation windows that contain it (window mode would otherwise repeat
+  it up to ``window`` times).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import polars as pl
+from jaxtyping import Array, Bool, Float, Int
+
+from kt.data.schema import Interactions
+from kt.data.sequences import Sequences, build_sequences
+from kt.errors import KTError
+from kt.models.base import Model, register
+from kt.models.dkt import EVAL_MODES, _known, last_windows, window_sequences
+from kt.train import loop
+
+FUSIONS = ("gates", "gate", "sum", "concat")
+NORMS = ("batch", "group")
+RECENT_KEYS = ("next", "current")
+BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # PyTorch defaults
+
+
+@dataclass(frozen=True)
+class CAKTConfig:
+    """Options of ``cakt`` (defaults: the official code's ``main.py``).
+
+    Attributes:
+        k: recent attempts per volume (>= 2; the SE bottleneck is k // 2).
+        frame: frame side H; the embedding size is H * H.
+        channels: output channels of the first three residual blocks (the
+            fourth always outputs 1 channel), i.e. 1 -> 4 -> 8 -> 4 -> 1.
+        decay: weight the recent frames by exp(-S * steps ago) (S learned);
+            ``false``: weight 1.
+        cnn: use the 3D-CNN branch; ``false`` (ablation) feeds the first
+            LSTM's output straight into the second one.
+        fusion: ``gates`` (two independent sigmoid gates, official),
+            ``gate`` (g * c + (1 - g) * h), ``sum`` (c + h) or ``concat``
+            (a linear layer on [c; h]).
+        norm: ``batch`` (masked BatchNorm with running statistics) or
+            ``group`` (per-position normalisation over channels and volume).
+        recent_key: KC whose recent attempts feed the output at step t:
+            ``next`` (the KC of the question being predicted, kt default) or
+            ``current`` (the KC of step t, the official code).
+        lr: Adam learning rate.
+        beta2: Adam's second-moment decay (beta1 is 0.9).
+        weight_decay: coupled L2 added to the gradient before Adam.
+        lr_decay: learning-rate factor after every ``lr_every``-th epoch and
+            after any epoch whose training loss rose.
+        lr_every: see ``lr_decay`` (0: only on a rise).
+        batch_size: sequences per batch (the official 80 peaks at about 14.5 GB
+            RSS on CPU at 200-step chunks; 32 stays under 8 GB).
+        window: training chunk length (history resets per chunk).
+        min_chunk: chunks shorter than this are dropped.
+        epochs: maximum epochs.
+        patience: epochs without validation-AUC gain before stopping.
+        eval_mode: ``window``, ``chunk`` or ``full`` (as for ``dkt``).
+    """
+
+    k: int = 4
+    frame: int = 15
+    channels: tuple[int, ...] = (4, 8, 4)
+    decay: bool = True
+    cnn: bool = True
+    fusion: str = "gates"
+    norm: str = "batch"
+    recent_key: str = "next"
+    lr: float = 1e-3
+    beta2: float = 0.99
+    weight_decay: float = 1e-5
+    lr_decay: float = 0.3
+    lr_every: int = 5
+    batch_size: int = 32
+    window: int = 200
+    min_chunk: int = 3
+    epochs: int = 30
+    patience: int = 10
+    eval_mode: str = "window"
+
+    def validate(self) -> None:
+        """Reject invalid values."""
+        if self.recent_key not in RECENT_KEYS:
+            raise KTError(f"--set recent_key={self.recent_key!r}: choose next or current")
+        if self.fusion not in FUSIONS:
+            raise KTError(f"--set fusion={self.fusion!r}: choose one of {', '.join(FUSIONS)}")
+        if self.norm not in NORMS:
+            raise KTError(f"--set norm={self.norm!r}: choose batch or group")
+        if self.eval_mode not in EVAL_MODES:
+            raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
+        if self.k < 2:
+            raise KTError(f"--set k={self.k}: k must be >= 2 (the squeeze-excitation uses k // 2)")
+        if self.frame < 1 or any(c < 1 for c in self.channels):
+            raise KTError("cakt: frame and every entry of channels must be >= 1 (e.g. --set channels=4,8,4)")
+        if self.batch_size < 1 or self.window < 2 or self.epochs < 1 or self.patience < 1:
+            raise KTError("cakt: batch_size, epochs, patience must be >= 1 and window >= 2")
+        if not self.lr > 0 or not 0 < self.beta2 < 1 or self.weight_decay < 0 or not 0 < self.lr_decay <= 1 or self.lr_every < 0:
+            raise KTError("cakt: need lr > 0, 0 < beta2 < 1, weight_decay >= 0, 0 < lr_decay <= 1, lr_every >= 0")
+
+
+# --------------------------------------------------------------------------
+# Host side: neighbours
+
+
+def recent_keys(skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], mode: str) -> Int[np.ndarray, "N T"]:
+    """The KC whose recent attempts feed the output at each step (-1: none).
+
+    Args:
+        skill: KC per step (-1 on padding).
+        mask: real steps.
+        mode: ``next`` (the KC of step t+1) or ``current`` (of step t).
+
+    Returns:
+        ``[N, T]`` key KC, -1 on padding and, in ``next`` mode, on each
+        sequence's last step.
+    """
+    sk = np.where(mask, skill, -1)
+    if mode == "current":
+        return sk
+    key = np.full_like(sk, -1)
+    key[:, :-1] = sk[:, 1:]
+    return np.where(mask, key, -1)
+
+
+def neighbours(
+    skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], k: int, mode: str
+) -> tuple[Int[np.ndarray, "N T k"], Int[np.ndarray, "N T k"]]:
+    """Positions of the last ``k`` attempts on each step's key KC, and their gaps.
+
+    For step t with key KC q (:func:`recent_keys`), the positions i <= t of
+    the same sequence with ``skill[i] == q``, the newest ``k`` of them,
+    oldest first and front-padded with -1. One sort of (sequence, KC,
+    position) codes and a binary search per step; no Python loop.
+
+    Args:
+        skill: KC per step (-1 on padding).
+        mask: real steps.
+        k: neighbours per step.
+        mode: ``next`` or ``current``.
+
+    Returns:
+        ``(idx, delta)``: ``[N, T, k]`` int32 positions (-1 missing) and
+        ``t - idx`` (0 where missing).
+    """
+    N, T = skill.shape
+    if N == 0 or T == 0:
+        return np.full((N, T, k), -1, np.int32), np.zeros((N, T, k), np.int32)
+    sk = np.where(mask, skill, -1).astype(np.int64)
+    key = recent_keys(skill, mask, mode).astype(np.int64)
+    G = int(max(sk.max(), key.max())) + 2  # KC groups per sequence; group 0 = padding
+    pos = np.broadcast_to(np.arange(T, dtype=np.int64), (N, T))
+    seq = np.arange(N, dtype=np.int64)[:, None]
+    codes = ((seq * G + sk + 1) * T + pos).ravel()  # unique, ordered by (sequence, KC, position)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    sorted_pos = pos.ravel()[order]
+    group = (seq * G + key + 1).ravel()
+    last = np.searchsorted(sorted_codes, group * T + pos.ravel(), side="right") - 1  # newest i <= t in the group
+    has_key = key.ravel() >= 0
+    idx = np.full((N * T, k), -1, np.int64)
+    for m in range(k):
+        j = last - m
+        jc = np.maximum(j, 0)
+        ok = has_key & (j >= 0) & (sorted_codes[jc] // T == group)
+        idx[:, k - 1 - m] = np.where(ok, sorted_pos[jc], -1)
+    idx = idx.reshape(N, T, k)
+    delta = np.where(idx >= 0, pos[:, :, None] - idx, 0)
+    return idx.astype(np.int32), delta.astype(np.int32)
+
+
+def interaction_ids(skill, correct, mask, n_kc: int):
+    """Embedding row of each step: 1 + KC + K * correct, 0 on padding."""
+    return np.where(mask, 1 + np.maximum(skill, 0) + n_kc * correct.astype(np.int64), 0).astype(np.int32)
+
+
+# --------------------------------------------------------------------------
+# The network
+
+
+def fold_kernel(w: Float[Array, "3 3 3 ci co"], k: int) -> Float[Array, "3 3 kci kco"]:
+    """A 3x3x3 (depth, height, width) kernel as a 3x3 kernel over k folded frames.
+
+    conv3d with padding 1 computes y[d] = sum_dd w[dd] x[d + dd - 1]; folding
+    depth into channels (frame-major) gives a block-banded 2D kernel, so the
+    same convolution runs as a 2D one over [15, 15, k * C].
+    """
+    shift = np.zeros((3, k, k), np.float32)  # shift[dd, d_in, d_out]
+    for dd in range(3):
+        for d_out in range(k):
+            d_in = d_out + dd - 1
+            if 0 <= d_in < k:
+                shift[dd, d_in, d_out] = 1.0
+    ci, co = w.shape[3], w.shape[4]
+    w2 = jnp.einsum("zab,zxyio->xyaibo", jnp.asarray(shift, w.dtype), w)
+    return w2.reshape(3, 3, k * ci, k * co)
+
+
+def conv3(x: Float[Array, "M H W k ci"], w: Float[Array, "3 3 3 ci co"]) -> Float[Array, "M H W k co"]:
+    """3x3x3 convolution over (k, H, W), stride 1, zero padding 1, no bias."""
+    M, H, W, k, ci = x.shape
+    y = jax.lax.conv_general_dilated(
+        x.reshape(M, H, W, k * ci), fold_kernel(w, k), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    return y.reshape(M, H, W, k, w.shape[-1])
+
+
+class Norm(eqx.Module):
+    """Affine parameters of one normalisation layer."""
+
+    scale: Float[Array, " C"]
+    shift: Float[Array, " C"]
+
+
+def normalise(p: Norm, st, x: Float[Array, "M H W k C"], m: Bool[Array, " M"], train: bool, kind: str):
+    """Masked BatchNorm (or per-position GroupNorm with one group).
+
+    Args:
+        p: affine parameters.
+        st: ``(running_mean, running_var)``.
+        x: activations.
+        m: real positions (only they enter batch statistics).
+        train: batch statistics and a running-statistics update, else the
+            running statistics.
+        kind: ``batch`` or ``group``.
+
+    Returns:
+        (normalised x, new ``(mean, var)``).
+    """
+    if kind == "group":
+        mu = x.mean(axis=(1, 2, 3, 4), keepdims=True)
+        var = ((x - mu) ** 2).mean(axis=(1, 2, 3, 4), keepdims=True)
+        return (x - mu) * jax.lax.rsqrt(var + BN_EPS) * p.scale + p.shift, st
+    if train:
+        w = m.astype(x.dtype)[:, None, None, None, None]
+        per = x.shape[1] * x.shape[2] * x.shape[3]
+        cnt = jnp.maximum(w.sum() * per, 1.0)
+        mean = (x * w).sum(axis=(0, 1, 2, 3)) / cnt
+        var = (((x - mean) ** 2) * w).sum(axis=(0, 1, 2, 3)) / cnt
+        unbiased = var * cnt / jnp.maximum(cnt - 1, 1.0)
+        new = ((1 - BN_MOMENTUM) * st[0] + BN_MOMENTUM * mean, (1 - BN_MOMENTUM) * st[1] + BN_MOMENTUM * unbiased)
+    else:
+        (mean, var), new = st, st
+    return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * p.scale + p.shift, new
+
+
+class Block(eqx.Module):
+    """Residual block: conv-norm-ReLU-conv-norm, squeeze-excitation over k, shortcut."""
+
+    conv1: Float[Array, "3 3 3 ci co"]
+    conv2: Float[Array, "3 3 3 co co"]
+    n1: Norm
+    n2: Norm
+    se1: Float[Array, "kh k"]
+    se2: Float[Array, "k kh"]
+    proj: Float[Array, "ci co"] | None
+    np_: Norm | None
+
+    @staticmethod
+    def init(key, ci: int, co: int, k: int) -> "Block":
+        """Kaiming-normal (fan_out, ReLU) convolutions, PyTorch-default SE linears."""
+        k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+        conv = lambda kk, a, b: jax.random.normal(kk, (3, 3, 3, a, b)) * math.sqrt(2 / (27 * b))  # noqa: E731
+        norm = lambda c: Norm(jnp.ones((c,)), jnp.zeros((c,)))  # noqa: E731
+        kh = k // 2
+        return Block(
+            conv1=conv(k1, ci, co), conv2=conv(k2, co, co), n1=norm(co), n2=norm(co),
+            se1=jax.random.uniform(k3, (kh, k), minval=-1 / math.sqrt(k), maxval=1 / math.sqrt(k)),
+            se2=jax.random.uniform(k4, (k, kh), minval=-1 / math.sqrt(kh), maxval=1 / math.sqrt(kh)),
+            proj=None if ci == co else jax.random.normal(k5, (ci, co)) * math.sqrt(2 / co),
+            np_=None if ci == co else norm(co),
+        )
+
+
+def block_state(block: Block):
+    """Zero-mean, unit-variance running statistics for a block's norms."""
+    co = block.n1.scale.shape[0]
+    one = (jnp.zeros((co,)), jnp.ones((co,)))
+    return (one, one, one if block.proj is not None else None)
+
+
+def block_apply(p: Block, st, x, m, train: bool, kind: str):
+    """One residual block; returns (output, new state, SE weights)."""
+    y = conv3(x, p.conv1)
+    y, s1 = normalise(p.n1, st[0], y, m, train, kind)
+    y = jax.nn.relu(y)
+    y = conv3(y, p.conv2)
+    y, s2 = normalise(p.n2, st[1], y, m, train, kind)
+    pooled = jnp.swapaxes(y.mean(axis=(1, 2)), 1, 2)  # [M, C, k]
+    se = jax.nn.sigmoid(jax.nn.relu(pooled @ p.se1.T) @ p.se2.T)  # excitation over the k frames
+    y = y * jnp.swapaxes(se, 1, 2)[:, None, None]
+    if p.proj is None:
+        res, s3 = x, st[2]
+    else:
+        res, s3 = normalise(p.np_, st[2], x @ p.proj, m, train, kind)
+    return jax.nn.relu(y + res), (s1, s2, s3), se
+
+
+class CAKTNet(eqx.Module):
+    """Parameters of CAKT (the BatchNorm running statistics are a separate state)."""
+
+    embed: Float[Array, "V E"]
+    blocks: tuple[Block, ...]
+    S: Float[Array, ""]
+    f_ih: Float[Array, "4E E"]
+    f_hh: Float[Array, "4E E"]
+    f_b: Float[Array, " 4E"]
+    r_ih: Float[Array, "4E E"]
+    r_hh: Float[Array, "4E E"]
+    r_b: Float[Array, " 4E"]
+    w_c: Float[Array, "E 2E"]
+    b_c: Float[Array, " E"]
+    w_h: Float[Array, "E 2E"]
+    b_h: Float[Array, " E"]
+    w_out: Float[Array, "K E"]
+    b_out: Float[Array, " K"]
+    n_kc: int = eqx.field(static=True)
+    k: int = eqx.field(static=True)
+    frame: int = eqx.field(static=True)
+    cnn: bool = eqx.field(static=True)
+    decay: bool = eqx.field(static=True)
+    fusion: str = eqx.field(static=True)
+    norm: str = eqx.field(static=True)
+
+    @staticmethod
+    def init(key, n_kc: int, cfg: CAKTConfig) -> tuple["CAKTNet", tuple]:
+        """Initialised parameters and BatchNorm state (spec's init; PyTorch defaults elsewhere)."""
+        E = cfg.frame * cfg.frame
+        keys = jax.random.split(key, 16)
+        u = lambda kk, shape, fan: jax.random.uniform(kk, shape, jnp.float32, -1 / math.sqrt(fan), 1 / math.sqrt(fan))  # noqa: E731
+        embed = jax.random.normal(keys[0], (2 * n_kc + 1, E)) * math.sqrt(2 / E)
+        embed = embed.at[0].set(0.0)  # padding row
+        widths = (1, *cfg.channels, 1)
+        bkeys = jax.random.split(keys[1], len(widths) - 1)
+        blocks = tuple(Block.init(bk, a, b, cfg.k) for bk, a, b in zip(bkeys, widths[:-1], widths[1:]))
+        if not cfg.cnn:
+            blocks = ()
+        net = CAKTNet(
+            embed=embed, blocks=blocks, S=jnp.asarray(1.0),
+            f_ih=u(keys[2], (4 * E, E), E), f_hh=u(keys[3], (4 * E, E), E), f_b=u(keys[4], (4 * E,), E) + u(keys[5], (4 * E,), E),
+            r_ih=u(keys[6], (4 * E, E), E), r_hh=u(keys[7], (4 * E, E), E), r_b=u(keys[8], (4 * E,), E) + u(keys[9], (4 * E,), E),
+            w_c=u(keys[10], (E, 2 * E), 2 * E), b_c=u(keys[11], (E,), 2 * E),
+            w_h=u(keys[12], (E, 2 * E), 2 * E), b_h=u(keys[13], (E,), 2 * E),
+            w_out=u(keys[14], (n_kc, E), E), b_out=u(keys[15], (n_kc,), E),
+            n_kc=n_kc, k=cfg.k, frame=cfg.frame, cnn=cfg.cnn, decay=cfg.decay, fusion=cfg.fusion, norm=cfg.norm,
+        )
+        return net, tuple(block_state(b) for b in blocks)
+
+
+def volume(net: CAKTNet, x_nb: Int[Array, "... k"], delta: Int[Array, "... k"]) -> Float[Array, "... k E"]:
+    """The weighted recent frames: Emb(x_i) * exp(-S * delta_i), zero where missing (x = 0)."""
+    frames = net.embed[x_nb]
+    w = (x_nb > 0).astype(frames.dtype)
+    if net.decay:
+        w = w * jnp.exp(-net.S * delta.astype(frames.dtype))
+    return frames * w[..., None]
+
+
+def cnn_features(net: CAKTNet, state, vol: Float[Array, "M k E"], m: Bool[Array, " M"], train: bool):
+    """The 3D-CNN branch on M volumes: (c [M, E], new state, SE weights per block)."""
+    M, k, E = vol.shape
+    H = net.frame
+    x = jnp.transpose(vol.reshape(M, k, H, H), (0, 2, 3, 1))[..., None]  # [M, H, W, k, 1]
+    new, ses = [], []
+    for p, st in zip(net.blocks, state):
+        # Rematerialised: autodiff keeps only the block inputs, and the
+        # backward pass recomputes one block's activations at a time.
+        f = jax.checkpoint(partial(block_apply, train=train, kind=net.norm))
+        x, s, se = f(p, st, x, m)
+        new.append(s)
+        ses.append(se)
+    c = x[..., 0].mean(axis=-1).reshape(M, H * H)  # average over the k frames
+    return c, tuple(new), ses
+
+
+def _lstm(w_hh, gates_in: Float[Array, "B T 4E"]) -> tuple[Float[Array, "B T E"], Float[Array, "B T E"]]:
+    """LSTM from a zero state over precomputed input gates: (h_t, c_t) for every t."""
+    B = gates_in.shape[0]
+    d = w_hh.shape[1]
+
+    def step(carry, g_in):
+        h, c = carry
+        g = g_in + h @ w_hh.T
+        i, f, gg, o = jnp.split(g, 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), (h, c)
+
+    z = jnp.zeros((B, d), gates_in.dtype)
+    _, (hs, cs) = jax.lax.scan(step, (z, z), jnp.swapaxes(gates_in, 0, 1))
+    return jnp.swapaxes(hs, 0, 1), jnp.swapaxes(cs, 0, 1)
+
+
+def lstm_cell(w_ih, w_hh, b, x, h, c):
+    """One LSTM step (for re-running the last step with another key)."""
+    g = x @ w_ih.T + b + h @ w_hh.T
+    i, f, gg, o = jnp.split(g, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def fuse(net: CAKTNet, c: Float[Array, "... E"], h: Float[Array, "... E"]):
+    """Fusion of the CNN feature and the first LSTM's output: (f, g_c, g_h)."""
+    if not net.cnn:
+        return h, None, None
+    ch = jnp.concatenate([c, h], axis=-1)
+    if net.fusion == "sum":
+        return c + h, None, None
+    if net.fusion == "concat":
+        return ch @ net.w_c.T + net.b_c, None, None
+    g_c = jax.nn.sigmoid(ch @ net.w_c.T + net.b_c)
+    g_h = 1 - g_c if net.fusion == "gate" else jax.nn.sigmoid(ch @ net.w_h.T + net.b_h)
+    return g_c * c + g_h * h, g_c, g_h
+
+
+def trajectory(net: CAKTNet, state, batch: loop.Batch, train: bool):
+    """Both LSTMs over a batch.
+
+    Returns:
+        dict with ``h`` (front outputs), ``h2``/``c2`` (rear states), ``c``
+        (CNN features), gates, and ``state`` (the new BatchNorm state).
+    """
+    mask = batch["mask"]
+    B, T = mask.shape
+    x = jnp.where(mask, 1 + batch["skill"] + net.n_kc * batch["correct"], 0)
+    e = net.embed[x]
+    new_state, ses = state, []
+    if not net.cnn:
+        c = jnp.zeros_like(e)
+    elif "c" in batch:  # precomputed (prediction): see CAKT._feature_table
+        c = batch["c"]
+    else:
+        nb = batch["nb_idx"]
+        x_nb = jnp.where(nb >= 0, jnp.take_along_axis(x[:, :, None], jnp.maximum(nb, 0).reshape(B, -1)[:, :, None], axis=1).reshape(B, T, -1), 0)
+        vol = volume(net, x_nb, batch["nb_delta"])
+        c, new_state, ses = cnn_features(net, state, vol.reshape(B * T, net.k, -1), mask.reshape(-1), train)
+        c = c.reshape(B, T, -1)
+    h, _ = _lstm(net.f_hh, e @ net.f_ih.T + net.f_b)
+    f, g_c, g_h = fuse(net, c, h)
+    h2, c2 = _lstm(net.r_hh, f @ net.r_ih.T + net.r_b)
+    return {"h": h, "h2": h2, "c2": c2, "c": c, "f": f, "g_c": g_c, "g_h": g_h, "state": new_state, "se": ses}
+
+
+def next_logits(net: CAKTNet, batch: loop.Batch, key, state) -> tuple[Float[Array, "B T"], tuple]:
+    """Logit of each position from the rear state after ``batch["prev"]`` (loop's stateful convention).
+
+    ``key`` is not ``None`` in training (batch statistics, state updated)
+    and ``None`` in evaluation (running statistics). CAKT has no dropout.
+    """
+    out = trajectory(net, state, batch, key is not None)
+    prev = batch["prev"]
+    h_prev = jnp.take_along_axis(out["h2"], jnp.maximum(prev, 0)[:, :, None], axis=1)
+    q = batch["skill"]
+    dot = jnp.einsum("btd,btd->bt", h_prev, net.w_out[q])
+    return jnp.where(prev >= 0, dot, 0.0) + net.b_out[q], out["state"]
+
+
+@eqx.filter_jit
+def _features(net: CAKTNet, state, x_nb, delta):
+    # Prediction-time CNN features of M volumes (running statistics).
+    vol = volume(net, x_nb, delta)
+    c, _, _ = cnn_features(net, state, vol, jnp.ones(vol.shape[0], bool), False)
+    return c
+
+
+@eqx.filter_jit
+def _last_step_logits(net: CAKTNet, state, batch, last, c_alt):
+    """All-KC logits at each row's step ``last``; with ``c_alt`` [B, K, E], re-run that step per key KC."""
+    out = trajectory(net, state, batch, False)
+    rows = jnp.arange(last.shape[0])
+    if c_alt is None:
+        return out["h2"][rows, last] @ net.w_out.T + net.b_out
+    prev = jnp.maximum(last - 1, 0)
+    h0 = jnp.where((last > 0)[:, None], out["h2"][rows, prev], 0.0)
+    s0 = jnp.where((last > 0)[:, None], out["c2"][rows, prev], 0.0)
+    h = out["h"][rows, last]
+    f, _, _ = fuse(net, c_alt, jnp.broadcast_to(h[:, None], c_alt.shape))
+    h2, _ = lstm_cell(net.r_ih, net.r_hh, net.r_b, f, h0[:, None], s0[:, None])
+    return jnp.einsum("bke,ke->bk", h2, net.w_out) + net.b_out
+
+
+@eqx.filter_jit
+def _influence_logits(net: CAKTNet, state, kcs, next_mode: bool):
+    # One correct answer on each KC i in `kcs`; logits of every KC j.
+    x = 1 + kcs + net.n_kc
+    e = net.embed[x]
+    z = jnp.zeros_like(e)
+    h, _ = lstm_cell(net.f_ih, net.f_hh, net.f_b, e, z, z)
+    k = net.k
+    x_nb = jnp.zeros((len(kcs), k), jnp.int32).at[:, -1].set(x)
+    d = jnp.zeros((len(kcs), k), jnp.int32)
+    if net.cnn:
+        c_own = _features_inline(net, state, x_nb, d)  # the key KC was answered: its frame, delta 0
+        c_none = _features_inline(net, state, jnp.zeros((1, k), jnp.int32), d[:1])  # no attempt on the key KC
+    else:
+        c_own = c_none = jnp.zeros_like(e)
+
+    def head(c):
+        f, _, _ = fuse(net, c, h)
+        h2, _ = lstm_cell(net.r_ih, net.r_hh, net.r_b, f, z, z)
+        return h2 @ net.w_out.T + net.b_out
+
+    own = head(c_own)
+    if not next_mode:
+        return own
+    other = head(jnp.broadcast_to(c_none, c_own.shape))
+    diag = jax.nn.one_hot(kcs, net.n_kc, dtype=bool)
+    return jnp.where(diag, own, other)
+
+
+def _features_inline(net, state, x_nb, delta):
+    vol = volume(net, x_nb, delta)
+    return cnn_features(net, state, vol, jnp.ones(vol.shape[0], bool), False)[0]
+
+
+@eqx.filter_jit
+def _diagnostics(net: CAKTNet, state, batch):
+    out = trajectory(net, state, batch, False)
+    m = batch["mask"][..., None]
+    mean = lambda g: None if g is None else (g * m).sum() / jnp.maximum(m.sum() * g.shape[-1], 1)  # noqa: E731
+    return mean(out["g_c"]), mean(out["g_h"])
+
+
+# --------------------------------------------------------------------------
+# The model
+
+
+@register
+class CAKT(Model):
+    """CAKT: DKT with a 3D-CNN over the last k same-KC attempts (learning curve)."""
+
+    name = "cakt"
+    Config = CAKTConfig
+    resumable = True
+    summary = "Convolution-augmented KT (3D-CNN over recent same-KC attempts + LSTMs)"
+
+    def _skeleton(self):
+        return CAKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config)
+
+    def _buckets(self) -> tuple[int, ...]:
+        w = self.config.window
+        return tuple(sorted({b for b in (16, 32, 64, 128) if b < w} | {w}))
+
+    def make_batch(self, seqs: Sequences, batch_size: int) -> loop.Batch:
+        """:func:`loop.to_batch` plus the host-computed neighbours ``nb_idx``/``nb_delta``."""
+        b = loop.to_batch(seqs, batch_size)
+        if not self.config.cnn:
+            return b
+        idx, delta = neighbours(seqs.skill, seqs.mask, self.config.k, self.config.recent_key)
+        pad = b["mask"].shape[0] - idx.shape[0]
+        if pad:
+            idx = np.concatenate([idx, np.full((pad, *idx.shape[1:]), -1, idx.dtype)])
+            delta = np.concatenate([delta, np.zeros((pad, *delta.shape[1:]), delta.dtype)])
+        return {**b, "nb_idx": jnp.asarray(idx), "nb_delta": jnp.asarray(delta)}
+
+    def _settings(self) -> loop.LoopSettings:
+        cfg = self.config
+        return loop.LoopSettings(
+            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(),
+            weight_decay=cfg.weight_decay, b1=0.9, b2=cfg.beta2,
+            lr_decay=cfg.lr_decay, lr_every=cfg.lr_every, lr_on_rise=cfg.lr_decay != 1.0,
+        )
+
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "CAKT":
+        """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
+
+        Args:
+            data: training interactions.
+            valid: validation interactions (learner-level split), or ``None``
+                (then the last epoch is kept).
+            key: JAX PRNG key or integer seed.
+            progress: optional callable receiving each epoch's record.
+            checkpoint: directory for per-epoch checkpoints (optional).
+            resume: continue from ``checkpoint``.
+
+        Returns:
+            ``self``; ``meta`` holds the history, the learned decay ``S`` and
+            the mean fusion gates on the validation data.
+        """
+        cfg = self.config
+        self.vocab = data.vocab
+        if key is None or isinstance(key, int):
+            key = jax.random.key(0 if key is None else key)
+        k_init, k_train = jax.random.split(key)
+        train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
+        val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
+        net, state = CAKTNet.init(k_init, len(self.vocab.skill_id), cfg)
+        try:
+            res = loop.fit(
+                net, next_logits, train, val, self._settings(), k_train, on_epoch=progress,
+                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state,
+            )
+        except loop.NonFiniteLoss as exc:
+            self.params = (exc.result.model, exc.result.state)
+            self.meta = {"history": exc.result.history, "stopped": "non-finite"}
+            raise
+        self.params = (res.model, res.state)
+        self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
+                     "train_windows": int(train.mask.shape[0]), "base_rate": float(data.frame["correct"].mean()),
+                     "decay_S": float(res.model.S)}
+        if val is not None and val.mask.shape[0] and cfg.cnn and cfg.fusion in ("gates", "gate"):
+            b = self.make_batch(val.take(np.arange(min(cfg.batch_size, val.mask.shape[0]))), cfg.batch_size)
+            g_c, g_h = _diagnostics(res.model, res.state, b)
+            self.meta.update(gate_c_mean=float(g_c), gate_h_mean=float(g_h))
+        return self
+
+    # -- prediction ------------------------------------------------------
+
+    def _feature_table(self, seqs: Sequences):
+        """CNN features of every distinct (position, neighbours kept) of ``seqs``, and a batch maker using them.
+
+        In window mode one attempt appears in up to ``window`` sequences; its
+        volume only changes when the window start cuts off some of its
+        neighbours, so a frame row and a neighbour count identify it.
+        """
+        net, state = self.params
+        k = self.config.k
+        if not self.config.cnn:
+            return loop.to_batch
+        idx, delta = neighbours(seqs.skill, seqs.mask, k, self.config.recent_key)
+        codes = np.where(seqs.mask, seqs.row * (k + 1) + (idx >= 0).sum(-1), -1).ravel()
+        uniq, first = np.unique(codes, return_index=True)
+        first = first[uniq >= 0]
+        uniq = uniq[uniq >= 0]
+        x = interaction_ids(seqs.skill, seqs.correct, seqs.mask, net.n_kc)
+        n, t = np.divmod(first, seqs.mask.shape[1])
+        nb = idx[n, t]
+        x_nb = np.where(nb >= 0, x[n[:, None], np.maximum(nb, 0)], 0).astype(np.int32)
+        d_nb = delta[n, t]
+        E = net.frame * net.frame
+        table = np.zeros((len(uniq) + 1, E), np.float32)  # last row: padding
+        chunk = 2048
+        for i in range(0, len(uniq), chunk):
+            j = min(len(uniq), i + chunk)
+            xs = np.zeros((chunk, k), np.int32)
+            ds = np.zeros((chunk, k), np.int32)
+            xs[: j - i], ds[: j - i] = x_nb[i:j], d_nb[i:j]
+            table[i:j] = np.asarray(_features(net, state, jnp.asarray(xs), jnp.asarray(ds)))[: j - i]
+
+        def make(sub: Sequences, batch_size: int) -> loop.Batch:
+            b = loop.to_batch(sub, batch_size)
+            si, _ = neighbours(sub.skill, sub.mask, k, self.config.recent_key)
+            code = np.where(sub.mask, sub.row * (k + 1) + (si >= 0).sum(-1), -1)
+            pos = np.searchsorted(uniq, code)
+            pos = np.where(code >= 0, np.minimum(pos, len(uniq) - 1), len(uniq))
+            c = table[pos]
+            pad = b["mask"].shape[0] - c.shape[0]
+            if pad:
+                c = np.concatenate([c, np.zeros((pad, *c.shape[1:]), c.dtype)])
+            return {**b, "c": jnp.asarray(c)}
+
+        return make
+
+    def _predict_probs(self, data: Interactions):
+        self._require_fitted()
+        mode = self.config.eval_mode
+        ex = data.explode()
+        known = (ex["skill_idx"] >= 0).to_numpy()
+        frame = ex.filter(pl.Series(known))
+        if mode == "window":
+            seqs, score = window_sequences(frame, self.config.window)
+        else:
+            seqs = build_sequences(frame, window=self.config.window if mode == "chunk" else None)
+            score = seqs.mask.copy()
+        net, state = self.params
+        make = self._feature_table(seqs)
+        _, p, rows = loop.predict_positions(
+            net, next_logits, seqs, self.config.batch_size, self._buckets(), score=score, make_batch=make, state=state
+        )
+        per_kc = np.full(ex.height, np.nan)
+        kidx = np.flatnonzero(known)
+        per_kc[kidx[rows]] = p
+        per_kc[~known] = self.meta.get("base_rate", 0.5)  # KC outside the training vocabulary
+        if np.isnan(per_kc).any():
+            raise KTError("cakt: internal error, some attempts got no prediction")
+        self.meta["eval_mode"] = mode
+        if not data.multi_kc:
+            return per_kc, {}
+        fused = (
+            pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
+            .group_by("attempt", maintain_order=True)
+            .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
+            .sort("attempt")
+        )
+        return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+
+    def mastery(self, data: Interactions) -> pl.DataFrame:
+        """Predicted correctness of a next question on every KC after each learner's history.
+
+        In ``next`` mode the last step is re-run with each KC as the key
+        (its recent attempts feed the CNN); in ``current`` mode it is the
+        head's output at the last step. History: the last ``window`` attempts.
+
+        Returns:
+            ``user_id``, ``skill_id``, ``p_correct_next``.
+        """
+        self._require_fitted()
+        net, state = self.params
+        cfg = self.config
+        K = len(self.vocab.skill_id)
+        sub, last = last_windows(_known(data), cfg.window)
+        make = self._feature_table(sub)
+        B = max(1, min(cfg.batch_size, 4096 // max(K, 1)) if cfg.recent_key == "next" else cfg.batch_size)
+        out = []
+        for i in range(0, len(last), B):
+            n = min(B, len(last) - i)
+            rows = np.arange(i, i + n)
+            part = sub.take(rows)
+            batch = make(part, B)
+            lst = np.zeros(batch["mask"].shape[0], np.int32)
+            lst[:n] = last[rows]
+            c_alt = None
+            if cfg.recent_key == "next" and cfg.cnn:
+                c_alt = jnp.asarray(self._key_features(part, last[rows], batch["mask"].shape[0]))
+            logits = _last_step_logits(net, state, batch, jnp.asarray(lst), c_alt)
+            out.append(np.asarray(jax.nn.sigmoid(logits))[:n])
+        probs = np.concatenate(out) if out else np.zeros((0, K))
+        users = [data.vocab.user_id[u] for u in sub.user]
+        return pl.DataFrame(
+            {"user_id": np.repeat(users, K), "skill_id": np.tile(self.vocab.skill_id, len(users)), "p_correct_next": probs.ravel()}
+        )
+
+    def _key_features(self, part: Sequences, last: np.ndarray, rows: int) -> np.ndarray:
+        """CNN features at each row's last step with every KC as the key: [rows, K, E]."""
+        net, state = self.params
+        k, K, E = self.config.k, net.n_kc, net.frame * net.frame
+        x = interaction_ids(part.skill, part.correct, part.mask, K)
+        zero = np.asarray(_features(net, state, jnp.zeros((1, k), jnp.int32), jnp.zeros((1, k), jnp.int32)))[0]
+        out = np.broadcast_to(zero, (rows, K, E)).copy()  # a KC never attempted: an all-zero volume
+        xs, ds, where = [], [], []
+        for r, t in enumerate(last):
+            sk = part.skill[r, : t + 1]
+            for q in np.unique(sk[sk >= 0]):
+                p = np.flatnonzero(sk == q)[-k:]
+                xs.append(np.pad(x[r, p], (k - len(p), 0)))
+                ds.append(np.pad(t - p, (k - len(p), 0)))
+                where.append((r, q))
+        for i in range(0, len(xs), 2048):
+            a = np.zeros((2048, k), np.int32)
+            d = np.zeros((2048, k), np.int32)
+            m = min(2048, len(xs) - i)
+            a[:m], d[:m] = xs[i : i + m], ds[i : i + m]
+            c = np.asarray(_features(net, state, jnp.asarray(a), jnp.asarray(d)))[:m]
+            for (r, q), v in zip(where[i : i + m], c):
+                out[r, q] = v
+        return out
+
+    def influence_matrix(self) -> np.ndarray:
+        """P(correct on KC j) after a single correct answer on KC i (as for DKT).
+
+        Returns:
+            ``[K, K]`` array, row i = the observed KC, column j = the predicted KC.
+        """
+        self._require_fitted()
+        net, state = self.params
+        K = len(self.vocab.skill_id)
+        out = []
+        for i in range(0, K, 256):
+            kcs = np.arange(i, i + 256) % K
+            logits = _influence_logits(net, state, jnp.asarray(kcs, jnp.int32), self.config.recent_key == "next")
+            out.append(np.asarray(jax.nn.sigmoid(logits))[: min(256, K - i)])
+        return np.concatenate(out).astype(np.float64)
