@@ -107,6 +107,7 @@ def _ensure_builtin() -> None:
     import kt.models.bkt  # noqa: F401
     import kt.models.dkt  # noqa: F401
     import kt.models.cakt  # noqa: F401
+    import kt.models.psikt  # noqa: F401
 
 
 class Model:

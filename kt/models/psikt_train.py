@@ -1,0 +1,296 @@
+"""PSI-KT's training loop: Adam on the negative weighted ELBO, early stopping by learners.
+
+Not the shared next-step loop (:mod:`kt.train.loop`): the objective is an
+ELBO over all KCs, and selection can use next-step AUC, the validation
+ELBO or the within-learner open-loop F1. It reuses that module's
+checkpoint helpers and :class:`~kt.train.loop.NonFiniteLoss`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from kt.data.sequences import Sequences, batches, bucket_length
+from kt.errors import KTError
+from kt.eval import metrics
+from kt.models import psikt_core as core
+from kt.train import loop
+
+DAY_SECONDS = {"seconds": 86400.0, "minutes": 1440.0, "hours": 24.0, "days": 1.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Optimisation settings (see :class:`kt.models.psikt.PsiKTConfig`)."""
+
+    epochs: int = 200
+    patience: int = 10
+    min_delta: float = 1e-4
+    batch_size: int = 512
+    lr: float = 5e-3
+    weight_decay: float = 1e-5
+    clip_norm: float = 100.0
+    buckets: tuple[int, ...] = (16, 32, 50, 64, 100, 128, 200)
+    select_on: str = "auc"
+
+
+def seq_days(seqs: Sequences, unit: float | None) -> np.ndarray:
+    """Model time (days, float64) of every step; the step index when ``unit`` is None."""
+    T = seqs.mask.shape[1]
+    if unit is None:
+        t = seqs.start[:, None].astype(np.float64) + np.arange(T, dtype=np.float64)[None, :]
+    else:
+        t = seqs.time / unit
+    return np.where(seqs.mask, t, np.nan)
+
+
+def to_batch(seqs: Sequences, unit: float | None, pad_rows: int | None = None) -> core.Batch:
+    """Device batch from padded sequences; gaps and offsets are taken in float64 on the host.
+
+    Args:
+        seqs: padded sequences (time in seconds, NaN on padding).
+        unit: seconds per model day, or None to use the step index.
+        pad_rows: pad the batch with empty rows to this many (default: the
+            next power of two, bounding the number of compiled shapes).
+    """
+    n = seqs.mask.shape[0]
+    rows = pad_rows if pad_rows is not None else 1 << max(n - 1, 0).bit_length()
+    pad = max(rows - n, 0)
+    t = seq_days(seqs, unit)
+    dt = np.zeros_like(t)
+    dt[:, 1:] = t[:, 1:] - t[:, :-1]
+    dt = np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+    tau = np.where(seqs.mask, t - t[:, :1], 0.0)
+    tau = np.where(np.isfinite(tau), tau, 0.0)
+    known = seqs.mask & (seqs.skill >= 0)
+
+    def arr(x, dtype):
+        x = x.astype(dtype)
+        if pad:
+            x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), dtype)])
+        return jnp.asarray(x)
+
+    return core.Batch(
+        skill=arr(np.maximum(seqs.skill, 0), np.int32),
+        correct=arr(seqs.correct, np.int32),
+        dt=arr(dt, np.float32),
+        tau=arr(tau, np.float32),
+        mask=arr(seqs.mask, bool),
+        known=arr(known, bool),
+    )
+
+
+def noise_key(rng: np.random.Generator):
+    """A fresh key for in-jit noise, drawn from the loop's NumPy generator.
+
+    The ``rbg`` implementation compiles to XLA's RngBitGenerator: the
+    default threefry PRNG adds over a minute of compilation to the train
+    step on a 2-core machine. Drawing the seed from ``rng`` keeps runs
+    reproducible and resumable (the generator state is checkpointed).
+    """
+    return jax.random.key(int(rng.integers(0, 2**31 - 1)), impl="rbg")
+
+
+def _decay_mask(params):
+    return jax.tree_util.tree_map(lambda x: eqx.is_array(x) and x.ndim >= 2, params)
+
+
+@functools.lru_cache(maxsize=16)
+def _optimiser(clip_norm: float, weight_decay: float, lr: float) -> optax.GradientTransformation:
+    # Cached: the transformation is a static argument of the jitted step, so
+    # equal settings must give the identical object to reuse compiled code.
+    return optax.chain(
+        optax.clip_by_global_norm(clip_norm),
+        optax.add_decayed_weights(weight_decay, mask=_decay_mask),
+        optax.adam(lr),
+    )
+
+
+def optimiser(s: Settings) -> optax.GradientTransformation:
+    """clip(global norm) -> coupled L2 on weight matrices (arrays with >= 2 dims) -> Adam."""
+    return _optimiser(float(s.clip_norm), float(s.weight_decay), float(s.lr))
+
+
+@eqx.filter_jit
+def _train_step(net, opt_state, batch: core.Batch, key, hyper: core.Hyper, opt):
+    B, T = batch.mask.shape
+    noise = core.draw_noise(key, B, T, hyper, net.n_cat)
+    (loss, terms), grads = eqx.filter_value_and_grad(core.elbo, has_aux=True)(net, batch, noise, hyper)
+    params = eqx.filter(net, eqx.is_array)
+    updates, opt_state = opt.update(eqx.filter(grads, eqx.is_array), opt_state, params)
+    return eqx.apply_updates(net, updates), opt_state, terms
+
+
+@eqx.filter_jit
+def _eval_elbo(net, batch: core.Batch, key, hyper: core.Hyper):
+    B, T = batch.mask.shape
+    return core.elbo(net, batch, core.draw_noise(key, B, T, hyper, net.n_cat), hyper)[1]
+
+
+@eqx.filter_jit
+def _next_probs(net, batch: core.Batch, hyper: core.Hyper):
+    return core.next_step_probs(net, batch, hyper)
+
+
+def predict_batch_rows(T: int, K: int, cap: int) -> int:
+    """Sequences per prediction batch so that B x T x K stays near 4M cells."""
+    rows = max(1, (4_000_000 // max(T * K, 1)))
+    return int(min(cap, 1 << (rows.bit_length() - 1)))
+
+
+def next_step_on(net, seqs: Sequences, unit, hyper: core.Hyper, batch_size: int, buckets) -> dict[str, np.ndarray]:
+    """Next-step predictions for every real step of ``seqs`` (batched by length).
+
+    Returns:
+        dict of flat arrays over real steps: ``row`` (source row), ``prob``,
+        ``correct`` and ``pos`` (position within its sequence).
+    """
+    lengths = seqs.lengths
+    order = np.argsort(lengths, kind="stable")
+    out: dict[str, list] = {"row": [], "prob": [], "correct": [], "pos": []}
+    i = 0
+    while i < len(order):
+        T = bucket_length(int(lengths[order[min(i + batch_size, len(order)) - 1]]), buckets)
+        idx = order[i : i + predict_batch_rows(T, hyper.n_kc, batch_size)]
+        T = bucket_length(int(lengths[idx].max()), buckets)
+        sub = seqs.take(idx, T)
+        p = np.asarray(_next_probs(net, to_batch(sub, unit), hyper))[: len(idx)]
+        m = sub.mask
+        out["row"].append(sub.row[m])
+        out["prob"].append(p[m].astype(np.float64))
+        out["correct"].append(sub.correct[m].astype(np.float64))
+        out["pos"].append(np.broadcast_to(np.arange(T), m.shape)[m])
+        i += len(idx)
+    if not out["row"]:
+        return {"row": np.zeros(0, np.int64), "prob": np.zeros(0), "correct": np.zeros(0), "pos": np.zeros(0, np.int64)}
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def fit(
+    net: core.Net,
+    hyper: core.Hyper,
+    train: Sequences,
+    unit: float | None,
+    settings: Settings,
+    key,
+    *,
+    valid_score: Callable[[Any], dict] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+) -> loop.FitResult:
+    """Minimise the negative ELBO with early stopping on ``valid_score``.
+
+    Args:
+        net: initial parameters.
+        hyper: static settings of the ELBO.
+        train: training sequences (windows).
+        unit: seconds per day, or None (step index as time).
+        settings: optimisation settings.
+        key: int seed or PRNG key (batch order and all noise).
+        valid_score: ``net -> {"score": higher is better, ...}``; None = no
+            early stopping (the last state is kept).
+        on_epoch: called with each epoch's record.
+        checkpoint: directory for a per-epoch checkpoint.
+        resume: continue from ``checkpoint``.
+
+    Returns:
+        :class:`kt.train.loop.FitResult` (the best state by validation score).
+    """
+    opt = optimiser(settings)
+    opt_state = opt.init(eqx.filter(net, eqx.is_array))
+    rng = np.random.default_rng(core.seed_of(key))
+    key = jax.random.key(0)  # only checkpointed (the loop's randomness is ``rng``)
+    best, best_net, best_epoch, bad = -math.inf, net, 0, 0
+    result = loop.FitResult(net)
+    start = 1
+    if resume:
+        if checkpoint is None or not (checkpoint / loop.CKPT_JSON).exists():
+            raise KTError(f"--resume: no checkpoint found in {checkpoint}; train without --resume first")
+        net, opt_state, best_net, key, c = loop._load_checkpoint(checkpoint, net, opt_state)
+        rng.bit_generator.state = c["rng"]
+        best, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
+        result.history = c["history"]
+        if c.get("stopped"):
+            result.stopped = c["stopped"]
+            start = settings.epochs + 1
+    for epoch in range(start, settings.epochs + 1):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        steps = 0.0
+        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
+            sub = noise_key(rng)
+            batch = to_batch(seqs, unit, pad_rows=settings.batch_size)  # one compiled step per length bucket
+            new_net, new_state, terms = _train_step(net, opt_state, batch, sub, hyper, opt)
+            terms = {k: float(v) for k, v in terms.items()}
+            if not math.isfinite(terms["loss"]):
+                result.stopped = "non-finite"
+                result.history.append({"epoch": epoch, "error": "non-finite loss"})
+                result.model = best_net if best_epoch else net
+                result.best_epoch = best_epoch
+                raise loop.NonFiniteLoss(result, epoch)
+            net, opt_state = new_net, new_state
+            n = terms.pop("steps")
+            steps += n
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+        seconds = time.perf_counter() - t0
+        rec = {"epoch": epoch, "train_loss": sums.get("loss", 0.0) / max(steps, 1), "seconds": seconds,
+               "interactions_per_second": steps / seconds if seconds > 0 else None}
+        rec.update({f"train_{k}": v / max(steps, 1) for k, v in sums.items() if k != "loss"})
+        if valid_score is not None:
+            vs = valid_score(net)
+            rec.update({f"valid_{k}": v for k, v in vs.items() if k != "score"})
+            rec["valid_score"] = vs["score"]
+            if vs["score"] > best + settings.min_delta:
+                best, best_net, best_epoch, bad = vs["score"], net, epoch, 0
+            else:
+                bad += 1
+        else:
+            best_net, best_epoch = net, epoch
+        result.history.append(rec)
+        if on_epoch:
+            on_epoch(rec)
+        stop = valid_score is not None and bad >= settings.patience
+        if checkpoint is not None:
+            loop._save_checkpoint(
+                checkpoint, net, opt_state, best_net, key,
+                {"epoch": epoch, "best_auc": best, "best_epoch": best_epoch, "bad": bad,
+                 "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None},
+            )
+        if stop:
+            result.stopped = "patience"
+            break
+    result.model, result.best_epoch = best_net, best_epoch
+    return result
+
+
+def auc_score(net, seqs: Sequences, unit, hyper, batch_size, buckets) -> dict:
+    """Next-step validation metrics (each sequence's first step unscored)."""
+    r = next_step_on(net, seqs, unit, hyper, batch_size, buckets)
+    keep = r["pos"] > 0
+    s = metrics.summary(r["correct"][keep], r["prob"][keep])
+    return {"score": s["auc"], "auc": s["auc"], "accuracy": s["accuracy"], "logloss": s["logloss"]}
+
+
+def elbo_score(net, seqs: Sequences, unit, hyper, batch_size, buckets, key) -> dict:
+    """Mean validation ELBO per step (fixed noise)."""
+    tot, n = 0.0, 0.0
+    for sub in batches(seqs, batch_size, rng=None, buckets=buckets):
+        terms = _eval_elbo(net, to_batch(sub, unit), key, hyper)
+        steps = float(terms["steps"])
+        tot += -float(terms["loss"]) * steps
+        n += steps
+    v = tot / max(n, 1.0)
+    return {"score": v, "elbo": v}
