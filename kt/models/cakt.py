@@ -48,7 +48,7 @@ from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Model, register
-from kt.models.dkt import EVAL_MODES, _known, last_windows, window_sequences
+from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
 from kt.train import loop
 
 FUSIONS = ("gates", "gate", "sum", "concat")
@@ -572,8 +572,7 @@ class CAKT(Model):
         return CAKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config)
 
     def _buckets(self) -> tuple[int, ...]:
-        w = self.config.window
-        return tuple(sorted({b for b in (16, 32, 64, 128) if b < w} | {w}))
+        return window_buckets(self.config.window)
 
     def make_batch(self, seqs: Sequences, batch_size: int) -> loop.Batch:
         """:func:`loop.to_batch` plus the host-computed neighbours ``nb_idx``/``nb_delta``."""
@@ -690,33 +689,14 @@ class CAKT(Model):
         mode = self.config.eval_mode
         ex = data.explode()
         known = (ex["skill_idx"] >= 0).to_numpy()
-        frame = ex.filter(pl.Series(known))
-        if mode == "window":
-            seqs, score = window_sequences(frame, self.config.window)
-        else:
-            seqs = build_sequences(frame, window=self.config.window if mode == "chunk" else None)
-            score = seqs.mask.copy()
+        seqs, score = eval_sequences(ex.filter(pl.Series(known)), mode, self.config.window)
         net, state = self.params
         make = self._feature_table(seqs)
         _, p, rows = loop.predict_positions(
             net, next_logits, seqs, self.config.batch_size, self._buckets(), score=score, make_batch=make, state=state
         )
-        per_kc = np.full(ex.height, np.nan)
-        kidx = np.flatnonzero(known)
-        per_kc[kidx[rows]] = p
-        per_kc[~known] = self.meta.get("base_rate", 0.5)  # KC outside the training vocabulary
-        if np.isnan(per_kc).any():
-            raise KTError("cakt: internal error, some attempts got no prediction")
         self.meta["eval_mode"] = mode
-        if not data.multi_kc:
-            return per_kc, {}
-        fused = (
-            pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
-            .group_by("attempt", maintain_order=True)
-            .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
-            .sort("attempt")
-        )
-        return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+        return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
 
     def mastery(self, data: Interactions) -> pl.DataFrame:
         """Predicted correctness of a next question on every KC after each learner's history.

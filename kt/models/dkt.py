@@ -282,6 +282,66 @@ def last_windows(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.ndarra
     return seqs, keep - 1
 
 
+def eval_sequences(frame: pl.DataFrame, mode: str, window: int) -> tuple[Sequences, np.ndarray]:
+    """Sequences of an exploded frame for evaluation, and the positions to score.
+
+    Args:
+        frame: exploded frame of known KCs (see :func:`_known`).
+        mode: ``window``, ``chunk`` or ``full`` (see :class:`DKTConfig`).
+        window: window / chunk length.
+
+    Returns:
+        (sequences, ``[N, T]`` bool of the positions to score).
+    """
+    if mode == "window":
+        return window_sequences(frame, window)
+    seqs = build_sequences(frame, window=window if mode == "chunk" else None)
+    return seqs, seqs.mask.copy()  # every real step; position 0 has a bias-only logit
+
+
+def question_probs(
+    name: str, data: Interactions, ex: pl.DataFrame, known: np.ndarray, rows: np.ndarray, p: np.ndarray, base_rate: float
+) -> tuple[np.ndarray, dict]:
+    """One probability per question from the per-KC-row predictions of a sequence model.
+
+    Args:
+        name: model name (for the error message).
+        data: the interactions predicted.
+        ex: ``data.explode()``.
+        known: per row of ``ex``, whether its KC is in the vocabulary.
+        rows: rows of the known-KC frame that got the probabilities ``p``.
+        p: predicted probabilities.
+        base_rate: prediction for KCs outside the vocabulary.
+
+    Returns:
+        ``(probs, extra)`` for :meth:`Model.predict`; multi-KC data adds the
+        per-row values as ``prob_kc``.
+    """
+    per_kc = np.full(ex.height, np.nan)
+    per_kc[np.flatnonzero(known)[rows]] = p
+    # A KC outside the training vocabulary has no embedding: such rows are
+    # left out of the input and predicted with the training correct rate.
+    per_kc[~known] = base_rate
+    if np.isnan(per_kc).any():
+        raise KTError(f"{name}: internal error, some attempts got no prediction")
+    if not data.multi_kc:
+        return per_kc, {}
+    # Question-level: the mean over the question's KC rows, all predicted
+    # from the state before the question; per-row values kept for other fusions.
+    fused = (
+        pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
+        .group_by("attempt", maintain_order=True)
+        .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
+        .sort("attempt")
+    )
+    return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+
+
+def window_buckets(window: int) -> tuple[int, ...]:
+    """Padded lengths for batches: powers of two below the window, and the window."""
+    return tuple(sorted({b for b in (16, 32, 64, 128) if b < window} | {window}))
+
+
 def _known(data: Interactions) -> pl.DataFrame:
     """One row per (question, KC) with a KC in the vocabulary (``attempt`` = question)."""
     return data.explode().filter(pl.col("skill_idx") >= 0)
@@ -303,13 +363,6 @@ class DKT(Model):
         c = self.config
         return DKTNet.init(key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type,
                            compressed=c.compressed)
-
-    def _sequences(self, frame: pl.DataFrame, mode: str) -> tuple[Sequences, np.ndarray]:
-        """Sequences of an exploded frame for evaluation, and the positions to score."""
-        if mode == "window":
-            return window_sequences(frame, self.config.window)
-        seqs = build_sequences(frame, window=self.config.window if mode == "chunk" else None)
-        return seqs, seqs.mask.copy()  # every real step; position 0 has a bias-only logit
 
     def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
@@ -352,36 +405,16 @@ class DKT(Model):
         return self
 
     def _buckets(self) -> tuple[int, ...]:
-        """Padded lengths for batches: powers of two below the window, and the window."""
-        w = self.config.window
-        return tuple(sorted({b for b in (16, 32, 64, 128) if b < w} | {w}))
+        return window_buckets(self.config.window)
 
     def _predict_probs(self, data: Interactions):
         mode = self.config.eval_mode
         ex = data.explode()
         known = (ex["skill_idx"] >= 0).to_numpy()
-        seqs, score = self._sequences(ex.filter(pl.Series(known)), mode)
+        seqs, score = eval_sequences(ex.filter(pl.Series(known)), mode, self.config.window)
         _, p, rows = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
-        per_kc = np.full(ex.height, np.nan)
-        kidx = np.flatnonzero(known)
-        per_kc[kidx[rows]] = p
-        # A KC outside the training vocabulary has no embedding: such rows are
-        # left out of the input and predicted with the training correct rate.
-        per_kc[~known] = self.meta.get("base_rate", 0.5)
-        if np.isnan(per_kc).any():
-            raise KTError("dkt: internal error, some attempts got no prediction")
         self.meta["eval_mode"] = mode
-        if not data.multi_kc:
-            return per_kc, {}
-        # Question-level: the mean over the question's KC rows, all predicted
-        # from the state before the question; per-row values kept for other fusions.
-        fused = (
-            pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
-            .group_by("attempt", maintain_order=True)
-            .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
-            .sort("attempt")
-        )
-        return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+        return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
 
     def influence_matrix(self) -> np.ndarray:
         """P(correct on KC j) after a single correct answer on KC i (Piech et al. 2015).
