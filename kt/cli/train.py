@@ -26,6 +26,14 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt (gradient models; same data, options and seed).")
     ] = False,
+    devices: Annotated[
+        Optional[int],
+        typer.Option("--devices", help="Gradient models: split each batch over this many devices (default: all; parameters replicated)."),
+    ] = None,
+    distributed: Annotated[
+        bool,
+        typer.Option("--distributed", help="Multi-host: join a JAX cluster first (KT_COORDINATOR_ADDRESS, KT_NUM_PROCESSES, KT_PROCESS_ID, or Slurm/Open MPI)."),
+    ] = False,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
@@ -34,14 +42,21 @@ def train(
     """Train a model on a file and save it to a directory (model.json, params.eqx, graph.json).
 
     Gradient models checkpoint every epoch to OUT.ckpt (removed after a
-    successful save), so an interrupted run continues with --resume.
+    successful save), so an interrupted run continues with --resume. They
+    train data-parallel on every visible device unless --devices says
+    otherwise; the result matches one-device training up to float rounding.
     """
+    import inspect
     import time
 
     from kt.data.splits import train_valid
     from kt.eval.protocols import next_step
     from kt.models.base import create
 
+    if distributed:
+        from kt.train.shard import init_distributed
+
+        init_distributed()
     sets = list(set_ or [])
     if epochs is not None:
         sets.append(f"epochs={epochs}")
@@ -61,11 +76,25 @@ def train(
     import shutil
 
     ckpt = out_dir.with_name(out_dir.name + ".ckpt")
+    rank = 0
+    if distributed:
+        import jax
+
+        rank = jax.process_index()
+        if rank:  # every process checkpoints its own copy; only process 0 writes the model
+            ckpt = out_dir.with_name(f"{out_dir.name}.ckpt.p{rank}")
     extra = {}
     if m.resumable:
         extra = {"checkpoint": ckpt, "resume": resume}
     elif resume:
         raise KTError(f"--resume: model {model!r} trains in one pass and has no checkpoints")
+    if "devices" in inspect.signature(m.fit).parameters:
+        from kt.train.shard import data_mesh
+
+        data_mesh(devices)  # a bad --devices fails here, before any training
+        extra["devices"] = devices
+    elif devices not in (None, 1) or distributed:
+        raise KTError(f"--devices/--distributed: model {model!r} trains on one device; drop the option")
     with err.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
         m.fit(tr, valid=va, key=seed, progress=progress, **extra)
     seconds = time.perf_counter() - t0
@@ -86,8 +115,13 @@ def train(
             files["graph.json"] = g.to_json()
     except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it
         _notes([f"no prerequisite graph saved ({type(exc).__name__}: {' '.join(str(exc).split())})"])
+    if rank:
+        if m.resumable:
+            shutil.rmtree(ckpt, ignore_errors=True)
+        out.print(f"process {rank}: training done; process 0 saves the model")
+        return
     m.save(out_dir, extra_files=files)
-    if extra:
+    if m.resumable:
         shutil.rmtree(ckpt, ignore_errors=True)
     if rows:
         out.print(_metrics_table(f"{model} ({seconds:.1f}s)", rows))

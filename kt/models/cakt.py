@@ -594,7 +594,8 @@ class CAKT(Model):
             lr_decay=cfg.lr_decay, lr_every=cfg.lr_every, lr_on_rise=cfg.lr_decay != 1.0,
         )
 
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "CAKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
+            devices: int | None = 1) -> "CAKT":
         """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
 
         Args:
@@ -605,6 +606,8 @@ class CAKT(Model):
             progress: optional callable receiving each epoch's record.
             checkpoint: directory for per-epoch checkpoints (optional).
             resume: continue from ``checkpoint``.
+            devices: devices to split each batch over (``None``: all; see
+                :mod:`kt.train.shard`).
 
         Returns:
             ``self``; ``meta`` holds the history, the learned decay ``S`` and
@@ -621,7 +624,7 @@ class CAKT(Model):
         try:
             res = loop.fit(
                 net, next_logits, train, val, self._settings(), k_train, on_epoch=progress,
-                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state,
+                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state, devices=devices,
             )
         except loop.NonFiniteLoss as exc:
             self.params = (exc.result.model, exc.result.state)

@@ -364,7 +364,8 @@ class DKT(Model):
         return DKTNet.init(key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type,
                            compressed=c.compressed)
 
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "DKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
+            devices: int | None = 1) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
 
         Args:
@@ -374,6 +375,8 @@ class DKT(Model):
             progress: optional callable receiving each epoch's record.
             checkpoint: directory for per-epoch checkpoints (optional).
             resume: continue from ``checkpoint``.
+            devices: devices to split each batch over (``None``: all; see
+                :mod:`kt.train.shard`).
 
         Returns:
             ``self``; ``meta['history']`` holds per-epoch metrics.
@@ -393,7 +396,8 @@ class DKT(Model):
         )
         try:
             res = loop.fit(
-                net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume
+                net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume,
+                devices=devices,
             )
         except loop.NonFiniteLoss as exc:
             self.params = exc.result.model

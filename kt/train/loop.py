@@ -14,7 +14,12 @@ Optional extensions (defaults reproduce plain Adam exactly):
   (``lr_decay``, ``lr_every``, ``lr_on_rise``; see :func:`next_lr`);
 - non-trainable state threaded through training (``fit(..., state=...)``,
   e.g. BatchNorm running statistics): the logits function is then called
-  as ``logits_fn(model, batch, key, state) -> (logits, new_state)``.
+  as ``logits_fn(model, batch, key, state) -> (logits, new_state)``;
+- data parallelism over several devices (``fit(..., devices=N)``, see
+  :mod:`kt.train.shard`);
+- training and validation data streamed in chunks (any object with a
+  ``chunks(rng)`` method, see :class:`SequenceStream`), so memory follows the
+  chunk and batch size instead of the data size.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -36,8 +41,30 @@ import optax
 from kt.data.sequences import Sequences, batches
 from kt.errors import KTError
 from kt.eval import metrics
+from kt.train import shard
 
 Batch = dict[str, jax.Array]
+
+
+@runtime_checkable
+class SequenceStream(Protocol):
+    """Training or validation data delivered in chunks (e.g. one per partition file).
+
+    ``chunks(rng)`` yields :class:`Sequences`; with a generator it may shuffle
+    the chunk order (training), with ``None`` it must yield a fixed order
+    (validation). Batches never span two chunks.
+    """
+
+    def chunks(self, rng: np.random.Generator | None) -> Iterator[Sequences]:
+        """Yield the data as consecutive :class:`Sequences` chunks."""
+        ...
+
+
+def _chunks(data: "Sequences | SequenceStream", rng: np.random.Generator | None) -> Iterator[Sequences]:
+    if isinstance(data, Sequences):
+        yield data
+    else:
+        yield from data.chunks(rng)
 
 
 @dataclass(frozen=True)
@@ -241,6 +268,7 @@ def fit(
     resume: bool = False,
     make_batch: Callable[[Sequences, int], Batch] | None = None,
     state: Any = None,
+    devices: int | None = 1,
 ) -> FitResult:
     """Train ``model`` with Adam on masked next-step binary cross-entropy.
 
@@ -270,11 +298,15 @@ def fit(
             ``None``) it must use and return the state unchanged. The state
             is never differentiated nor decayed, and the best model's state
             is returned in :attr:`FitResult.state`.
+        devices: number of devices to split each batch over (``None``: all;
+            1: no sharding). Parameters are replicated and gradients summed
+            across devices; the returned model lives on the default device.
 
     Returns:
         A :class:`FitResult`.
     """
     make_batch = make_batch or to_batch
+    mesh = shard.data_mesh(devices)
     stateful = state is not None
     lr_value = float(settings.lr)
     lr = jnp.asarray(settings.lr, jnp.float32)
@@ -304,12 +336,14 @@ def fit(
         if c.get("stopped"):
             result.stopped = c["stopped"]
             start = settings.epochs + 1  # the checkpointed run had already finished
+    model, opt_state, state = shard.replicate((model, opt_state, state), mesh)
     for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets, by_length=settings.by_length):
+        for seqs in (b for part in _chunks(train, rng) for b in
+                     batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, by_length=settings.by_length)):
             key, sub = jax.random.split(key)
-            batch = make_batch(seqs, settings.batch_size)
+            batch = shard.shard_batch(make_batch(seqs, settings.batch_size), mesh)
             if stateful:
                 (new_model, new_bn), new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim, state)
             else:
@@ -319,8 +353,8 @@ def fit(
                 result.stopped = "non-finite"
                 result.history.append({"epoch": epoch, "error": "non-finite loss"})
                 keep_best = valid is not None and best_epoch
-                result.model = best_model if keep_best else model
-                result.state = (best_state if keep_best else state) if stateful else None
+                result.model = shard.gather(best_model if keep_best else model, mesh)
+                result.state = shard.gather(best_state if keep_best else state, mesh) if stateful else None
                 result.best_epoch = best_epoch
                 raise NonFiniteLoss(result, epoch)
             model, opt_state = new_model, new_opt
@@ -337,7 +371,7 @@ def fit(
             rec["lr"] = lr_value
         if valid is not None:
             y, p, _ = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets,
-                                        make_batch=make_batch, state=state)
+                                        make_batch=make_batch, state=state, mesh=mesh)
             rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
             if rec["valid_auc"] > best_auc + settings.min_delta:
                 best_auc, best_model, best_state, best_epoch, bad = rec["valid_auc"], model, state, epoch, 0
@@ -364,8 +398,8 @@ def fit(
         if stop:
             result.stopped = "patience"
             break
-    result.model, result.best_epoch = best_model, best_epoch
-    result.state = best_state if stateful else None
+    result.model, result.best_epoch = shard.gather(best_model, mesh), best_epoch
+    result.state = shard.gather(best_state, mesh) if stateful else None
     return result
 
 
@@ -423,30 +457,42 @@ def predict_positions(
     score: np.ndarray | None = None,
     make_batch: Callable[[Sequences, int], Batch] | None = None,
     state: Any = None,
+    mesh: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities at the scored positions of ``seqs`` (no dropout).
 
     Args:
         model: trained module.
         logits_fn: as in :func:`fit`.
-        seqs: sequences to score.
+        seqs: sequences to score, or a :class:`SequenceStream` (chunks are
+            scored one after another; ``score`` must then be ``None``).
         batch_size: batch size.
         buckets: allowed padded lengths.
         score: optional ``[N, T]`` bool of positions to return; default: every
             real position with an earlier question in its sequence.
         make_batch: as in :func:`fit`.
         state: as in :func:`fit` (evaluation mode: used, not updated).
+        mesh: device mesh to split batches over (from
+            :func:`kt.train.shard.data_mesh`; ``None``: default device).
 
     Returns:
         (labels, probabilities, source rows) of the scored positions, in
         batch order; rows are ``seqs.row`` values (frame row indices).
     """
     make_batch = make_batch or to_batch
+    if not isinstance(seqs, Sequences):
+        if score is not None:
+            raise ValueError("predict_positions: score is only supported for in-memory Sequences")
+        got = [predict_positions(model, logits_fn, part, batch_size, buckets, make_batch=make_batch, state=state, mesh=mesh)
+               for part in _chunks(seqs, None)]
+        if not got:
+            return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
+        return tuple(np.concatenate(parts) for parts in zip(*got))
     ys, ps, rows = [], [], []
     if score is None:
         score = prev_index(seqs.group, seqs.mask) >= 0
     for idx, sub in _ordered_batches(seqs, batch_size, buckets):
-        probs = np.asarray(_eval_probs(model, make_batch(sub, batch_size), logits_fn, state))[: len(idx)]
+        probs = np.asarray(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[: len(idx)]
         sel = fit_width(score[idx], probs.shape[1])
         ys.append(sub.correct[sel])
         ps.append(probs[sel])
