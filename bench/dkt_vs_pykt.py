@@ -1,4 +1,4 @@
-"""DKT training throughput: kt's ``dkt`` against pyKT's ``DKT`` module (torch, CPU).
+"""DKT training throughput and test accuracy: kt's ``dkt`` against pyKT's ``DKT`` module (torch, CPU).
 
 Issue acceptance:
 
@@ -6,7 +6,9 @@ Issue acceptance:
   threads) of kt's DKT at least 2x that of pyKT's ``DKT`` trained with the
   same batch size (256), hidden/embedding size (200), dropout (0.1), Adam
   1e-3 and chunk length (200), measured in the same run of this script;
-* peak RSS of kt training DKT on the full ASSISTments 2015 file < 4 GB.
+* peak RSS of kt training DKT on the full ASSISTments 2015 file < 4 GB;
+* (issue 9) test AUC/accuracy of both, trained the same way in the same run,
+  and the delta kt - pyKT.
 
 "Scored interactions" are the masked next-step positions the loss is taken
 over: in a chunk of L real attempts, positions 2..L (L - 1 of them). Both
@@ -37,6 +39,21 @@ What runs, each in its own fresh subprocess (peak RSS per child from ``os.wait4`
 3. Memory: kt trains DKT for one epoch on the full ASSISTments 2015 train
    file (``assist2015/dkvmn``, 3-line format) and evaluates on its test file
    with ``kt.eval.protocols.next_step``; peak RSS of that process.
+4. Accuracy (``--skip-accuracy`` to leave out): one more fresh process per
+   side trains ``--acc-epochs`` epochs (default 10; fixed, no validation,
+   no early stopping) on the whole train file with the settings above and
+   scores assist2009/gervet test under pyKT's standard test protocol
+   (``test_sequences``): each learner cut into non-overlapping chunks of 200
+   from the first attempt, history reset per chunk, chunks < 3 dropped, the
+   first step of each chunk unscored; global AUC, accuracy at p >= 0.5.
+   pyKT: the driver's chunks, ``DataLoader(shuffle=False)`` and
+   ``pykt.models.evaluate_model.evaluate``. kt: ``predict`` with
+   ``eval_mode=chunk`` (the same chunks), the chunk starts and the steps of
+   dropped chunks left out. Both sides report a fingerprint of the scored
+   positions (count, correct labels, sum of label x position in the
+   learner); ``accuracy.scored_positions_agree`` says they are equal.
+   Results: auc/accuracy/rmse of the kt and pykt rows, ``accuracy`` and
+   ``deltas`` in the JSON.
 
 Steps 1 and 2 run ``--repeats`` times (default 3), alternating, each in a
 fresh process; the median throughput of each side is reported and the
@@ -53,6 +70,9 @@ Usage::
     /work/venv/bin/python bench/dkt_vs_pykt.py                  # everything
     /work/venv/bin/python bench/dkt_vs_pykt.py --skip-peer      # kt only
     /work/venv/bin/python bench/dkt_vs_pykt.py --epochs 3 --repeats 5 --wait-quiet 1800
+    /work/venv/bin/python bench/dkt_vs_pykt.py --skip-accuracy   # throughput and memory only
+    # smoke run (first 100 learners, 1 epoch each, one repeat):
+    /work/venv/bin/python bench/dkt_vs_pykt.py --max-learners 100 --epochs 1 --repeats 1 --skip-memory --acc-epochs 1 --wait-quiet 0 --out /tmp/dkt_vs_pykt.json
 
 The shared data directory is ``$KT_SHARED_DATA`` or ``<repo>/../shared/data``.
 """
@@ -81,10 +101,12 @@ TORCH_PIN = "torch==2.13.0"
 PEER_DEPS = ["numpy", "pandas", "scikit-learn"]
 PYKT_PIN = "pykt-toolkit==0.0.38"
 GERVET_TRAIN = "assist2009/gervet/preprocessed_data_train.csv.gz"
+GERVET_TEST = "assist2009/gervet/preprocessed_data_test.csv.gz"
 A2015_TRAIN = "assist2015/dkvmn/assist2015_train.csv.gz"
 A2015_TEST = "assist2015/dkvmn/assist2015_test.csv.gz"
 BATCH, HIDDEN, DROPOUT, WINDOW, MIN_CHUNK, LR = 256, 200, 0.1, 200, 3, 1e-3
 TARGET_RATIO = 2.0
+ACC_EPOCHS = 10
 TARGET_RSS_MB = 4096
 THREADS = 2
 
@@ -192,6 +214,7 @@ PYKT_DRIVER = textwrap.dedent(
     from torch.utils.data import DataLoader, Dataset
 
     path, out_path, epochs, warmup, batch, hidden, dropout, window, min_chunk, lr, seed, threads = sys.argv[1:13]
+    test_path = sys.argv[13] if len(sys.argv) > 13 else ""  # given: score the trained model on it (accuracy run)
     epochs, warmup, batch, hidden, window, min_chunk, seed, threads = map(
         int, (epochs, warmup, batch, hidden, window, min_chunk, seed, threads))
     dropout, lr = float(dropout), float(lr)
@@ -247,35 +270,48 @@ PYKT_DRIVER = textwrap.dedent(
                 return d
 
     # ---- pyKT-style sequences (data_preprocess generate_sequences + KTDataset.__load_data__)
-    t_data = time.perf_counter()
-    df = pd.read_csv(path, sep="\t")
-    df = df.sort_values(["user_id", "timestamp"], kind="mergesort")  # stable: file order breaks ties
-    kcs = np.sort(df["skill_id"].unique())
-    num_c = len(kcs)
-    c_all = np.searchsorted(kcs, df["skill_id"].to_numpy())
-    r_all = df["correct"].to_numpy().astype(np.int64)
-    users = df["user_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(users)]
-    cseqs, rseqs, smasks = [], [], []
-    for s, e in zip(starts, ends):
-        for a in range(s, e, window):
-            b = min(a + window, e)
-            n = b - a
-            if n < min_chunk:
-                continue
-            pad = [-1] * (window - n)
-            cseqs.append(list(c_all[a:b]) + pad)
-            rseqs.append(list(r_all[a:b]) + pad)
-            smasks.append([1] * n + pad)
     pad_val = -1
-    dori = {"qseqs": torch.LongTensor([]), "cseqs": torch.LongTensor(cseqs), "rseqs": torch.FloatTensor(rseqs),
-            "tseqs": torch.LongTensor([]), "utseqs": torch.LongTensor([]), "smasks": torch.LongTensor(smasks)}
-    dori["masks"] = (dori["cseqs"][:, :-1] != pad_val) * (dori["cseqs"][:, 1:] != pad_val)
-    dori["smasks"] = dori["smasks"][:, 1:] != pad_val
-    ds = KTDataset.__new__(KTDataset)  # KTDataset.__init__ builds torch.cuda tensors: unusable on CPU torch
-    Dataset.__init__(ds)
-    ds.dori, ds.input_type, ds.qtest = dori, ["concepts"], False
+
+    def pykt_dataset(file, kcs=None):
+        # pyKT's in-memory dataset of one file: chunks of `window`, chunks < `min_chunk` dropped, padded with -1.
+        df = pd.read_csv(file, sep="\t")
+        df = df.sort_values(["user_id", "timestamp"], kind="mergesort")  # stable: file order breaks ties
+        if kcs is None:
+            kcs = np.sort(df["skill_id"].unique())
+        unknown = int((~np.isin(df["skill_id"].to_numpy(), kcs)).sum())
+        if unknown:
+            sys.exit(f"{file}: {unknown} rows with a KC absent from the training file (not supported here)")
+        c_all = np.searchsorted(kcs, df["skill_id"].to_numpy())
+        r_all = df["correct"].to_numpy().astype(np.int64)
+        users = df["user_id"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        ends = np.r_[starts[1:], len(users)]
+        cseqs, rseqs, smasks, offsets = [], [], [], []
+        for s, e in zip(starts, ends):
+            for a in range(s, e, window):
+                b = min(a + window, e)
+                n = b - a
+                if n < min_chunk:
+                    continue
+                pad = [-1] * (window - n)
+                cseqs.append(list(c_all[a:b]) + pad)
+                rseqs.append(list(r_all[a:b]) + pad)
+                smasks.append([1] * n + pad)
+                offsets.append(a - s)  # position of the chunk's first step within the learner
+        dori = {"qseqs": torch.LongTensor([]), "cseqs": torch.LongTensor(cseqs), "rseqs": torch.FloatTensor(rseqs),
+                "tseqs": torch.LongTensor([]), "utseqs": torch.LongTensor([]), "smasks": torch.LongTensor(smasks)}
+        dori["masks"] = (dori["cseqs"][:, :-1] != pad_val) * (dori["cseqs"][:, 1:] != pad_val)
+        dori["smasks"] = dori["smasks"][:, 1:] != pad_val
+        ds = KTDataset.__new__(KTDataset)  # KTDataset.__init__ builds torch.cuda tensors: unusable on CPU torch
+        Dataset.__init__(ds)
+        ds.dori, ds.input_type, ds.qtest = dori, ["concepts"], False
+        return ds, kcs, np.asarray(offsets, dtype=np.int64), len(df)
+
+    t_data = time.perf_counter()
+    ds, kcs, _, n_rows = pykt_dataset(path)
+    dori = ds.dori
+    num_c = len(kcs)
+    cseqs = dori["cseqs"]
     loader = DataLoader(ds, batch_size=batch, shuffle=True)
     data_seconds = time.perf_counter() - t_data
     n_scored = int(dori["smasks"].sum())
@@ -307,12 +343,50 @@ PYKT_DRIVER = textwrap.dedent(
                      "loader_seconds": load_s, "train_loss": float(np.mean(losses)), "warmup": ep <= warmup})
         print(json.dumps(hist[-1]), flush=True)
     timed = [h for h in hist if not h["warmup"]]
+    test = None
+    if test_path:
+        # ---- test: pyKT's standard protocol (test_sequences: the same chunks of `window`, chunks < `min_chunk`
+        # dropped, the first step of each chunk unscored), scored by pyKT's own evaluate() when importable.
+        t_eval = time.perf_counter()
+        tds, _, offsets, n_test_rows = pykt_dataset(test_path, kcs)
+        tloader = DataLoader(tds, batch_size=batch, shuffle=False)
+        official = None
+        if impl == "pykt":
+            from pykt.models.evaluate_model import evaluate
+            auc_o, acc_o = evaluate(model, tloader, "dkt")
+            official = {"auc": float(auc_o), "accuracy": float(acc_o)}
+        # The same pass by hand (model.eval(), no_grad, masked next-KC probabilities) for RMSE and the
+        # fingerprint of the scored positions.
+        from sklearn import metrics as skm
+        from torch.nn.functional import one_hot as _one_hot
+        model.eval()
+        ys, ps = [], []
+        with torch.no_grad():
+            for d in tloader:
+                y = model(d["cseqs"].long(), d["rseqs"].long())
+                y = (y * _one_hot(d["shft_cseqs"].long(), num_c)).sum(-1)
+                ps.append(torch.masked_select(y, d["smasks"]).numpy())
+                ys.append(torch.masked_select(d["shft_rseqs"], d["smasks"]).numpy())
+        ys, ps = np.concatenate(ys).astype(np.float64), np.concatenate(ps).astype(np.float64)
+        sm = tds.dori["smasks"].numpy()
+        lab = tds.dori["rseqs"].numpy()[:, 1:]
+        pos = offsets[:, None] + np.arange(1, window)[None, :]  # learner position of each scored step
+        test = {
+            "auc": float(skm.roc_auc_score(ys, ps)), "accuracy": float(np.mean((ps >= 0.5) == (ys == 1))),
+            "rmse": float(np.sqrt(np.mean((ps - ys) ** 2))), "official": official,
+            "n_scored": int(sm.sum()), "positives": int(lab[sm].sum()),
+            "correct_x_position": int((lab[sm] * pos[sm]).sum()),
+            "n_chunks": int(sm.shape[0]), "n_rows": int(n_test_rows), "eval_seconds": time.perf_counter() - t_eval,
+        }
+        if official is not None:
+            test["auc"], test["accuracy"] = official["auc"], official["accuracy"]
+        print(json.dumps({"test": test}), flush=True)
     json.dump({
-        "impl": impl, "history": hist,
+        "impl": impl, "history": hist, "test": test,
         "interactions_per_second_median": statistics.median(h["interactions_per_second"] for h in timed),
         "interactions_per_second_total": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
         "timed_seconds": sum(h["seconds"] for h in timed),
-        "n_chunks": len(cseqs), "n_scored": n_scored, "n_real": n_real, "n_rows": int(len(df)), "num_c": num_c,
+        "n_chunks": len(cseqs), "n_scored": n_scored, "n_real": n_real, "n_rows": int(n_rows), "num_c": num_c,
         "n_batches": len(loader), "computed_positions_per_epoch": len(cseqs) * (window - 1),
         "data_seconds": data_seconds, "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
@@ -335,10 +409,12 @@ KT_DRIVER = textwrap.dedent(
     from kt.models.base import create
 
     path, out_path, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    test_path = sys.argv[4] if len(sys.argv) > 4 else ""  # given: score the trained model on it (accuracy run)
     t0 = time.perf_counter()
     data = kt.load(path)
     load_seconds = time.perf_counter() - t0
-    m = create("dkt", epochs=epochs, patience=100)
+    # eval_mode only changes how predict() cuts the test learners (chunks, as pyKT's test_sequences).
+    m = create("dkt", epochs=epochs, patience=100, **({"eval_mode": "chunk"} if test_path else {}))
     cfg = m.config
     # Work kt's loop does per epoch: batches padded to a length bucket and rows to a power of two.
     seqs = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
@@ -357,8 +433,33 @@ KT_DRIVER = textwrap.dedent(
     for h in hist:
         h["scored"] = round(h["interactions_per_second"] * h["seconds"])
     steady = [h["interactions_per_second"] for h in hist[1:]]
+    test = None
+    if test_path:
+        import polars as pl
+        from kt.eval import metrics
+        t0 = time.perf_counter()
+        tdata = kt.load(test_path, vocab=data.vocab)
+        if tdata.stats.get("unknown_kcs", 0):
+            sys.exit(f"{test_path}: {tdata.stats['unknown_kcs']} rows with a KC absent from the training file")
+        preds = m.predict(tdata)  # eval_mode=chunk: learners cut into chunks of `window`, state reset per chunk
+        W, MIN = cfg.window, cfg.min_chunk
+        # pyKT's test protocol: chunks shorter than min_chunk are dropped and the first step of every chunk
+        # is unscored (kt's chunk mode predicts it from the bias alone; it is left out here).
+        f = preds.with_columns(pl.len().over("user_id").alias("_n")).with_columns(
+            (pl.min_horizontal(pl.lit(W), pl.col("_n") - (pl.col("position") // W) * W)).alias("_chunk_len"))
+        s = f.filter((pl.col("position") % W != 0) & (pl.col("_chunk_len") >= MIN))
+        y, p = s["correct"].to_numpy().astype(np.float64), s["prob"].to_numpy()
+        test = {
+            "auc": metrics.auc(y, p), "accuracy": metrics.accuracy(y, p), "rmse": metrics.rmse(y, p),
+            "n_scored": int(len(y)), "positives": int(y.sum()),
+            "correct_x_position": int((y * s["position"].to_numpy()).sum()),
+            "n_chunks": int((f["position"] % W == 0).sum() - ((f["position"] % W == 0) & (f["_chunk_len"] < MIN)).sum()),
+            "n_rows": int(tdata.n_rows), "eval_mode": m.meta.get("eval_mode"),
+            "eval_seconds": time.perf_counter() - t0,
+        }
+        print(json.dumps({"test": test}), flush=True)
     json.dump({
-        "history": hist,
+        "history": hist, "test": test,
         "interactions_per_second_median": statistics.median(steady) if steady else None,
         "timed_seconds": sum(h["seconds"] for h in hist[1:]),
         "fit_seconds": fit_seconds, "load_seconds": load_seconds,
@@ -414,21 +515,24 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda r: r["interactions_per_second_median"])[(len(runs) - 1) // 2]
 
 
-def run_peer(venv: Path, train: Path, work: Path, epochs: int, seed: int) -> dict:
+def run_peer(venv: Path, train: Path, work: Path, epochs: int, seed: int, *, warmup: int = 1,
+             test: Path | None = None) -> dict:
+    """pyKT's DKT in the peer venv: ``warmup`` + ``epochs`` epochs on ``train``; with ``test``, score it there."""
     driver = work / "pykt_driver.py"
     driver.write_text(PYKT_DRIVER)
     out = work / "pykt_out.json"
-    cmd = [venv / "bin" / "python", driver, train, out, epochs, 1, BATCH, HIDDEN, DROPOUT, WINDOW, MIN_CHUNK, LR,
-           seed, THREADS]
+    cmd = [venv / "bin" / "python", driver, train, out, epochs, warmup, BATCH, HIDDEN, DROPOUT, WINDOW, MIN_CHUNK, LR,
+           seed, THREADS] + ([test] if test else [])
     return child_result(check(run_proc(cmd, env=thread_env(), cwd=work), "pyKT driver"), out)
 
 
-def run_kt(train: Path, work: Path, epochs: int) -> dict:
+def run_kt(train: Path, work: Path, epochs: int, *, test: Path | None = None) -> dict:
+    """kt's DKT: ``epochs`` epochs in total on ``train`` (the first compiles); with ``test``, score it there."""
     driver = work / "kt_driver.py"
     driver.write_text(KT_DRIVER)
     out = work / "kt_out.json"
-    res = check(run_proc([sys.executable, driver, train, out, 1 + epochs], env=thread_env(), cwd=work), "kt DKT fit")
-    return child_result(res, out)
+    cmd = [sys.executable, driver, train, out, epochs] + ([test] if test else [])
+    return child_result(check(run_proc(cmd, env=thread_env(), cwd=work), "kt DKT fit"), out)
 
 
 def run_memory(train: Path, test: Path, work: Path) -> dict:
@@ -437,6 +541,38 @@ def run_memory(train: Path, test: Path, work: Path) -> dict:
     out = work / "kt_memory.json"
     res = check(run_proc([sys.executable, driver, train, test, out], env=thread_env(), cwd=work), "kt DKT assist2015")
     return child_result(res, out)
+
+
+def first_learners(src: Path, dst: Path, n: int, kcs: set[str] | None = None) -> tuple[Path, set[str], int]:
+    """The rows of the first ``n`` learners (file order) of a tab-separated (gzipped) file, for smoke runs.
+
+    With ``kcs``, rows whose ``skill_id`` is not in it are dropped too (a test subset keeps only the
+    training subset's KCs). Returns the new file, its KCs and the number of rows dropped for their KC.
+    """
+    import gzip  # noqa: PLC0415
+
+    opener = gzip.open if src.suffix == ".gz" else open
+    seen: set[str] = set()
+    kept: set[str] = set()
+    dropped = 0
+    with opener(src, "rt") as fi, open(dst, "w") as fo:
+        header = fi.readline()
+        fo.write(header)
+        names = header.rstrip("\n").split("\t")
+        ucol, kcol = names.index("user_id"), names.index("skill_id")
+        for line in fi:
+            fields = line.rstrip("\n").split("\t")
+            u = fields[ucol]
+            if u not in seen:
+                if len(seen) == n:
+                    continue
+                seen.add(u)
+            if kcs is not None and fields[kcol] not in kcs:
+                dropped += 1
+                continue
+            kept.add(fields[kcol])
+            fo.write(line)
+    return dst, kept, dropped
 
 
 # --------------------------------------------------------------------------- main
@@ -453,14 +589,22 @@ def main(argv=None) -> int:
     ap.add_argument("--wait-quiet", type=float, default=60.0,
                     help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores "
                          "(0: don't wait); default 60")
+    ap.add_argument("--acc-epochs", type=int, default=ACC_EPOCHS,
+                    help=f"accuracy comparison: epochs each side trains on the whole train file before the test "
+                         f"file is scored (fixed, no early stopping; default {ACC_EPOCHS})")
+    ap.add_argument("--skip-accuracy", action="store_true", help="skip the accuracy comparison (train -> test)")
+    ap.add_argument("--max-learners", type=int, default=None,
+                    help="smoke runs only: use the first N learners of the train and test files")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "dkt_vs_pykt.json", help="result JSON")
     args = ap.parse_args(argv)
-    if args.epochs < 1 or args.repeats < 1:
-        ap.error("--epochs and --repeats must be >= 1")
+    if args.epochs < 1 or args.repeats < 1 or args.acc_epochs < 1:
+        ap.error("--epochs, --repeats and --acc-epochs must be >= 1")
+    if args.max_learners is not None and args.max_learners < 1:
+        ap.error("--max-learners must be >= 1")
     WAIT_QUIET["limit"] = max(0.0, args.wait_quiet)
 
     data = shared_data_dir()
-    train = data / GERVET_TRAIN
+    train, test = data / GERVET_TRAIN, data / GERVET_TEST
     a15_train, a15_test = data / A2015_TRAIN, data / A2015_TEST
     load_before = loadavg()
 
@@ -470,7 +614,13 @@ def main(argv=None) -> int:
 
     peer = None if args.skip_peer else ensure_peer(args.peer_venv)
     work = Path(tempfile.mkdtemp(prefix="kt-bench-dkt-"))
+    dataset = "assist2009/gervet"
     try:
+        if args.max_learners:  # smoke runs: the same subset files feed both sides
+            train, kcs, _ = first_learners(train, work / "train_subset.tsv", args.max_learners)
+            test, _, dropped = first_learners(test, work / "test_subset.tsv", args.max_learners, kcs)
+            dataset += (f" (first {args.max_learners} learners of each file; {dropped} test rows with a KC "
+                        f"outside the training subset dropped)")
         py_runs, k_runs = [], []
         for rep in range(1, args.repeats + 1):
             if peer is not None:
@@ -479,7 +629,7 @@ def main(argv=None) -> int:
                 py_runs.append(run_peer(args.peer_venv, train, work, args.epochs, args.seed))
                 print(f"  {py_runs[-1]['interactions_per_second_median']:,.0f} scored interactions/s", flush=True)
             print(f"[{rep}/{args.repeats}] kt dkt: 1 compile + {args.epochs} timed epochs ...", flush=True)
-            k_runs.append(run_kt(train, work, args.epochs))
+            k_runs.append(run_kt(train, work, 1 + args.epochs))
             print(f"  {k_runs[-1]['interactions_per_second_median']:,.0f} scored interactions/s", flush=True)
         # The repeat with the median throughput stands for each side (its details go into the row).
         k = median_run(k_runs)
@@ -491,6 +641,20 @@ def main(argv=None) -> int:
                 mem = run_memory(a15_train, a15_test, work)
             else:
                 print(f"note: {a15_train} or {a15_test} not found; skipping the memory run", flush=True)
+        py_acc = k_acc = None
+        if not args.skip_accuracy:
+            # Accuracy, measured in the same run: each side trains --acc-epochs epochs on the whole train file
+            # (same settings as above, no validation, no early stopping) and scores the test file under
+            # pyKT's protocol (chunks of WINDOW, first step of each chunk unscored).
+            if peer is not None:
+                print(f"accuracy: pyKT DKT, {args.acc_epochs} epochs on train, then test ...", flush=True)
+                py_acc = run_peer(args.peer_venv, train, work, args.acc_epochs, args.seed, warmup=0, test=test)
+                print(f"  test AUC {py_acc['test']['auc']:.4f}, accuracy {py_acc['test']['accuracy']:.4f} "
+                      f"({py_acc['test']['n_scored']:,} scored)", flush=True)
+            print(f"accuracy: kt dkt, {args.acc_epochs} epochs on train, then test (eval_mode=chunk) ...", flush=True)
+            k_acc = run_kt(train, work, args.acc_epochs, test=test)
+            print(f"  test AUC {k_acc['test']['auc']:.4f}, accuracy {k_acc['test']['accuracy']:.4f} "
+                  f"({k_acc['test']['n_scored']:,} scored)", flush=True)
         load_after = loadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -498,9 +662,31 @@ def main(argv=None) -> int:
     k_ips = k["interactions_per_second_median"]
     k_pad = k["computed_positions_per_epoch"] / max(k["n_scored"], 1)
     kt_epochs = ", ".join(f"{h['interactions_per_second']:,.0f}" for h in k["history"])
+    split = ("throughput: train (all learners, no validation); accuracy: train->test" if k_acc
+             else "train (all learners, no validation)")
+
+    def acc_fields(a: dict | None) -> dict:
+        """auc/accuracy/rmse of an accuracy run for a row (None without one)."""
+        t = a["test"] if a else {}
+        return {"auc": t.get("auc"), "accuracy": t.get("accuracy"), "rmse": t.get("rmse"),
+                **({"n_scored_test": t["n_scored"], "acc_epochs": args.acc_epochs,
+                    "acc_train_seconds": sum(h["seconds"] for h in a["history"]),
+                    "acc_peak_rss_mb": a["rss_mb"]} if a else {})}
+
+    def acc_note(a: dict | None, how: str) -> str:
+        if not a:
+            return ""
+        t = a["test"]
+        return (f" Accuracy (auc/accuracy/rmse): a separate fresh process trained {args.acc_epochs} epoch(s) on the "
+                f"whole train file with the same settings (no validation, no early stopping; "
+                f"{sum(h['seconds'] for h in a['history']):.0f} s of training, peak RSS {a['rss_mb']:.0f} MB), then "
+                f"scored the test file ({t['n_rows']:,} rows) under pyKT's test protocol: learners cut into chunks "
+                f"of {WINDOW}, chunks < {MIN_CHUNK} dropped, the first step of each chunk unscored -> "
+                f"{t['n_chunks']} chunks, {t['n_scored']:,} scored positions ({t['positives']:,} correct); {how}.")
+
     rows = [{
-        "dataset": "assist2009/gervet", "split": "train (all learners, no validation)", "model": "dkt", "impl": "kt",
-        "auc": None, "accuracy": None, "rmse": None,
+        "dataset": dataset, "split": split, "model": "dkt", "impl": "kt",
+        **acc_fields(k_acc),
         "train_seconds": k["timed_seconds"], "interactions_per_second": k_ips, "peak_rss_mb": k["rss_mb"],
         "notes": (
             f"steady state: median of epochs 2..{len(k['history'])} of meta['history'] interactions_per_second "
@@ -518,6 +704,9 @@ def main(argv=None) -> int:
             + f" Median of {len(k_runs)} fresh processes: "
             + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs) + "/s; details from the median run."
             + busy_note(*((f"kt run {i + 1}", r) for i, r in enumerate(k_runs)))
+            + acc_note(k_acc, "predict() with eval_mode=chunk (state reset per chunk), the chunk starts and the "
+                              "positions of dropped chunks left out, kt.eval.metrics")
+            + (busy_note(("kt accuracy run", k_acc)) if k_acc else "")
         ),
     }]
     if py:
@@ -527,9 +716,9 @@ def main(argv=None) -> int:
         py_pad = py["computed_positions_per_epoch"] / max(py["n_scored"], 1)
         py_epochs = ", ".join(f"{h['interactions_per_second']:,.0f}" for h in py["history"])
         rows.append({
-            "dataset": "assist2009/gervet", "split": "train (all learners, no validation)", "model": "dkt",
+            "dataset": dataset, "split": split, "model": "dkt",
             "impl": "pykt",
-            "auc": None, "accuracy": None, "rmse": None,
+            **acc_fields(py_acc),
             "train_seconds": py["timed_seconds"], "interactions_per_second": py_ips, "peak_rss_mb": py["rss_mb"],
             "notes": (
                 f"{pykt_label}; torch {py['torch']} CPU, {py['torch_threads']} threads. Steady state: median of "
@@ -548,6 +737,11 @@ def main(argv=None) -> int:
                 + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs)
                 + "/s; details from the median run."
                 + busy_note(*((f"pyKT run {i + 1}", r) for i, r in enumerate(py_runs)))
+                + acc_note(py_acc, ("pykt.models.evaluate_model.evaluate (model.eval(), DataLoader(batch_size="
+                                    f"{BATCH}, shuffle=False), masked next-KC probabilities, sklearn AUC, "
+                                    "accuracy at 0.5); RMSE from the same predictions") if py_acc and
+                           py_acc["test"].get("official") else "the same masked next-KC probabilities, sklearn")
+                + (busy_note(("pyKT accuracy run", py_acc)) if py_acc else "")
             ),
         })
     if mem:
@@ -570,7 +764,8 @@ def main(argv=None) -> int:
             ),
         })
 
-    steps = {"kt": k, **({"pykt": py} if py else {}), **({"kt_assist2015": mem} if mem else {})}
+    steps = {"kt": k, **({"pykt": py} if py else {}), **({"kt_assist2015": mem} if mem else {}),
+             **({"pykt_accuracy": py_acc} if py_acc else {}), **({"kt_accuracy": k_acc} if k_acc else {})}
     result = {
         "machine": machine(),
         "date": _dt.date.today().isoformat(),
@@ -582,7 +777,8 @@ def main(argv=None) -> int:
                               "pyKT DKT architecture re-implemented") if py else None},
         "settings": {"batch_size": BATCH, "hidden": HIDDEN, "dropout": DROPOUT, "window": WINDOW,
                      "min_chunk": MIN_CHUNK, "lr": LR, "threads": THREADS, "timed_epochs": args.epochs,
-                     "warmup_epochs": 1,
+                     "warmup_epochs": 1, "acc_epochs": None if args.skip_accuracy else args.acc_epochs,
+                     "dataset": dataset, "max_learners": args.max_learners,
                      "note": "OMP/MKL/OPENBLAS_NUM_THREADS=2 for both children; torch.set_num_threads(2); JAX uses "
                              "its default CPU thread pool on the 2-core machine"},
         "load_average": {"before": load_before, "after": load_after,
@@ -625,6 +821,31 @@ def main(argv=None) -> int:
             "note": "steady-state scored interactions/s (kt: median of epochs 2..; pyKT: median of the timed epochs), "
                     "median over the repeats of each side, same run of the script",
         }
+    if k_acc:
+        kt_t = k_acc["test"]
+        py_t = py_acc["test"] if py_acc else None
+        fp = ("n_scored", "positives", "correct_x_position")
+        result["accuracy"] = {
+            "epochs": args.acc_epochs, "train": "whole train file, no validation, no early stopping",
+            "protocol": f"pyKT test_sequences: learners cut into non-overlapping chunks of {WINDOW} from their first "
+                        f"attempt (history reset per chunk), chunks < {MIN_CHUNK} dropped, first step of each chunk "
+                        "unscored; global AUC, accuracy at p >= 0.5",
+            "kt": kt_t, **({"pykt": py_t} if py_t else {}),
+            "fingerprint_fields": list(fp),
+            **({"scored_positions_agree": all(kt_t[f] == py_t[f] for f in fp)} if py_t else {}),
+            "note": "fingerprint: number of scored positions, their correct labels, and sum of label x position in "
+                    "the learner over them; equal on both sides = the same positions were scored",
+        }
+        if py_t:
+            result["deltas"] = {
+                "auc_kt_minus_pykt": kt_t["auc"] - py_t["auc"],
+                "accuracy_kt_minus_pykt": kt_t["accuracy"] - py_t["accuracy"],
+                "rmse_kt_minus_pykt": kt_t["rmse"] - py_t["rmse"],
+                "n_scored_test": {"kt": kt_t["n_scored"], "pykt": py_t["n_scored"]},
+                "scored_positions_agree": result["accuracy"]["scored_positions_agree"],
+                "epochs": args.acc_epochs,
+                "note": "test metrics of the accuracy runs of this script (same run, same split, same scored positions)",
+            }
     if mem:
         result["memory"] = {"assist2015_peak_rss_mb": mem["rss_mb"], "target_mb": TARGET_RSS_MB,
                             "ok": mem["rss_mb"] < TARGET_RSS_MB, "in_process": mem["peak_rss_mb"]}
@@ -657,6 +878,14 @@ def main(argv=None) -> int:
         print(f"kt dkt on assist2015 ({mem['train_rows']:,} train rows, 1 epoch + next_step on test): peak RSS "
               f"{mem['rss_mb']:.0f} MB ({'ok' if result['memory']['ok'] else 'FAIL'} < {TARGET_RSS_MB} MB), "
               f"fit {mem['fit_seconds']:.1f} s, test AUC after 1 epoch {mem['auc'] if mem['auc'] is None else round(mem['auc'], 4)}")
+    if k_acc:
+        a = result["accuracy"]
+        print(f"test accuracy after {args.acc_epochs} epochs (pyKT chunk protocol): kt AUC {a['kt']['auc']:.4f} "
+              f"acc {a['kt']['accuracy']:.4f} ({a['kt']['n_scored']:,} scored)"
+              + (f"; pyKT AUC {a['pykt']['auc']:.4f} acc {a['pykt']['accuracy']:.4f} ({a['pykt']['n_scored']:,} "
+                 f"scored); delta kt - pyKT: AUC {result['deltas']['auc_kt_minus_pykt']:+.4f}, accuracy "
+                 f"{result['deltas']['accuracy_kt_minus_pykt']:+.4f}; same scored positions: "
+                 f"{a['scored_positions_agree']}" if "pykt" in a else ""))
     oc = result["other_processes_cores"]
     print("other processes' average core use during each timed step: "
           + ", ".join(f"{n} {v:.2f}" for n, v in oc.items() if isinstance(v, float))
