@@ -1,7 +1,7 @@
 """PSI-KT acceptance bench: graph and trait recovery on the ou-graph generator, update speed, a real-data row.
 
 Usage: python bench/psikt.py [--seeds 0,1,2] [--learners 1000] [--steps 50] [--kcs 10]
-                             [--set key=value ...] [--no-real] [--ablation] [--out PATH]
+                             [--set key=value ...] [--no-real] [--ablation] [--oracle | --only-oracle] [--out PATH]
 
 Synthetic protocol (issue 6; shared/spec/PSIKT.md "Tests that prove it" 13):
 for each seed, ``simulate_ou_graph(learners, kcs, steps, seed)`` with the
@@ -54,7 +54,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KT_SHARED_DATA") or REPO.parent / "shared" / "data")
 DAY = 86400.0
 
-NOTE_MEAN = ("Acceptance not met for edge AUROC and alpha (see the per-seed rows). Seed 0 was used while developing the objective fixes (diagnostics only; no setting was chosen by its truth scores). The generator's graph effect is gamma/K (~0.05) times a parent's deviation, and a truth-free pairwise logistic-regression estimator on the same data also scores AUROC ~0.50 (seeds 0-2), so the synthetic outcomes carry little pairwise signal at K=10.")
+NOTE_MEAN = ("Acceptance not met for edge AUROC and alpha (see the per-seed rows). Seed 0 was used while developing the objective fixes "
+             "(diagnostics only; no setting was chosen by its truth scores). The generator follows the spec equation by equation, and the "
+             "targets are beyond what the generated outcomes contain: see the 'identifiability' rows (true parameters, particle filter). "
+             "Removing the whole true graph changes the log-likelihood by only a few nats out of ~32,000 (the shift is gamma/K ~0.05 "
+             "times a parent's state, entering only through (1 - r) at the between-session gaps), so single edges carry < 1 nat; and the "
+             "Bayes posterior mean of alpha given every other true parameter reaches Spearman ~0.25, below the 0.5 target. "
+             "A truth-free pairwise logistic-regression estimator also scores AUROC ~0.50 (seeds 0-2).")
 
 # Settings of the acceptance run on top of the model defaults (chosen on validation, see the README/notes).
 BENCH_SETS: dict[str, str] = {"select_on": "elbo", "patience": "20"}
@@ -229,6 +235,52 @@ def real(seed: int, sets: dict) -> dict | None:
     }
 
 
+def identifiability(seed: int, args, particles: int = 128) -> dict:
+    """Truth-level information in the generated outcomes (no model is trained).
+
+    With the TRUE generator parameters, the particle-filter log-likelihood
+    (``kt.data.synthetic.ou_graph_loglik``) of the seed's data changes by
+    ``dll_*`` nats (summed over learners) when the graph is removed,
+    reversed or relabelled, or a trait is shuffled across learners; and the
+    "oracle" posterior means of alpha (mu) on a 10-point equal-prior-mass
+    grid of the generator's prior, every other parameter at its true value,
+    give the best Spearman any estimator can expect (up to MC error).
+    """
+    import numpy as np
+    from scipy.stats import norm, spearmanr
+
+    from kt.data.synthetic import ou_graph_loglik, simulate_ou_graph
+
+    gen = {"decoupled": args.decoupled} if args.decoupled is not None else {}
+    frame, truth = simulate_ou_graph(args.learners, args.kcs, args.steps, seed=seed, **gen)
+    st, A = truth["settings"], np.array(truth["adjacency"], float)
+    true = {k: np.array([r[k] for r in truth["traits"]]) for k in ("alpha", "mu")}
+    rng = np.random.default_rng(1000 + seed)
+
+    def ll(**kw):
+        return ou_graph_loglik(frame, truth, particles=particles, seed=1, **kw)
+
+    base = ll()
+    perm = rng.permutation(args.kcs)
+    out = {"dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps} seed {seed}, identifiability (true parameters)",
+           "model": "oracle (particle filter, true parameters)", "particles": particles, "loglik_true": float(base.sum()),
+           "n_outcomes": int(frame.height), "edges_true": int(A.sum())}
+    for name, kw in (("graph_removed", {"adjacency": 0 * A}), ("graph_reversed", {"adjacency": A.T.copy()}),
+                     ("graph_relabelled", {"adjacency": A[np.ix_(perm, perm)]}),
+                     ("alpha_shuffled", {"alpha": rng.permutation(true["alpha"])}),
+                     ("mu_shuffled", {"mu": rng.permutation(true["mu"])})):
+        out[f"dll_{name}"] = float(ll(**kw).sum() - base.sum())
+    q = norm.ppf((np.arange(10) + 0.5) / 10)
+    grids = {"alpha": st["alpha_median_per_day"] * np.exp(st["alpha_log_sd"] * q), "mu": st["mu_sd"] * q}
+    for k, g in grids.items():
+        L = np.stack([ll(**{k: np.full(args.learners, v)}) for v in g], axis=1)
+        w = np.exp(L - L.max(1, keepdims=True))
+        post = (w / w.sum(1, keepdims=True)) @ g
+        out[f"oracle_spearman_{k}"] = float(spearmanr(post, true[k]).statistic)
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -240,6 +292,8 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true", help="skip the EdNet within-learner row")
     ap.add_argument("--ablation", action="store_true", help="also run seed 0 with decoupled practice 0 (identifiability)")
     ap.add_argument("--only-real", action="store_true", help="rerun only the EdNet row and replace it in --out")
+    ap.add_argument("--oracle", action="store_true", help="also write truth-level identifiability rows per seed")
+    ap.add_argument("--only-oracle", action="store_true", help="compute only the identifiability rows and replace them in --out")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "psikt.json"))
     args = ap.parse_args()
     if args.only_real:
@@ -252,13 +306,23 @@ def main() -> None:
         sets[k.strip()] = v.strip()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
+    if args.only_oracle:
+        new = [identifiability(seed, args) for seed in seeds]
+        old = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
+        rows = [r for r in old if "identifiability" not in r["dataset"]] + new
+        for r in rows:
+            if "mean_edge_auroc" in r:
+                r["notes"] = NOTE_MEAN
+        seeds, args.ablation, args.no_real = [], False, True
     for seed in seeds:
         row = synthetic(seed, args, sets)
         row["config"] = sets
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "generator"}), flush=True)
-    syn = [r for r in rows]
-    if syn and not args.only_real:
+    syn = [r for r in rows if "edge_auroc" in r]
+    if args.oracle:
+        rows += [identifiability(seed, args) for seed in seeds]
+    if syn and not args.only_real and not args.only_oracle:
         keys = ("edge_auroc", "edge_auprc", "spearman_alpha", "spearman_mu", "spearman_sigma", "spearman_gamma",
                 "seconds_per_update", "train_seconds")
         mean = {k: float(sum(r[k] for r in syn) / len(syn)) for k in keys}
@@ -304,6 +368,9 @@ def main() -> None:
         elif "mean_edge_auroc" in r:
             print(f"{'mean':60} {r['mean_edge_auroc']:6.3f} {r['mean_spearman_alpha']:6.3f} {r['mean_spearman_mu']:6.3f} "
                   f"{r['mean_seconds_per_update']:7.4f} {r['mean_train_seconds']:8.1f}")
+        elif "oracle_spearman_alpha" in r:
+            print(f"{r['dataset'][:60]:60} dLL graph removed {r['dll_graph_removed']:.1f}, alpha shuffled {r['dll_alpha_shuffled']:.1f}; "
+                  f"oracle rho_a {r['oracle_spearman_alpha']:.3f} rho_mu {r['oracle_spearman_mu']:.3f}")
         elif "f1" in r:
             b = r["baseline_learner_mean"]
             print(f"{r['dataset'][:60]:60} acc {r['accuracy']:.3f} F1 {r['f1']:.3f} AUC {r['auc']:.3f} (majority {r['majority_accuracy']:.3f}; "

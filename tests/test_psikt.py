@@ -206,6 +206,47 @@ def test_generator_decoupled_practice_and_options():
         simulate_ou_graph(0, 3, 5)
 
 
+
+def test_generator_prerequisites_shift_their_targets_not_the_reverse():
+    """sigma = 0 makes the transition deterministic, so i -> k (row i, column k) vs k -> i is sharp."""
+    N, K, T = 200, 5, 20
+    f, truth = simulate_ou_graph(N, K, T, seed=3, edge_prob=1.0, sigma_scale=0.0, gamma_beta=(50.0, 1.0), return_states=True)
+    z, A = np.array(truth["states"]), np.array(truth["adjacency"], np.float64)
+    assert A.sum() == K * (K - 1) / 2
+    tr = truth["traits"]
+    a = np.array([r["alpha"] for r in tr])[:, None]
+    mu, g = np.array([r["mu"] for r in tr])[:, None], np.array([r["gamma"] for r in tr])[:, None]
+    days = f["timestamp"].to_numpy().reshape(N, T) / DAY
+
+    def worst(B):
+        out = 0.0
+        for t in range(1, T):
+            r = np.exp(-a * (days[:, t, None] - days[:, t - 1, None] + 1e-6))
+            mean = r * z[:, t - 1] + (1 - r) * (mu + g / K * (z[:, t - 1] @ B))
+            out = max(out, float(np.abs(z[:, t] - mean).max()))
+        return out
+
+    assert worst(A) < 0.01  # transition noise sd 1e-3 (the variance floor) plus ms rounding
+    assert worst(A.T) > 0.05
+
+
+def test_particle_loglik_is_exact_when_the_states_are_deterministic():
+    from kt.data.synthetic import ou_graph_loglik
+
+    N, K, T = 50, 4, 15
+    f, truth = simulate_ou_graph(N, K, T, seed=4, edge_prob=1.0, sigma_scale=0.0, z0_sd=1e-9, return_states=True)
+    z = np.array(truth["states"])
+    kc = np.array([truth["kcs"].index(k) for k in f["skill_id"]]).reshape(N, T)
+    y = f["correct"].to_numpy().reshape(N, T)
+    logit = np.take_along_axis(z, kc[..., None], 2)[..., 0]
+    exact = np.where(y > 0, -np.logaddexp(0, -logit), -np.logaddexp(0, logit)).sum(1)
+    ll = ou_graph_loglik(f, truth, particles=16)
+    np.testing.assert_allclose(ll, exact, atol=0.02)
+    # the diagnostic uses the generator's orientation: any change of graph or traits moves it
+    assert ou_graph_loglik(f, truth, particles=16, adjacency=np.zeros((K, K))).sum() != ll.sum()
+    shuffled = ou_graph_loglik(f, truth, particles=16, mu=np.array([r["mu"] for r in truth["traits"]])[::-1])
+    assert shuffled.sum() < ll.sum()
+
 # --- ELBO, masks, jit ---------------------------------------------------------------------------------
 
 
@@ -482,8 +523,9 @@ def test_recovers_the_learner_level_mu(recovery):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="acceptance not met: edge AUROC ~0.55 and alpha rho ~-0.07 over seeds 0-2 (bench/results/psikt.json)",
-                   strict=False)
+@pytest.mark.xfail(reason="acceptance not met: edge AUROC ~0.55 and alpha rho ~-0.07 over seeds 0-2; with the TRUE parameters the "
+                          "graph is worth only a few nats and the Bayes alpha posterior reaches rho ~0.25 (identifiability rows "
+                          "in bench/results/psikt.json)", strict=False)
 def test_recovers_the_graph_and_alpha(recovery):
     from sklearn.metrics import roc_auc_score
 
