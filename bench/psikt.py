@@ -1,7 +1,13 @@
-"""PSI-KT acceptance bench: graph and trait recovery on the ou-graph generator, update speed, a real-data row.
+"""PSI-KT acceptance bench: graph and trait recovery on the ou-graph generator, update speed,
+an EdNet within-learner comparison with DKT/BKT/majority, and training-cost scaling.
 
 Usage: python bench/psikt.py [--seeds 0,1,2] [--learners 1000] [--steps 50] [--kcs 10]
-                             [--set key=value ...] [--no-real] [--ablation] [--oracle | --only-oracle] [--out PATH]
+                             [--set key=value ...] [--ablation] [--oracle] [--no-real] [--no-scaling]
+                             [--only synthetic,oracle,ednet,scaling] [--ednet-seed 0]
+                             [--scaling-sizes 100,1000,10000] [--scaling-kcs 100] [--scaling-epochs 3]
+                             [--out PATH]
+
+       python bench/psikt.py --only ednet,scaling    # rerun only these parts, keep the other rows of --out
 
 Synthetic protocol (issue 6; shared/spec/PSIKT.md "Tests that prove it" 13):
 for each seed, ``simulate_ou_graph(learners, kcs, steps, seed)`` with the
@@ -26,13 +32,28 @@ time; ``update`` runs ``update_steps`` optimisation steps per arrival.
 Reported: seconds per update round (all learners, compiled), the first
 round (with compilation) and the training time for comparison.
 
-Real data (``--no-real`` to skip): EdNet-small (shared/data, timestamps,
-one KC per item) under the PSI-KT within-learner protocol of
-EVALUATION.md section 8: learners with >= 50 interactions, first 50; 100
-test + 20 validation learners drawn with the seed; training on the first 10
-interactions of all 120; validation/test predict interactions 11-20 open
-loop from the first 10; accuracy and F1 of per-MC-sample 0.5 decisions, AUC
-of the mean probability. Selection on validation F1.
+EdNet comparison (part ``ednet``; issue 6 acceptance): EdNet-small
+(shared/data, timestamps, one KC per item), learners with >= 20
+interactions, one seeded learner-level split 60/20/20 into train /
+validation / test learners. Every model trains on the training learners'
+interactions; validation learners serve early stopping and selection only.
+All models are scored on the test learners with kt's own ``psikt-window``
+protocol (``kt.eval.protocols``, as ``kt evaluate --protocol psikt-window``):
+observe interactions 1-10, predict 11-20 open loop, no outcome fed back.
+PSI-KT uses its own ``predict_ahead`` (OU propagation); DKT, BKT and the
+majority baseline kt's generic ``predict_ahead`` (kt.eval.multistep).
+Accuracy/F1 at 0.5 on the mean probability and AUC, identical for every
+model (PSI-KT also reports the paper's per-MC-sample accuracy/F1). A few
+PSI-KT candidates (``PSIKT_EDNET_CANDIDATES``) are compared on validation
+window accuracy; only the chosen one is scored on test. A learner-mean
+reference (accuracy on 1-10 predicts 11-20) is kept.
+
+Scaling (part ``scaling``): ``simulate_ou_graph`` with K = 100 and
+100 / 1,000 / 10,000 learners x 50 interactions; PSI-KT trained for a fixed
+number of epochs (no validation, no early stopping) in a fresh child
+process per size; seconds per epoch, total training seconds, child peak
+RSS, and time per learner relative to the smallest size (linear cost =
+constant ratio).
 
 Writes bench/results/psikt.json (rows per shared/BENCHMARKS.md).
 """
@@ -174,65 +195,198 @@ def synthetic(seed: int, args, sets: dict) -> dict:
     return row
 
 
-def real(seed: int, sets: dict) -> dict | None:
+# Learner-level split of the EdNet learners with >= 20 interactions: train / validation / test.
+EDNET_SPLIT = (0.6, 0.2, 0.2)
+EDNET_MIN = 20
+# PSI-KT candidates on EdNet (label, options on top of the bench's, training interactions per learner or None = all).
+# Chosen on the validation learners' window accuracy; test is scored for the chosen one only.
+PSIKT_EDNET_CANDIDATES: list[tuple[str, dict, int | None]] = [
+    ("training sequences truncated to the first 50 (official preprocessing)", {}, 50),
+    ("whole training sequences", {}, None),
+]
+# PSI-KT options on EdNet: the spec's selection (validation F1 of the window) and patience; epochs capped for a 2-core machine.
+PSIKT_EDNET_SETS = {"select_on": "f1", "patience": "10", "epochs": "40"}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _window_eval(model, data) -> dict:
+    """kt's own psikt-window protocol (the same code as ``kt evaluate --protocol psikt-window``)."""
+    from kt.eval.protocols import EvalSpec
+
+    return EvalSpec("psikt-window", breakdown=False).run(model, data)
+
+
+def _head(data, n: int | None):
+    """Each learner's first ``n`` interactions (all when None)."""
+    import polars as pl
+
+    import kt
+
+    if n is None:
+        return data
+    f = data.frame.filter(pl.int_range(pl.len()).over("user_idx") < n)
+    return kt.Interactions(f, data.vocab, data.source, data.colmap, data.fmt, data.notes, dict(data.stats))
+
+
+def ednet(seed: int, sets: dict) -> list[dict]:
+    """EdNet within-learner comparison: PSI-KT, DKT, BKT, majority under one split and kt's psikt-window protocol."""
     import jax
     import numpy as np
     import polars as pl
 
     import kt
+    from kt.data.splits import split_learners
+    from kt.eval import metrics
+    from kt.eval.multistep import split_history
     from kt.models.base import create
-    from kt.models.psikt import within_learner_metrics
 
     path = SHARED / "ednet_small" / "preprocessed_data_test.csv.gz"
     if not path.exists():
-        print(f"  skipping the real-data row: {path} not found", flush=True)
-        return None
+        print(f"  skipping the EdNet rows: {path} not found", flush=True)
+        return []
     data = kt.load(str(path))
-    f = data.frame.with_columns(pl.int_range(pl.len()).over("user_idx").alias("_p"), pl.len().over("user_idx").alias("_n"))
-    f = f.filter((pl.col("_n") >= 50) & (pl.col("_p") < 50))
-    users = np.sort(f["user_idx"].unique().to_numpy())
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(users, size=min(120, len(users)), replace=False)
-    test_u, valid_u = pick[:100], pick[100:]
+    counts = data.frame.group_by("user_idx").len()
+    eligible = np.sort(counts.filter(pl.col("len") >= EDNET_MIN)["user_idx"].to_numpy())
+    tr_u, va_u, te_u = split_learners(eligible, EDNET_SPLIT, seed)
+    train, valid, test = data.subset(tr_u), data.subset(va_u), data.subset(te_u)
+    assert not (set(tr_u) & set(te_u)) and not (set(va_u) & set(te_u)) and not (set(tr_u) & set(va_u))
+    split = (f"learner-level split (seed {seed}) of the {len(eligible)} of {data.n_users} learners with >= {EDNET_MIN} interactions: "
+             f"{len(tr_u)} train / {len(va_u)} validation / {len(te_u)} test learners; models train on the training learners' "
+             f"interactions ({train.n_rows:,} rows, whole sequences unless noted); validation learners for early stopping and "
+             f"selection only; test learners: observe interactions 1-10, predict 11-20 open loop (kt.eval.protocols "
+             f"psikt-window, require_full), {len(te_u) * 10} scored predictions")
+    dataset = f"ednet_small (EdNet KT1 sample, {data.n_users} learners, {len(data.vocab.skill_id)} KCs, timestamps)"
+    print(f"  {split}", flush=True)
 
-    def sub(u, lo, hi):
-        g = f.filter(pl.col("user_idx").is_in(pl.Series(u, dtype=pl.Int32).implode()) & (pl.col("_p") >= lo) & (pl.col("_p") < hi))
-        return kt.Interactions(g.drop("_p", "_n"), data.vocab, data.source)
+    def fit(name, opts, train_data, *, with_valid=True):
+        model = create(name, sets=[f"{k}={v}" for k, v in opts.items()])
+        t0 = time.perf_counter()
+        model.fit(train_data, valid=valid if with_valid else None, key=seed, progress=lambda r: print(
+            f"    {name} epoch {r['epoch']}: loss {r.get('train_loss', float('nan')):.4f} valid {r.get('valid_score', float('nan')):.4f} "
+            f"({r.get('seconds', float('nan')):.1f}s)", flush=True))
+        return model, time.perf_counter() - t0
 
-    train = sub(pick, 0, 10)
-    valid = sub(valid_u, 0, 20)
-    sets = {**sets, "select_on": "f1", "select_history": 10, "select_horizon": 10}
-    model = create("psikt", sets=[f"{k}={v}" for k, v in sets.items()])
+    def row(name, model, train_s, res, extra=None):
+        out = {"dataset": dataset, "split": split, "protocol": "psikt-window", "model": name, "impl": "kt",
+               "auc": res["auc"], "accuracy": res["accuracy"], "f1": res["f1"], "n_scored": res["scored_rows"],
+               "scored_learners": res["split_learners"], "train_seconds": train_s,
+               "peak_rss_mb": _rss_mb(), "predict_ahead": res["predict_ahead"], "mode": res["mode"],
+               "frac_correct_scored": float(sum(s["frac_correct"] * s["n"] for s in res["by_step"]) / res["scored_rows"]),
+               "by_step_accuracy": [round(s["accuracy"], 4) for s in res["by_step"]],
+               "jax": jax.__version__}
+        if "sample_accuracy" in res:
+            out["sample_accuracy"], out["sample_f1"] = res["sample_accuracy"], res["sample_f1"]
+        extra = dict(extra or {})
+        note = extra.pop("_note", "")
+        out.update(extra)
+        out["notes"] = ("accuracy/F1 at 0.5 on the mean probability and AUC of the probability, computed the same way for "
+                        "every model; peak_rss_mb is the bench process's peak so far (models run in one process, in row "
+                        "order); not comparable with next-step AUC. " + note).strip()
+        print(f"  {name:10} acc {out['accuracy']:.3f} F1 {out['f1']:.3f} AUC {out['auc']:.3f} ({train_s:.1f}s)", flush=True)
+        return out
+
+    rows = []
+    # PSI-KT: candidates chosen on the validation learners' window accuracy.
+    cands = []
+    for label, opts, head in PSIKT_EDNET_CANDIDATES:
+        o = {**sets, **PSIKT_EDNET_SETS, **opts}
+        model, ts = fit("psikt", o, _head(train, head))
+        v = _window_eval(model, valid)
+        hist = model.meta["history"]
+        cands.append({"label": label, "options": o, "train_head": head, "valid_accuracy": v["accuracy"], "valid_f1": v["f1"],
+                      "valid_auc": v["auc"], "valid_sample_accuracy": v.get("sample_accuracy"), "epochs_run": len(hist),
+                      "best_epoch": model.meta["best_epoch"], "train_seconds": ts, "_model": model})
+        print(f"  psikt [{label}]: valid acc {v['accuracy']:.3f} F1 {v['f1']:.3f} AUC {v['auc']:.3f}, "
+              f"{len(hist)} epochs (best {model.meta['best_epoch']}), {ts:.1f}s", flush=True)
+    best = max(cands, key=lambda c: c["valid_accuracy"])
+    res = _window_eval(best["_model"], test)
+    rows.append(row("psikt", best["_model"], best["train_seconds"], res, {
+        "chosen": best["label"], "config": best["options"], "epochs_run": best["epochs_run"], "best_epoch": best["best_epoch"],
+        "candidates_valid": [{k: v for k, v in c.items() if k != "_model"} for c in cands],
+        "_note": "PSI-KT's open-loop predict_ahead; sample_accuracy/sample_f1 are the paper's per-MC-sample decisions. "
+                 "Candidate chosen on validation window accuracy (test scored for the chosen one only)."}))
+    for c in cands:
+        c.pop("_model")
+    # DKT (early stopping on validation next-step AUC, its default) and BKT (EM, no validation), majority.
+    for name in ("dkt", "bkt", "majority"):
+        model, ts = fit(name, {}, train, with_valid=name == "dkt")
+        res = _window_eval(model, test)
+        extra = {"_note": "kt's generic open-loop predict_ahead (kt.eval.multistep; non-accumulative, no outcome fed back)."}
+        if name == "dkt":
+            extra.update(epochs_run=len(model.meta.get("history", [])), best_epoch=model.meta.get("best_epoch"))
+        rows.append(row(name, model, ts, res, extra))
+    # Reference: each test learner's accuracy on interactions 1-10 predicts 11-20.
+    hist, fut, _ = split_history(test, history=10, horizon=10, require_full=True)
+    lm = hist.frame.group_by("user_idx").agg(pl.col("correct").mean().alias("lm"))
+    f = fut.frame.join(lm, on="user_idx", how="left")
+    y, p = f["correct"].to_numpy(), f["lm"].to_numpy()
+    rows.append({"dataset": dataset, "split": split, "protocol": "psikt-window", "model": "learner-mean (reference)", "impl": "bench",
+                 "auc": metrics.auc(y, p), "accuracy": metrics.accuracy(y, p), "f1": metrics.f1(y, p), "n_scored": int(len(y)),
+                 "train_seconds": 0.0, "peak_rss_mb": None,
+                 "notes": "each test learner's accuracy on its interactions 1-10 predicts its 11-20 (no training; reference only)"})
+    acc = {r["model"]: r["accuracy"] for r in rows}
+    rows[0]["acceptance"] = {"psikt accuracy >= max(dkt, bkt)": acc["psikt"] >= max(acc["dkt"], acc["bkt"])}
+    return rows
+
+
+def scaling_child(n: int, kcs: int, steps: int, epochs: int, seed: int) -> None:
+    """One scaling measurement (run in a fresh process): fixed epochs, no validation, no early stopping."""
+    from kt.data.synthetic import simulate_ou_graph
+    from kt.models.base import create
+
+    frame, _ = simulate_ou_graph(n, kcs, steps, seed=seed)
+    data = _load_frame(frame, "train.csv")
+    rss_data = _rss_mb()
+    model = create("psikt", sets=[f"epochs={epochs}", f"patience={epochs + 1}"])
     t0 = time.perf_counter()
-    model.fit(train, valid=valid, key=seed, progress=lambda r: print(
-        f"  ednet epoch {r['epoch']}: loss {r['train_loss']:.4f} valid F1 {r.get('valid_f1', float('nan')):.4f}", flush=True))
-    train_seconds = time.perf_counter() - t0
-    hist = sub(test_u, 0, 10)
-    preds = model.predict_ahead(hist, sub(test_u, 10, 20))
-    m = within_learner_metrics(preds)
-    y = preds["correct"].to_numpy()
-    # context: each learner's accuracy on its first 10 interactions as the prediction of 11-20
-    from kt.eval.metrics import auc
+    model.fit(data, valid=None, key=seed, progress=lambda r: print(f"  {n} learners epoch {r['epoch']}: {r['seconds']:.1f}s", file=sys.stderr, flush=True))
+    total = time.perf_counter() - t0
+    hist = model.meta["history"]
+    print(json.dumps({"learners": n, "interactions": data.n_rows, "train_seconds": total,
+                      "epoch_seconds": [r["seconds"] for r in hist], "rss_after_data_mb": rss_data, "peak_rss_mb_self": _rss_mb()}))
 
-    lm = hist.frame.group_by("user_id").agg(pl.col("correct").mean().alias("lm"))
-    base = preds.join(lm, on="user_id", how="left")["lm"].to_numpy()
-    base_acc = float(np.mean((base >= 0.5) == (y > 0)))
-    return {
-        "dataset": "ednet_small (EdNet KT1 sample, 1,000 learners, timestamps)",
-        "split": f"PSI-KT within-learner (EVALUATION.md 8): {len(users)} learners with >= 50 interactions, first 50; "
-                 f"100 test + {len(valid_u)} validation learners (seed {seed}); train on interactions 1-10 of all; "
-                 "predict 11-20 open loop from 1-10",
-        "protocol": "psikt-within-learner",
-        "model": "psikt", "impl": "kt",
-        "accuracy": m["accuracy"], "f1": m["f1"], "auc": m["auc"], "n_scored": m["n"],
-        "majority_accuracy": float(max(y.mean(), 1 - y.mean())),
-        "baseline_learner_mean": {"auc": auc(y, base), "accuracy": base_acc,
-                                  "what": "each test learner's accuracy on interactions 1-10 predicts 11-20"},
-        "train_seconds": train_seconds, "epochs_run": len(model.meta["history"]), "best_epoch": model.meta["best_epoch"],
-        "notes": "accuracy/F1 of per-sample 0.5 decisions pooled over the MC points; AUC of the mean probability; "
-                 "not comparable with next-step AUC; paper (ASSIST12/17, unverified) reports accuracy .68/.63",
-        "jax": jax.__version__,
-    }
+
+def scaling(args) -> list[dict]:
+    """Training time and peak memory of PSI-KT vs learners (fresh child process per size)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness import machine, run_proc
+
+    sizes = [int(s) for s in args.scaling_sizes.split(",")]
+    rows, base = [], None
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--scaling-child", str(n), "--kcs", str(args.scaling_kcs), "--steps", str(args.steps),
+               "--scaling-epochs", str(args.scaling_epochs)]
+        print(f"  scaling: {n} learners ...", flush=True)
+        res = run_proc(cmd, timeout=4 * 3600)
+        if res["rc"] != 0:
+            print(res["stderr"][-3000:], flush=True)
+            raise SystemExit(f"scaling child for {n} learners failed")
+        out = json.loads(res["stdout"].strip().splitlines()[-1])
+        ep = out["epoch_seconds"]
+        steady = ep[1:] if len(ep) > 1 else ep
+        per_epoch = float(sum(steady) / len(steady))
+        r = {"dataset": f"synthetic/ou-graph K={args.scaling_kcs} {n}x{args.steps}", "split": "all learners train (no validation)",
+             "model": "psikt", "impl": "kt", "experiment": "scaling", "learners": n, "interactions": out["interactions"],
+             "epochs": len(ep), "epoch_seconds": ep, "seconds_per_epoch_steady": per_epoch,
+             "train_seconds": out["train_seconds"], "child_wall_seconds": res["wall"], "peak_rss_mb": res["rss_mb"],
+             "rss_after_data_mb": out["rss_after_data_mb"],
+             "ms_per_learner_epoch": 1000 * per_epoch / n, "other_cores_during_run": res["other_cores"],
+             "load_before": res["load_before"], "machine": machine(),
+             "notes": f"fixed {args.scaling_epochs} epochs, no early stopping, psikt defaults (batch 32, window 200, "
+                      "10 MC samples); first epoch includes JIT compilation, seconds_per_epoch_steady averages the others; "
+                      "peak_rss_mb is the child's peak (wait4), data generation included; the children share the persistent JAX "
+                      "compilation cache, so a size that compiles from scratch (the first, on a cold cache) also peaks with XLA "
+                      "compilation"}
+        if base is None:
+            base = r
+        r["per_learner_time_ratio_vs_smallest"] = r["ms_per_learner_epoch"] / base["ms_per_learner_epoch"]
+        rows.append(r)
+        print(f"  {n} learners: {per_epoch:.2f} s/epoch (steady), {r['ms_per_learner_epoch']:.2f} ms/learner-epoch, "
+              f"peak RSS {res['rss_mb']:.0f} MB, train {out['train_seconds']:.1f}s", flush=True)
+    return rows
 
 
 def identifiability(seed: int, args, particles: int = 128) -> dict:
@@ -281,6 +435,20 @@ def identifiability(seed: int, args, particles: int = 128) -> dict:
     return out
 
 
+PARTS = ("synthetic", "oracle", "ednet", "scaling")
+
+
+def _part(row: dict) -> str:
+    """Which part of the bench wrote a result row (for --only replacement)."""
+    if row.get("experiment") == "scaling":
+        return "scaling"
+    if row.get("protocol") in ("psikt-window", "psikt-within-learner"):
+        return "ednet"
+    if "identifiability" in row.get("dataset", ""):
+        return "oracle"
+    return "synthetic"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -289,64 +457,79 @@ def main() -> None:
     ap.add_argument("--kcs", type=int, default=10)
     ap.add_argument("--decoupled", type=float, default=None, help="generator's decoupled-practice share (default 0.3)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="psikt option key=value (repeatable)")
-    ap.add_argument("--no-real", action="store_true", help="skip the EdNet within-learner row")
+    ap.add_argument("--only", default=None,
+                    help=f"comma list of parts to run ({', '.join(PARTS)}); their rows replace the same parts' rows in --out, "
+                         "the other rows are kept (default: synthetic, ednet and scaling, written afresh)")
+    ap.add_argument("--no-real", action="store_true", help="skip the EdNet comparison (default run)")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the scaling part (default run)")
     ap.add_argument("--ablation", action="store_true", help="also run seed 0 with decoupled practice 0 (identifiability)")
-    ap.add_argument("--only-real", action="store_true", help="rerun only the EdNet row and replace it in --out")
+    ap.add_argument("--only-real", action="store_true", help="same as --only ednet")
     ap.add_argument("--oracle", action="store_true", help="also write truth-level identifiability rows per seed")
-    ap.add_argument("--only-oracle", action="store_true", help="compute only the identifiability rows and replace them in --out")
+    ap.add_argument("--only-oracle", action="store_true", help="same as --only oracle")
+    ap.add_argument("--ednet-seed", type=int, default=0, help="seed of the EdNet learner split and training")
+    ap.add_argument("--scaling-sizes", default="100,1000,10000", help="learner counts of the scaling part")
+    ap.add_argument("--scaling-kcs", type=int, default=100)
+    ap.add_argument("--scaling-epochs", type=int, default=3, help="fixed epochs per scaling run (no early stopping)")
+    ap.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "psikt.json"))
     args = ap.parse_args()
-    if args.only_real:
-        args.seeds, args.ablation = "", False
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(Path.home() / ".cache" / "kt" / "jax"))
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    if args.scaling_child is not None:
+        return scaling_child(args.scaling_child, args.kcs, args.steps, args.scaling_epochs, 0)
+    only = None
+    if args.only:
+        only = {p.strip() for p in args.only.split(",") if p.strip()}
+    if args.only_real:
+        only = (only or set()) | {"ednet"}
+    if args.only_oracle:
+        only = (only or set()) | {"oracle"}
+    if only and not only <= set(PARTS):
+        ap.error(f"--only {args.only}: choose from {', '.join(PARTS)}")
+    run = only if only else {"synthetic", "ednet", "scaling"} - ({"ednet"} if args.no_real else set()) \
+        - ({"scaling"} if args.no_scaling else set()) | ({"oracle"} if args.oracle else set())
     sets = dict(BENCH_SETS)
     for kv in args.sets:
         k, _, v = kv.partition("=")
         sets[k.strip()] = v.strip()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
-    if args.only_oracle:
-        new = [identifiability(seed, args) for seed in seeds]
-        old = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
-        rows = [r for r in old if "identifiability" not in r["dataset"]] + new
+    if "synthetic" in run:
+        for seed in seeds:
+            row = synthetic(seed, args, sets)
+            row["config"] = sets
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "generator"}), flush=True)
+        syn = [r for r in rows if "edge_auroc" in r]
+        if syn:
+            keys = ("edge_auroc", "edge_auprc", "spearman_alpha", "spearman_mu", "spearman_sigma", "spearman_gamma",
+                    "seconds_per_update", "train_seconds")
+            mean = {k: float(sum(r[k] for r in syn) / len(syn)) for k in keys}
+            rows.append({"dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps}, mean over seeds {seeds}",
+                         "split": "as the seed rows", "model": "psikt", "impl": "kt", **{f"mean_{k}": v for k, v in mean.items()},
+                         "notes": NOTE_MEAN,
+                         "acceptance": {"edge_auroc >= 0.75": mean["edge_auroc"] >= 0.75,
+                                        "spearman_alpha >= 0.5": mean["spearman_alpha"] >= 0.5,
+                                        "spearman_mu >= 0.5": mean["spearman_mu"] >= 0.5},
+                         "config": sets})
+        if args.ablation:
+            a = argparse.Namespace(**{**vars(args), "decoupled": 0.0})
+            row = synthetic(0, a, sets)
+            row["dataset"] += ", decoupled practice 0 (ablation)"
+            row["config"] = sets
+            rows.append(row)
+    if "oracle" in run:
+        rows += [identifiability(seed, args) for seed in seeds]
+    if "ednet" in run:
+        rows += ednet(args.ednet_seed, sets)
+    if "scaling" in run:
+        rows += scaling(args)
+    if only and Path(args.out).exists():  # keep the other parts' rows of the previous run
+        old = json.loads(Path(args.out).read_text())["rows"]
+        rows = [r for r in old if _part(r) not in only] + rows
         for r in rows:
             if "mean_edge_auroc" in r:
                 r["notes"] = NOTE_MEAN
-        seeds, args.ablation, args.no_real = [], False, True
-    for seed in seeds:
-        row = synthetic(seed, args, sets)
-        row["config"] = sets
-        rows.append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "generator"}), flush=True)
-    syn = [r for r in rows if "edge_auroc" in r]
-    if args.oracle:
-        rows += [identifiability(seed, args) for seed in seeds]
-    if syn and not args.only_real and not args.only_oracle:
-        keys = ("edge_auroc", "edge_auprc", "spearman_alpha", "spearman_mu", "spearman_sigma", "spearman_gamma",
-                "seconds_per_update", "train_seconds")
-        mean = {k: float(sum(r[k] for r in syn) / len(syn)) for k in keys}
-        rows.append({"dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps}, mean over seeds {seeds}",
-                     "split": "as the seed rows", "model": "psikt", "impl": "kt", **{f"mean_{k}": v for k, v in mean.items()},
-                     "notes": NOTE_MEAN,
-                     "acceptance": {"edge_auroc >= 0.75": mean["edge_auroc"] >= 0.75,
-                                    "spearman_alpha >= 0.5": mean["spearman_alpha"] >= 0.5,
-                                    "spearman_mu >= 0.5": mean["spearman_mu"] >= 0.5},
-                     "config": sets})
-    if args.ablation:
-        a = argparse.Namespace(**{**vars(args), "decoupled": 0.0})
-        row = synthetic(0, a, sets)
-        row["dataset"] += ", decoupled practice 0 (ablation)"
-        row["config"] = sets
-        rows.append(row)
-    if not args.no_real:
-        row = real(0, sets)
-        if row is not None:
-            row["config"] = sets
-            rows.append(row)
-    if args.only_real and Path(args.out).exists():  # keep the synthetic rows of the previous run
-        old = json.loads(Path(args.out).read_text())["rows"]
-        rows = [r for r in old if r.get("protocol") != "psikt-within-learner"] + rows
     load = os.getloadavg()[0]
     out = {
         "machine": f"{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()}); shared with other jobs "
@@ -371,10 +554,12 @@ def main() -> None:
         elif "oracle_spearman_alpha" in r:
             print(f"{r['dataset'][:60]:60} dLL graph removed {r['dll_graph_removed']:.1f}, alpha shuffled {r['dll_alpha_shuffled']:.1f}; "
                   f"oracle rho_a {r['oracle_spearman_alpha']:.3f} rho_mu {r['oracle_spearman_mu']:.3f}")
-        elif "f1" in r:
-            b = r["baseline_learner_mean"]
-            print(f"{r['dataset'][:60]:60} acc {r['accuracy']:.3f} F1 {r['f1']:.3f} AUC {r['auc']:.3f} (majority {r['majority_accuracy']:.3f}; "
-                  f"learner-mean baseline acc {b['accuracy']:.3f} AUC {b['auc']:.3f})")
+        elif _part(r) == "ednet":
+            print(f"EdNet window  {r['model']:26} acc {r['accuracy']:.3f} F1 {r['f1']:.3f} AUC {r['auc']:.3f}")
+        elif _part(r) == "scaling":
+            print(f"scaling {r['learners']:>6} learners: {r['seconds_per_epoch_steady']:8.2f} s/epoch, "
+                  f"{r['ms_per_learner_epoch']:.2f} ms/learner-epoch (x{r['per_learner_time_ratio_vs_smallest']:.2f}), "
+                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
