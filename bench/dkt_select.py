@@ -31,7 +31,10 @@ def parse(spec: str) -> dict:
     out = {}
     for part in filter(None, spec.split(",")):
         k, v = part.split("=")
-        out[k] = float(v) if "." in v else int(v)
+        try:
+            out[k] = float(v) if "." in v else int(v)
+        except ValueError:
+            out[k] = v  # e.g. eval_mode=full
     return out
 
 
