@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kt.models import bkt_em as em
+from kt.models import bkt_lanes as lanes_mod
 from kt.models.bkt_layout import build_packed
 
 
@@ -235,3 +236,128 @@ def test_float32_filter_recovers_from_long_correct_runs():
             out[dt] = np.asarray(em.filter_grid(params, params.prior[:, 0], g)[0][:, col], np.float64)
     np.testing.assert_allclose(out[jnp.float32][:T], out[jnp.float64][:T], atol=1e-4)
     assert out[jnp.float64][T - 1] < 0.6 < 0.9 < out[jnp.float64][11]  # errors pull P(correct) down from 0.95
+
+
+# ---------------------------------------------------------------- lane engine
+from kt.models.bkt_layout import LaneData  # noqa: E402
+
+
+def _lane_data(kc, user, obs):
+    s = np.asarray(kc).astype(np.int32)
+    K = int(s.max()) + 1
+    return LaneData.build(np.asarray(kc), np.asarray(user), np.asarray(obs), s, s, s, (K, K, K)), K
+
+
+@pytest.fixture(scope="module")
+def small_kernels():
+    """Small lane kernels (several blocks and chunks per E-step), float64, keyed by (forgets, missing)."""
+    with jax.enable_x64(True):
+        return {
+            (f, m): lanes_mod.LaneKernel(np.float64, f, m, block=16, chunk=8, background=False)
+            for f in (False, True)
+            for m in (False, True)
+        }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lane_em_step_matches_enumeration(x64, small_kernels, seed):
+    # One E+M step on one subsequence: the M-step's ratios are brute-force expectations.
+    rng = np.random.default_rng(seed)
+    T = int(rng.integers(1, 9))
+    obs = rng.integers(-1, 2, T) if seed % 2 else rng.integers(0, 2, T)
+    forgets = seed >= 3
+    missing = bool((obs < 0).any())
+    pi, tr, fo, gu, sl = rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.6), rng.uniform(0.0, 0.3) * forgets, rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.3)
+    init = em.BKTParams(*(np.full((1, 1), v) for v in (pi, tr, fo, gu, sl)))
+    data, K = _lane_data(np.zeros(T, int), np.zeros(T, int), obs)
+    st, _ = lanes_mod.fit_lanes(init, data, (np.zeros(1, int),) * 3, n_kc=1, forgets=forgets, tol=0.0, max_iter=1,
+                         kernel=small_kernels[(forgets, missing)])
+    ll, g, x01, x10 = brute_force(obs, pi, np.full(T, tr), np.full(T, fo), np.full(T, gu), np.full(T, sl))
+    seen = obs >= 0
+    np.testing.assert_allclose(st.loglik[0, 0], ll, atol=1e-10)
+    expect = {"prior": g[0]}
+    if T > 1:
+        expect["learn"] = x01.sum() / (1 - g[:-1]).sum()
+        if forgets:
+            expect["forget"] = x10.sum() / g[:-1].sum()
+    if seen.any():
+        expect["guess"] = ((1 - g) * (obs == 1)).sum() / (1 - g)[seen].sum()
+        expect["slip"] = (g * (obs == 0)).sum() / g[seen].sum()
+    for name, v in expect.items():
+        np.testing.assert_allclose(getattr(st.params, name)[0, 0], np.clip(v, 1e-8, 1 - 1e-8), atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("forgets", [False, True])
+@pytest.mark.parametrize("missing", [False, True])
+def test_lane_engine_equals_grid_engine(x64, small_kernels, forgets, missing):
+    rng = np.random.default_rng(7 + 2 * forgets + missing)
+    kc, user, obs = _random_problem(rng, n_kc=3, n_users=40, max_len=30)
+    if missing:
+        obs = np.where(rng.random(len(obs)) < 0.1, -1, obs)
+    K, R = 3, 2
+    init = _init(rng, K, R, forgets)
+    kw = dict(n_kc=K, forgets=forgets, tol=1e-6, max_iter=40)
+    grid = em.fit_em_jit(init, _grid(kc, user, obs), (jnp.arange(K),) * 3, row_const=(True, True), **kw)
+    data, _ = _lane_data(kc, user, obs)
+    assert data.missing == missing
+    lanes, info = lanes_mod.fit_lanes(jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3,
+                               kernel=small_kernels[(forgets, missing)], **kw)
+    assert info["kernel_calls"] > 0
+    for name in ("prior", "learn", "forget", "guess", "slip"):
+        np.testing.assert_allclose(getattr(lanes.params, name), np.asarray(getattr(grid.params, name)), atol=1e-9, err_msg=name)
+    np.testing.assert_allclose(lanes.loglik, np.asarray(grid.loglik), atol=1e-8)
+    np.testing.assert_array_equal(lanes.iterations, np.asarray(grid.iterations))
+    np.testing.assert_array_equal(lanes.done, np.asarray(grid.done))
+
+
+def test_lane_engine_truncated_stop_rule_matches_grid(x64, small_kernels):
+    rng = np.random.default_rng(11)
+    kc, user, obs = _random_problem(rng, n_kc=2, n_users=80, max_len=20)
+    K, R = 2, 3
+    init = _init(rng, K, R, False)
+    kw = dict(n_kc=K, forgets=False, tol=1e-3, max_iter=50, truncate_ll=True)
+    grid = em.em_phase_jit(em.init_state(init, K), _grid(kc, user, obs), (jnp.arange(K),) * 3, row_const=(True, True), **kw)
+    data, _ = _lane_data(kc, user, obs)
+    lanes, _ = lanes_mod.fit_lanes(jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3, kernel=small_kernels[(False, False)], **kw)
+    np.testing.assert_array_equal(lanes.iterations, np.asarray(grid.iterations))
+    np.testing.assert_allclose(lanes.params.learn, np.asarray(grid.params.learn), atol=1e-9)
+    assert np.all(lanes.loglik == np.trunc(lanes.loglik))
+
+
+def test_lane_float32_default_kernel_close_to_float64():
+    rng = np.random.default_rng(12)
+    kc, user, obs = _random_problem(rng, n_kc=3, n_users=60, max_len=25)
+    K, R = 3, 2
+    init = _init(rng, K, R, False)
+    data, _ = _lane_data(kc, user, obs)
+    kw = dict(n_kc=K, forgets=False, tol=1e-4, max_iter=15)
+    a, _ = lanes_mod.fit_lanes(jax.tree.map(lambda x: np.asarray(x, np.float32), init), data, (np.arange(K),) * 3, **kw)
+    with jax.enable_x64(True):
+        b, _ = lanes_mod.fit_lanes(jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3, **kw)
+    assert a.params.prior.dtype == np.float32
+    for name in ("prior", "learn", "guess", "slip"):
+        np.testing.assert_allclose(getattr(a.params, name), getattr(b.params, name), atol=2e-4, err_msg=name)
+
+
+def test_next_fit_matches_sequential_packing():
+    from kt.models.bkt_layout import next_fit
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 50))
+        lengths, group = rng.integers(1, 30, n), rng.integers(0, 5, n)
+        order = np.lexsort((-lengths, group))
+        sl, sg = lengths[order], group[order]
+        cap = int(rng.integers(1, 40))
+        row, off, n_rows = next_fit(sl, sg, cap)
+        # Reference: one row at a time.
+        cum = np.concatenate([[0], np.cumsum(sl)])
+        ends = np.r_[np.flatnonzero(sg[1:] != sg[:-1]) + 1, n]
+        s, r, gi = 0, 0, 0
+        while s < n:
+            while ends[gi] <= s:
+                gi += 1
+            e = min(max(int(np.searchsorted(cum, cum[s] + cap, side="right")) - 1, s + 1), int(ends[gi]))
+            assert (row[s:e] == r).all() and (off[s:e] == cum[s:e] - cum[s]).all()
+            s, r = e, r + 1
+        assert n_rows == r

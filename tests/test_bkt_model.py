@@ -185,21 +185,47 @@ def test_save_load_roundtrip_identical(tmp_path, fitted, synthetic):
     assert loaded.params_table().equals(fitted.params_table())
 
 
-def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
-    import kt.models.bkt as bkt_mod
-
+def _uneven_data():
     frame, _ = simulate_bkt(300, 4, 12, seed=21)
     # Uneven KC sizes so that KCs converge at different iterations.
     frame = frame.filter(~((pl.col("skill_id") == "kc3") & (pl.col("user_id").str.slice(1).cast(pl.Int32) % 3 != 0)))
-    data = frame_to_data(frame)
+    return frame_to_data(frame)
+
+
+def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
+    # The grid engine (per-item slots, here multigs) continues on smaller grids of the iterating KCs.
+    import kt.models.bkt as bkt_mod
+
+    data = _uneven_data()
     monkeypatch.setattr(bkt_mod, "SHRINK", 0.9)
-    multi = create("bkt", num_fits=2, max_iter=60, tol=1e-6, x64=True).fit(data, key=2)
-    assert len(multi.meta["fit"]["phases"]) > 1
+    opts = dict(num_fits=2, max_iter=60, tol=1e-6, x64=True, multigs=True)
+    multi = create("bkt", **opts).fit(data, key=2)
+    assert multi.meta["fit"]["engine"] == "grid" and len(multi.meta["fit"]["phases"]) > 1
     monkeypatch.setattr(bkt_mod, "MAX_PHASES", 1)
-    single = create("bkt", num_fits=2, max_iter=60, tol=1e-6, x64=True).fit(data, key=2)
+    single = create("bkt", **opts).fit(data, key=2)
     assert len(single.meta["fit"]["phases"]) == 1
     np.testing.assert_allclose(multi.params_table()["value"], single.params_table()["value"], atol=1e-9)
     assert multi.meta["fit"]["iterations"] == single.meta["fit"]["iterations"]
+
+
+def test_lane_relayouts_change_nothing(monkeypatch):
+    # The lane engine drops converged KC x restart pairs by re-laying out the lanes; exact.
+    import kt.models.bkt_lanes as em
+
+    data = _uneven_data()
+    opts = dict(num_fits=3, max_iter=60, tol=1e-6, x64=True)
+    fits, layouts = [], []
+    for relayout in (1.0, 0.0):  # re-lay out whenever it does not cost more / never after the first
+        real = em.fit_lanes
+        monkeypatch.setattr(em, "fit_lanes", lambda *a, _r=relayout, _f=real, **k: _f(*a, relayout=_r, **k))
+        m = create("bkt", **opts).fit(data, key=2)
+        monkeypatch.setattr(em, "fit_lanes", real)
+        assert m.meta["fit"]["engine"] == "lanes"
+        fits.append(m)
+        layouts.append(m.meta["fit"]["layouts"])
+    assert layouts[0] > 1 and layouts[1] == 1
+    np.testing.assert_allclose(fits[0].params_table()["value"], fits[1].params_table()["value"], atol=1e-12)
+    assert fits[0].meta["fit"]["iterations"] == fits[1].meta["fit"]["iterations"]
 
 
 def test_pybkt_cpp_stop_rule_stops_earlier_on_integer_logliks(synthetic):
@@ -230,3 +256,18 @@ def test_init_values_set_the_starting_point():
         create("bkt").fit(data, init={"nope": {"prior": 0.5}})
     with pytest.raises(KTError):
         create("bkt", sets=["multigs=true"]).fit(data, init=start)
+
+
+@pytest.mark.parametrize("sets", [[], ["forgets=true"], ["multiprior=true"]])
+def test_lane_engine_equals_grid_engine_in_the_model(monkeypatch, sets):
+    import kt.models.bkt_lanes as em
+
+    data = _uneven_data()
+    opts = dict(num_fits=2, max_iter=40, tol=1e-6, x64=True)
+    lanes = create("bkt", sets=sets, **opts).fit(data, key=5)
+    monkeypatch.setattr(em, "lane_kernel", lambda *a, **k: None)  # no kernel: the grid engine fits
+    grid = create("bkt", sets=sets, **opts).fit(data, key=5)
+    assert lanes.meta["fit"]["engine"] == "lanes" and grid.meta["fit"]["engine"] == "grid"
+    np.testing.assert_allclose(lanes.params_table()["value"], grid.params_table()["value"], atol=1e-9)
+    assert lanes.meta["fit"]["iterations"] == grid.meta["fit"]["iterations"]
+    np.testing.assert_allclose(lanes.predict(data)["prob"], grid.predict(data)["prob"], atol=1e-9)

@@ -68,7 +68,7 @@ def get(name: str) -> type["Model"]:
     Raises:
         KTError: unknown name (the message lists the known ones).
     """
-    _ensure_builtin()
+    _ensure_builtin(name)
     if name not in REGISTRY:
         raise KTError(f"unknown model {name!r}; available: {', '.join(sorted(REGISTRY))} (see `kt models`)")
     return REGISTRY[name]
@@ -100,14 +100,20 @@ def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | 
     return cls(cfg)
 
 
-def _ensure_builtin() -> None:
-    # Importing the modules registers their classes; done lazily so that
-    # `import kt` stays light.
-    import kt.models.baselines  # noqa: F401
-    import kt.models.bkt  # noqa: F401
-    import kt.models.dkt  # noqa: F401
-    import kt.models.cakt  # noqa: F401
-    import kt.models.psikt  # noqa: F401
+_BUILTIN = {"majority": "kt.models.baselines", "kc-rate": "kt.models.baselines", "bkt": "kt.models.bkt",
+            "dkt": "kt.models.dkt", "cakt": "kt.models.cakt", "psikt": "kt.models.psikt"}
+
+
+def _ensure_builtin(name: str | None = None) -> None:
+    # Importing a module registers its classes; done lazily so that `import
+    # kt` stays light, and only for the model asked for (a BKT run should not
+    # pay for importing optax and the neural models). ``None``: all of them.
+    import importlib
+
+    if name is not None and name in REGISTRY:
+        return
+    for module in ([_BUILTIN[name]] if name in _BUILTIN else sorted(set(_BUILTIN.values()))):
+        importlib.import_module(module)
 
 
 class Model:

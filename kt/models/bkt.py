@@ -9,6 +9,7 @@ random restarts, plus the ``forgets``, ``multigs`` (KT-IDEM), ``multilearn``,
 from __future__ import annotations
 
 import contextlib
+import gc
 from dataclasses import dataclass
 
 import equinox as eqx
@@ -21,13 +22,15 @@ from jaxtyping import Array, Float
 from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt.models import bkt_em as em
+from kt.models import bkt_lanes
 from kt.models.base import Model, register
-from kt.models.bkt_layout import DEFAULT_CLASS, Slots, build_packed, lookup, make_slots, subsequence_order
+from kt.models.bkt_layout import DEFAULT_CLASS, LaneData, Slots, build_packed, lookup, slots_of, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
 STOP_RULES = ("exact", "pybkt_cpp")
-# EM continues on a re-packed grid of the still-iterating KCs once they hold
-# less than SHRINK of the steps (at most MAX_PHASES grids; exact, see em_phase).
+# Grid engine (per-item slots): EM continues on a re-packed grid of the
+# still-iterating KCs once they hold less than SHRINK of the steps (at most
+# MAX_PHASES grids; exact, see em_phase).
 SHRINK = 0.25
 MAX_PHASES = 3
 
@@ -95,6 +98,17 @@ def _x64(flag: bool):
     return jax.enable_x64(True) if flag else contextlib.nullcontext()
 
 
+def _numpy_rng(key) -> np.random.Generator:
+    """NumPy generator for the random restarts from an integer seed or a JAX key."""
+    if key is None or isinstance(key, (int, np.integer)):
+        return np.random.default_rng(0 if key is None else int(key))
+    try:
+        data = jax.random.key_data(key)
+    except (TypeError, ValueError):
+        data = key
+    return np.random.default_rng(np.asarray(data, np.uint32).ravel().tolist())
+
+
 @register
 class BKT(Model):
     """Per-KC Bayesian Knowledge Tracing fitted by EM (pyBKT-compatible)."""
@@ -152,6 +166,17 @@ class BKT(Model):
         Returns:
             ``self``.
         """
+        # Automatic garbage collections would rescan every live object (JAX's included) a few times
+        # during the fit, for no garbage: the fit makes no reference cycles worth collecting early.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._fit(data, key=key, init=init)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _fit(self, data: Interactions, *, key, init) -> "BKT":
         cfg = self.config
         self.vocab = data.vocab
         K = len(self.vocab.skill_id)
@@ -160,67 +185,75 @@ class BKT(Model):
             raise KTError("bkt: training data has KCs outside the vocabulary")
         if self._needs_item() and (item < 0).any():
             raise KTError("bkt: multigs/multilearn/multipair need an item for every row (map one with --map item_id=COLUMN)")
-        prior_c, res_c, gs_c = self._class_keys(kc, user, item, obs)
-        keys = pl.DataFrame({"skill_idx": kc.astype(np.int32), "p": prior_c, "r": res_c, "g": gs_c})
-        slots = Slots(
-            prior=make_slots(keys.select("skill_idx", pl.col("p").alias("cls"))),
-            res=make_slots(keys.select("skill_idx", pl.col("r").alias("cls"))),
-            gs=make_slots(keys.select("skill_idx", pl.col("g").alias("cls"))),
-        )
-        p_slot, _ = lookup(keys.select("skill_idx", pl.col("p").alias("cls")), slots.prior, 0)
-        r_slot, _ = lookup(keys.select("skill_idx", pl.col("r").alias("cls")), slots.res, 0)
-        g_slot, _ = lookup(keys.select("skill_idx", pl.col("g").alias("cls")), slots.gs, 0)
-        packed, _ = build_packed(kc, user, obs, p_slot, r_slot, g_slot)
-
-        if key is None or isinstance(key, int):
-            key = jax.random.key(0 if key is None else key)
         row_const = (not (cfg.multilearn or cfg.multipair), not cfg.multigs)
-        with _x64(cfg.x64):
-            dt = jnp.float64 if cfg.x64 else jnp.float32
-            slot_kc = tuple(jnp.asarray(slots.kc_of(k)) for k in ("prior", "res", "gs"))
-            sizes = (slots.prior.height, slots.res.height, slots.gs.height)
-            start = em.random_init_jit(key, sizes, cfg.num_fits, cfg.forgets, dt)
-            if init is not None:
-                start = self._seed_init(start, init, slots)
-            state = em.init_state(start, K)
-            active = np.ones(K, bool)
-            kw = dict(
-                n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, row_const=row_const,
-                truncate_ll=cfg.stop_rule == "pybkt_cpp",
-            )
-            phases = []
-            for phase in range(MAX_PHASES):
-                keep = active[kc]
-                grid = packed if phase == 0 else build_packed(
-                    kc[keep], user[keep], obs[keep], p_slot[keep], r_slot[keep], g_slot[keep]
-                )[0]
-                g = em.Grid(*(jnp.asarray(getattr(grid, f)) for f in em.Grid._fields))
-                shrink = SHRINK if phase < MAX_PHASES - 1 else 0.0
-                state = em.em_phase_jit(state, g, slot_kc, shrink=shrink, **kw)
-                phases.append({"grid": list(grid.obs.shape), "until_iteration": int(state.it)})
-                active = ~np.asarray(state.done).all(axis=1)
-                if not active.any() or int(state.it) >= cfg.max_iter:
-                    break
-            res = state
-            best_params, best = em.best_restart(res, slot_kc)
-            prior_out = self._prior_out(best_params.prior[:, 0], slots, packed)
-            self.params = BKTFitted(jax.tree.map(np.asarray, best_params), np.asarray(prior_out))
-            kc_rows = np.arange(K)
-            best = np.asarray(best)
-            self.meta = {
-                "slots": slots.to_dict(),
-                "fit": {
-                    "loglik": np.asarray(res.loglik)[kc_rows, best].tolist(),
-                    "iterations": np.asarray(res.iterations)[kc_rows, best].tolist(),
-                    "converged": np.asarray(res.done)[kc_rows, best].tolist(),
-                    "restart": best.tolist(),
-                    "max_iterations": int(state.it),
-                    "phases": phases,
-                },
-            }
+        dt = np.float64 if cfg.x64 else np.float32
+        # Start compiling the E-step kernel now: XLA compiles in the background while the data are laid out.
+        kernel = bkt_lanes.lane_kernel(dt, cfg.forgets, bool((obs < 0).any())) if all(row_const) else None
+        prior_c, res_c, gs_c = self._class_keys(kc, user, item, obs)
+        (prior_t, p_slot), (res_t, r_slot), (gs_t, g_slot) = (slots_of(kc, c) for c in (prior_c, res_c, gs_c))
+        slots = Slots(prior=prior_t, res=res_t, gs=gs_t)
+
+        rng = _numpy_rng(key)
+        slot_kc = tuple(slots.kc_of(k) for k in ("prior", "res", "gs"))
+        sizes = (slots.prior.height, slots.res.height, slots.gs.height)
+        start = em.random_init(rng, sizes, cfg.num_fits, cfg.forgets, dt)
+        if init is not None:
+            start = self._seed_init(start, init, slots)
+        kw = dict(n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, truncate_ll=cfg.stop_rule == "pybkt_cpp")
+        if kernel is not None:
+            lanes = LaneData.build(kc, user, obs, p_slot, r_slot, g_slot, sizes)
+            with _x64(cfg.x64):
+                state, engine = bkt_lanes.fit_lanes(start, lanes, slot_kc, kernel=kernel, **kw)
+            engine = {"engine": "lanes", **engine}
+            n_first = lanes.n_first
+        else:
+            packed, _ = build_packed(kc, user, obs, p_slot, r_slot, g_slot)
+            with _x64(cfg.x64):
+                state, engine = self._fit_grid(start, packed, (kc, user, obs, p_slot, r_slot, g_slot), slot_kc, row_const, kw)
+            n_first = np.bincount(packed.prior_slot[packed.first & packed.valid], minlength=sizes[0])
+        best_params, best = em.best_restart(state.params, state.loglik, slot_kc)
+        prior_out = self._prior_out(best_params.prior[:, 0], slots, n_first)
+        self.params = BKTFitted(best_params, np.asarray(prior_out, dt))
+        kc_rows = np.arange(K)
+        self.meta = {
+            "slots": slots.to_dict(),
+            "fit": {
+                "loglik": np.asarray(state.loglik, np.float64)[kc_rows, best].tolist(),
+                "iterations": np.asarray(state.iterations)[kc_rows, best].tolist(),
+                "converged": np.asarray(state.done)[kc_rows, best].tolist(),
+                "restart": best.tolist(),
+                "max_iterations": int(state.it),
+                **engine,
+            },
+        }
         self._slots = slots
         self._warn_degenerate()
         return self
+
+    def _fit_grid(self, start, packed, flat, slot_kc, row_const, kw):
+        """EM on the time-major grid (per-item slots: multigs, multilearn, multipair).
+
+        EM continues on a re-packed grid of the still-iterating KCs once they
+        hold less than ``SHRINK`` of the steps (at most ``MAX_PHASES`` grids).
+        """
+        kc, user, obs, p_slot, r_slot, g_slot = flat
+        slot_kc = tuple(jnp.asarray(s) for s in slot_kc)
+        state = em.init_state(jax.tree.map(jnp.asarray, start), kw["n_kc"])
+        active = np.ones(kw["n_kc"], bool)
+        phases = []
+        for phase in range(MAX_PHASES):
+            keep = active[kc]
+            grid = packed if phase == 0 else build_packed(
+                kc[keep], user[keep], obs[keep], p_slot[keep], r_slot[keep], g_slot[keep]
+            )[0]
+            g = em.Grid(*(jnp.asarray(getattr(grid, f)) for f in em.Grid._fields))
+            shrink = SHRINK if phase < MAX_PHASES - 1 else 0.0
+            state = em.em_phase_jit(state, g, slot_kc, shrink=shrink, row_const=row_const, **kw)
+            phases.append({"grid": list(grid.obs.shape), "until_iteration": int(state.it)})
+            active = ~np.asarray(state.done).all(axis=1)
+            if not active.any() or int(state.it) >= kw["max_iter"]:
+                break
+        return jax.tree.map(np.asarray, state), {"engine": "grid", "phases": phases}
 
     def _seed_init(self, start: em.BKTParams, init: dict, slots: Slots) -> em.BKTParams:
         c = self.config
@@ -240,19 +273,18 @@ class BKT(Model):
                 for kc, values in init.items():
                     if name in values and (name != "forget" or c.forgets):
                         arr[slot_of_kc[index[kc]], :] = values[name]
-                cols[name] = jnp.asarray(arr, dtype=arr.dtype)
+                cols[name] = arr
         return em.BKTParams(**cols)
 
-    def _prior_out(self, prior, slots: Slots, packed) -> Array:
+    def _prior_out(self, prior, slots: Slots, n_first) -> np.ndarray:
         if not (self.config.multiprior and self.config.multiprior_mode == "leak_free"):
             return prior
         # Pooled prior sum_c w_c pi_c, w_c = share of the KC's training learners in class c.
-        first = packed.first & packed.valid
-        counts = np.bincount(packed.prior_slot[first], minlength=slots.prior.height).astype(np.float64)
+        counts = np.asarray(n_first, np.float64)
         kc_of = slots.kc_of("prior")
         tot = np.bincount(kc_of, weights=counts, minlength=len(self.vocab.skill_id))
         pooled = np.bincount(kc_of, weights=counts * np.asarray(prior, np.float64), minlength=len(tot)) / np.maximum(tot, 1)
-        return jnp.asarray(pooled[kc_of], dtype=prior.dtype)
+        return pooled[kc_of].astype(prior.dtype)
 
     def _warn_degenerate(self) -> None:
         p = self.params.params

@@ -1,11 +1,22 @@
-"""Pure JAX BKT inference and EM on the packed layout of ``bkt_layout``.
+"""BKT inference and EM in JAX, on the layouts of ``bkt_layout`` (pyBKT's EM, Corbett & Anderson 1995).
 
-All KCs, learners and random restarts are processed at once: ``lax.scan``
-runs over the time axis of the packed grid, the restart axis R rides along
-as the last array dimension, and soft counts are reduced to parameter slots
-with segment sums. EM runs inside one ``lax.while_loop``; a KC whose
+Two engines fit all KCs and random restarts at once; a KC x restart whose
 log-likelihood change falls below ``tol`` is frozen, so the joint fit equals
-independent per-KC fits (pyBKT's EM, Corbett & Anderson 1995).
+independent per-KC fits.
+
+* Lane engine (:func:`kt.models.bkt_lanes.fit_lanes`; standard BKT, ``forgets``, ``multiprior``,
+  where every slot is constant along a packed row): a forward-only E-step
+  (forward smoothing of the expected counts) runs in one
+  small fixed-shape kernel over blocks of (row, restart) lanes; the host
+  runs the M-step and drops converged KC x restart pairs from the layout.
+  The kernel does not depend on the data's shape, so it is compiled once
+  per process (in the background while the data are laid out).
+* Grid engine (:func:`em_phase`; per-item slots: ``multigs``,
+  ``multilearn``, ``multipair``): ``lax.scan`` forward filter and smoothing
+  pass over the time axis of the packed grid, soft counts reduced to slots
+  with segment sums, EM inside one ``lax.while_loop``.
+
+:func:`filter_grid` (prediction) uses the packed grid for every variant.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 CLAMP = 1e-8
@@ -290,20 +302,21 @@ class EMState(NamedTuple):
     it: Int[Array, ""]
 
 
-def random_init(key, sizes: tuple[int, int, int], restarts: int, forgets: bool, dtype) -> BKTParams:
-    """pyBKT's random initialisation, independently per slot and restart.
+def random_init(rng: np.random.Generator, sizes: tuple[int, int, int], restarts: int, forgets: bool, dtype) -> BKTParams:
+    """pyBKT's random initialisation, independently per slot and restart (NumPy).
 
     prior ~ U(0, 1), learn ~ U(0, 0.4), guess ~ U(0, 0.4), slip ~ U(0, 0.3),
-    forget ~ U(0, 1) with ``forgets`` and exactly 0 otherwise.
+    forget ~ U(0, 1) with ``forgets`` and exactly 0 otherwise. Drawn on the
+    host so that fitting compiles nothing for it.
     """
     n_p, n_r, n_g = sizes
-    kp, kl, kf, kg, ks = jax.random.split(key, 5)
 
-    def u(k, n, hi):
-        return jax.random.uniform(k, (n, restarts), dtype, 0.0, hi)
+    def u(n, hi):
+        return rng.uniform(0.0, hi, (n, restarts)).astype(dtype)
 
-    forget = u(kf, n_r, 1.0) if forgets else jnp.zeros((n_r, restarts), dtype)
-    return BKTParams(prior=u(kp, n_p, 1.0), learn=u(kl, n_r, 0.4), forget=forget, guess=u(kg, n_g, 0.4), slip=u(ks, n_g, 0.3))
+    prior, learn, forget_draw, guess, slip = u(n_p, 1.0), u(n_r, 0.4), u(n_r, 1.0), u(n_g, 0.4), u(n_g, 0.3)
+    forget = forget_draw if forgets else np.zeros((n_r, restarts), dtype)
+    return BKTParams(prior=prior, learn=learn, forget=forget, guess=guess, slip=slip)
 
 
 def init_state(init: BKTParams, n_kc: int) -> EMState:
@@ -414,19 +427,17 @@ def fit_em(
 
 fit_em_jit = eqx.filter_jit(fit_em)
 em_phase_jit = eqx.filter_jit(em_phase)
-random_init_jit = jax.jit(random_init, static_argnums=(1, 2, 3, 4))
 
 
-@jax.jit
-def best_restart(res: EMState, slot_kc) -> tuple[BKTParams, Array]:
-    """Per KC, the restart with the highest log-likelihood (R axis kept, size 1)."""
-    best = jnp.argmax(res.loglik, axis=1)
-    prior_kc, res_kc, gs_kc = slot_kc
+def best_restart(params: BKTParams, loglik: np.ndarray, slot_kc) -> tuple[BKTParams, np.ndarray]:
+    """Per KC, the restart with the highest log-likelihood (NumPy; R axis kept, size 1)."""
+    best = np.argmax(np.asarray(loglik), axis=1)
+    prior_kc, res_kc, gs_kc = (np.asarray(s) for s in slot_kc)
 
     def take(x, kc_of):
-        return jnp.take_along_axis(x, best[kc_of][:, None], axis=1)
+        return np.take_along_axis(np.asarray(x), best[kc_of][:, None], axis=1)
 
-    p = res.params
+    p = params
     return (
         BKTParams(
             prior=take(p.prior, prior_kc),
