@@ -118,8 +118,9 @@ SCRIPTS: tuple[Script, ...] = (
     ),
     Script(
         "stream", "stream.json", "Streaming ingestion",
-        full=((),), quick=((),), repeats=True, optional=True,
-        note="bench/stream.py (streaming ingestion).",
+        full=((),), quick=(("--rows", "1000000", "--learners", "5000", "--partitions", "4"),), repeats=False,
+        optional=True,
+        note="bench/stream.py: 20M-row generated CSV -> learner-hash Parquet partitions -> one streamed DKT epoch.",
     ),
     Script(
         "dkt", "dkt.json", "DKT accuracy on the issue's splits",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from kt.cli.common import data_app, out, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _notes, _overrides
+from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _notes, _overrides
 from kt.errors import KTError
 
 
@@ -45,13 +45,26 @@ def data_inspect(
 @handle_errors
 def data_convert(
     file: Annotated[Path, typer.Argument(help="Input interaction file (any supported format).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv (with --partitions: a directory).")],
+    partitions: Annotated[
+        Optional[int],
+        typer.Option("--partitions", help="Stream a CSV/TSV/Parquet log larger than memory into N Parquet files by learner hash (a directory for `kt train DIR`)."),
+    ] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
 ):
-    """Write the validated, ordered interactions in kt's canonical columns."""
+    """Write the validated, ordered interactions in kt's canonical columns.
+
+    With --partitions N the file is never loaded whole: Polars' streaming
+    engine validates it and writes OUT/part-*.parquet (each learner in one
+    partition) plus OUT/meta.json (mapping, vocabularies, counts), which
+    `kt train OUT --model dkt` trains from one partition at a time.
+    """
+    if partitions is not None:
+        _convert_partitioned(file, out_path, partitions, map_, drop_duplicates, drop_nulls, encoding)
+        return
     from kt.atomic import atomic_path
     from kt.data.schema import load
     from kt.report import canonical_export
@@ -71,3 +84,15 @@ def data_convert(
             frame.write_csv(tmp)
     _notes(data.notes)
     out.print(f"wrote {frame.height:,} rows to {out_path}")
+
+
+def _convert_partitioned(file: Path, out_dir: Path, partitions: int, map_, drop_duplicates, drop_nulls, encoding) -> None:
+    from kt.data.stream import convert_partitioned
+
+    with err.status(f"streaming {file} into {partitions} partitions"):
+        meta = convert_partitioned(file, out_dir, partitions, overrides=_overrides(map_), drop_duplicates=drop_duplicates,
+                                   drop_nulls=drop_nulls, encoding=encoding)
+    _notes(meta["notes"])
+    secs = meta["seconds"]
+    out.print(f"wrote {meta['rows']:,} rows of {meta['learners']:,} learners to {out_dir} ({partitions} partitions) "
+              f"in {secs:.1f} s ({meta['rows'] / max(secs, 1e-9):,.0f} rows/s)")

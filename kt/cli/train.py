@@ -15,7 +15,7 @@ from kt.errors import KTError
 @app.command()
 @handle_errors
 def train(
-    file: Annotated[Path, typer.Argument(help="Training interactions.")],
+    file: Annotated[Path, typer.Argument(help="Training interactions: a file, or a directory from `kt data convert --partitions` (dkt streams it).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `kt models`).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the model to.")],
     valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of learners held out for validation.")] = 0.1,
@@ -49,8 +49,8 @@ def train(
     import inspect
     import time
 
+    from kt.data.partitioned import PartitionedData, is_partitioned, open_for_training
     from kt.data.splits import train_valid
-    from kt.eval.protocols import next_step
     from kt.models.base import create
 
     if distributed:
@@ -61,8 +61,13 @@ def train(
     if epochs is not None:
         sets.append(f"epochs={epochs}")
     m = create(model, toml_path=config, sets=sets)
-    data = _load_train(file, map_, drop_duplicates, drop_nulls, encoding)
-    tr, va = train_valid(data, valid_frac, seed)
+    if is_partitioned(file):  # `kt data convert --partitions`: DKT streams it, other models load it whole
+        data, tr, va, notes = open_for_training(file, m, valid_frac, seed, map_=map_, encoding=encoding,
+                                                drop_duplicates=drop_duplicates)
+        _notes(notes)
+    else:
+        data = _load_train(file, map_, drop_duplicates, drop_nulls, encoding)
+        tr, va = train_valid(data, valid_frac, seed)
     t0 = time.perf_counter()
 
     def progress(rec: dict) -> None:
@@ -103,14 +108,16 @@ def train(
     m.meta.update({"train_seconds": seconds, "train_file": str(file), "seed": seed, "valid_frac": valid_frac,
                    "data_fingerprint": data.fingerprint(), "train_attempts": tr.n_rows, "train_learners": tr.n_users})
     if va is not None:
-        res = next_step(m, va, breakdown=False)
+        from kt.eval.protocols import next_step  # only with a validation split (import costs ~40 ms)
+
+        res = va.next_step(m) if isinstance(va, PartitionedData) else next_step(m, va, breakdown=False)
         m.meta["valid_metrics"] = {k: res[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
         rows["valid"] = res
     files = {}
     try:
         from kt.graph.build import graph_for
 
-        g = graph_for(m, tr)
+        g = tr.graph(m) if isinstance(tr, PartitionedData) else graph_for(m, tr)
         if g is not None:
             files["graph.json"] = g.to_json()
     except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it

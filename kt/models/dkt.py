@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from jaxtyping import Array, Float, Int
 
+from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, build_sequences
 from kt.errors import KTError
@@ -354,6 +355,7 @@ class DKT(Model):
     name = "dkt"
     Config = DKTConfig
     resumable = True
+    streams = True  # fit() accepts a PartitionedData view (kt train DIR)
     summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default; variant=piech: one-hot + RNN)"
 
     def _skeleton(self) -> DKTNet:
@@ -364,13 +366,18 @@ class DKT(Model):
         return DKTNet.init(key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type,
                            compressed=c.compressed)
 
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
-            devices: int | None = 1) -> "DKT":
+    def fit(self, data: "Interactions | PartitionedData", *, valid=None, key=None, progress=None, checkpoint=None,
+            resume=False, devices: int | None = 1) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
 
         Args:
-            data: training interactions.
-            valid: validation interactions (learner-level split), or ``None``.
+            data: training interactions, or a partitioned dataset view
+                (:class:`kt.data.partitioned.PartitionedData`, e.g. from
+                ``split``): its partitions are then loaded and windowed one
+                at a time, so memory follows the largest partition; with a
+                single partition the result equals in-memory training.
+            valid: validation interactions (learner-level split), or ``None``;
+                a partitioned view when ``data`` is one.
             key: JAX PRNG key or integer seed.
             progress: optional callable receiving each epoch's record.
             checkpoint: directory for per-epoch checkpoints (optional).
@@ -388,8 +395,15 @@ class DKT(Model):
         k_init, k_train = jax.random.split(key)
         # One step per (question, KC) row; the KC rows of a question share a
         # group, so each is trained and scored from the state before the question.
-        train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
-        val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
+        def windows(d: Interactions) -> Sequences:
+            return build_sequences(_known(d), window=cfg.window, min_len=cfg.min_chunk)
+
+        if isinstance(data, PartitionedData):
+            train = data.stream(windows)
+            val = valid.stream(windows) if valid is not None else None
+        else:
+            train = windows(data)
+            val = windows(valid) if valid is not None else None
         net = self._init_net(k_init)
         settings = loop.LoopSettings(
             cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), by_length=cfg.batching == "bucket"
@@ -404,8 +418,12 @@ class DKT(Model):
             self.meta = {"history": exc.result.history, "stopped": "non-finite"}
             raise
         self.params = res.model
+        if isinstance(train, Sequences):
+            n_windows, base_rate = int(train.mask.shape[0]), float(data.frame["correct"].mean())
+        else:  # counted while streaming (the whole dataset's rate if no epoch ran, e.g. a finished --resume)
+            n_windows, base_rate = train.sequences, train.correct_rate or data.correct_rate
         self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                     "train_windows": int(train.mask.shape[0]), "base_rate": float(data.frame["correct"].mean())}
+                     "train_windows": n_windows, "base_rate": float(base_rate)}
         return self
 
     def _buckets(self) -> tuple[int, ...]:
