@@ -266,24 +266,37 @@ def e_step(
     return counts, ll
 
 
-def m_step(counts: Counts, old: BKTParams, forgets: bool) -> BKTParams:
+def m_step(counts: Counts, old: BKTParams, forgets: bool, xp=jnp) -> BKTParams:
     """Maximise: ratios of expected counts, clamped to [1e-8, 1 - 1e-8].
 
     A slot with no counts keeps its prior, gets uniform emissions (0.5) and
     "stay" transitions (learn = forget = 0 before clamping). Without
     ``forgets``, forget stays exactly 0.
+
+    Args:
+        counts: expected counts per slot.
+        old: current parameters (any tuple type with the BKT fields; the
+            result has the same type and dtype).
+        forgets: fit the forget rate.
+        xp: ``jax.numpy`` (inside the jitted grid engine) or ``numpy`` (the
+            lane engine's host M-step, counts in float64).
+
+    Returns:
+        The new parameters.
     """
+    dt = old.prior.dtype
+    # 1 - 1e-8 rounds to 1 in float32; use the dtype's epsilon there.
+    lo = max(CLAMP, float(xp.finfo(dt).eps))
 
     def ratio(num, den, empty):
-        return jnp.where(den > 0, num / jnp.where(den > 0, den, 1), empty)
+        ok = den > 0
+        return xp.where(ok, num / xp.where(ok, den, 1), empty)
 
     def clamp(x):
-        # 1 - 1e-8 rounds to 1 in float32; use the dtype's epsilon there.
-        lo = max(CLAMP, float(jnp.finfo(x.dtype).eps))
-        return jnp.clip(x, lo, 1 - lo)
+        return xp.clip(x, lo, 1 - lo).astype(dt)
 
-    forget = clamp(ratio(counts.forget_num, counts.forget_den, 0.0)) if forgets else jnp.zeros_like(old.forget)
-    return BKTParams(
+    forget = clamp(ratio(counts.forget_num, counts.forget_den, 0.0)) if forgets else xp.zeros_like(old.forget)
+    return type(old)(
         prior=clamp(ratio(counts.prior_num, counts.prior_den, old.prior)),
         learn=clamp(ratio(counts.learn_num, counts.learn_den, 0.0)),
         forget=forget,

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from kt.models.bkt_em import CLAMP, BKTParams, Counts, EMState
+from kt.models.bkt_em import BKTParams, Counts, EMState, m_step
 
 CHUNK = 64
 BLOCK = 2048
@@ -209,28 +209,6 @@ def lane_kernel(dtype, forgets: bool, missing: bool) -> LaneKernel:
     return _KERNELS[key]
 
 
-def m_step_np(counts: Counts, old: BKTParams, forgets: bool) -> BKTParams:
-    """NumPy twin of :func:`m_step` (float64 arithmetic, results in ``old``'s dtype)."""
-    dt = np.asarray(old.prior).dtype
-    lo = max(CLAMP, float(np.finfo(dt).eps))
-
-    def ratio(num, den, empty):
-        ok = den > 0
-        return np.where(ok, num / np.where(ok, den, 1.0), empty)
-
-    def clamp(x):
-        return np.clip(x, lo, 1 - lo).astype(dt)
-
-    forget = clamp(ratio(counts.forget_num, counts.forget_den, 0.0)) if forgets else np.zeros_like(old.forget)
-    return type(old)(
-        prior=clamp(ratio(counts.prior_num, counts.prior_den, old.prior)),
-        learn=clamp(ratio(counts.learn_num, counts.learn_den, 0.0)),
-        forget=forget,
-        guess=clamp(ratio(counts.guess_num, counts.guess_den, 0.5)),
-        slip=clamp(ratio(counts.slip_num, counts.slip_den, 0.5)),
-    )
-
-
 class _HostParams(NamedTuple):
     """The fit's parameters on the host (a plain tuple: cheaper to rebuild every iteration than a module)."""
 
@@ -410,7 +388,7 @@ def fit_lanes(
         ll = np.where(done, loglik, ll)
         new_done = done | stop
         iterations = np.where(done, iterations, it + 1).astype(np.int32)
-        new = m_step_np(counts, p, forgets)
+        new = m_step(counts, p, forgets, xp=np)
         p = _HostParams(*(
             np.where(new_done[kc_of], old, nw)
             for kc_of, old, nw in (
