@@ -416,12 +416,13 @@ KT_DRIVER = textwrap.dedent(
     # eval_mode only changes how predict() cuts the test learners (chunks, as pyKT's test_sequences).
     m = create("dkt", epochs=epochs, patience=100, **({"eval_mode": "chunk"} if test_path else {}))
     cfg = m.config
-    # Work kt's loop does per epoch: batches padded to a length bucket and rows to a power of two.
+    # Work kt's loop does per epoch: packed rows (batching=pack, the default), or batches padded to a
+    # length bucket with rows padded to a power of two.
     seqs = build_sequences(data.frame, window=cfg.window, min_len=cfg.min_chunk)
     computed, n_batches, shapes = 0, 0, set()
-    for b in batches(seqs, cfg.batch_size, rng=np.random.default_rng(0), buckets=m._buckets()):
+    for b in batches(seqs, cfg.batch_size, rng=np.random.default_rng(0), buckets=m._buckets(), batching=cfg.batching):
         n = b.mask.shape[0]
-        rows = min(cfg.batch_size, 1 << max(n - 1, 0).bit_length())
+        rows = n if b.segment is not None else min(cfg.batch_size, 1 << max(n - 1, 0).bit_length())
         computed += rows * b.mask.shape[1]
         n_batches += 1
         shapes.add((rows, int(b.mask.shape[1])))
@@ -467,7 +468,7 @@ KT_DRIVER = textwrap.dedent(
         "n_scored": int(np.maximum(lengths - 1, 0).sum()), "n_real": int(lengths.sum()),
         "n_batches": n_batches, "computed_positions_per_epoch": int(computed), "batch_shapes": sorted(shapes),
         "buckets": list(m._buckets()),
-        "config": {k: getattr(cfg, k) for k in ("hidden", "dropout", "lr", "batch_size", "window", "min_chunk")},
+        "config": {k: getattr(cfg, k) for k in ("hidden", "dropout", "lr", "batch_size", "window", "min_chunk", "batching")},
         "jax": jax.__version__, "kt": kt.__version__, "jax_devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS"),
         "process_seconds": time.perf_counter() - t_proc,
@@ -695,12 +696,17 @@ def main(argv=None) -> int:
             f"create('dkt', epochs={len(k['history'])}, patience=100).fit(data, key=0), no validation; "
             f"hidden {k['config']['hidden']}, dropout {k['config']['dropout']}, batch {k['config']['batch_size']}, "
             f"chunks of {k['config']['window']} (drop < {k['config']['min_chunk']}), Adam {k['config']['lr']}. "
-            f"{k['n_chunks']} chunks, {k['n_scored']:,} scored positions per epoch. kt pads each batch only to a "
-            f"length bucket {k['buckets']} and its rows to a power of two, and groups chunks of similar length: "
-            f"{k['computed_positions_per_epoch']:,} positions computed per epoch ({k_pad:.2f}x the scored ones) in "
-            f"{k['n_batches']} batches of {len(k['batch_shapes'])} shapes -- that, not faster kernels, is where "
-            f"the speed-up comes from. Batches are length-sorted (shuffled within a length), not uniformly random "
-            f"as in pyKT. Peak RSS of the whole process (load + fit). JAX {k['jax']} on {k['jax_devices']}."
+            f"{k['n_chunks']} chunks, {k['n_scored']:,} scored positions per epoch. "
+            + (f"Batches are {k['config']['batch_size']} uniformly drawn chunks, as in pyKT, packed side by side into "
+               f"rows of {k['config']['window']} steps (LSTM state restarting at each chunk; row count bucketed to "
+               f"two sizes per octave): "
+               if k["config"].get("batching") == "pack" else
+               f"kt pads each batch to a length bucket {k['buckets']} and its rows to a power of two "
+               f"(batching={k['config'].get('batching', 'bucket')}): ")
+            + f"{k['computed_positions_per_epoch']:,} positions computed per epoch ({k_pad:.2f}x the scored ones) in "
+            f"{k['n_batches']} batches of {len(k['batch_shapes'])} shapes -- less padding, not faster kernels, is "
+            f"where the speed-up comes from. Peak RSS of the whole process (load + fit). JAX {k['jax']} on "
+            f"{k['jax_devices']}."
             + f" Median of {len(k_runs)} fresh processes: "
             + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs) + "/s; details from the median run."
             + busy_note(*((f"kt run {i + 1}", r) for i, r in enumerate(k_runs)))

@@ -330,7 +330,7 @@ def test_random_batches_cover_everything_once_and_mix_lengths():
         }
     )
     seqs = build_sequences(frame)
-    out = list(batches(seqs, 16, rng=np.random.default_rng(0), by_length=False))
+    out = list(batches(seqs, 16, rng=np.random.default_rng(0), batching="random"))
     users = np.concatenate([b.user for b in out])
     assert sorted(users.tolist()) == list(range(80))
     assert any(len(set(b.lengths.tolist())) > 1 for b in out)

@@ -16,6 +16,7 @@ from jaxtyping import Bool, Float, Int
 from kt.errors import KTError
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
+BATCHINGS = ("bucket", "random", "pack")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Sequences:
         start: position of the sequence's first step within its learner.
         group: question occurrence of each step (the canonical frame's row,
             shared by the KC rows of a multi-KC question), -1 on padding.
+        segment: ``None``, or for packed rows (:mod:`kt.data.packing`) the
+            packed sequence each step belongs to, -1 on padding; recurrent
+            state restarts where it changes.
     """
 
     skill: Int[np.ndarray, "N T"]
@@ -44,6 +48,7 @@ class Sequences:
     user: Int[np.ndarray, " N"]
     start: Int[np.ndarray, " N"]
     group: Int[np.ndarray, "N T"]
+    segment: Int[np.ndarray, "N T"] | None = None
 
     @property
     def lengths(self) -> Int[np.ndarray, " N"]:
@@ -164,13 +169,13 @@ def batches(
     *,
     rng: np.random.Generator | None = None,
     buckets: tuple[int, ...] = DEFAULT_BUCKETS,
-    by_length: bool = True,
+    batching: str = "bucket",
 ) -> Iterator[Sequences]:
     """Yield batches padded to a bucket length.
 
-    Sequences are grouped by length so little compute goes to padding. With
-    ``rng``, the order of sequences (within length groups) and of batches is
-    shuffled; without it, the order is deterministic.
+    With ``rng``, the order of sequences and of batches is shuffled;
+    without it, the order is deterministic (and ``random`` and ``pack``
+    fall back to ``bucket``).
 
     Args:
         seqs: all sequences.
@@ -178,21 +183,39 @@ def batches(
             smaller; callers that need a fixed shape pad it).
         rng: NumPy generator for shuffling, or ``None``.
         buckets: allowed padded lengths.
-        by_length: group sequences of similar length (little padding); with
-            ``False`` and an ``rng``, batches are uniform random draws (more
-            padding, the gradient statistics of unsorted loaders).
+        batching: ``bucket`` groups sequences of similar length (little
+            padding, but each batch holds one kind of learner); ``random``
+            draws batches uniformly (the gradient statistics of unsorted
+            loaders, padded to the batch's longest sequence); ``pack`` draws
+            them uniformly and packs each batch's sequences side by side
+            into rows of the longest sequence's bucket length
+            (:func:`kt.data.packing.pack`; for models that restart their
+            state at segment starts).
 
     Yields:
         :class:`Sequences` of at most ``batch_size`` rows, time axis padded
         to a bucket length.
     """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching={batching!r}: choose one of {', '.join(BATCHINGS)}")
     lengths = seqs.lengths
-    noise = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths)) / max(len(lengths), 1)
-    # Longest first, so the one partial batch holds the shortest sequences and
-    # pads to a short bucket instead of to the longest one.
-    order = np.lexsort((noise, -lengths)) if by_length or rng is None else rng.permutation(len(lengths))
+    uniform = rng is not None and batching != "bucket"
+    if uniform:
+        order = rng.permutation(len(lengths))
+    else:
+        noise = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths)) / max(len(lengths), 1)
+        # Longest first, so the one partial batch holds the shortest sequences
+        # and pads to a short bucket instead of to the longest one.
+        order = np.lexsort((noise, -lengths))
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(groups)
+    if uniform and batching == "pack" and len(lengths):
+        from kt.data.packing import pack
+
+        width = bucket_length(int(lengths.max()), buckets)  # one width per call: only the row count varies
+        for idx in groups:
+            yield pack(seqs, idx, width, batch_size)
+        return
     for idx in groups:
         yield seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))

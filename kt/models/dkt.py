@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import polars as pl
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
-from kt.data.sequences import Sequences, build_sequences
+from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Model, register
 from kt.train import loop
@@ -45,9 +45,14 @@ class DKTConfig:
         eval_mode: ``window`` (each position sees up to ``window`` - 1
             previous attempts, no reset; pyKT's window mode), ``chunk``
             (same chunks as training) or ``full`` (whole history).
-        batching: ``bucket`` groups chunks of similar length (fast, little
-            padding); ``random`` draws uniform random batches as pyKT's
-            loader does (slower: most chunks are padded to ``window``).
+        batching: ``pack`` (default) draws uniform random batches of
+            chunks, as pyKT's loader does, and packs each batch's chunks
+            side by side into rows of ``window`` steps with the LSTM state
+            restarting at every chunk (the same result as ``random``,
+            without its padding); ``random`` pads every chunk of a batch
+            to the longest; ``bucket`` groups chunks of similar length
+            (little padding, but each batch holds one kind of learner,
+            which costs accuracy).
         variant: ``pykt`` (trained embedding of q + K r, the default) or
             ``piech`` (one-hot input of the (KC, response) pair, Piech et
             al. 2015).
@@ -67,7 +72,7 @@ class DKTConfig:
     epochs: int = 200
     patience: int = 10
     eval_mode: str = "window"
-    batching: str = "bucket"
+    batching: str = "pack"
     variant: str = "pykt"
     cell: str = "auto"
     compressed: int = 0
@@ -81,8 +86,8 @@ class DKTConfig:
 
     def validate(self) -> None:
         """Reject invalid values."""
-        if self.batching not in ("bucket", "random"):
-            raise KTError(f"--set batching={self.batching!r}: choose bucket or random")
+        if self.batching not in BATCHINGS:
+            raise KTError(f"--set batching={self.batching!r}: choose one of {', '.join(BATCHINGS)}")
         if self.eval_mode not in EVAL_MODES:
             raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
         if self.hidden < 1 or self.batch_size < 1 or self.window < 2 or self.epochs < 1:
@@ -160,8 +165,20 @@ class DKTNet(eqx.Module):
             frozen_embed=variant == "piech" and compressed > 0,
         )
 
-    def hidden_states(self, skill: Int[Array, "B T"], correct: Int[Array, "B T"]) -> Float[Array, "B T d"]:
-        """Recurrent outputs h_t after each step, from a zero initial state."""
+    def hidden_states(
+        self, skill: Int[Array, "B T"], correct: Int[Array, "B T"], reset: Bool[Array, "B T"] | None = None
+    ) -> Float[Array, "B T d"]:
+        """Recurrent outputs h_t after each step, from a zero initial state.
+
+        Args:
+            skill: KC index per step.
+            correct: 0/1 outcome per step.
+            reset: packed rows only: the state restarts from zero before
+                every step where this is set.
+
+        Returns:
+            ``[B, T, d]`` recurrent outputs.
+        """
         if self.embed is None:
             table = self.w_ih.T + self.b  # one-hot input: W x is a column of W
         else:
@@ -183,9 +200,19 @@ class DKTNet(eqx.Module):
             h = jnp.tanh(g_in + h @ self.w_hh.T)
             return (h, c), h
 
+        cell = lstm if self.cell == "lstm" else rnn
         B = skill.shape[0]
         zeros = jnp.zeros((B, d), table.dtype)
-        _, hs = jax.lax.scan(lstm if self.cell == "lstm" else rnn, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
+        if reset is None:
+            _, hs = jax.lax.scan(cell, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
+            return jnp.swapaxes(hs, 0, 1)
+
+        def restarting(carry, x):
+            g_in, r = x
+            keep = ~r[:, None]
+            return cell((jnp.where(keep, carry[0], 0.0), jnp.where(keep, carry[1], 0.0)), g_in)
+
+        _, hs = jax.lax.scan(restarting, (zeros, zeros), (jnp.swapaxes(gates_in, 0, 1), jnp.swapaxes(reset, 0, 1)))
         return jnp.swapaxes(hs, 0, 1)
 
 
@@ -197,7 +224,7 @@ def next_logits(net: DKTNet, batch: loop.Batch, key) -> Float[Array, "B T"]:
     a question has several KC rows); with no earlier question only the
     KC's bias is left.
     """
-    h = net.hidden_states(batch["skill"], batch["correct"])
+    h = net.hidden_states(batch["skill"], batch["correct"], batch.get("reset"))
     if key is not None and net.dropout > 0:
         keep = jax.random.bernoulli(key, 1 - net.dropout, h.shape)
         h = jnp.where(keep, h / (1 - net.dropout), 0.0)
@@ -268,7 +295,8 @@ def window_sequences(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.nd
     tails = _gather(f, t[:, None] - window + 1 + cols, np.ones((len(t), window), bool), f["user"][t], f["pos"][t] - window + 1)
     score = np.concatenate([heads.mask, np.zeros(tails.mask.shape, bool)])
     score[len(starts) :, -1] = True
-    seqs = Sequences(*(np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__))
+    seqs = Sequences(*(np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__
+                       if k != "segment"))
     return seqs, score
 
 
@@ -406,7 +434,7 @@ class DKT(Model):
             val = windows(valid) if valid is not None else None
         net = self._init_net(k_init)
         settings = loop.LoopSettings(
-            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), by_length=cfg.batching == "bucket"
+            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), batching=cfg.batching
         )
         try:
             res = loop.fit(

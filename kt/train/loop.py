@@ -78,7 +78,9 @@ class LoopSettings:
         batch_size: sequences per batch (padded to this size).
         lr: Adam learning rate.
         buckets: allowed padded sequence lengths.
-        by_length: batch sequences of similar length (see :func:`batches`).
+        batching: ``bucket``, ``random`` or ``pack`` (see
+            :func:`kt.data.sequences.batches`; ``pack`` needs a model that
+            restarts its state where ``batch["reset"]`` is set).
         weight_decay: coupled L2 coefficient: ``weight_decay * param`` is added
             to the gradient before Adam (``optax.add_decayed_weights`` then
             ``optax.adam``; not AdamW). 0 gives plain Adam.
@@ -97,7 +99,7 @@ class LoopSettings:
     batch_size: int = 256
     lr: float = 1e-3
     buckets: tuple[int, ...] = (16, 32, 64, 128, 200)
-    by_length: bool = True
+    batching: str = "bucket"
     weight_decay: float = 0.0
     b1: float = 0.9
     b2: float = 0.999
@@ -179,23 +181,29 @@ def to_batch(seqs: Sequences, batch_size: int) -> Batch:
     """Device arrays of one batch, padded with masked rows (see below)."""
     n = seqs.mask.shape[0]
     # A partial batch is padded to the next power of two, not to batch_size:
-    # a few extra compiled shapes instead of mostly-empty batches.
-    pad = min(batch_size, 1 << max(n - 1, 0).bit_length()) - n
+    # a few extra compiled shapes instead of mostly-empty batches. Packed
+    # batches come with their row count already bucketed.
+    pad = 0 if seqs.segment is not None else min(batch_size, 1 << max(n - 1, 0).bit_length()) - n
 
     def arr(x, fill):
         if pad > 0:
             x = np.concatenate([x, np.full((pad, x.shape[1]), fill, x.dtype)])
         return jnp.asarray(x)
 
-    return {
+    batch = {
         "skill": arr(np.maximum(seqs.skill, 0), 0),
         "correct": arr(seqs.correct.astype(np.int32), 0),
         "mask": arr(seqs.mask, False),
-        "prev": arr(prev_index(seqs.group, seqs.mask), -1),
+        "prev": arr(prev_index(seqs.group, seqs.mask, seqs.segment), -1),
     }
+    if seqs.segment is not None:
+        reset = np.ones(seqs.segment.shape, bool)
+        reset[:, 1:] = seqs.segment[:, 1:] != seqs.segment[:, :-1]
+        batch["reset"] = arr(reset, True)
+    return batch
 
 
-def prev_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def prev_index(group: np.ndarray, mask: np.ndarray, segment: np.ndarray | None = None) -> np.ndarray:
     """Position whose state predicts each step: the last step of the previous question.
 
     The KC rows of one multi-KC question share a ``group``; each of them is
@@ -205,6 +213,8 @@ def prev_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
     Args:
         group: ``[N, T]`` question occurrence per step (-1 on padding).
         mask: ``[N, T]`` real steps.
+        segment: ``[N, T]`` packed sequence of each step (packed rows), or
+            ``None``; no step looks back into another segment.
 
     Returns:
         ``[N, T]`` int32 index, -1 where there is no earlier question in
@@ -213,9 +223,15 @@ def prev_index(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
     N, T = mask.shape
     new = np.ones((N, T), bool)
     new[:, 1:] = group[:, 1:] != group[:, :-1]
+    if segment is not None:
+        new[:, 1:] |= segment[:, 1:] != segment[:, :-1]
     t = np.broadcast_to(np.arange(T), (N, T))
     qstart = np.maximum.accumulate(np.where(new, t, 0), axis=1)
-    return np.where(mask, qstart - 1, -1).astype(np.int32)
+    prev = qstart - 1
+    if segment is not None:
+        before = np.take_along_axis(segment, np.maximum(prev, 0), axis=1)
+        prev = np.where((prev >= 0) & (before == segment), prev, -1)
+    return np.where(mask, prev, -1).astype(np.int32)
 
 
 def _loss(model, batch: Batch, key, logits_fn, norm, state=None):
@@ -341,7 +357,7 @@ def fit(
         t0 = time.perf_counter()
         total, count = 0.0, 0
         for seqs in (b for part in _chunks(train, rng) for b in
-                     batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, by_length=settings.by_length)):
+                     batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, batching=settings.batching)):
             key, sub = jax.random.split(key)
             batch = shard.shard_batch(make_batch(seqs, settings.batch_size), mesh)
             if stateful:
