@@ -40,8 +40,8 @@ DATASETS = {
 MODELS = {"dkt": ("dkt", {}), "cakt": ("cakt", {}), "cakt-nocnn": ("cakt", {"cnn": False})}
 
 
-def one(name: str, model_key: str, epochs: int | None, seed: int) -> dict:
-    """Train and test one model on one dataset (in this process)."""
+def one(name: str, model_key: str, epochs: int | None, seed: int, timing: int | None = None) -> dict:
+    """Train and test one model on one dataset (in this process); with ``timing``, only time training."""
     import jax
     import numpy as np
 
@@ -67,6 +67,8 @@ def one(name: str, model_key: str, epochs: int | None, seed: int) -> dict:
         sets = {**sets, "epochs": 30}  # as bench/dkt.py (still improving slowly there)
     if mname == "cakt" and epochs is not None:
         sets = {**sets, "epochs": epochs}
+    if timing:
+        return time_only(name, model_key, mname, sets, fit_on, timing, seed)
     model = create(mname, **sets)
     t0 = time.perf_counter()
     model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(
@@ -92,53 +94,96 @@ def one(name: str, model_key: str, epochs: int | None, seed: int) -> dict:
     }
 
 
+def time_only(name, model_key, mname, sets, fit_on, n_learners, seed) -> dict:
+    """Seconds per epoch on the whole training split, estimated from ``n_learners`` of its learners.
+
+    Two epochs without validation on a seeded random subset of the training
+    learners; the second (compiled) epoch's scored interactions/s is scaled
+    to the whole split's scored positions. No accuracy is claimed.
+    """
+    import jax
+
+    from kt.data.splits import split_learners
+    from kt.models.base import create
+
+    users = fit_on.frame["user_idx"].unique().to_numpy()
+    n = min(n_learners, len(users))
+    sub = fit_on.subset(split_learners(users, (n / len(users), 1 - n / len(users)), seed)[0])
+    model = create(mname, **{**sets, "epochs": 2})
+    model.fit(sub, key=seed, progress=lambda r: print(f"  {name} {model_key} timing epoch {r['epoch']}: "
+                                                     f"{r['seconds']:.0f}s", file=sys.stderr, flush=True))
+    hist = model.meta["history"]
+    ips = hist[-1]["interactions_per_second"]
+    scored_full = int((fit_on.frame.group_by("user_idx").len()["len"] - 1).clip(0).sum())
+    return {
+        "dataset": f"{name}/gervet", "model": model_key, "impl": "kt", "kind": "timing",
+        "config": {k: getattr(model.config, k) for k in ("batch_size", "window", "k", "frame", "channels", "cnn")},
+        "timing_learners": n, "interactions_per_second": ips,
+        "seconds_per_epoch": scored_full / ips, "scored_positions_full_epoch": scored_full,
+        "history": hist, "jax": jax.__version__,
+        "notes": f"estimate: {n} random training learners (seed {seed}), 2 epochs without validation; the second "
+                 f"epoch's scored interactions/s scaled to the {scored_full:,} scored positions of the full "
+                 "training split (first attempts of chunks aside)",
+        "auc": None, "epochs_run": len(hist),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="assist2009,statics2011")
     ap.add_argument("--models", default="dkt,cakt-nocnn,cakt")
     ap.add_argument("--epochs", type=int, default=None, help="cap the epochs of cakt and its ablation (default: 30)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timing", type=int, default=None, metavar="N",
+                    help="only estimate seconds per epoch, from 2 epochs on N random training learners")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # dataset:model, run in this process
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cakt.json"))
     args = ap.parse_args()
     if args.one:
         name, model_key = args.one.split(":")
-        print(json.dumps(one(name, model_key, args.epochs, args.seed)), flush=True)
+        print(json.dumps(one(name, model_key, args.epochs, args.seed, args.timing)), flush=True)
         return
     if not SHARED.exists():
         sys.exit(f"shared data not found at {SHARED}; set KT_SHARED_DATA")
     import harness
 
-    rows = []
     out_path = Path(args.out)
-    for name in args.datasets.split(","):
-        for model_key in args.models.split(","):
-            cmd = [sys.executable, __file__, "--one", f"{name}:{model_key}", "--seed", str(args.seed)]
-            if args.epochs is not None:
-                cmd += ["--epochs", str(args.epochs)]
-            print(f"{name} {model_key} ...", flush=True)
-            res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
-            sys.stderr.write(res["stderr"][-4000:])
-            if res["rc"] != 0:
-                rows.append({"dataset": f"{name}/gervet", "model": model_key, "error": res["stderr"][-2000:]})
-            else:
-                row = json.loads(res["stdout"].strip().splitlines()[-1])
-                row.update(peak_rss_mb=res["rss_mb"], wall_seconds=res["wall"], other_cores_while_running=res["other_cores"],
-                           load_before=res["load_before"], load_after=res["load_after"])
-                rows.append(row)
-                print(f"  auc {row['auc']:.4f} epochs {row['epochs_run']} ({row['seconds_per_epoch']:.0f} s/epoch), "
-                      f"peak RSS {res['rss_mb']:.0f} MB", flush=True)
-            _write(out_path, rows, args)
+    kind = "timing" if args.timing else None
+    runs = [(n.strip(), m.strip()) for n in args.datasets.split(",") for m in args.models.split(",")]
+    # Rows of other (dataset, model, kind) runs already in the file are kept.
+    old = json.loads(out_path.read_text())["rows"] if out_path.exists() else []
+    rows = [r for r in old if (r["dataset"].split("/")[0], r["model"]) not in runs or r.get("kind") != kind]
+    for name, model_key in runs:
+        cmd = [sys.executable, __file__, "--one", f"{name}:{model_key}", "--seed", str(args.seed)]
+        if args.epochs is not None:
+            cmd += ["--epochs", str(args.epochs)]
+        if args.timing:
+            cmd += ["--timing", str(args.timing)]
+        print(f"{name} {model_key} ...", flush=True)
+        res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
+        sys.stderr.write(res["stderr"][-4000:])
+        if res["rc"] != 0:
+            rows.append({"dataset": f"{name}/gervet", "model": model_key, "error": res["stderr"][-2000:]})
+        else:
+            row = json.loads(res["stdout"].strip().splitlines()[-1])
+            row.update(peak_rss_mb=res["rss_mb"], wall_seconds=res["wall"], other_cores_while_running=res["other_cores"],
+                       load_before=res["load_before"], load_after=res["load_after"])
+            rows.append(row)
+            auc = f"auc {row['auc']:.4f}, " if row.get("auc") is not None else "timing only, "
+            print(f"  {auc}epochs {row['epochs_run']} ({row['seconds_per_epoch']:.0f} s/epoch), "
+                  f"peak RSS {res['rss_mb']:.0f} MB", flush=True)
+        _write(out_path, rows, args)
     print(f"{'dataset':22} {'model':11} {'auc':>7} {'epochs':>6} {'s/epoch':>8} {'RSS MB':>7}")
     for r in rows:
-        if "auc" in r:
-            print(f"{r['dataset']:22} {r['model']:11} {r['auc']:7.4f} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}")
+        if "seconds_per_epoch" in r:
+            auc = f"{r['auc']:7.4f}" if r.get("auc") is not None else f"{'-':>7}"
+            print(f"{r['dataset']:22} {r['model']:11} {auc} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}")
 
 
 def _write(path: Path, rows: list[dict], args) -> None:
     import harness
 
-    by = {(r["dataset"], r["model"]): r for r in rows if "auc" in r}
+    by = {(r["dataset"], r["model"]): r for r in rows if r.get("auc") is not None}
     ratios = {}
     for ds in {r["dataset"] for r in rows}:
         d, c, a = by.get((ds, "dkt")), by.get((ds, "cakt")), by.get((ds, "cakt-nocnn"))

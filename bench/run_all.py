@@ -544,8 +544,12 @@ def sec_dkt_select(d: dict) -> tuple[list[str], list[str], None]:
 
 def sec_cakt(d: dict) -> tuple[list[str], list[str], None]:
     rows = [r for r in d.get("rows", [])]
-    lines = md_table(rows, _cols(("config", lambda r: cell(r.get("config")) if r.get("config") else ""),
-                                 ("epochs", lambda r: f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')})" if "epochs_run" in r else ""),
+    def config(r):
+        timing = f"timing estimate from {r['timing_learners']} learners; " if r.get("kind") == "timing" else ""
+        return timing + (cell(r.get("config")) if r.get("config") else "")
+
+    lines = md_table(rows, _cols(("config", config),
+                                 ("epochs", lambda r: f"{r.get('epochs_run', '')}" + (f" (best {r['best_epoch']})" if "best_epoch" in r else "")),
                                  ("s/epoch", lambda r: f1(r.get("seconds_per_epoch"))),
                                  ("test s", lambda r: f1(r.get("test_seconds"))),
                                  ("error", lambda r: (r.get("error") or "")[-120:])))
