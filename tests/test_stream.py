@@ -273,3 +273,22 @@ def test_newer_or_broken_dataset_is_a_clear_error(tmp_path, cli):
     (tmp_path / "p" / "learners.parquet").unlink()
     with pytest.raises(DataError, match="learner table"):
         PartitionedData.open(tmp_path / "p")
+
+
+def test_cli_evaluate_predict_inspect_read_partitions_like_the_file(tmp_path, cli):
+    assert cli("data", "convert", SAMPLE, "--out", tmp_path / "p", "--partitions", "3").exit_code == 0
+    assert cli("train", SAMPLE, "--model", "kc-rate", "--out", tmp_path / "k").exit_code == 0
+    for src, tag in ((SAMPLE, "file"), (tmp_path / "p", "parts")):
+        r = cli("evaluate", tmp_path / "k", src, "--json", tmp_path / f"ev_{tag}.json")
+        assert r.exit_code == 0, r.output
+        r = cli("predict", tmp_path / "k", src, "--out", tmp_path / f"pred_{tag}.csv")
+        assert r.exit_code == 0, r.output
+        r = cli("data", "inspect", src, "--json")
+        assert r.exit_code == 0, r.output
+    assert "loading all" in r.output
+    ev = [json.loads((tmp_path / f"ev_{t}.json").read_text()) for t in ("file", "parts")]
+    assert ev[0]["n"] == ev[1]["n"] > 0 and ev[0]["auc"] == pytest.approx(ev[1]["auc"], abs=1e-12)
+    pa, pb = (pl.read_csv(tmp_path / f"pred_{t}.csv").sort("user_id", "position") for t in ("file", "parts"))
+    assert pa.height == pb.height and np.allclose(pa["prob"].to_numpy(), pb["prob"].to_numpy())
+    r = cli("evaluate", tmp_path / "k", tmp_path / "p", "--map", "correct=x")
+    assert r.exit_code == 1 and "--map/--encoding apply when converting" in r.output

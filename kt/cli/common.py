@@ -128,12 +128,21 @@ def main_callback(
     _DEBUG.set(debug)
 
 
-def _load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None):
+def _load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, min_attempts: int = 2):
+    """``kt.load`` of a file, or of a ``kt data convert --partitions`` directory loaded whole (with a note)."""
+    from kt.data.partitioned import PartitionedData, is_partitioned
     from kt.data.schema import load
 
     with err.status(f"reading {file}"):
-        data = load(str(file), overrides=_overrides(map_), vocab=vocab, drop_duplicates=drop_duplicates,
-                    drop_nulls=drop_nulls, encoding=encoding)
+        if is_partitioned(file):
+            if map_ or encoding:
+                raise KTError(f"{file}: --map/--encoding apply when converting; a partitioned dataset already has its columns")
+            part = PartitionedData.open(file, min_attempts=min_attempts, drop_duplicates=drop_duplicates)
+            data = part.to_interactions(vocab=vocab)
+            _notes([f"loading all {part.n_rows:,} attempts of the partitioned dataset {file} into memory"])
+        else:
+            data = load(str(file), overrides=_overrides(map_), vocab=vocab, drop_duplicates=drop_duplicates,
+                        drop_nulls=drop_nulls, encoding=encoding, min_attempts=min_attempts)
     _notes(data.notes)
     return data
 

@@ -8,23 +8,22 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _notes, _overrides
+from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train, _notes, _overrides
 from kt.errors import KTError
 
 
 @data_app.command("inspect")
 @handle_errors
 def data_inspect(
-    file: Annotated[Path, typer.Argument(help="CSV/TSV(.gz), Parquet, or 3/4-line sequence file.")],
+    file: Annotated[Path, typer.Argument(help="CSV/TSV(.gz), Parquet, 3/4-line sequence file, or a `kt data convert --partitions` directory.")],
     map_: MapOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     encoding: EncodingOpt = None,
 ):
     """Detected column mapping, counts, correctness rate, time span, sequence lengths and warnings."""
-    from kt.data.schema import load
     from kt.report import inspect
 
-    data = load(str(file), overrides=_overrides(map_), min_attempts=1, encoding=encoding)
+    data = _load_train(file, map_, False, False, encoding, min_attempts=1)
     rep = inspect(data)
     if as_json:
         typer.echo(_json_dump(rep))

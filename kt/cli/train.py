@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_train, _metrics_table, _notes, _overrides
+from kt.cli.common import app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_train, _metrics_table, _notes
 from kt.errors import KTError
 
 
@@ -139,7 +139,7 @@ def train(
 @handle_errors
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    file: Annotated[Path, typer.Argument(help="Test interactions.")],
+    file: Annotated[Path, typer.Argument(help="Test interactions (a file, or a `kt data convert --partitions` directory).")],
     protocol: Annotated[
         str, typer.Option("--protocol", help="next (one step ahead), multistep (--history/--horizon, open loop) or psikt-window (observe 10, predict 11-20).")
     ] = "next",
@@ -201,7 +201,7 @@ def evaluate(
 @handle_errors
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    file: Annotated[Path, typer.Argument(help="Interactions to predict.")],
+    file: Annotated[Path, typer.Argument(help="Interactions to predict (a file, or a `kt data convert --partitions` directory).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output CSV (or .parquet).")],
     mastery: Annotated[bool, typer.Option("--mastery", help="Write per learner x KC knowledge state instead of per-attempt predictions.")] = False,
     map_: MapOpt = None,
@@ -209,12 +209,10 @@ def predict(
 ):
     """Per-attempt P(correct) from each learner's history, or mastery per learner x KC."""
     from kt.atomic import atomic_path
-    from kt.data.schema import load as load_data
     from kt.models.base import load
 
     m = load(model_dir)
-    data = load_data(str(file), overrides=_overrides(map_), vocab=m.vocab, min_attempts=1, encoding=encoding)
-    _notes(data.notes)
+    data = _load_train(file, map_, False, False, encoding, vocab=m.vocab, min_attempts=1)
     frame = m.mastery(data) if mastery else m.predict(data)
     if "skill_id" in frame.columns and str(frame.schema["skill_id"]).startswith("List"):
         frame = frame.with_columns(frame["skill_id"].list.join("~~"))

@@ -242,8 +242,13 @@ class PartitionedData:
             if part is not None:
                 yield part
 
-    def to_interactions(self) -> Interactions:
+    def to_interactions(self, vocab: Vocab | None = None) -> Interactions:
         """Everything in memory at once (for small data and models that do not stream).
+
+        Args:
+            vocab: encode KCs and items with this vocabulary (a trained
+                model's; unknown ones become -1 as with ``load(vocab=...)``)
+                instead of the dataset's own.
 
         Returns:
             The same :class:`Interactions` as ``load`` of the source file
@@ -255,12 +260,12 @@ class PartitionedData:
         lf = pl.scan_parquet(files)
         if not self.whole:
             lf = lf.filter(pl.col("user_id").is_in(self.learners["user_id"].implode()))
-        data = self._finish(lf.collect(), self.source)
+        data = self._finish(lf.collect(), self.source, vocab)
         if data is None:
             raise DataError(self.source, f"no learner has {self.min_attempts} or more attempts", "give longer sequences")
         return data
 
-    def _finish(self, frame: pl.DataFrame, src: str) -> Interactions | None:
+    def _finish(self, frame: pl.DataFrame, src: str, vocab: Vocab | None = None) -> Interactions | None:
         # The tail of kt.data.schema.to_interactions: same ordering, duplicate
         # check, short-learner filter and encoding, on canonical columns.
         notes: list[str] = []
@@ -277,7 +282,7 @@ class PartitionedData:
                 stats["dropped_short_learners"] = int(short.sum())
         if frame.height == 0:
             return None
-        frame, vocab = _encode_all(frame, self.vocab, self.multi_kc, notes, src, stats)
+        frame, vocab = _encode_all(frame, vocab or self.vocab, self.multi_kc, notes, src, stats)
         return Interactions(frame, vocab, src, self._colmap, "partitioned", tuple(notes), stats)
 
     # -- training and evaluation ----------------------------------------------
