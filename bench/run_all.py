@@ -29,10 +29,8 @@ meaningless except as a check that everything runs.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -41,124 +39,17 @@ import subprocess
 import sys
 import threading
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+# bench/ is not a package: its modules import each other from the scripts' directory, as the other bench scripts do.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+from results_render import HERE, MANIFEST, REPO, SCRIPTS, Script, _ran_word, _rel, load_manifest, render  # noqa: E402
+
 RESULTS_DIR = HERE / "results"
 RESULTS_MD = HERE / "RESULTS.md"
 QUICK_DIR = Path("/tmp/kt-bench-quick")
-MANIFEST = "run_all.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class Script:
-    """One benchmark script as run_all drives it.
-
-    Attributes:
-        name: file stem under ``bench/`` (``--only``/``--skip`` use it).
-        json: result file name in the results directory.
-        title: section title in RESULTS.md.
-        full: argument lists of a normal run, one per invocation; several
-            invocations (parts) have their rows merged into one JSON.
-        quick: the same for ``--quick``; ``None`` = no small setting (skipped).
-        repeats: the script takes ``--repeats``.
-        note: what the numbers are and what run_all caps (shown under the table).
-        optional: the script may be absent (skipped silently then).
-        file: the script's path when it is not ``bench/<name>.py`` (tests).
-    """
-
-    name: str
-    json: str
-    title: str
-    full: tuple[tuple[str, ...], ...]
-    quick: tuple[tuple[str, ...], ...] | None
-    repeats: bool = False
-    note: str = ""
-    optional: bool = False
-    file: str | None = None
-
-    @property
-    def path(self) -> Path:
-        return Path(self.file) if self.file else HERE / f"{self.name}.py"
-
-
-SCRIPTS: tuple[Script, ...] = (
-    Script(
-        "ingest", "ingest.json", "Ingestion (kt.load + build_sequences)",
-        full=((),), quick=(("--rows", "20000", "--no-breakdown"),), repeats=True,
-        note="1M-row seeded synthetic CSV in a fresh subprocess; rows/s and seconds are medians of the repeats.",
-    ),
-    Script(
-        "bkt_vs_pybkt", "bkt.json", "BKT vs pyBKT 1.4.1",
-        full=((),), quick=(("--skip-a2012", "--no-cpp-rule", "--wait-quiet", "0"),), repeats=True,
-        note="Test AUC/accuracy over every test row (pyBKT convention). pyBKT train s = `model.fit` only, median of "
-             "the repeats; kt train s = the whole `kt train` process (import, load, compile, EM, save), cold (fresh "
-             "compile cache); the second run with a warm cache and the compiled in-process refit are in the ratios. "
-             "Speed ratio = pyBKT fit seconds / kt seconds (> 1: kt faster).",
-    ),
-    Script(
-        "bkt_same_init", "bkt_same_init.json", "BKT parameters from identical initial values (kt vs pyBKT 1.4.1)",
-        full=((),), quick=((),),
-        note="Per-KC parameters of kt and pyBKT started from the same initial values (num_fits = 1), KCs with >= 100 "
-             "learners; acceptance max |difference| <= 0.02 with pyBKT's stopping rule in float64.",
-    ),
-    Script(
-        "dkt_vs_pykt", "dkt_vs_pykt.json", "DKT vs pyKT 0.0.38",
-        full=((),),
-        quick=(("--max-learners", "100", "--epochs", "1", "--skip-memory", "--acc-epochs", "1",
-                "--wait-quiet", "0"),),
-        repeats=True,
-        note="interactions/s = steady-state scored training positions per second on assist2009/gervet train (batch "
-             "256, hidden 200, dropout 0.1, Adam 1e-3, chunks of 200, 2 threads), median of the repeats per side "
-             "(fresh processes, alternating); train s = the timed epochs of the median run. AUC/accuracy: a separate "
-             "run per side trains a fixed number of epochs on the whole train file and scores the test file under "
-             "pyKT's test protocol (chunks of 200, first step of each chunk unscored; the same positions on both "
-             "sides). The assist2015 row is the memory check (1 epoch, peak RSS < 4 GB).",
-    ),
-    Script(
-        "stream", "stream.json", "Streaming ingestion",
-        full=((),), quick=(("--rows", "1000000", "--learners", "5000", "--partitions", "4"),), repeats=False,
-        optional=True,
-        note="bench/stream.py: 20M-row generated CSV -> learner-hash Parquet partitions -> one streamed DKT epoch.",
-    ),
-    Script(
-        "dkt", "dkt.json", "DKT accuracy on the issue's splits",
-        full=(("--datasets", "assist2009"),
-              ("--datasets", "statics2011", "--kc", "item", "--epochs", "30"),
-              ("--datasets", "assist2015", "--epochs", "20")),
-        quick=(("--datasets", "assist2009", "--epochs", "1"),),
-        note="pyKT defaults, early stopping on 10% of the training learners (patience 10), window-mode test scoring, "
-             "first attempts unscored; the epochs column shows any cap. run_all runs three invocations (rows merged): "
-             "assist2009 to early stopping, statics2011 with KC = problem step capped at 30 epochs, assist2015 capped "
-             "at 20. interactions/s = median over epochs 2.. of one training run (indicative only when other jobs "
-             "shared the cores).",
-    ),
-    Script(
-        "dkt_select", "dkt_select.json", "DKT settings selected on validation AUC",
-        full=((),), quick=None,
-        note="Three configurations trained as bench/dkt.py (early stopping), the selected one has the best validation "
-             "AUC; test AUCs of all are shown. Not capped (no epoch option): about 3 DKT trainings to early stopping.",
-    ),
-    Script(
-        "psikt", "psikt.json", "PSI-KT on simulated OU-graph data (+ EdNet row)",
-        full=(("--ablation",),), quick=(("--seeds", "0", "--learners", "200", "--steps", "20", "--no-real"),),
-        note="Edge AUROC/AUPRC against the true prerequisite DAG and Spearman correlations of inferred vs true traits; "
-             "seconds per continual update of all learners (compiled). The EdNet row uses the within-learner protocol "
-             "(observe 10, predict 11-20).",
-    ),
-    Script(
-        "cakt", "cakt.json", "CAKT vs DKT (and the no-3D-CNN ablation)",
-        full=(("--datasets", "assist2009", "--models", "dkt,cakt-nocnn", "--epochs", "5"),),
-        quick=(("--datasets", "assist2009", "--models", "cakt-nocnn", "--epochs", "1"),),
-        note="Same split, seed and validation protocol for every model; DKT trains to early stopping, cakt and "
-             "cakt-nocnn up to the epoch cap (config column). run_all's default is capped for CPU: assist2009 only, "
-             "DKT and the no-3D-CNN ablation at 5 epochs; the full CAKT (3D-CNN) is left out because on 2 CPU cores "
-             "one assist2009 epoch of it takes about half an hour to an hour and window-mode test scoring several "
-             "times that (the official 30 epochs: a day or more). On a GPU or with hours to spare: "
-             "`--args cakt=\"--datasets assist2009 --epochs 1\"` (all three models).",
-    ),
-)
 BY_NAME = {s.name: s for s in SCRIPTS}
 
 
@@ -173,11 +64,6 @@ def _git(*args: str) -> str | None:
 
 def environment() -> dict:
     """Machine, package versions and git commit of this checkout (for the report header)."""
-    sys.path.insert(0, str(HERE))
-    import harness  # noqa: PLC0415
-
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
     versions = {"python": platform.python_version()}
     for pkg in ("kt", "jax", "jaxlib", "equinox", "optax", "polars", "numpy"):
         try:
@@ -204,7 +90,17 @@ def environment() -> dict:
 
 # --------------------------------------------------------------------------- running
 def script_args(s: Script, *, quick: bool, repeats: int, extra: dict[str, str]) -> list[list[str]]:
-    """The argument lists run_all passes to a script (one per part), before ``--out``."""
+    """The argument lists run_all passes to a script (one per part), before ``--out``.
+
+    Args:
+        s: the script.
+        quick: use its ``--quick`` settings.
+        repeats: ``--repeats`` for scripts that take it (1 with ``quick``).
+        extra: ``--args`` overrides, script name -> argument string.
+
+    Returns:
+        One argument list per invocation; empty when ``quick`` and the script has no small setting.
+    """
     if s.name in extra:
         parts = [shlex.split(extra[s.name])]
     else:
@@ -232,7 +128,14 @@ def _unsupported(args: list[str], i: int, flags: set[str]) -> bool:
 
 
 def help_flags(path: Path) -> set[str]:
-    """Options listed by a script's ``--help`` (for scripts whose interface run_all does not know)."""
+    """Options listed by a script's ``--help`` (for scripts whose interface run_all does not know).
+
+    Args:
+        path: the script.
+
+    Returns:
+        The ``--option`` names; empty when the script cannot be run.
+    """
     try:
         r = subprocess.run([sys.executable, str(path), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
@@ -242,6 +145,11 @@ def help_flags(path: Path) -> set[str]:
 
 def run_child(cmd: list[str], log_path: Path, timeout: float | None) -> tuple[int, float]:
     """Run ``cmd`` from the repository root, echoing its output and writing it to ``log_path``.
+
+    Args:
+        cmd: the command.
+        log_path: log file, appended to.
+        timeout: seconds before the child is stopped; ``None`` = no limit.
 
     Returns:
         (exit status, wall seconds); on timeout the child's process group is
@@ -293,7 +201,15 @@ def _stop(p: subprocess.Popen) -> None:
 
 
 def merge_parts(parts: list[dict], args: list[list[str]]) -> dict:
-    """One result JSON from several runs of the same script: rows concatenated, the latest date."""
+    """One result JSON from several runs of the same script: rows concatenated, the latest date.
+
+    Args:
+        parts: the runs' result JSON, in order.
+        args: the argument list of each run (recorded under ``parts``).
+
+    Returns:
+        The merged JSON.
+    """
     out = dict(parts[0])
     out["rows"] = [r for p in parts for r in p.get("rows", [])]
     out["date"] = max(str(p.get("date", "")) for p in parts)
@@ -312,7 +228,17 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def run_script(s: Script, parts: list[list[str]], results_dir: Path, timeout: float | None) -> dict:
-    """Run a script (all its parts) and return its record for the manifest."""
+    """Run a script (all its parts), merging the parts' JSON into one.
+
+    Args:
+        s: the script.
+        parts: one argument list per invocation (``script_args``).
+        results_dir: where the JSON and the log go.
+        timeout: seconds per invocation; ``None`` = no limit.
+
+    Returns:
+        Its record for the manifest: exit status, seconds, times, commands, whether the JSON was written, log path.
+    """
     out = results_dir / s.json
     log = results_dir / "logs" / f"{s.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -348,443 +274,6 @@ def run_script(s: Script, parts: list[list[str]], results_dir: Path, timeout: fl
     }
 
 
-def load_manifest(results_dir: Path) -> dict:
-    try:
-        return json.loads((results_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-# --------------------------------------------------------------------------- rendering helpers
-def _num(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
-
-
-def f4(v) -> str:
-    x = _num(v)
-    return "" if x is None else f"{x:.4f}"
-
-
-def f1(v) -> str:
-    x = _num(v)
-    return "" if x is None else f"{x:,.1f}"
-
-
-def f0(v) -> str:
-    x = _num(v)
-    return "" if x is None else f"{x:,.0f}"
-
-
-def f2(v) -> str:
-    x = _num(v)
-    return "" if x is None else f"{x:.2f}"
-
-
-def signed(v, digits: int = 4) -> str:
-    """A signed difference; one more digit when it would round to zero."""
-    x = _num(v)
-    if x is None:
-        return "n/a"
-    if x != 0 and abs(x) < 0.5 * 10 ** -digits:
-        digits += 1
-    return f"{x:+.{digits}f}"
-
-
-def cell(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, dict):
-        v = ", ".join(f"{k}={x}" for k, x in v.items()) or "defaults"
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def md_table(rows: list[dict], cols: list[tuple[str, object]]) -> list[str]:
-    """A Markdown table; ``cols`` = (header, key or callable(row) -> str); columns empty in every row are dropped."""
-    def get(r, g):
-        return cell(g(r)) if callable(g) else cell(r.get(g))
-
-    body = [[get(r, g) for _, g in cols] for r in rows]
-    keep = [i for i in range(len(cols)) if any(b[i] for b in body)]
-    if not keep:
-        return []
-    numeric = [all(_looks_numeric(b[i]) for b in body if b[i]) for i in range(len(cols))]
-    out = ["| " + " | ".join(cols[i][0] for i in keep) + " |",
-           "|" + "|".join("---:" if numeric[i] else "---" for i in keep) + "|"]
-    out += ["| " + " | ".join(b[i] for i in keep) + " |" for b in body]
-    return out
-
-
-def _looks_numeric(text: str) -> bool:
-    try:
-        float(text.replace(",", "").rstrip("x"))
-    except ValueError:
-        return False
-    return True
-
-
-BASE_COLS: list[tuple[str, object]] = [
-    ("dataset", "dataset"), ("split", "split"), ("model", "model"), ("impl", "impl"),
-    ("AUC", lambda r: f4(r.get("auc"))), ("accuracy", lambda r: f4(r.get("accuracy"))),
-    ("train s", lambda r: f1(r.get("train_seconds"))),
-    ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
-    ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))),
-]
-
-
-def _cols(*extra: tuple[str, object], base: list | None = None) -> list[tuple[str, object]]:
-    return [*(BASE_COLS if base is None else base), *extra]
-
-
-def _versions(d: dict) -> str:
-    v = d.get("versions") or {}
-    flat = {k: x for k, x in v.items() if isinstance(x, (str, int, float)) and k != "peer"}
-    parts = [", ".join(f"{k} {x}" for k, x in flat.items())]
-    peer = v.get("peer") if isinstance(v, dict) else None
-    if not peer and isinstance(d.get("peer"), dict):  # bkt_same_init keeps its peer versions here
-        peer = "pyBKT " + str(d["peer"].get("pyBKT", "?"))
-    parts.append(f"peer {peer}" if peer else "")
-    return "; ".join(x for x in parts if x)
-
-
-# --------------------------------------------------------------------------- per-script sections
-def sec_bkt(d: dict) -> tuple[list[str], list[str], dict | None]:
-    lines = md_table(d.get("rows", []), _cols(("RMSE", lambda r: f4(r.get("rmse")))))
-    r, p = d.get("ratios") or {}, d.get("parity") or {}
-    cmp_lines, summary = [], None
-    if r or p:
-        cold, warm = r.get("speed_pybkt_fit_over_kt_process_cold"), r.get("speed_pybkt_fit_over_kt_process_second")
-        steady = r.get("speed_pybkt_fit_over_kt_steady_fit")
-        cmp_lines.append(
-            f"- **Speed ratio** (same run; pyBKT `fit` seconds / kt seconds, > 1 = kt faster): whole `kt train` "
-            f"process cold {f2(cold)}x, second run with a warm compile cache {f2(warm)}x; compiled in-process refit "
-            f"{f2(steady)}x.")
-        cmp_lines.append(
-            f"- **Accuracy delta** (kt − pyBKT, same {f0(p.get('n_test_kt'))} test rows): AUC "
-            f"{signed(p.get('auc_delta_kt_minus_pybkt'), 5)}, accuracy {signed(p.get('accuracy_delta'), 5)}, RMSE "
-            f"{signed(p.get('rmse_delta'), 5)} (target |ΔAUC| <= {p.get('auc_target_abs_delta', '?')}: "
-            f"{'ok' if p.get('auc_ok') else 'not met'}).")
-        summary = {"speed": f"pyBKT fit / kt process: cold {f2(cold)}x, warm {f2(warm)}x (compiled refit {f2(steady)}x)",
-                   "kt_auc": p.get("auc_kt"), "peer_auc": p.get("auc_pybkt"),
-                   "auc_delta": p.get("auc_delta_kt_minus_pybkt"), "acc_delta": p.get("accuracy_delta"),
-                   "peer": (d.get("versions") or {}).get("peer", "pyBKT"), "model": "BKT",
-                   "dataset": next((x["dataset"] for x in d.get("rows", []) if x.get("impl") != "kt"), "")}
-    oc = d.get("other_processes_cores") or {}
-    busy = {k: v for k, v in oc.items() if isinstance(v, (int, float)) and v > 0.2}
-    if busy:
-        cmp_lines.append("- Other processes shared the cores while timed (" + ", ".join(
-            f"{k} {v:.2f}" for k, v in busy.items()) + " cores): timings inflated.")
-    return lines, cmp_lines, summary
-
-
-def sec_dkt_vs_pykt(d: dict) -> tuple[list[str], list[str], dict | None]:
-    lines = md_table(d.get("rows", []), _cols(("RMSE", lambda r: f4(r.get("rmse"))),
-                                              ("test positions scored", lambda r: f0(r.get("n_scored_test"))),
-                                              ("accuracy-run epochs", "acc_epochs")))
-    r, dl, acc = d.get("ratios") or {}, d.get("deltas") or {}, d.get("accuracy") or {}
-    reps = d.get("repeats") or {}
-    cmp_lines, summary = [], None
-    if r:
-        n = len(reps.get("kt", []))
-        cmp_lines.append(
-            f"- **Speed ratio** (same run): kt / pyKT steady-state scored interactions/s = "
-            f"**{f2(r.get('kt_over_pykt'))}x**, medians of {n} fresh processes per side (per repeat "
-            f"{f2(r.get('min_over_repeats'))}-{f2(r.get('max_over_repeats'))}x; target >= "
-            f"{r.get('target', 2)}x: {'ok' if r.get('ok') else 'not met'}; same scored positions per epoch: "
-            f"{cell(r.get('scored_positions_agree'))}).")
-    if dl:
-        cmp_lines.append(
-            f"- **Accuracy delta** (kt − pyKT, same run, {dl.get('epochs')} epochs each on the whole train file, "
-            f"test scored under pyKT's protocol): AUC **{signed(dl.get('auc_kt_minus_pykt'))}**, accuracy "
-            f"**{signed(dl.get('accuracy_kt_minus_pykt'))}**, RMSE {signed(dl.get('rmse_kt_minus_pykt'))}; scored "
-            f"test positions kt {f0((dl.get('n_scored_test') or {}).get('kt'))}, pyKT "
-            f"{f0((dl.get('n_scored_test') or {}).get('pykt'))} (same positions: "
-            f"{cell(dl.get('scored_positions_agree'))}).")
-    elif r:
-        cmp_lines.append("- **Accuracy delta**: not in this JSON (written before dkt_vs_pykt.py compared accuracy, "
-                         "or run with `--skip-accuracy`/`--skip-peer`); rerun the script.")
-    if d.get("memory"):
-        m = d["memory"]
-        cmp_lines.append(f"- Memory check: kt DKT on the full assist2015 file, peak RSS {f0(m.get('assist2015_peak_rss_mb'))} "
-                         f"MB (target < {m.get('target_mb')} MB: {'ok' if m.get('ok') else 'not met'}).")
-    oc = {k: v for k, v in (d.get("other_processes_cores") or {}).items() if isinstance(v, (int, float)) and v > 0.2}
-    if oc:
-        cmp_lines.append("- Other processes shared the cores while timed (" + ", ".join(
-            f"{k} {v:.2f}" for k, v in oc.items()) + " cores): timings inflated.")
-    if r:
-        kt_row = next((x for x in d.get("rows", []) if x.get("impl") == "kt"), {})
-        summary = {"speed": f"kt / pyKT throughput {f2(r.get('kt_over_pykt'))}x",
-                   "kt_auc": (acc.get("kt") or {}).get("auc"), "peer_auc": (acc.get("pykt") or {}).get("auc"),
-                   "auc_delta": dl.get("auc_kt_minus_pykt"), "acc_delta": dl.get("accuracy_kt_minus_pykt"),
-                   "peer": (d.get("versions") or {}).get("peer") or "pyKT", "model": "DKT",
-                   "dataset": kt_row.get("dataset", "") + (f" ({dl['epochs']} epoch{'s' if dl.get('epochs') != 1 else ''}"
-                                                            " each)" if dl else "")}
-    return lines, cmp_lines, summary
-
-
-def sec_dkt(d: dict) -> tuple[list[str], list[str], None]:
-    def epochs(r):
-        cap = r.get("epoch_cap")
-        return f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')}{f', cap {cap}' if cap else ''})"
-
-    return md_table(d.get("rows", []), _cols(("KC", "kc"), ("epochs", epochs),
-                                             ("test positions scored", lambda r: f0(r.get("n_scored"))),
-                                             ("eval", "eval_window"))), [], None
-
-
-def sec_dkt_select(d: dict) -> tuple[list[str], list[str], None]:
-    rows = d.get("rows", [])
-    cols = [("config", lambda r: cell(r.get("config") or {}) or "defaults"), ("valid AUC", lambda r: f4(r.get("best_valid_auc"))),
-            ("selected", lambda r: "**selected**" if r.get("selected") else ""),
-            *BASE_COLS[4:], ("epochs", lambda r: f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')})")]
-    extra = [f"- Selection: {cell(d.get('selection'))}"] if d.get("selection") else []
-    return md_table(rows, [("dataset", "dataset"), *cols]), extra, None
-
-
-def sec_cakt(d: dict) -> tuple[list[str], list[str], None]:
-    rows = [r for r in d.get("rows", [])]
-    def config(r):
-        timing = f"timing estimate from {r['timing_learners']} learners; " if r.get("kind") == "timing" else ""
-        return timing + (cell(r.get("config")) if r.get("config") else "")
-
-    lines = md_table(rows, _cols(("config", config),
-                                 ("epochs", lambda r: f"{r.get('epochs_run', '')}" + (f" (best {r['best_epoch']})" if "best_epoch" in r else "")),
-                                 ("s/epoch", lambda r: f1(r.get("seconds_per_epoch"))),
-                                 ("test s", lambda r: f1(r.get("test_seconds"))),
-                                 ("error", lambda r: (r.get("error") or "")[-120:])))
-    extra = [f"- {k}: {signed(v, 2)}" for k, v in (d.get("ratios") or {}).items()]
-    if d.get("epoch_cap") is not None:
-        extra.append(f"- Epoch cap of cakt / cakt-nocnn in this JSON: {d['epoch_cap']}.")
-    return lines, extra, None
-
-
-def sec_psikt(d: dict) -> tuple[list[str], list[str], None]:
-    def g(key):
-        return lambda r: f4(r.get(key, r.get("mean_" + key)))
-
-    cols = [("dataset", "dataset"), ("model", "model"),
-            ("edge AUROC", g("edge_auroc")), ("edge AUPRC", g("edge_auprc")),
-            ("Spearman mu", g("spearman_mu")), ("Spearman alpha", g("spearman_alpha")),
-            ("s/update", lambda r: f4(r.get("seconds_per_update", r.get("mean_seconds_per_update")))),
-            ("AUC", lambda r: f4(r.get("auc"))), ("accuracy", lambda r: f4(r.get("accuracy"))),
-            ("F1", lambda r: f4(r.get("f1"))),
-            ("train s", lambda r: f1(r.get("train_seconds", r.get("mean_train_seconds")))),
-            ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
-            ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb")))]
-    extra = []
-    for r in d.get("rows", []):
-        if isinstance(r.get("acceptance"), dict):
-            extra.append("- Acceptance: " + ", ".join(f"{k}: {'met' if v else 'not met'}" for k, v in r["acceptance"].items()))
-    if _num(d.get("peak_rss_mb")) is not None:
-        extra.append(f"- Peak RSS of the whole run: {f0(d['peak_rss_mb'])} MB.")
-    return md_table(d.get("rows", []), cols), extra, None
-
-
-def sec_ingest(d: dict) -> tuple[list[str], list[str], None]:
-    cols = [("dataset", "dataset"), ("rows", lambda r: f0(r.get("n_rows"))), ("learners", lambda r: f0(r.get("learners"))),
-            ("rows/s", lambda r: f0(r.get("rows_per_second"))), ("total s", lambda r: f"{_num(r.get('total_seconds')) or 0:.3f}"),
-            ("kt.load s", lambda r: f"{_num(r.get('load_seconds')) or 0:.3f}"),
-            ("build_sequences s", lambda r: f"{_num(r.get('sequences_seconds')) or 0:.3f}"),
-            ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))), ("target met", "target_met")]
-    return md_table(d.get("rows", []), cols), [], None
-
-
-def sec_bkt_same_init(d: dict) -> tuple[list[str], list[str], None]:
-    rows = []
-    for key, label in (("kt_pybkt_stop_rule_float64", "pyBKT's stopping rule, float64 (EM equivalence)"),
-                       ("kt_exact_rule_float32", "kt's default exact rule, float32")):
-        v = d.get(key)
-        if isinstance(v, dict):
-            rows.append({"kt fit": label, "settings": ", ".join(v.get("settings") or []) or "defaults",
-                         "KCs compared": v.get("kcs_with_min_learners"), "max abs diff": f"{_num(v.get('max_abs_diff')) or 0:.2g}",
-                         "median max abs diff": f"{_num(v.get('median_max_abs_diff')) or 0:.2g}",
-                         "KCs > 0.02": v.get("kcs_exceeding_0.02"), "within 0.02": v.get("ok")})
-    cols = [(k, k) for k in ("kt fit", "settings", "KCs compared", "max abs diff", "median max abs diff", "KCs > 0.02",
-                             "within 0.02")]
-    extra = [f"- Data: {d['data']}; init: {d.get('init', '')}; pyBKT EM iterations (median): "
-             f"{d.get('pybkt_em_iterations_median', '?')}."] if d.get("data") else []
-    return md_table(rows, cols), extra, None
-
-
-def sec_generic(d: dict) -> tuple[list[str], list[str], None]:
-    """Rows of an unknown script: the base columns plus up to six other numeric fields."""
-    rows = d.get("rows", [])
-    base_keys = {"dataset", "split", "model", "impl", "auc", "accuracy", "train_seconds", "interactions_per_second",
-                 "peak_rss_mb", "rmse"}
-    counts: dict[str, int] = {}
-    for r in rows:
-        for k, v in r.items():
-            if k not in base_keys and _num(v) is not None:
-                counts[k] = counts.get(k, 0) + 1
-    extra_keys = sorted(counts, key=lambda k: -counts[k])[:6]
-    cols = _cols(*((k.replace("_", " "), (lambda kk: lambda r: _fmt_any(r.get(kk)))(k)) for k in extra_keys))
-    return md_table(rows, cols), [], None
-
-
-def _fmt_any(v) -> str:
-    x = _num(v)
-    if x is None:
-        return ""
-    return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.4g}"
-
-
-SECTIONS = {"bkt_vs_pybkt": sec_bkt, "dkt_vs_pykt": sec_dkt_vs_pykt, "dkt": sec_dkt, "dkt_select": sec_dkt_select,
-            "cakt": sec_cakt, "psikt": sec_psikt, "ingest": sec_ingest, "bkt_same_init": sec_bkt_same_init}
-
-
-# --------------------------------------------------------------------------- render
-def render(results_dir: Path, *, ran: dict[str, dict] | None = None, env: dict | None = None,
-           now: dt.datetime | None = None, scripts: tuple[Script, ...] = SCRIPTS, invocation: str = "") -> str:
-    """The Markdown report of every result JSON in ``results_dir``.
-
-    Args:
-        results_dir: directory with the scripts' ``<name>.json`` (and run_all's manifest).
-        ran: records of the scripts run in this invocation (name -> ``run_script`` record);
-            ``None`` or empty = nothing ran (render only): every table is flagged.
-        env: ``environment()`` (machine, versions, commit); computed when ``None``.
-        now: the time written in the header.
-        scripts: the scripts to report on, in order.
-        invocation: the run_all command line, for the header.
-
-    Returns:
-        The Markdown text.
-    """
-    env = environment() if env is None else env
-    now = now or dt.datetime.now()
-    ran = ran or {}
-    full_manifest = load_manifest(results_dir)
-    manifest = full_manifest.get("scripts", {})
-    quick = any(r.get("mode") == "quick" for r in ran.values()) or (
-        not ran and (full_manifest.get("last_invocation") or {}).get("mode") == "quick")
-    v = env.get("versions", {})
-    out = [
-        "# Benchmark results",
-        "",
-        "<!-- Generated by bench/run_all.py from " + _rel(results_dir) + "/*.json; edit the scripts, not this file. -->",
-        "",
-        f"- Rendered: {now.strftime('%Y-%m-%d %H:%M')} by `{invocation or 'bench/run_all.py'}`"
-        + ("" if ran else " (render only: no benchmark ran in this invocation; each table shows its JSON as found)"),
-        *(["- **Smoke run (`--quick`)**: tiny settings (subsets, one epoch, one repeat); the numbers only show that "
-            "the scripts run."] if quick else []),
-        f"- Machine (where run_all ran): {env.get('machine', '?')}; {env.get('platform', '')}; each table "
-        "also gives the machine its JSON records",
-        "- Versions (this environment): " + ", ".join(f"{k} {x}" for k, x in v.items())
-        + (f"; commit {env['commit']}" if env.get("commit") else ""),
-        "- Peers run in their own virtual environments (`/tmp/kt-peer-pybkt`, `/tmp/kt-peer-pykt`); their versions "
-        "are in each table's line.",
-        "- Conventions: `../shared/BENCHMARKS.md`. Timed comparisons are medians of repeated fresh processes where "
-        "the script says so; ratios and deltas come from the same run of one script on one split. Times are only "
-        "comparable on a quiet machine: each script records how busy the cores were.",
-        "",
-    ]
-    loaded: dict[str, dict | None] = {}
-    errors: dict[str, str] = {}
-    for s in scripts:
-        p = results_dir / s.json
-        if p.exists():
-            try:
-                loaded[s.name] = json.loads(p.read_text())
-            except ValueError as exc:
-                loaded[s.name], errors[s.name] = None, f"unreadable JSON ({exc})"
-        else:
-            loaded[s.name] = None
-
-    sections: list[str] = []
-    summaries: list[tuple[Script, dict, dict]] = []
-    for s in scripts:
-        d = loaded[s.name]
-        if d is None and s.optional and not s.path.exists() and s.name not in ran:
-            continue
-        sections += [f"## {s.title} (`bench/{s.name}.py`)", ""]
-        sections.append(_status(s, d, ran.get(s.name), manifest.get(s.name), errors.get(s.name), results_dir))
-        sections.append("")
-        if d is None:
-            continue
-        table, extra, summary = SECTIONS.get(s.name, sec_generic)(d)
-        if summary:
-            summaries.append((s, d, summary))
-        sections += table + ([""] if table else [])
-        if extra:
-            sections += extra + [""]
-        if s.note:
-            sections += [f"*Note:* {s.note}", ""]
-        sections += [_commands_line(s, ran.get(s.name), manifest.get(s.name)), ""]
-        notes = [(r.get("dataset", ""), r.get("impl", ""), r.get("model", ""), r["notes"]) for r in d.get("rows", [])
-                 if isinstance(r.get("notes"), str) and r["notes"]]
-        if notes:
-            sections += ["<details><summary>Row notes (from the JSON)</summary>", ""]
-            sections += [f"- **{ds} / {m} / {im}**: {cell(n)}" for ds, im, m, n in notes]
-            sections += ["", "</details>", ""]
-
-    out += ["## kt against its peers", ""]
-    if summaries:
-        out += md_table(
-            [{"comparison": f"{x['model']}: kt vs {x['peer']}", "dataset": x["dataset"], "kt AUC": f4(x["kt_auc"]),
-              "peer AUC": f4(x["peer_auc"]),
-              "AUC delta (kt − peer)": signed(x["auc_delta"]) if _num(x["auc_delta"]) is not None else "not measured",
-              "accuracy delta": signed(x["acc_delta"]) if _num(x["acc_delta"]) is not None else "not measured", "speed ratio": x["speed"],
-              "JSON date": d.get("date", "?"), "run in this invocation": _ran_word(ran.get(s.name))}
-             for s, d, x in summaries],
-            [(k, k) for k in ("comparison", "dataset", "kt AUC", "peer AUC", "AUC delta (kt − peer)",
-                              "accuracy delta", "speed ratio", "JSON date", "run in this invocation")])
-        out += ["", "Ratios and deltas are each measured within one run of the script (both sides on the same split, "
-                "alternating fresh processes); details in the sections below.", ""]
-    else:
-        out += ["No peer comparison JSON found.", ""]
-    return "\n".join(out + sections).rstrip() + "\n"
-
-
-def _short(cmd: str) -> str:
-    """A command line as a reader would type it (interpreter and repository paths shortened)."""
-    return cmd.replace(sys.executable, "python").replace(str(REPO) + "/", "")
-
-
-def _commands_line(s: Script, rec: dict | None, prev: dict | None) -> str:
-    if rec or prev:
-        r = rec or prev
-        which = "this invocation ran" if rec else f"the last run_all run ({r.get('finished', '?')}, {r.get('mode', '?')}) was"
-        return f"*Commands:* {which} " + "; ".join(f"`{_short(c)}`" for c in r.get("commands", [])) + "."
-    parts = [[*p, "--repeats", "3"] if s.repeats and "--repeats" not in p else list(p) for p in s.full]
-    return ("*Commands:* not run by run_all yet; it runs " + "; ".join(
-        f"`{shlex.join(['python', f'bench/{s.name}.py', *p])}`" for p in parts) + ".")
-
-
-def _ran_word(rec: dict | None) -> str:
-    if rec is None:
-        return "no"
-    return "yes" if rec.get("rc") == 0 else f"FAILED (exit {rec.get('rc')})"
-
-
-def _rel(p: Path) -> str:
-    try:
-        return str(p.resolve().relative_to(REPO))
-    except ValueError:
-        return str(p)
-
-
-def _status(s: Script, d: dict | None, rec: dict | None, prev: dict | None, error: str | None, results_dir: Path) -> str:
-    """The line under a section title: JSON date and machine, and whether this invocation ran the script."""
-    where = f"`{_rel(results_dir / s.json)}`"
-    if d is None:
-        head = f"**No result**: {where} {error or 'does not exist'}."
-    else:
-        head = f"Result {where} dated **{d.get('date', '?')}**; machine: {cell(d.get('machine', '?'))}"
-        vs = _versions(d)
-        head += (f"; versions: {vs}." if vs else ".")
-    if rec is not None:
-        if rec.get("rc") == 0:
-            flag = f"Run in this invocation ({rec.get('seconds', 0):,.0f} s)."
-        else:
-            flag = (f"**FAILED in this invocation** (exit {rec.get('rc')}, log `{_rel(Path(rec.get('log', '')))}`)"
-                    + ("; the table shows the earlier JSON." if d is not None else "."))
-    else:
-        last = (f"last run by run_all at {prev.get('finished', '?')}, {prev.get('mode', '?')}, exit {prev.get('rc')}"
-                if prev else "not produced by run_all")
-        flag = f"**Not run in this invocation** ({last})."
-    return head + " " + flag
-
-
 # --------------------------------------------------------------------------- main
 def _names(arg: str | None, ap: argparse.ArgumentParser) -> list[str]:
     if not arg:
@@ -797,6 +286,14 @@ def _names(arg: str | None, ap: argparse.ArgumentParser) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (see the module docstring).
+
+    Args:
+        argv: the arguments; ``None`` = ``sys.argv[1:]``.
+
+    Returns:
+        0 when every script that ran succeeded, else 1.
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="comma-separated scripts to run (default: all); see --list")
@@ -880,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "seconds": round(time.perf_counter() - t_all, 1)}
         _write_json(results_dir / MANIFEST, manifest)
 
-    text = render(results_dir, ran=ran, invocation=invocation)
+    text = render(results_dir, env=environment(), ran=ran, invocation=invocation)
     md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(text)
     if ran:

@@ -1,8 +1,10 @@
-"""bench/run_all.py: RESULTS.md rendering and the run bookkeeping, on small fake result files."""
+"""bench/results_render.py (RESULTS.md rendering) and bench/run_all.py (the run bookkeeping), on small fake
+result files."""
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import importlib.util
 import json
 import sys
@@ -20,6 +22,12 @@ def run_all():
     sys.modules["bench_run_all"] = mod  # dataclasses resolve the module by name
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def results_render(run_all):
+    # The module run_all itself imported (run_all puts bench/ on sys.path), so both see one Script class.
+    return importlib.import_module("results_render")
 
 
 ENV = {"machine": "2 CPU cores, 24 GB, no GPU", "platform": "Linux x86_64",
@@ -70,11 +78,11 @@ def _results(tmp_path: Path) -> Path:
     return d
 
 
-def test_render_tables_ratios_and_flags(run_all, tmp_path):
+def test_render_tables_ratios_and_flags(results_render, tmp_path):
     d = _results(tmp_path)
     ran = {"dkt_vs_pykt": {"rc": 0, "seconds": 754.0, "commands": ["python bench/dkt_vs_pykt.py --repeats 3"]},
            "psikt": {"rc": 3, "seconds": 5.0, "commands": ["python bench/psikt.py"], "log": str(d / "logs/psikt.log")}}
-    text = run_all.render(d, ran=ran, env=ENV, now=NOW, invocation="bench/run_all.py --only dkt_vs_pykt,psikt")
+    text = results_render.render(d, ran=ran, env=ENV, now=NOW, invocation="bench/run_all.py --only dkt_vs_pykt,psikt")
     assert text.startswith("# Benchmark results")
     assert "2026-01-02 03:04" in text and "abc1234" in text and "2 CPU cores, 24 GB" in text
     # Summary: one row per peer comparison with its ratio and delta.
@@ -98,12 +106,12 @@ def test_render_tables_ratios_and_flags(run_all, tmp_path):
     assert "Streaming ingestion" not in text or (ROOT / "bench" / "stream.py").exists()
 
 
-def test_render_only_flags_every_table_and_old_dkt_json(run_all, tmp_path):
+def test_render_only_flags_every_table_and_old_dkt_json(results_render, tmp_path):
     d = _results(tmp_path)
     data = json.loads((d / "dkt_vs_pykt.json").read_text())
     del data["deltas"], data["accuracy"]  # a JSON from before the accuracy comparison
     (d / "dkt_vs_pykt.json").write_text(json.dumps(data))
-    text = run_all.render(d, ran=None, env=ENV, now=NOW)
+    text = results_render.render(d, ran=None, env=ENV, now=NOW)
     assert "render only" in text and "Run in this invocation" not in text
     assert text.count("**Not run in this invocation**") >= 3
     assert "not measured" in text.split("## kt against its peers")[1].split("\n## ")[0]
@@ -132,11 +140,11 @@ print("done", a.name)
 """
 
 
-def test_run_script_parts_manifest_and_failure(run_all, tmp_path):
+def test_run_script_parts_manifest_and_failure(run_all, results_render, tmp_path):
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
-    s = run_all.Script("fake", "fake.json", "Fake", full=(("--name", "a"), ("--name", "b")), quick=None,
-                       repeats=True, file=str(script))
+    s = results_render.Script("fake", "fake.json", "Fake", full=(("--name", "a"), ("--name", "b")), quick=None,
+                              repeats=True, file=str(script))
     parts = run_all.script_args(s, quick=False, repeats=3, extra={})
     assert parts == [["--name", "a", "--repeats", "3"], ["--name", "b", "--repeats", "3"]]
     assert run_all.script_args(s, quick=True, repeats=3, extra={}) == []
@@ -151,7 +159,7 @@ def test_run_script_parts_manifest_and_failure(run_all, tmp_path):
     bad = run_all.run_script(s, [["--name", "c", "--fail"]], out, timeout=60)
     assert bad["rc"] == 3 and not bad["json_written"]
     assert json.loads((out / "fake.json").read_text())["rows"][0]["dataset"] == "a"  # earlier JSON kept
-    text = run_all.render(out, ran={"fake": bad}, env=ENV, now=NOW, scripts=(s,))
+    text = results_render.render(out, ran={"fake": bad}, env=ENV, now=NOW, scripts=(s,))
     assert "**FAILED in this invocation** (exit 3" in text and "| a | x | kt | 0.6000 |" in text
 
 
@@ -168,16 +176,16 @@ def test_main_render_only_and_quick_guard(run_all, tmp_path):
         run_all.main(["--only", "nope", "--render-only"])
 
 
-def test_optional_script_gets_only_the_options_it_lists(run_all, tmp_path):
+def test_optional_script_gets_only_the_options_it_lists(run_all, results_render, tmp_path):
     script = tmp_path / "stream_fake.py"
     script.write_text("import argparse\nap = argparse.ArgumentParser()\nap.add_argument('--quick', action='store_true')\n"
                       "ap.add_argument('--out')\nap.parse_args()\n")
-    s = run_all.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), repeats=True, optional=True,
-                       file=str(script))
+    s = results_render.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), repeats=True,
+                              optional=True, file=str(script))
     assert run_all.script_args(s, quick=False, repeats=3, extra={}) == [[]]  # no --repeats: not listed
     assert run_all.script_args(s, quick=True, repeats=3, extra={}) == [["--quick"]]
-    absent = run_all.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), optional=True,
-                            file=str(tmp_path / "missing.py"))
+    absent = results_render.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), optional=True,
+                                   file=str(tmp_path / "missing.py"))
     d = tmp_path / "res"
     d.mkdir()
-    assert "Streaming" not in run_all.render(d, env=ENV, now=NOW, scripts=(absent,))
+    assert "Streaming" not in results_render.render(d, env=ENV, now=NOW, scripts=(absent,))
