@@ -10,6 +10,7 @@ import contextvars
 import functools
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -38,6 +39,24 @@ MapOpt = Annotated[
 DropDupOpt = Annotated[bool, typer.Option("--drop-duplicates", help="Drop duplicated attempts instead of only reporting them.")]
 DropNullOpt = Annotated[bool, typer.Option("--drop-nulls", help="Drop rows with an empty learner or KC id instead of failing.")]
 EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the file (default: UTF-8, Latin-1 fallback).")]
+
+# Options shared by evaluate, cv and compare.
+HistoryOpt = Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")]
+HistoryFracOpt = Annotated[
+    Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
+]
+HorizonOpt = Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")]
+ModeOpt = Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")]
+ScoringOpt = Annotated[
+    str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
+]
+FusionOpt = Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")]
+IncludeFirstOpt = Annotated[bool, typer.Option("--include-first", help="next: also score each learner's first attempt (pyBKT convention).")]
+CollapseOpt = Annotated[
+    bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
+]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options ([MODEL] tables).")]
 
 
 _DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("kt_debug", default=False)

@@ -8,26 +8,11 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train
+from kt.cli.common import (
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train,
+    HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
+)
 from kt.errors import KTError
-
-# Options shared by evaluate, cv and compare (evaluate declares its own copies in kt/cli/train.py).
-HistoryOpt = Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")]
-HistoryFracOpt = Annotated[
-    Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
-]
-HorizonOpt = Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")]
-ScoringOpt = Annotated[
-    str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
-]
-FusionOpt = Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")]
-IncludeFirstOpt = Annotated[bool, typer.Option("--include-first", help="next: also score each learner's first attempt.")]
-CollapseOpt = Annotated[
-    bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
-]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options ([MODEL] tables).")]
 
 RESULT_COLS = ("auc", "accuracy", "f1", "rmse", "logloss", "n")
 

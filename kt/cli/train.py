@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_train, _metrics_table, _notes
+from kt.cli.common import (
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_train, _metrics_table, _notes,
+    HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
+)
 from kt.errors import KTError
 
 
@@ -21,8 +24,8 @@ def train(
     valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of learners held out for validation.")] = 0.1,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (gradient models).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (split, init, shuffling).")] = 0,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options.")] = None,
+    set_: SetOpt = None,
+    config: ConfigOpt = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt (gradient models; same data, options and seed).")
     ] = False,
@@ -143,23 +146,17 @@ def evaluate(
     protocol: Annotated[
         str, typer.Option("--protocol", help="next (one step ahead), multistep (--history/--horizon, open loop) or psikt-window (observe 10, predict 11-20).")
     ] = "next",
-    history: Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")] = None,
-    history_frac: Annotated[
-        Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
-    ] = None,
-    horizon: Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")] = "nonacc",
-    scoring: Annotated[
-        str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
-    ] = "question",
-    fusion: Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")] = "mean",
-    include_first: Annotated[bool, typer.Option("--include-first", help="Also score each learner's first attempt (pyBKT convention).")] = False,
+    history: HistoryOpt = None,
+    history_frac: HistoryFracOpt = None,
+    horizon: HorizonOpt = None,
+    mode: ModeOpt = "nonacc",
+    scoring: ScoringOpt = "question",
+    fusion: FusionOpt = "mean",
+    include_first: IncludeFirstOpt = False,
     eval_mode: Annotated[
         Optional[str], typer.Option("--eval-mode", help="Override the model's history mode for long learners: window, chunk or full (models with eval_mode, e.g. dkt).")
     ] = None,
-    collapse: Annotated[
-        bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
-    ] = False,
+    collapse: CollapseOpt = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (settings, metrics, per-KC, calibration, curve data) as JSON here.")] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
