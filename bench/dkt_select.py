@@ -7,7 +7,8 @@ Each configuration is trained exactly as bench/dkt.py trains the default
 the best validation AUC is marked ``selected``. Test AUCs of all
 configurations are written too, so the reader can see that the selection
 did not look at them. The grid is a subset of pyKT's DKT sweep
-(shared/spec/DKT.md: d in {64, 256}, dropout in {0.05, 0.1, 0.3, 0.5}).
+(shared/spec/DKT.md: d in {64, 256}, lr in {1e-3, 1e-4, 1e-5}, dropout in
+{0.05, 0.1, 0.3, 0.5}).
 Writes bench/results/dkt_select.json (rows appended as they finish).
 """
 
@@ -24,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dkt import REPO, SHARED, run  # noqa: E402
 
-DEFAULT_GRID = ["", "dropout=0.3", "hidden=256,dropout=0.3", "hidden=256,dropout=0.5"]
+DEFAULT_GRID = ["", "dropout=0.3", "dropout=0.5", "hidden=256,dropout=0.3", "hidden=256,dropout=0.5",
+                "hidden=256,dropout=0.5,lr=0.0001"]
 
 
 def parse(spec: str) -> dict:
