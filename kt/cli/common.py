@@ -147,7 +147,7 @@ def main_callback(
     _DEBUG.set(debug)
 
 
-def _load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, min_attempts: int = 2):
+def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, min_attempts: int = 2):
     """``kt.load`` of a file, or of a ``kt data convert --partitions`` directory loaded whole (with a note)."""
     from kt.data.partitioned import PartitionedData, is_partitioned
     from kt.data.schema import load

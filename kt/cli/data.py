@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train, _notes, _overrides
+from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data, _notes, _overrides
 from kt.errors import KTError
 
 
@@ -23,7 +23,7 @@ def data_inspect(
     """Detected column mapping, counts, correctness rate, time span, sequence lengths and warnings."""
     from kt.report import inspect
 
-    data = _load_train(file, map_, False, False, encoding, min_attempts=1)
+    data = _load_data(file, map_, False, False, encoding, min_attempts=1)
     rep = inspect(data)
     if as_json:
         typer.echo(_json_dump(rep))

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_train,
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data,
     HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
 )
 from kt.errors import KTError
@@ -145,7 +145,7 @@ def cv(
     get(model)  # fail on an unknown name before reading data
     spec = make_spec(eval_protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
     sets = list(set_ or []) + ([f"epochs={epochs}"] if epochs is not None else [])
-    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
+    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
 
     def on_fold(k: int, fold: dict) -> None:
         r = fold["result"]
@@ -218,13 +218,13 @@ def compare(
         raise KTError(f"--folds {folds}: use 0 (one split) or at least 2")
     per_model = model_sets(names, set_, epochs)  # also checks the names
     spec = make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
-    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
+    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
     record: dict = {"kind": "compare", "models": names, "data": data.source, "seed": seed, "settings": spec.settings(),
                     "model_options": per_model}
     if folds:
         record.update({"split": "kfold", "folds": folds, "valid_frac": valid_frac})
     elif test_file is not None:
-        test = prepare_data(_load_train(test_file, map_, drop_duplicates, drop_nulls, encoding, vocab=data.vocab), spec, collapse)
+        test = prepare_data(_load_data(test_file, map_, drop_duplicates, drop_nulls, encoding, vocab=data.vocab), spec, collapse)
         train = data
         record.update({"split": "files", "test_data": test.source, "valid_frac": valid_frac})
     else:

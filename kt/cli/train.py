@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_train, _metrics_table, _notes,
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_data, _metrics_table, _notes,
     HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
 )
 from kt.errors import KTError
@@ -69,7 +69,7 @@ def train(
                                                 drop_duplicates=drop_duplicates)
         _notes(notes)
     else:
-        data = _load_train(file, map_, drop_duplicates, drop_nulls, encoding)
+        data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
         tr, va = train_valid(data, valid_frac, seed)
     t0 = time.perf_counter()
 
@@ -184,7 +184,7 @@ def evaluate(
         check = getattr(m.config, "validate", None)
         if check is not None:
             check()
-    data = prepare_data(_load_train(file, map_, drop_duplicates, drop_nulls, encoding, vocab=m.vocab), spec, collapse)
+    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=m.vocab), spec, collapse)
     with err.status(f"predicting {data.n_rows:,} attempts ({spec.protocol})"):
         res = spec.run(m, data)
     res["model_dir"] = str(model_dir)
@@ -209,7 +209,7 @@ def predict(
     from kt.models.base import load
 
     m = load(model_dir)
-    data = _load_train(file, map_, False, False, encoding, vocab=m.vocab, min_attempts=1)
+    data = _load_data(file, map_, False, False, encoding, vocab=m.vocab, min_attempts=1)
     frame = m.mastery(data) if mastery else m.predict(data)
     if "skill_id" in frame.columns and str(frame.schema["skill_id"]).startswith("List"):
         frame = frame.with_columns(frame["skill_id"].list.join("~~"))

@@ -98,10 +98,7 @@ def read_table(
     """
     p = Path(path)
     src = str(path)
-    if not p.exists():
-        raise DataError(src, "file not found", "check the path")
-    if p.is_dir():
-        raise DataError(src, "is a directory, expected a data file", "give the path of a CSV/TSV, Parquet or 3/4-line file")
+    require_file(p, "CSV/TSV, Parquet or 3/4-line")
     if p.suffix == ".parquet":
         return _read_parquet(p, overrides)
     head = _open_text_head(p)
@@ -216,13 +213,39 @@ def _is_utf8_file(p: Path, chunk: int = 1 << 24) -> bool:
     return True
 
 
-def _read_parquet(p: Path, overrides) -> RawTable:
-    src = str(p)
+def require_file(p: Path, kinds: str) -> None:
+    """Fail with a one-line error unless ``p`` is an existing file.
+
+    Args:
+        p: the path given by the user.
+        kinds: the accepted formats, for the hint (e.g. ``"CSV/TSV or Parquet"``).
+
+    Raises:
+        DataError: ``p`` is missing or a directory.
+    """
+    if not p.exists():
+        raise DataError(str(p), "file not found", "check the path")
+    if p.is_dir():
+        raise DataError(str(p), "is a directory, expected a data file", f"give the path of a {kinds} file")
+
+
+def scan_parquet(p: Path) -> tuple[pl.LazyFrame, dict]:
+    """A lazy scan of a Parquet file and its schema (column -> dtype).
+
+    Raises:
+        DataError: the file is not readable Parquet (one line, no traceback).
+    """
     try:
         lf = pl.scan_parquet(p)
-        header = lf.collect_schema().names()
+        return lf, dict(lf.collect_schema())
     except pl.exceptions.PolarsError as exc:
-        raise DataError(src, f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it") from None
+        raise DataError(str(p), f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it") from None
+
+
+def _read_parquet(p: Path, overrides) -> RawTable:
+    src = str(p)
+    lf, schema = scan_parquet(p)
+    header = list(schema)
     colmap = detect(header, overrides, source=src)
     cols = list(dict.fromkeys([*colmap.columns.values(), *([colmap.item_step] if colmap.item_step else [])]))
     if not cols:

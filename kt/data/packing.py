@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from jaxtyping import Int
 
-from kt.data.sequences import Sequences
+from kt.data.sequences import STEP_FIELDS, Sequences
 
 
 def first_fit(lengths: Int[np.ndarray, " n"], width: int) -> tuple[Int[np.ndarray, " n"], Int[np.ndarray, " n"], int]:
@@ -82,7 +82,7 @@ def pack(seqs: Sequences, idx: Int[np.ndarray, " n"], width: int, max_rows: int)
     r, c = row[n_i], offset[n_i] + t_i
     src = idx[n_i]
     out = {}
-    for name, fill in (("skill", -1), ("item", -1), ("correct", 0), ("time", np.nan), ("mask", False), ("row", -1), ("group", -1)):
+    for name, fill in STEP_FIELDS:
         a = getattr(seqs, name)
         o = np.full((rows, width), fill, a.dtype)
         o[r, c] = a[src, t_i]

@@ -282,7 +282,7 @@ class PartitionedData:
                 stats["dropped_short_learners"] = int(short.sum())
         if frame.height == 0:
             return None
-        frame, vocab = _encode_all(frame, vocab or self.vocab, self.multi_kc, notes, src, stats)
+        frame, vocab = _encode_all(frame, self.vocab if vocab is None else vocab, self.multi_kc, notes, src, stats)
         return Interactions(frame, vocab, src, self._colmap, "partitioned", tuple(notes), stats)
 
     # -- training and evaluation ----------------------------------------------

@@ -17,6 +17,8 @@ from kt.errors import KTError
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512, 1024)
 BATCHINGS = ("bucket", "random", "pack")
+# The per-step arrays of Sequences and the value that marks padding in each.
+STEP_FIELDS = (("skill", -1), ("item", -1), ("correct", 0), ("time", np.nan), ("mask", False), ("row", -1), ("group", -1))
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class Sequences:
         out = {}
         T = self.mask.shape[1]
         L = T if length is None else length
-        for name, fill in (("skill", -1), ("item", -1), ("correct", 0), ("time", np.nan), ("mask", False), ("row", -1), ("group", -1)):
+        for name, fill in STEP_FIELDS:
             arr = getattr(self, name)[idx]
             if L <= T:
                 arr = arr[:, :L]

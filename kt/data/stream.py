@@ -38,7 +38,10 @@ from pathlib import Path
 import polars as pl
 
 from kt.data.columns import ColumnMap, detect
-from kt.data.io import LINE_COL, _first_ragged_line, _is_utf8_file, _looks_line_format, _open_text_head, _sniff_separator
+from kt.data.io import (
+    LINE_COL, _first_ragged_line, _is_utf8_file, _looks_line_format, _open_text_head, _sniff_separator, require_file,
+    scan_parquet,
+)
 from kt.data.partitioned import FORMAT, FORMAT_VERSION, HASH_SCHEME, LEARNERS, META, is_partitioned, partition_of
 from kt.data.schema import _DATETIME_FORMATS, _split_kcs
 from kt.errors import DataError, KTError
@@ -63,16 +66,9 @@ class _Source:
 
 def _scan(path: Path, overrides: dict | None, encoding: str | None) -> _Source:
     src = str(path)
-    if not path.exists():
-        raise DataError(src, "file not found", "check the path")
-    if path.is_dir():
-        raise DataError(src, "is a directory, expected a data file", "give the path of a CSV/TSV or Parquet file")
+    require_file(path, "CSV/TSV or Parquet")
     if path.suffix == ".parquet":
-        try:
-            lf = pl.scan_parquet(path)
-            schema = dict(lf.collect_schema())
-        except pl.exceptions.PolarsError as exc:
-            raise DataError(src, f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it") from None
+        lf, schema = scan_parquet(path)
         header = list(schema)
         colmap = detect(header, overrides, source=src)
         return _Source(lf.select(_used(colmap)).with_row_index(LINE_COL, offset=1), colmap, header, schema,

@@ -295,8 +295,8 @@ def window_sequences(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.nd
     tails = _gather(f, t[:, None] - window + 1 + cols, np.ones((len(t), window), bool), f["user"][t], f["pos"][t] - window + 1)
     score = np.concatenate([heads.mask, np.zeros(tails.mask.shape, bool)])
     score[len(starts) :, -1] = True
-    seqs = Sequences(*(np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__
-                       if k != "segment"))
+    seqs = Sequences(**{k: np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__
+                        if getattr(heads, k) is not None})
     return seqs, score
 
 
