@@ -136,6 +136,7 @@ def simulate_ou_graph(
     realisable_tau: float = 0.5,
     realisable_dim: int = 16,
     return_states: bool = False,
+    effect: float = 1.0,
 ) -> tuple[pl.DataFrame, dict]:
     """Sample learners from PSI-KT's generative model with a known prerequisite graph.
 
@@ -155,7 +156,7 @@ def simulate_ou_graph(
     long-run level), then every step all K states follow the OU transition
     with the structural mean shift::
 
-        r = exp(-alpha * dt),  target_k = mu + gamma / K * sum_i A_ik z_i
+        r = exp(-alpha * dt),  target_k = mu + effect * gamma / K * sum_i A_ik z_i
         z_k <- N(r z_k + (1 - r) target_k, sigma^2 (1 - r^2) / (2 alpha) + 1e-6)
 
     and outcomes y ~ Bernoulli(sigmoid(z at the practised KC)) (sampled,
@@ -169,6 +170,10 @@ def simulate_ou_graph(
         seed: NumPy seed (the same seed gives the same data and truth).
         return_states: add the knowledge states z (learner x step x KC) to
             the truth (large).
+        effect: scale of the graph term (1 = the spec's model; larger makes
+            the graph matter more for outcomes). The default reproduces the
+            generator's earlier output exactly; other values are recorded
+            in ``settings["effect"]``.
 
     Returns:
         (frame with ``user_id``, ``skill_id``, ``timestamp`` (seconds),
@@ -184,6 +189,8 @@ def simulate_ou_graph(
         raise KTError("simulate: edge probability, decoupled and revisit shares must be in [0, 1]")
     if not 1 <= session_min <= session_max:
         raise KTError("simulate: need 1 <= session_min <= session_max")
+    if not (np.isfinite(effect) and effect >= 0):
+        raise KTError(f"simulate: --effect {effect}: must be a finite number >= 0")
     rng = np.random.default_rng(seed)
     K, N, T = n_kcs, n_learners, steps
     width = len(str(K - 1))
@@ -244,7 +251,7 @@ def simulate_ou_graph(
     for t in range(1, T):
         dt = gaps[:, t] + 1e-6
         r = np.exp(-a_t[:, t] * dt)[:, None]
-        target = mu_t[:, t, None] + g_t[:, t, None] / K * (z[:, t - 1] @ Af)
+        target = mu_t[:, t, None] + effect * (g_t[:, t, None] / K * (z[:, t - 1] @ Af))
         var = sig_t[:, t, None] ** 2 * (1 - r**2) / (2 * a_t[:, t, None]) + 1e-6
         z[:, t] = r * z[:, t - 1] + (1 - r) * target + np.sqrt(var) * rng.normal(size=(N, K))
     logit = np.take_along_axis(z, kc[:, :, None], axis=2)[..., 0]
@@ -285,6 +292,8 @@ def simulate_ou_graph(
             "normalisation": "1/K", "emission": "sigmoid(z_k)",
         },
     }
+    if effect != 1.0:  # only then, so the default truth JSON is byte-identical to earlier versions
+        truth["settings"]["effect"] = effect
     if return_states:
         truth["states"] = z.tolist()
     return frame, truth
@@ -331,6 +340,7 @@ def ou_graph_loglik(
         if v is not None:
             tr[k] = np.broadcast_to(np.asarray(v, np.float64), (N,))
     A = np.asarray(truth["adjacency"] if adjacency is None else adjacency, np.float64)
+    effect = st.get("effect", 1.0)
     a, m, s, g = (tr[k][:, None, None] for k in ("alpha", "mu", "sigma", "gamma"))
     rng = np.random.default_rng(seed)
     P, rows = particles, np.arange(N)
@@ -340,7 +350,7 @@ def ou_graph_loglik(
         if t > 0:
             r = np.exp(-a * (gaps[:, t, None, None] + 1e-6))
             var = s**2 * (1 - r**2) / (2 * a) + 1e-6
-            z = r * z + (1 - r) * (m + g / K * (z @ A)) + np.sqrt(var) * rng.normal(size=z.shape)
+            z = r * z + (1 - r) * (m + effect * (g / K * (z @ A))) + np.sqrt(var) * rng.normal(size=z.shape)
         logit = z[rows, :, kc[:, t]]
         lw = np.where(y[:, t, None] > 0, -np.logaddexp(0.0, -logit), -np.logaddexp(0.0, logit))
         top = lw.max(axis=1, keepdims=True)
