@@ -8,7 +8,7 @@ Exit codes: 0 ok, 1 bad input or usage (one-line message), 2 internal error.
 
 from __future__ import annotations
 
-from kt.cli import data, train, eval, graph, simulate, psikt  # noqa: F401, I001 - registers commands in help order
+from kt.cli import data, train, eval, graph, graph_learn, simulate, psikt  # noqa: F401, I001 - registers commands in help order
 from kt.cli.common import _enable_compile_cache, app
 
 

@@ -5,6 +5,11 @@
   of Piech et al. (2015) (method ``conditional-influence``).
 * Models without structure (BKT, baselines): the causal-support graph of
   the training data (method ``causal-support``).
+
+Graphs from data alone (:func:`data_graph`, ``kt learn-graph``): ``mastery``
+(the mastery-regression structure learner, kt.graph.mastery),
+``transition`` (practice-order counts, a baseline that shows the curriculum
+confound) and ``causal-support``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from kt.data.schema import Interactions
+from kt.errors import KTError
 from kt.graph.graph import PrerequisiteGraph
 from kt.graph.influence import influence_graph
 from kt.graph.support import causal_support_graph, kc_difficulty
@@ -41,3 +47,31 @@ def graph_for(model, data: Interactions | None = None) -> PrerequisiteGraph | No
     if g.difficulty is None and data is not None:
         g = dataclasses.replace(g, difficulty=kc_difficulty(data, g.kcs))
     return g
+
+
+DATA_METHODS = ("mastery", "transition", "causal-support")
+
+
+def data_graph(data: Interactions, method: str = "mastery", kcs: list[str] | None = None) -> PrerequisiteGraph:
+    """A prerequisite graph learnt from interactions alone, by a named method.
+
+    Args:
+        data: interactions.
+        method: ``mastery``, ``transition`` or ``causal-support`` (see the module docstring).
+        kcs: KC names of the graph (e.g. a model's vocabulary); default the data's.
+
+    Returns:
+        The graph, with ``method`` set to the method's name.
+
+    Raises:
+        KTError: unknown method.
+    """
+    from kt.graph.mastery import mastery_graph, transition_graph
+
+    if method == "mastery":
+        return mastery_graph(data, kcs)
+    if method == "transition":
+        return transition_graph(data, kcs)
+    if method == "causal-support":
+        return causal_support_graph(data, kcs)
+    raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(DATA_METHODS)}")

@@ -1,0 +1,49 @@
+"""`kt learn-graph`: a prerequisite graph from interaction data alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from kt.cli.common import app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, _load_data
+from kt.errors import KTError
+
+
+@app.command("learn-graph")
+@handle_errors
+def learn_graph(
+    file: Annotated[Path, typer.Argument(help="Interactions (any format kt reads).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (json, dot, graphml, mermaid or html by suffix; json otherwise).")],
+    method: Annotated[
+        str, typer.Option("--method", help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
+                                           "transition (how often i is practised right before k; a baseline) or causal-support.")
+    ] = "mastery",
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (default: from the --out suffix, else json).")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Non-JSON formats: keep edges with probability >= this.")] = 0.5,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges (non-JSON formats and the JSON edge list).")] = None,
+    map_: MapOpt = None,
+    drop_duplicates: DropDupOpt = False,
+    drop_nulls: DropNullOpt = False,
+    encoding: EncodingOpt = None,
+):
+    """Learn a prerequisite graph from interactions, with the method named in the output.
+
+    The JSON output holds the full probability matrix, so `kt graph-eval`
+    scores it against a known graph (e.g. `kt simulate --truth`).
+    """
+    from kt.graph.build import DATA_METHODS, data_graph
+    from kt.graph.export import export, format_for
+
+    if method not in DATA_METHODS:
+        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(DATA_METHODS)}")
+    if not 0 <= threshold <= 1:
+        raise KTError(f"--threshold {threshold}: must be in [0, 1]")
+    if top_k is not None and top_k < 1:
+        raise KTError(f"--top-k {top_k}: must be >= 1")
+    f = format_for(out_path, fmt)
+    data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
+    g = data_graph(data, method)
+    v = export(g, out_path, f, threshold=threshold, top_k=top_k)
+    out.print(f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}) to {out_path} ({f})", highlight=False)
