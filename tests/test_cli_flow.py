@@ -170,7 +170,7 @@ def test_models_lists_baselines():
 
 
 def test_version():
-    assert run("--version").strip() == f"kt {kt.__version__}"
+    assert run("--version").strip() == f"kt-trace {kt.__version__}"  # the distribution name: `kt` on PyPI is another project
 
 
 def test_real_assist2009_gervet(tmp_path):

@@ -70,6 +70,22 @@ def test_update_refines_states_and_reports_seconds(flow):
     assert {"user_id", "skill_id", "p_correct"} <= set(m.columns)
 
 
+def test_update_out_needs_overwrite_unless_in_place(flow, tmp_path):
+    import shutil
+
+    new = pl.read_csv(flow / "sim.csv").group_by("user_id", maintain_order=True).tail(1).head(3)
+    new = new.with_columns(pl.col("timestamp") + 60 * 86400.0)
+    new.write_csv(tmp_path / "new.csv")
+    shutil.copytree(flow / "model", tmp_path / "other")
+    before = (tmp_path / "other" / "model.json").read_bytes()
+    res = CliRunner().invoke(app, ["update", str(flow / "model"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "other")])
+    assert res.exit_code == 1 and "already exists; pass --overwrite" in res.output and "Traceback" not in res.output
+    assert (tmp_path / "other" / "model.json").read_bytes() == before
+    run("update", flow / "model", tmp_path / "new.csv", "--out", tmp_path / "other", "--overwrite")
+    assert (tmp_path / "other" / "model.json").read_bytes() != before
+    run("update", tmp_path / "other", tmp_path / "new.csv")  # in place: the command's purpose, no --overwrite
+
+
 def test_update_errors_are_one_line(flow, tmp_path):
     res = CliRunner().invoke(app, ["update", str(tmp_path / "nope"), str(flow / "sim.csv")])
     assert res.exit_code == 1 and "not a kt model directory" in res.output

@@ -39,6 +39,7 @@ MapOpt = Annotated[
 DropDupOpt = Annotated[bool, typer.Option("--drop-duplicates", help="Drop duplicated attempts instead of only reporting them.")]
 DropNullOpt = Annotated[bool, typer.Option("--drop-nulls", help="Drop rows with an empty learner or KC id instead of failing.")]
 EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the file (default: UTF-8, Latin-1 fallback).")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (atomically); without it kt refuses and changes nothing.")]
 
 # Options shared by evaluate, cv and compare.
 HistoryOpt = Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")]
@@ -130,9 +131,9 @@ def _overrides(pairs):
 
 def _version_cb(value: bool) -> None:
     if value:
-        from kt import __version__
+        from kt import distribution_version
 
-        typer.echo(f"kt {__version__}")
+        typer.echo(distribution_version())
         raise typer.Exit(0)
 
 
@@ -140,7 +141,7 @@ def _version_cb(value: bool) -> None:
 def main_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
     version: Annotated[
-        bool, typer.Option("--version", help="Print the kt version and exit.", is_eager=True, callback=_version_cb)
+        bool, typer.Option("--version", help="Print the distribution name (kt-trace) and version, and exit.", is_eager=True, callback=_version_cb)
     ] = False,
 ):
     """Knowledge tracing toolkit."""

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, handle_errors, _fmt, _json_dump, _notes
+from kt.cli.common import app, out, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
 from kt.errors import KTError
 
 
@@ -37,26 +37,30 @@ def _model_graph(model_dir: Path):
 @handle_errors
 def export_graph(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file; missing parents are created; an existing file needs --overwrite.")],
     fmt: Annotated[
         Optional[str], typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json).")
     ] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
     reduce: Annotated[bool, typer.Option("--reduce", help="Transitive reduction: drop edges implied by longer paths.")] = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Write the model's prerequisite graph for curriculum designers.
 
     Every model has one, with the method named: PSI-KT's learned graph,
     DKT/CAKT's conditional influence, or the causal support of the training
     data. Cycles among the kept edges are reported; JSON and HTML include a
-    suggested learning order.
+    suggested learning order. An existing --out file is replaced only with
+    --overwrite.
     """
+    from kt.atomic import check_output
     from kt.graph.export import export, format_for
 
     _check_threshold(threshold)
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
+    check_output(out_path, overwrite=overwrite, what="graph file")
     f = format_for(out_path, fmt)
     g = _model_graph(model_dir)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, reduce=reduce)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, err, MapOpt, EncodingOpt, handle_errors, _json_dump, _notes, _overrides
+from kt.cli.common import app, out, err, MapOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _notes, _overrides
 from kt.errors import KTError
 
 
@@ -17,23 +17,33 @@ from kt.errors import KTError
 def update(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory (psikt).")],
     file: Annotated[Path, typer.Argument(help="New interactions (appended to each learner's history, in time order).")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the updated model here (default: update MODEL_DIR in place).")] = None,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Write the updated model here (default: update MODEL_DIR in place); an existing model here other than MODEL_DIR needs --overwrite."),
+    ] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps per arrival (default: the model's update_steps).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the Monte-Carlo samples.")] = 0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the update report as JSON here.")] = None,
     map_: MapOpt = None,
     encoding: EncodingOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Refine learners' posteriors with new interactions (posterior becomes prior); no retraining.
 
     The network, graph and trait dynamics stay frozen; each new interaction
     updates its learner's stored state. Learners new to the model start
     from the prior. Prints the seconds per update.
+
+    Without --out, MODEL_DIR itself is updated (atomically; that is the
+    point of the command, so no --overwrite is needed). An --out naming
+    another existing model directory is replaced only with --overwrite.
     """
-    from kt.atomic import write_text
+    from kt.atomic import check_output, write_text
     from kt.data.schema import load as load_data
     from kt.models.base import load
 
+    in_place = out_dir is None or (out_dir.exists() and model_dir.exists() and out_dir.resolve() == model_dir.resolve())
+    check_output(model_dir if in_place else out_dir, overwrite=overwrite or in_place, what="model directory", kind="dir")
     m = load(model_dir)
     if not callable(getattr(m, "update", None)):
         raise KTError(f"{model_dir}: model {m.name!r} has no per-learner state to update; continual updates need psikt")

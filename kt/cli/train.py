@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _json_dump, _load_data, _metrics_table, _notes,
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _load_data, _metrics_table,
+    _notes,
     HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
 )
 from kt.errors import KTError
@@ -20,7 +21,9 @@ from kt.errors import KTError
 def train(
     file: Annotated[Path, typer.Argument(help="Training interactions: a file, or a directory from `kt data convert --partitions` (dkt streams it).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `kt models`).")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the model to.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory to write the model to (missing parents are created; an existing model needs --overwrite).")
+    ],
     valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of learners held out for validation.")] = 0.1,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (gradient models).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (split, init, shuffling).")] = 0,
@@ -41,8 +44,13 @@ def train(
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Train a model on a file and save it to a directory (model.json, params.eqx, graph.json).
+
+    An existing model directory at --out is replaced only with --overwrite
+    (checked before training starts; the old model stays until the new one
+    is complete).
 
     Gradient models checkpoint every epoch to OUT.ckpt (removed after a
     successful save), so an interrupted run continues with --resume. They
@@ -52,6 +60,7 @@ def train(
     import inspect
     import time
 
+    from kt.atomic import check_output
     from kt.data.partitioned import PartitionedData, is_partitioned, open_for_training
     from kt.data.splits import train_valid
     from kt.models.base import create
@@ -64,6 +73,8 @@ def train(
     if epochs is not None:
         sets.append(f"epochs={epochs}")
     m = create(model, toml_path=config, sets=sets)
+    # After the cheap option checks (so a bad --set is reported as such), before any data is read.
+    check_output(out_dir, overwrite=overwrite, what="model directory", kind="dir")
     if is_partitioned(file):  # `kt data convert --partitions`: DKT streams it, other models load it whole
         data, tr, va, notes = open_for_training(file, m, valid_frac, seed, map_=map_, encoding=encoding,
                                                 drop_duplicates=drop_duplicates)
@@ -199,15 +210,25 @@ def evaluate(
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
     file: Annotated[Path, typer.Argument(help="Interactions to predict (a file, or a `kt data convert --partitions` directory).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output CSV (or .parquet).")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Output CSV (or .parquet); missing parents are created; an existing file needs --overwrite.")
+    ],
     mastery: Annotated[bool, typer.Option("--mastery", help="Write per learner x KC knowledge state instead of per-attempt predictions.")] = False,
     map_: MapOpt = None,
     encoding: EncodingOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
-    """Per-attempt P(correct) from each learner's history, or mastery per learner x KC."""
-    from kt.atomic import atomic_path
+    """Per-attempt P(correct) from each learner's history, or mastery per learner x KC.
+
+    An existing --out file is replaced only with --overwrite, and never when
+    it is the input file.
+    """
+    from kt.atomic import atomic_path, check_output
     from kt.models.base import load
 
+    if out_path.exists() and file.exists() and out_path.resolve() == file.resolve():
+        raise KTError(f"{out_path}: --out is the input file; choose another --out")
+    check_output(out_path, overwrite=overwrite, what="prediction file")
     m = load(model_dir)
     data = _load_data(file, map_, False, False, encoding, vocab=m.vocab, min_attempts=1)
     frame = m.mastery(data) if mastery else m.predict(data)

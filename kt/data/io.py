@@ -94,12 +94,15 @@ def read_table(
         The raw table with its column map.
 
     Raises:
-        DataError: missing, empty or unreadable file.
+        DataError: missing, empty or unreadable file; a file that is not a
+            text table (spreadsheet, archive, image, PDF, other binary); a
+            used column name that appears twice in the header.
     """
     p = Path(path)
     src = str(path)
     require_file(p, "CSV/TSV, Parquet or 3/4-line")
-    if p.suffix == ".parquet":
+    kind = sniff_input(p, encoding=encoding)  # first: a mis-named spreadsheet fails as what it is
+    if p.suffix == ".parquet" or kind == "parquet":
         return _read_parquet(p, overrides)
     head = _open_text_head(p)
     if not head.strip():
@@ -158,6 +161,7 @@ def _read_delimited(p: Path, head: bytes, overrides, encoding) -> RawTable:
     if isinstance(source, io.BytesIO):
         source.seek(0)
     colmap = detect(header, overrides, source=src)
+    notes += check_duplicate_columns(first_line, sep, header, colmap, src)
     cols = list(dict.fromkeys([*colmap.columns.values(), *([colmap.item_step] if colmap.item_step else [])]))
     fmt = "tsv" if sep == "\t" else "csv"
     if not cols:
@@ -227,6 +231,181 @@ def require_file(p: Path, kinds: str) -> None:
         raise DataError(str(p), "file not found", "check the path")
     if p.is_dir():
         raise DataError(str(p), "is a directory, expected a data file", f"give the path of a {kinds} file")
+
+
+# (leading bytes, what the file is). Checked before any parsing, so that a
+# spreadsheet or an image fails with a name for what it is instead of a
+# parser error about delimiters or a header of mojibake.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "legacy Excel .xls workbook or other OLE2 Office file"),
+    (b"\x89PNG\r\n\x1a\n", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF87a", "GIF image"),
+    (b"GIF89a", "GIF image"),
+    (b"II*\x00", "TIFF image"),
+    (b"MM\x00*", "TIFF image"),
+    (b"%PDF-", "PDF document"),
+    (b"\xfd7zXZ\x00", "xz archive"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (b"Rar!\x1a\x07", "RAR archive"),
+    (b"\x28\xb5\x2f\xfd", "zstd archive"),
+    (b"SQLite format 3\x00", "SQLite database"),
+    (b"ARROW1", "Arrow/Feather file"),
+    (b"\x89HDF\r\n\x1a\n", "HDF5 file"),
+    (b"\x93NUMPY", "NumPy array"),
+    (b"\x7fELF", "executable"),
+)
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+# Byte-order marks of UTF-16/32 text, which is full of NUL bytes but is text.
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+_EXPORT = "export it as CSV"
+_EXCEL = "export it as CSV (in Excel: File > Save As > CSV UTF-8)"
+
+
+def _zip_kind(p: Path) -> tuple[str, str]:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+            mimetype = z.read("mimetype").decode("ascii", "replace") if "mimetype" in names else ""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return "zip archive", "unzip it and give the CSV inside"
+    if any(n.startswith("xl/") for n in names):
+        return "Excel .xlsx workbook", _EXCEL
+    if "spreadsheet" in mimetype:
+        return "OpenDocument .ods spreadsheet", "export it as CSV (in LibreOffice: File > Save As > Text CSV)"
+    if any(n.startswith("word/") for n in names) or "text" in mimetype:
+        return "word-processor document", _EXPORT
+    tables = [n for n in names if n.lower().endswith((".csv", ".tsv", ".txt", ".parquet"))]
+    if len(tables) == 1:
+        return "zip archive", f"unzip it and give {tables[0]}"
+    return "zip archive", "unzip it and give the CSV inside"
+
+
+def _binary_kind(head: bytes) -> str | None:
+    """What ``head`` (a file's first bytes) is, when it is a known non-text format."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"BZh") and head[4:10] == b"1AY&SY":
+        return "bzip2 archive"
+    if head[257:262] == b"ustar":
+        return "tar archive"
+    if head.startswith(_ZIP_MAGIC):
+        return "zip archive"
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip archive"
+    return None
+
+
+def sniff_input(p: Path, *, encoding: str | None = None) -> str:
+    """Recognise a data file by its leading bytes, before any parsing.
+
+    Args:
+        p: an existing file.
+        encoding: the ``--encoding`` given, if any; a wide encoding such as
+            UTF-16 legitimately has NUL bytes, so none is then taken for binary.
+
+    Returns:
+        ``"parquet"`` (magic ``PAR1``, whatever the file's name) or ``"text"``
+        (plain or, for ``.gz`` names, gzip'd text).
+
+    Raises:
+        DataError: the file is not a text table: a spreadsheet, an archive,
+            an image, a PDF, gzip holding anything but text, or other binary
+            data; the message names what it is and how to export a CSV.
+    """
+    src = str(p)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise DataError(src, f"cannot read file ({exc.strerror or exc})", "check the path and its permissions") from None
+    if head.startswith(_PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(_ZIP_MAGIC):
+        kind, fix = _zip_kind(p)
+        raise DataError(src, f"not a text table ({kind})", fix)
+    if head.startswith(_GZIP_MAGIC):
+        if p.suffix != ".gz":
+            raise DataError(src, "gzip-compressed but not named .gz", f"rename it to {p.name}.gz, or decompress it (gunzip -c {src} > x.csv)")
+        try:
+            with gzip.open(p, "rb") as fh:
+                inner = fh.read(4096)
+        except (OSError, EOFError) as exc:
+            raise DataError(src, f"cannot read file ({exc})", "check the file (gzip -t)") from None
+        kind = _binary_kind(inner) or (None if encoding or inner.startswith(_WIDE_BOMS) or b"\x00" not in inner else "binary data")
+        if inner.startswith(_PARQUET_MAGIC):
+            kind = "Parquet"
+        if kind is not None:
+            raise DataError(src, f"not a text table (gzip holding {kind})", f"decompress it (gunzip -k {src}) and {_EXPORT}")
+        return "text"
+    if not encoding and head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(src, "UTF-16 text (byte-order mark)", "pass --encoding utf-16, or save it as CSV UTF-8")
+    kind = _binary_kind(head)
+    if kind is None and not encoding and not head.startswith(_WIDE_BOMS) and b"\x00" in head:
+        kind = "binary data"
+    if kind is not None:
+        fix = _EXCEL if "Excel" in kind else _EXPORT
+        if kind == "binary data":
+            fix += " (or, if it is UTF-16 text, pass --encoding utf-16)"
+        raise DataError(src, f"not a text table ({kind})", fix)
+    return "text"
+
+
+def check_duplicate_columns(first_line: str, sep: str, header: list[str], colmap: ColumnMap, src: str) -> list[str]:
+    """Refuse a header whose column kt would read appears twice under one name.
+
+    Polars renames the second ``correct`` to ``correct_duplicated_0``, so
+    the raw header line is read to find them. Duplicated columns kt does not
+    read are harmless; ``--map`` settles a used one.
+
+    Args:
+        first_line: the file's header line, decoded.
+        sep: its delimiter.
+        header: column names as Polars reads them (same order).
+        colmap: the detected column map.
+        src: the file, for messages.
+
+    Returns:
+        Notes for a duplicate that ``--map`` chose explicitly.
+
+    Raises:
+        DataError: a duplicated name is mapped by auto-detection; the message
+            names the columns, their positions and the ``--map`` choices.
+    """
+    try:
+        raw = next(csv.reader([first_line], delimiter=sep))
+    except (csv.Error, StopIteration):
+        return []
+    if len(raw) != len(header):  # a header Polars split differently (quoted newline): positions do not line up
+        return []
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(raw):
+        positions.setdefault(name.strip().lstrip("\ufeff"), []).append(i)
+    used = {col: canon for canon, col in colmap.columns.items()}
+    if colmap.item_step:
+        used.setdefault(colmap.item_step, "item_id")
+    notes = []
+    for name, pos in positions.items():
+        if len(pos) < 2:
+            continue
+        aliases = [header[i] for i in pos]
+        canon = next((used[a] for a in aliases if a in used), None)
+        if canon is None:
+            continue
+        where = ", ".join(str(i + 1) for i in pos[:-1]) + f" and {pos[-1] + 1}"
+        named = f"{'both' if len(pos) == 2 else 'all'} named {name!r}"
+        if canon in colmap.explicit:
+            chosen = colmap.columns[canon]
+            notes.append(f"{src}: columns {where} are {named}; --map {canon}={chosen} reads column {pos[aliases.index(chosen)] + 1}")
+            continue
+        choices = " or ".join(f"--map {canon}={a} (column {i + 1})" for a, i in zip(aliases, pos))
+        raise DataError(src, f"columns {where} are {named}", f"rename one, or pick one with {choices}")
+    return notes
 
 
 def scan_parquet(p: Path) -> tuple[pl.LazyFrame, dict]:

@@ -40,7 +40,7 @@ import polars as pl
 from kt.data.columns import ColumnMap, detect
 from kt.data.io import (
     LINE_COL, _first_ragged_line, _is_utf8_file, _looks_line_format, _open_text_head, _sniff_separator, require_file,
-    scan_parquet,
+    check_duplicate_columns, scan_parquet, sniff_input,
 )
 from kt.data.partitioned import FORMAT, FORMAT_VERSION, HASH_SCHEME, LEARNERS, META, is_partitioned, partition_of
 from kt.data.schema import _DATETIME_FORMATS, _split_kcs
@@ -67,7 +67,8 @@ class _Source:
 def _scan(path: Path, overrides: dict | None, encoding: str | None) -> _Source:
     src = str(path)
     require_file(path, "CSV/TSV or Parquet")
-    if path.suffix == ".parquet":
+    kind = sniff_input(path, encoding=encoding)
+    if path.suffix == ".parquet" or kind == "parquet":
         lf, schema = scan_parquet(path)
         header = list(schema)
         colmap = detect(header, overrides, source=src)
@@ -92,12 +93,14 @@ def _scan(path: Path, overrides: dict | None, encoding: str | None) -> _Source:
     if not _is_utf8_file(path):
         raise DataError(src, "not valid UTF-8; streaming conversion reads UTF-8 only",
                         f"convert it first (iconv -f latin1 -t utf-8 {src} > {path.stem}.utf8{path.suffix})")
-    sep = _sniff_separator(head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[0])
+    first_line = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[0]
+    sep = _sniff_separator(first_line)
     try:
         header = pl.read_csv(path, separator=sep, infer_schema=False, n_rows=0).columns
     except pl.exceptions.PolarsError as exc:
         raise DataError(src, f"cannot parse header ({str(exc).splitlines()[0]})", "check the delimiter and quoting") from None
     colmap = detect(header, overrides, source=src)
+    check_duplicate_columns(first_line, sep, header, colmap, src)  # its note (a --map choice) has nowhere to go here
     lf = pl.scan_csv(path, separator=sep, infer_schema=False, row_index_name=LINE_COL, row_index_offset=2)
     schema = {c: pl.String for c in header}
     return _Source(lf.select(LINE_COL, *_used(colmap)), colmap, header, schema, "tsv" if sep == "\t" else "csv",

@@ -298,7 +298,7 @@ def load(path: str | Path) -> Model:
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelError(
-            f"{mj}: saved with model format {version}, this kt reads up to {FORMAT_VERSION}; upgrade kt (pip install -U kt)"
+            f"{mj}: saved with model format {version}, this kt reads up to {FORMAT_VERSION}; upgrade kt (pip install -U kt-trace)"
         )
     try:
         cls = get(header.get("model", "?"))
