@@ -39,6 +39,9 @@ What runs, each in its own subprocess (peak RSS per child from ``os.wait4``):
    iterations the loop ran (``meta['fit']['max_iterations']``) / their median
    seconds (every iteration is one E+M step over the KC x restart pairs still
    iterating); the lane engine's counters (kernel calls, lane-steps) are kept.
+   The same process then builds and writes ``graph.json`` as ``kt train`` does
+   (``graph_for`` + ``to_json`` + write; three times, the first importing
+   ``kt.graph``): the graph's seconds and their share of the cold ``kt train``.
 5. kt only on ``assist2012_dktplus_test/A2012_skill_id_test.csv.gz``
    (3-line, ~560k rows): wall time and peak RSS.
 
@@ -301,8 +304,24 @@ KT_STEADY = textwrap.dedent(
     same = all(np.array_equal(np.asarray(getattr(a.params.params, f)), np.asarray(getattr(b.params.params, f)))
                for f in ("prior", "learn", "forget", "guess", "slip"))
     fit_meta = b.meta["fit"]
+    # graph.json as `kt train` makes it (graph_for + to_json + write), 3 times; the first includes
+    # importing kt.graph, as in a `kt train` process
+    from pathlib import Path
+    gpath = Path(out_path).with_name("kt_steady_graph.json")
+    graph_build, graph_write = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        from kt.graph.build import graph_for
+        g = graph_for(b, tr)
+        t1 = time.perf_counter()
+        gpath.write_text(g.to_json(), encoding="utf-8")
+        graph_build.append(t1 - t0)
+        graph_write.append(time.perf_counter() - t1)
+    graph = {"build_seconds": graph_build, "write_seconds": graph_write, "method": g.method, "n_kc": g.n_kcs,
+             "bytes": gpath.stat().st_size, "nested_list_bytes": len(g.to_json(compact=False).encode())}
     json.dump({
         "fit_seconds": fits,
+        "graph": graph,
         "engine": {k: fit_meta.get(k) for k in ("engine", "lane_steps", "kernel_calls", "layouts", "phases")},
         "max_iterations": int(fit_meta["max_iterations"]),
         "n_kc": len(b.vocab.skill_id),
@@ -608,6 +627,9 @@ def main(argv=None) -> int:
         phase_txt = f"grid engine, phases {eng.get('phases')}"
     cache_src = kt_cache_in_source()
     cache_files = cold["home_after"]
+    gr = st["graph"]
+    graph_s = gr["build_seconds"][0] + gr["write_seconds"][0]  # first time: imports kt.graph, as `kt train` does
+    graph_share = graph_s / kt_cold_s
 
     rows = [{
         "dataset": GERVET, "split": "train->test", "model": "bkt", "impl": "kt",
@@ -619,6 +641,8 @@ def main(argv=None) -> int:
             f"second run (warm cache) {second['wall']:.2f} s; in-process fit {cold['fit_seconds_in_process']:.2f} s cold / "
             f"{second['fit_seconds_in_process']:.2f} s second; steady-state fit (compiled) {steady_s:.2f} s, "
             f"EM {st['max_iterations']} iterations at {em_ips:.1f} it/s ({st['n_kc']} KCs x {st['num_fits']} restarts). "
+            f"graph.json ({gr['method']}, K={gr['n_kc']}, {gr['bytes'] / 1e3:.0f} kB): {graph_s:.3f} s to build and "
+            f"write = {graph_share:.1%} of the cold `kt train`. "
             f"Scored every test row incl. first attempts (--include-first), n={ev['n']}. num_fits=5, seed 0."
             + busy_note(("cold run", cold), ("second run", second), ("steady-state run", st))
         ),
@@ -686,6 +710,14 @@ def main(argv=None) -> int:
                      f"iteration an E+M step of every KC x restart still iterating); {st['n_kc']} KCs x "
                      f"{st['num_fits']} restarts, {st['n_rows']} rows; {phase_txt}"),
             "deterministic_refit": st["deterministic"],
+        },
+        "kt_graph": {
+            "seconds": graph_s, "share_of_kt_train_cold": graph_share,
+            "build_seconds": gr["build_seconds"], "write_seconds": gr["write_seconds"],
+            "method": gr["method"], "n_kc": gr["n_kc"], "bytes": gr["bytes"], "nested_list_bytes": gr["nested_list_bytes"],
+            "note": ("graph.json as `kt train` makes it (graph_for + to_json + write), in the steady-state process after "
+                     "its fits, 3 times; seconds = the first (it imports kt.graph, as `kt train` does); share = seconds / "
+                     "median cold `kt train` process; nested_list_bytes = the same graph as format-1 nested lists"),
         },
         "kt_compilation_cache": {
             "mentioned_in_kt_source": cache_src,
@@ -763,6 +795,8 @@ def main(argv=None) -> int:
           f"{second['rss_mb']:>9.0f}  whole `kt train`, second run")
     print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{steady_s:>10.2f}{n_train / steady_s:>11,.0f}"
           f"{'':>9}  in-process refit (compiled), {em_ips:.1f} EM it/s")
+    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{graph_s:>10.3f}{'':>11}{'':>9}  graph.json: build + write "
+          f"({graph_share:.1%} of the cold `kt train`; {gr['bytes'] / 1e3:.0f} kB, K={gr['n_kc']})")
     if py:
         fm = py_fit_s
         print(f"{'pyBKT':<7}{fmt(py['auc']):>8}{fmt(py['accuracy']):>8}{fmt(py['rmse']):>8}{fm:>10.2f}"

@@ -79,6 +79,97 @@ def test_round_trip_through_json(tmp_path):
     np.testing.assert_array_equal(h.support, g.support)
 
 
+def test_graph_json_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    k = 7
+    score = rng.normal(size=(k, k)) * 1e3
+    score[0, 1], score[1, 0], score[2, 3], score[3, 2] = np.nan, np.inf, -np.inf, -0.0
+    g = PrerequisiteGraph([f"kc{i}" for i in range(k)], rng.random((k, k)), "causal-support",
+                          confidence=rng.random((k, k)).astype(np.float32), support=rng.integers(0, 70000, (k, k)),
+                          score=score, difficulty=[0.1, np.nan, 1 / 3, 0, 1, 0.5, 0.25], meta={"x": [1, None]})
+    (tmp_path / "graph.json").write_text(g.to_json())
+    d = json.loads((tmp_path / "graph.json").read_text())
+    assert d["kt_graph"] == 2 and d["prob"]["shape"] == [k, k] and d["prob"]["encoding"] == "zlib+base64"
+    # the smallest exact type per array: float64, float32-valued, counts up to 70000, float64 with NaN/inf
+    assert [d[n]["dtype"] for n in ("prob", "confidence", "support", "score", "difficulty")] == [
+        "<f8", "<f4", "<u4", "<f8", "<f8"]
+    h = read_graph(tmp_path)
+    assert h.kcs == g.kcs and h.method == g.method and h.meta == g.meta
+    for name in ("prob", "confidence", "support", "score", "difficulty"):
+        a, b = getattr(g, name), getattr(h, name)
+        assert a.dtype == b.dtype == np.float64
+        np.testing.assert_array_equal(b, a)  # bit-exact, NaN where NaN
+    assert np.signbit(h.score[3, 2]) and np.isnan(h.score[0, 1]) and h.score[2, 3] == -np.inf
+
+
+@pytest.mark.parametrize("a", [
+    np.arange(12.0).reshape(3, 4), -np.arange(5.0), np.array([2.0 ** 40, 1.0]), np.array([0.5, -0.0]),
+    np.zeros((0, 3)), np.array([np.nan, 0.1]), np.full((2, 2), 255.0), np.array([-129.0, 3.0])])
+def test_typed_arrays_are_exact(a):
+    from kt.graph.graph import decode_array, encode_array
+
+    d = json.loads(json.dumps(encode_array(a)))
+    b = decode_array(d)
+    assert b.shape == a.shape and b.dtype == np.float64
+    np.testing.assert_array_equal(b, a)
+    assert np.array_equal(np.signbit(b), np.signbit(a))
+
+
+def test_old_nested_list_graph_json_is_read(tmp_path):
+    # format 1, as saved models and exports before typed arrays have it: nested lists, null for NaN
+    old = ('{\n "kt_graph": 1,\n "method": "causal-support",\n "kcs": ["a", "b", "c"],\n "prob": [\n'
+           '  [0, 0.731059, 0],\n  [0.5, 0, 0],\n  [0, 0.25, 0]\n ],\n "support": [\n  [0, 3, 0],\n'
+           '  [1, 0, 0],\n  [0, 2, 0]\n ],\n "score": [\n  [0, 1.0, null],\n  [0, 0, 0],\n  [0, -1.1, 0]\n ],\n'
+           ' "difficulty": [0.2, null, 0.5],\n "meta": {"grid": 50}\n}\n')
+    (tmp_path / "graph.json").write_text(old)
+    g = read_graph(tmp_path)
+    assert g.kcs == ["a", "b", "c"] and g.method == "causal-support" and g.meta == {"grid": 50}
+    np.testing.assert_array_equal(g.prob, [[0, 0.731059, 0], [0.5, 0, 0], [0, 0.25, 0]])
+    np.testing.assert_array_equal(g.support, [[0, 3, 0], [1, 0, 0], [0, 2, 0]])
+    assert np.isnan(g.score[0, 2]) and g.score[2, 1] == -1.1
+    assert np.isnan(g.difficulty[1]) and g.difficulty[2] == 0.5
+    # the nested-list layout is still what to_dict() gives (and `kt export-graph --format json` writes)
+    d = g.to_dict()
+    assert d["kt_graph"] == 1 and d["prob"][0] == [0, 0.731059, 0] and d["score"][0][2] is None
+    # and rewritten as format 2 it reads back the same
+    np.testing.assert_array_equal(PrerequisiteGraph.from_dict(json.loads(g.to_json())).score, g.score)
+
+
+def test_bad_typed_arrays_are_one_line_errors(tmp_path):
+    good = json.loads(_graph(k=3).to_json())
+    for bad in ({"dtype": "<c16"}, {"dtype": "object"}, {"encoding": "gzip"}, {"shape": [3, 4]}, {"shape": [3, -3]},
+                {"data": "@@@"}, {"data": "eJw="}, {"encoding": "base64"}):
+        d = json.loads(json.dumps(good))
+        d["prob"].update(bad)
+        (tmp_path / "g.json").write_text(json.dumps(d))
+        with pytest.raises(KTError, match=r"invalid kt graph \(typed array"):
+            read_graph(tmp_path / "g.json")
+    good["kt_graph"] = 3
+    (tmp_path / "g.json").write_text(json.dumps(good))
+    with pytest.raises(KTError, match="newer than this kt reads"):
+        read_graph(tmp_path / "g.json")
+
+
+def test_graph_json_at_400_kcs_is_much_smaller_than_nested_lists():
+    # a causal-support graph of sparse transition data (BKT's graph) at K = 400
+    rng = np.random.default_rng(0)
+    k = 400
+    counts = rng.poisson(0.15, (k, k, 2, 2)).astype(np.float64)
+    counts[np.arange(k), np.arange(k)] = 0
+    score = causal_support(counts)
+    n = counts.sum(axis=(2, 3))
+    prob = np.where(n >= 2, 1 / (1 + np.exp(-score)), 0.0)
+    g = PrerequisiteGraph([f"kc{i}" for i in range(k)], prob, "causal-support", support=n, score=score,
+                          difficulty=rng.random(k))
+    compact, nested = g.to_json(), g.to_json(compact=False)
+    assert len(compact) * 5 < len(nested)
+    h = PrerequisiteGraph.from_dict(json.loads(compact))
+    np.testing.assert_array_equal(h.score, g.score)
+    # a dense learned graph (float32 probabilities, as PSI-KT's) is still about half the size
+    dense = PrerequisiteGraph(g.kcs, rng.random((k, k)).astype(np.float32), "learned")
+    assert len(dense.to_json()) * 1.5 < len(dense.to_json(compact=False))
+
+
 def test_read_graph_errors(tmp_path):
     with pytest.raises(KTError, match="cannot read graph"):
         read_graph(tmp_path / "missing.json")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from kt.cli import app
 from kt.graph.build import graph_for
-from kt.graph.graph import PrerequisiteGraph
+from kt.graph.graph import PrerequisiteGraph, read_graph
 
 DAG = [(0, 1), (1, 2), (0, 3), (3, 4), (2, 5), (4, 5)]
 K = 6
@@ -87,7 +87,11 @@ def test_train_saves_the_causal_support_graph(model_dir):
     d = json.loads((model_dir / "graph.json").read_text())
     h = json.loads((model_dir / "model.json").read_text())
     assert d["method"] == "causal-support" and d["kcs"] == h["vocab"]["skill_id"] == NAMES
-    assert len(d["prob"]) == K and len(d["support"]) == K and len(d["difficulty"]) == K
+    assert d["kt_graph"] == 2  # typed arrays (kt.graph.graph.encode_array)
+    assert d["prob"]["shape"] == d["support"]["shape"] == [K, K] and d["difficulty"]["shape"] == [K]
+    assert d["support"]["dtype"] in ("|u1", "<u2")  # transition counts: the smallest exact integer type
+    g = read_graph(model_dir)
+    assert g.prob.shape == g.support.shape == (K, K) and g.difficulty.shape == (K,)
 
 
 class _Vocab:

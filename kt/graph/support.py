@@ -73,14 +73,21 @@ def causal_support(counts: np.ndarray, grid: int = 50, chunk: int = 1024) -> np.
     l_or = np.log1p(-np.outer(1 - w, 1 - w))
     out = np.zeros(len(n))
     rows = np.flatnonzero(n.sum(axis=1) > 0)  # an empty table is equally likely under both: 0
-    for s in range(0, len(rows), chunk):
-        m = n[rows[s:s + chunk]]
+    # Sparse data repeats few tables ((0,1,0,0), ...): evaluate each distinct table once.
+    tables = np.ascontiguousarray(n[rows])
+    keys = tables.view(np.dtype((np.void, tables.dtype.itemsize * 4))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    uniq = tables[first]
+    res = np.zeros(len(uniq))
+    for s in range(0, len(uniq), chunk):
+        m = uniq[s:s + chunk]
         n00, n01, n10, n11 = (m[:, j, None] for j in range(4))
         ll0 = (n01 + n11) * lw + (n00 + n10) * l1w  # (P, grid) over w0
         ll1 = ((n01 * lw + (n00 + n10) * l1w)[:, :, None]  # w0 terms
                + (n10 * l1w)[:, None, :]  # (1 - w1) of c=1, e=0
                + n11[:, :, None] * l_or[None])
-        out[rows[s:s + chunk]] = _logmeanexp(ll1.reshape(len(m), -1)) - _logmeanexp(ll0)
+        res[s:s + chunk] = _logmeanexp(ll1.reshape(len(m), -1)) - _logmeanexp(ll0)
+    out[rows] = res[inverse.reshape(-1)]
     return out.reshape(shape)
 
 
