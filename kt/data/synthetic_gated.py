@@ -64,6 +64,7 @@ def simulate_gated(
     forget: float = 0.005,
     revisit: float = 0.2,
     skip: float = 0.1,
+    adjacency: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, dict]:
     """Sample gated-BKT learners with a known prerequisite DAG (see the module docstring).
 
@@ -84,6 +85,8 @@ def simulate_gated(
         guess, slip: ranges of the per-item guess and slip probabilities.
         forget: mean per-step forget probability (per KC, uniform on [0, 2 * forget]).
         revisit, skip: curriculum only: shares of revisits and uniform skips.
+        adjacency: a fixed K x K 0/1 DAG (row = prerequisite) instead of a
+            random one; the curriculum follows one of its topological orders.
 
     Returns:
         (frame with ``user_id``, ``skill_id`` (two KCs joined by ``~~``, which
@@ -114,13 +117,20 @@ def simulate_gated(
     width = len(str(K - 1))
     names = [f"kc{k:0{width}d}" for k in range(K)]
 
-    # Graph: forward pairs of a random order.
-    order = rng.permutation(K)
-    A = np.zeros((K, K), np.int8)
-    for a in range(K):
-        for b in range(a + 1, K):
-            if rng.random() < edge_prob:
-                A[order[a], order[b]] = 1
+    if adjacency is None:
+        # Graph: forward pairs of a random order.
+        order = rng.permutation(K)
+        A = np.zeros((K, K), np.int8)
+        for a in range(K):
+            for b in range(a + 1, K):
+                if rng.random() < edge_prob:
+                    A[order[a], order[b]] = 1
+    else:
+        A = (np.asarray(adjacency) != 0).astype(np.int8)
+        if A.shape != (K, K):
+            raise KTError(f"simulate: adjacency has shape {A.shape}, expected ({K}, {K})")
+        np.fill_diagonal(A, 0)
+        order = _topological_order(A)
 
     # Items: a primary KC each, a second random KC for a share of them.
     n_items = K * items_per_kc
@@ -192,6 +202,22 @@ def simulate_gated(
         },
     }
     return frame, truth
+
+
+def _topological_order(A: np.ndarray) -> np.ndarray:
+    """A topological order of a DAG (smallest index first among ready KCs); KTError on a cycle."""
+    indeg = A.sum(axis=0).astype(int)
+    done = np.zeros(len(A), bool)
+    order = []
+    for _ in range(len(A)):
+        ready = np.flatnonzero(~done & (indeg == 0))
+        if not len(ready):
+            raise KTError("simulate: the given adjacency has a cycle; a prerequisite graph must be acyclic")
+        k = ready[0]
+        done[k] = True
+        order.append(k)
+        indeg -= A[k]
+    return np.array(order)
 
 
 def _schedule(rng, schedule, N, T, K, items_per_kc, order, primary, second, held, revisit, skip) -> np.ndarray:
