@@ -20,17 +20,36 @@ def _nearest_existing(path: Path) -> Path:
     return p
 
 
-def _writable_dir(target: Path, option: str) -> None:
-    """Fail with one line unless ``target``'s directory exists or can be created there."""
+def _unusable(target: Path, anchor: Path, reason: str, option: str) -> KTError:
+    problem = f"cannot create it: {anchor} is not a directory" if not anchor.is_dir() else f"cannot create files in {anchor} ({reason})"
+    return KTError(f"{target}: {problem}; choose another {option}")
+
+
+def check_location(path: str | Path, option: str = "--out") -> None:
+    """Fail with one line unless ``path`` could be created.
+
+    Its directory must exist and take new files, or the missing part must be
+    makeable under one that does. Nothing is left behind: the check creates
+    and removes one probe file.
+
+    Args:
+        path: the output path given by the user.
+        option: the option that named it, for the hint.
+
+    Raises:
+        KTError: a parent is a file, or the nearest existing directory
+            refuses new files (permissions, a read-only or pseudo filesystem).
+    """
+    target = Path(path)
     anchor = _nearest_existing(target.parent)
     if not anchor.is_dir():
-        raise KTError(f"{target}: cannot create it: {anchor} is not a directory; choose another {option}")
+        raise _unusable(target, anchor, "", option)
     # A real probe, not os.access: root passes os.access everywhere, and
     # pseudo-filesystems such as /proc refuse files whatever the mode bits say.
     try:
         fd, probe = tempfile.mkstemp(prefix=".kt-probe.", dir=anchor)
     except OSError as exc:
-        raise KTError(f"{target}: cannot create files in directory {anchor} ({exc.strerror or exc}); choose another {option}") from None
+        raise _unusable(target, anchor, exc.strerror or str(exc), option) from None
     os.close(fd)
     os.unlink(probe)
 
@@ -70,7 +89,7 @@ def check_output(path: str | Path, *, overwrite: bool, what: str = "output file"
         occupied = kind == "file" or any(target.iterdir())
         if occupied and not overwrite:
             raise KTError(f"{target}: {what} already exists; pass --overwrite to replace it, or choose another {option}")
-    _writable_dir(target, option)
+    check_location(target, option)
     return target
 
 
@@ -96,7 +115,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise KTError(f"{target}: cannot write there ({exc.strerror or exc}); choose another path") from None
+        raise _unusable(target, _nearest_existing(target.parent), exc.strerror or str(exc), "path") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -155,16 +155,19 @@ def test_update_refuses_another_existing_model_without_overwrite(work):
 # --- unusable output locations ---------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "export-graph", "update"])
+@pytest.mark.parametrize("command", ["train", "predict", "export-graph", "update", "convert", "convert-partitions", "evaluate-json"])
 def test_output_under_a_regular_file_is_one_line(work, command):
-    target = work / "afile.txt" / "sub" / "out"
+    target = work / "afile.txt" / "sub" / "out.csv"
     args = {
         "train": ("train", work / "d.csv", "-m", "kc-rate", "-o", target),
         "predict": ("predict", work / "model", work / "d.csv", "--out", target),
         "export-graph": ("export-graph", work / "model", "--out", target),
         "update": ("update", work / "model", work / "d.csv", "--out", target),
+        "convert": ("data", "convert", work / "d.csv", "--out", target),
+        "convert-partitions": ("data", "convert", work / "d.csv", "--out", target, "--partitions", 2),
+        "evaluate-json": ("evaluate", work / "model", work / "d.csv", "--json", target),  # any atomic write
     }[command]
-    error_line(invoke(*args), str(target), "afile.txt is not a directory", "choose another --out")
+    error_line(invoke(*args), str(target), "afile.txt is not a directory", "choose another")
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")

@@ -61,6 +61,9 @@ def data_convert(
     partition) plus OUT/meta.json (mapping, vocabularies, counts), which
     `kt train OUT --model dkt` trains from one partition at a time.
     """
+    from kt.atomic import check_location
+
+    check_location(out_path)  # before reading the whole file
     if partitions is not None:
         _convert_partitioned(file, out_path, partitions, map_, drop_duplicates, drop_nulls, encoding)
         return
