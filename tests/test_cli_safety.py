@@ -139,6 +139,15 @@ def test_export_graph_refuses_an_existing_file_without_overwrite(work):
     assert "edges" in json.loads(out.read_text())
 
 
+def test_learn_graph_refuses_an_existing_file_without_overwrite(work):
+    out = work / "learned.json"
+    out.write_text("{}")
+    error_line(invoke("learn-graph", work / "d.csv", "--method", "transition", "--out", out), "already exists", "--overwrite")
+    assert out.read_text() == "{}"
+    ok("learn-graph", work / "d.csv", "--method", "transition", "--out", out, "--overwrite")
+    assert json.loads(out.read_text())["method"] == "transition"
+
+
 def test_update_refuses_another_existing_model_without_overwrite(work):
     # The check comes before the model is even loaded, so a kc-rate model serves.
     ok("train", work / "d.csv", "-m", "kc-rate", "-o", work / "other")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kt.cli.common import app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, _load_data
+from kt.cli.common import app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, _load_data
 from kt.errors import KTError
 
 
@@ -15,7 +15,7 @@ from kt.errors import KTError
 @handle_errors
 def learn_graph(
     file: Annotated[Path, typer.Argument(help="Interactions (any format kt reads).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file (json, dot, graphml, mermaid or html by suffix; json otherwise).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (json, dot, graphml, mermaid or html by suffix; json otherwise); an existing file needs --overwrite.")],
     method: Annotated[
         str, typer.Option("--method", help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
                                            "transition (how often i is practised right before k; a baseline) or causal-support.")
@@ -27,12 +27,14 @@ def learn_graph(
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
     encoding: EncodingOpt = None,
+    overwrite: OverwriteOpt = False,
 ):
     """Learn a prerequisite graph from interactions, with the method named in the output.
 
     The JSON output holds the full probability matrix, so `kt graph-eval`
     scores it against a known graph (e.g. `kt simulate --truth`).
     """
+    from kt.atomic import check_output
     from kt.graph.build import DATA_METHODS, data_graph
     from kt.graph.export import export, format_for
 
@@ -43,6 +45,7 @@ def learn_graph(
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
     f = format_for(out_path, fmt)
+    check_output(out_path, overwrite=overwrite, what="graph file")  # before the data is read
     data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
     g = data_graph(data, method)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k)
