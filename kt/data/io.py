@@ -4,7 +4,9 @@ Tabular files (CSV, TSV, gzip'd CSV/TSV, Parquet) are read with only the
 mapped columns and every value as a string, so a stray value in a column kt
 does not use can never break ingestion; typing happens in ``schema.py``.
 Line formats (DKT/DKVMN 3-line, AKT 3/4-line, KCMN 4-line) are parsed here
-into the canonical column names directly.
+into the canonical column names directly. Before any parsing, a file's first
+bytes say what it is (``sniff_input``): spreadsheets, archives, images, PDFs
+and other binary files stop with one line naming the kind and the export route.
 """
 
 from __future__ import annotations
