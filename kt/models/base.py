@@ -97,7 +97,7 @@ def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | 
         check = getattr(cfg, "validate", None)
         if check is not None:
             check()
-    return cls(cfg)
+    return cls.variant(cfg)(cfg)
 
 
 _BUILTIN = {"majority": "kt.models.baselines", "kc-rate": "kt.models.baselines", "bkt": "kt.models.bkt",
@@ -134,6 +134,11 @@ class Model:
         self.vocab: Vocab | None = None
         self.params: Any = None
         self.meta: dict = {}
+
+    @classmethod
+    def variant(cls, config) -> type["Model"]:
+        """The class implementing ``config`` (a registered model may choose a variant by an option)."""
+        return cls
 
     # -- to implement -------------------------------------------------
     def fit(self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None) -> "Model":
@@ -304,7 +309,8 @@ def load(path: str | Path) -> Model:
         cls = get(header.get("model", "?"))
     except KTError as exc:
         raise ModelError(f"{mj}: {exc}") from None
-    model = cls(cfgmod.from_dict(cls.Config, header.get("config", {})))
+    cfg = cfgmod.from_dict(cls.Config, header.get("config", {}))
+    model = cls.variant(cfg)(cfg)
     model.vocab = Vocab.from_dict(header["vocab"])
     model.meta = header.get("meta", {})
     try:

@@ -85,7 +85,7 @@ class PsiKTConfig:
         w_0: weight of the n = 0 terms (default: official 1e-4, elbo 1).
         lambda_s, lambda_z: entropy weights (default: official 0.1, elbo 1).
         w_c: weight of KL(q(c) || Uniform).
-        lr: Adam learning rate.
+        lr: Adam learning rate (default: 5e-3 amortized, 0.05 filter).
         weight_decay: coupled L2 on weight matrices.
         clip_norm: global gradient-norm clip.
         batch_size: sequences per batch.
@@ -106,6 +106,14 @@ class PsiKTConfig:
             predictions of a question average its KCs).
         update_steps: optimisation steps per arrival in continual updates.
         update_lr: Adam learning rate of those steps.
+        inference: ``filter`` (the knowledge states integrated out by a
+            Gaussian filter; population parameters fitted on the marginal
+            likelihood, see :mod:`kt.models.psikt_filter`) or ``amortized``
+            (the official LSTM/trait-network posteriors on the ELBO).
+        filter_cov: ``mean`` (the graph shift enters the filter's mean only;
+            O(K^2) per step) or ``full`` (exact covariance, O(K^3) per step).
+        kc_bias: per-KC emission offsets b_k, P(y = 1) = sig(z_k + b_k)
+            (filter only; the spec's emission has none).
     """
 
     dim: int = 16
@@ -129,7 +137,7 @@ class PsiKTConfig:
     lambda_s: Optional[float] = None
     lambda_z: Optional[float] = None
     w_c: float = 10.0
-    lr: float = 5e-3
+    lr: Optional[float] = None
     weight_decay: float = 1e-5
     clip_norm: float = 100.0
     batch_size: int = 32
@@ -144,6 +152,15 @@ class PsiKTConfig:
     multi_kc: str = "error"
     update_steps: int = 10
     update_lr: float = 0.05
+    inference: str = "amortized"
+    filter_cov: str = "mean"
+    kc_bias: bool = True
+
+    def learning_rate(self) -> float:
+        """The Adam learning rate (explicit ``lr``, else the inference's default)."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 0.05 if self.inference == "filter" else 5e-3
 
     def weights(self) -> dict[str, float]:
         """The resolved objective weights (explicit values override the objective's defaults)."""
@@ -157,6 +174,7 @@ class PsiKTConfig:
             "time_unit": tuple(tr.DAY_SECONDS), "multi_kc": ("error", "expand"), "encoder": ("causal", "bidirectional"),
             "prior_terms": ("analytic", "sampled"),
             "z_prior_variance": ("propagated", "transition"), "trait_input": ("pooled", "category"), "objective": tuple(OBJECTIVES),
+            "inference": ("filter", "amortized"), "filter_cov": ("mean", "full"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -168,7 +186,7 @@ class PsiKTConfig:
             raise KTError(f"--set window={self.window}: must be >= 2")
         if self.graph_samples < 0 or self.patience < 1 or self.update_steps < 0:
             raise KTError("psikt: graph_samples and update_steps must be >= 0 and patience >= 1")
-        if not (self.lr > 0 and self.update_lr > 0 and self.clip_norm > 0 and self.weight_decay >= 0):
+        if not (self.learning_rate() > 0 and self.update_lr > 0 and self.clip_norm > 0 and self.weight_decay >= 0):
             raise KTError("psikt: lr, update_lr and clip_norm must be > 0 and weight_decay >= 0")
         for name in ("w_s", "w_z", "w_y", "w_0", "lambda_s", "lambda_z", "w_c"):
             if getattr(self, name) is not None and not getattr(self, name) >= 0:
@@ -258,6 +276,15 @@ class PsiKT(Model):
     Config = PsiKTConfig
     resumable = True
     summary = "PSI-KT: OU dynamics on a learned prerequisite graph, learner traits, continual updates"
+
+    @classmethod
+    def variant(cls, config) -> type["PsiKT"]:
+        """:class:`~kt.models.psikt_filter_model.PsiKTFilter` for ``inference=filter``."""
+        if cls is PsiKT and getattr(config, "inference", "amortized") == "filter":
+            from kt.models.psikt_filter_model import PsiKTFilter
+
+            return PsiKTFilter
+        return cls
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -369,7 +396,7 @@ class PsiKT(Model):
             if valid.has_time != data.has_time:
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
             valid_score = self._valid_scorer(vframe, unit, hyper, buckets)
-        settings = tr.Settings(cfg.epochs, cfg.patience, 1e-4, cfg.batch_size, cfg.lr, cfg.weight_decay, cfg.clip_norm,
+        settings = tr.Settings(cfg.epochs, cfg.patience, 1e-4, cfg.batch_size, cfg.learning_rate(), cfg.weight_decay, cfg.clip_norm,
                                buckets, cfg.select_on)
         net0 = self._new_net(k_init)
         try:

@@ -1,0 +1,456 @@
+"""The ``psikt`` model with ``inference=filter``: knowledge states integrated out by a Gaussian filter.
+
+The equations are in :mod:`kt.models.psikt_filter`. This class moves data in
+and out: host-side gaps in days, length-bucketed batches, the shared
+training loop (:func:`kt.train.loop.fit`: its binary cross-entropy on the
+filter's logits is the negative marginal log-likelihood), per-learner
+filtered states (mean and covariance of (z, mu)) for prediction, mastery,
+traits and continual updates. It shares the options, the vocabulary and
+time handling, the graph export and the saved-model format of
+:class:`kt.models.psikt.PsiKT`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import polars as pl
+
+from kt.data.schema import Interactions
+from kt.data.sequences import Sequences, bucket_length, build_sequences
+from kt.errors import KTError
+from kt.models import psikt_core as core
+from kt.models import psikt_filter as pf
+from kt.models import psikt_train as tr
+from kt.models.psikt import PsiKT, _fuse, _pow2
+from kt.train import loop
+
+
+class FilterState(eqx.Module):
+    """Per-learner filtered states (rows = ``meta['state_users']``), NumPy leaves.
+
+    Attributes:
+        m: mean of (z_1..z_K, mu) [N, K + 1].
+        P: covariance [N, K + 1, K + 1].
+        t_last: model time of the last interaction (days or steps, float64).
+        count: interactions seen.
+    """
+
+    m: np.ndarray
+    P: np.ndarray
+    t_last: np.ndarray
+    count: np.ndarray
+
+    @staticmethod
+    def empty(n: int, K: int) -> "FilterState":
+        return FilterState(np.zeros((n, K + 1), np.float32), np.zeros((n, K + 1, K + 1), np.float32),
+                           np.zeros(n, np.float64), np.zeros(n, np.float64))
+
+
+_FIELDS = ("m", "P", "t_last", "count")
+
+
+class FilterParams(eqx.Module):
+    """What ``params.eqx`` holds for ``inference=filter``: population parameters and learners' states."""
+
+    net: pf.FilterNet
+    state: FilterState
+
+
+@functools.partial(jax.jit, static_argnames=("hyper",))
+def _run(net, m0, P0, steps, hyper):
+    return pf.run_batch(net, m0, P0, steps, hyper)
+
+
+@functools.partial(jax.jit, static_argnames=("hyper",))
+def _forecast(net, m0, P0, skill, dt, hyper):
+    return pf.forecast(net, m0, P0, skill, dt, hyper)
+
+
+@functools.partial(jax.jit, static_argnames=("hyper", "B"))
+def _prior(net, hyper, B):
+    return pf.prior_batch(net, hyper, B)
+
+
+class PsiKTFilter(PsiKT):
+    """PSI-KT with filter-based inference (``--set inference=filter``)."""
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _fhyper(self) -> pf.FilterHyper:
+        c = self.config
+        return pf.FilterHyper(n_kc=self.n_kc, use_graph=self.use_graph, cov=c.filter_cov, kc_bias=c.kc_bias,
+                              grouped=bool(self.meta.get("grouped", False)), alpha_link=c.alpha_link,
+                              graph_category=c.graph_category)
+
+    def _skeleton(self) -> FilterParams:
+        n = len(self.meta.get("state_users", []))
+        return FilterParams(pf.FilterNet.init(0, self.n_kc, self.config.dim), FilterState.empty(n, self.n_kc))
+
+    def _steps(self, seqs: Sequences, unit, t_prev: np.ndarray | None = None, rows: int | None = None) -> pf.Steps:
+        """Device inputs for padded sequences; ``t_prev`` = each sequence's stored last time (continuations)."""
+        n, T = seqs.mask.shape
+        days = tr.seq_days(seqs, unit)
+        dt = np.zeros((n, T))
+        dt[:, 1:] = days[:, 1:] - days[:, :-1]
+        if t_prev is not None:
+            dt[:, 0] = days[:, 0] - t_prev
+        dt = np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+        new = np.ones((n, T), bool)
+        new[:, 1:] = seqs.group[:, 1:] != seqs.group[:, :-1]
+        pad = (rows or n) - n
+
+        def arr(x, dtype, fill=0):
+            x = np.asarray(x).astype(dtype)
+            if pad > 0:
+                x = np.concatenate([x, np.full((pad, *x.shape[1:]), fill, dtype)])
+            return jnp.asarray(x)
+
+        return pf.Steps(arr(np.maximum(seqs.skill, 0), np.int32), arr(seqs.correct, np.int32), arr(dt, np.float32),
+                        arr(seqs.mask & (seqs.skill >= 0), bool), arr(new, bool, True))
+
+    def _make_batch(self, seqs: Sequences, batch_size: int, *, unit) -> dict:
+        batch = loop.to_batch(seqs, batch_size)
+        st = self._steps(seqs, unit, rows=batch["skill"].shape[0])
+        batch.update(dt=st.dt, new=st.new, mask=st.mask)
+        return batch
+
+    def _batches(self, seqs: Sequences):
+        """(indices, padded sub-sequences) in length order, batch rows bounded by memory (K^2 per state)."""
+        lengths = seqs.lengths
+        order = np.argsort(lengths, kind="stable")
+        S = self.n_kc + 1
+        rows = int(max(1, min(self.config.batch_size * 8, 2**28 // (S * S * 4))))
+        for i in range(0, len(order), rows):
+            idx = order[i : i + rows]
+            yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), self._buckets()))
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "PsiKTFilter":
+        """Maximise the filter's marginal likelihood of ``data`` (windows of ``window`` steps).
+
+        Args:
+            data: training interactions (one KC per attempt unless
+                ``multi_kc=expand``; timestamps in ``time_unit`` are converted to days).
+            valid: validation learners for early stopping on next-step AUC, or ``None``.
+            key: JAX PRNG key or integer seed.
+            progress: callable receiving each epoch's record.
+            checkpoint: directory for per-epoch checkpoints.
+            resume: continue from ``checkpoint``.
+
+        Returns:
+            ``self``; ``meta`` holds ``history``, ``warnings`` and the stored
+            learners (``state_users``: training and validation learners).
+        """
+        cfg = self.config
+        self.vocab = data.vocab
+        self.meta = {"warnings": [], "inference": "filter"}
+        seed = core.seed_of(key)
+        frame = self._frame(data)
+        self.meta["grouped"] = bool(data.multi_kc)
+        unit = self._unit(data, fitting=True)
+        train = build_sequences(frame, window=cfg.window, min_len=2)
+        if train.mask.shape[0] == 0:
+            raise KTError(f"{data.source}: no learner has 2 or more attempts; psikt needs sequences")
+        vseqs = None
+        if valid is not None:
+            if valid.has_time != data.has_time:
+                raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
+            vseqs = build_sequences(self._frame(valid), window=cfg.window)
+        hyper = self._fhyper()
+        # Each KC's smoothed logit success rate starts b: the filter then begins at the KC-rate baseline.
+        skill = frame["skill_idx"].to_numpy()
+        y = frame["correct"].to_numpy().astype(np.float64)
+        ok = skill >= 0
+        succ = np.bincount(skill[ok], weights=y[ok], minlength=self.n_kc)
+        cnt = np.bincount(skill[ok], minlength=self.n_kc)
+        rate = (succ + 1.0) / (cnt + 2.0)
+        self.meta["base_rate"] = float(y.mean()) if len(y) else 0.5
+        b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
+        net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.graph_init_std, b0)
+        settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.patience, min_delta=1e-4, batch_size=cfg.batch_size,
+                                     lr=cfg.learning_rate(), buckets=self._buckets(), batching="bucket")
+        make_batch = functools.partial(self._make_batch, unit=unit)
+        try:
+            res = loop.fit(net0, pf.TrainLogits(hyper), train, vseqs, settings, jax.random.key(seed), on_epoch=progress,
+                           checkpoint=checkpoint, resume=resume, make_batch=make_batch)
+        except loop.NonFiniteLoss as exc:
+            self.params = FilterParams(exc.result.model, FilterState.empty(0, self.n_kc))
+            self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})
+            raise
+        self.meta.update({"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
+                          "train_windows": int(train.mask.shape[0]), "select_on": "auc"})
+        self.params = FilterParams(res.model, FilterState.empty(0, self.n_kc))
+        self.meta["state_users"] = []
+        for f in [frame] if valid is None else [frame, self._frame(valid)]:
+            self._store_states(*self._encode_states(f, unit))
+        return self
+
+    # -- filtering ------------------------------------------------------------------------------
+    def _filter(self, seqs: Sequences, unit, start: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Filter whole sequences; ``start`` = per-sequence stored states (m, P, t_last) or the prior.
+
+        Returns:
+            (final states per sequence, per-position outputs [N, T]: prob, share).
+        """
+        net, hyper = self.params.net, self._fhyper()
+        n, T = seqs.mask.shape
+        S = self.n_kc + 1
+        fin = {"m": np.zeros((n, S), np.float32), "P": np.zeros((n, S, S), np.float32)}
+        outs = {"prob": np.zeros((n, T)), "share": np.zeros((n, T))}
+        for idx, sub in self._batches(seqs):
+            B = _pow2(len(idx))
+            if start is None:
+                m0, P0 = _prior(net, hyper, B)
+                t_prev = None
+            else:
+                m0 = jnp.asarray(_pad_rows(start["m"][idx], B))
+                P0 = jnp.asarray(_pad_rows(start["P"][idx], B, eye=True))
+                t_prev = start["t_last"][idx]
+            (m, P), out = _run(net, m0, P0, self._steps(sub, unit, t_prev, rows=B), hyper)
+            k = len(idx)
+            fin["m"][idx], fin["P"][idx] = np.asarray(m)[:k], np.asarray(P)[:k]
+            Ts = min(sub.mask.shape[1], T)
+            outs["prob"][idx, :Ts] = np.asarray(out.prob)[:k, :Ts]
+            outs["share"][idx, :Ts] = np.asarray(out.share)[:k, :Ts]
+        return fin, outs
+
+    def _encode_states(self, frame: pl.DataFrame, unit, net=None) -> tuple[list[str], dict[str, np.ndarray]]:
+        """Filtered state after each learner's whole history in ``frame``."""
+        del net
+        seqs = build_sequences(frame.filter(pl.col("skill_idx") >= 0))
+        n = seqs.mask.shape[0]
+        fin, _ = self._filter(seqs, unit)
+        days = tr.seq_days(seqs, unit)
+        last = np.maximum(seqs.lengths - 1, 0)
+        fin["t_last"] = days[np.arange(n), last] if n else np.zeros(0)
+        fin["count"] = seqs.lengths.astype(np.float64)
+        uid = frame.filter(pl.col("skill_idx") >= 0)["user_id"].to_numpy()
+        users = [str(uid[r]) for r in seqs.row[:, 0]] if n else []
+        return users, fin
+
+    def _store_states(self, users: list[str], st: dict[str, np.ndarray]) -> None:
+        """Insert or replace learners' states (keyed by user id)."""
+        known = {u: i for i, u in enumerate(self.meta.get("state_users", []))}
+        old = self.params.state
+        fields = {}
+        rep = [(known[u], j) for j, u in enumerate(users) if u in known]
+        add = [j for j, u in enumerate(users) if u not in known]
+        for k in _FIELDS:
+            arr = getattr(old, k).copy()
+            v = np.asarray(st[k], arr.dtype)
+            if rep:
+                a, b = zip(*rep)
+                arr[list(a)] = v[list(b)]
+            if add:
+                arr = np.concatenate([arr, v[add]])
+            fields[k] = arr
+        self.meta["state_users"] = list(self.meta.get("state_users", [])) + [users[j] for j in add]
+        self.params = FilterParams(self.params.net, FilterState(**fields))
+
+    def _states_for(self, data: Interactions | None) -> tuple[list[str], dict[str, np.ndarray]]:
+        self._require_fitted()
+        if data is None:
+            st = self.params.state
+            return list(self.meta.get("state_users", [])), {k: getattr(st, k) for k in _FIELDS}
+        return self._encode_states(self._frame(data), self._unit(data))
+
+    def _start_for(self, users: list[str], st: dict[str, np.ndarray], wanted: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Stored states for ``wanted`` learners; the prior (t_last NaN) for learners without one."""
+        index = {u: i for i, u in enumerate(users)}
+        rows = np.array([index.get(u, -1) for u in wanted], np.int64)
+        has = rows >= 0
+        m0, P0 = (np.asarray(a[0]) for a in _prior(self.params.net, self._fhyper(), 1))
+        S = self.n_kc + 1
+        out = {"m": np.broadcast_to(m0, (len(wanted), S)).copy(), "P": np.broadcast_to(P0, (len(wanted), S, S)).copy(),
+               "t_last": np.full(len(wanted), np.nan), "count": np.zeros(len(wanted))}
+        if has.any():
+            for k in _FIELDS:
+                out[k][has] = st[k][rows[has]]
+        return out, has
+
+    # -- predictions ----------------------------------------------------------------------------
+    def _predict_probs(self, data: Interactions):
+        frame = self._frame(data)
+        unit = self._unit(data)
+        known = frame["skill_idx"].to_numpy() >= 0
+        sub = frame.filter(pl.col("skill_idx") >= 0)
+        seqs = build_sequences(sub)
+        _, outs = self._filter(seqs, unit)
+        probs = np.full(frame.height, self.meta.get("base_rate", 0.5))
+        vals = np.zeros(sub.height)
+        vals[seqs.row[seqs.mask]] = outs["prob"][seqs.mask]
+        probs[np.flatnonzero(known)] = vals
+        return _fuse(probs, frame["attempt"].to_numpy(), data.n_rows), {}
+
+    def _forecast(self, fframe: pl.DataFrame, unit, users: list[str], st: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
+        """Open-loop predictions for every row of ``fframe`` from the learners' filtered states."""
+        del net
+        hyper = self._fhyper()
+        prob = np.full(fframe.height, self.meta.get("base_rate", 0.5))
+        share = prob.copy()
+        known = np.flatnonzero(fframe["skill_idx"].to_numpy() >= 0)
+        sub = fframe.filter(pl.col("skill_idx") >= 0)
+        seqs = build_sequences(sub)
+        n = seqs.mask.shape[0]
+        if n == 0:
+            return {"prob": prob, "pos_share": share}
+        uid = sub["user_id"].to_numpy()
+        start, has = self._start_for(users, st, [str(uid[r]) for r in seqs.row[:, 0]])
+        days = tr.seq_days(seqs, unit)
+        if unit is None:  # the step index continues after the history
+            days = np.where(seqs.mask, start["count"][:, None] + np.arange(seqs.mask.shape[1])[None, :], np.nan)
+        t_prev = np.where(has, start["t_last"], days[:, 0])
+        dt = np.zeros_like(days)
+        dt[:, 0] = days[:, 0] - t_prev
+        dt[:, 1:] = days[:, 1:] - days[:, :-1]
+        dt = np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+        p_out = np.zeros(sub.height)
+        s_out = np.zeros(sub.height)
+        for idx, part in self._batches(seqs):
+            B = _pow2(len(idx))
+            T = part.mask.shape[1]
+            d = np.zeros((len(idx), T))
+            d[:, : min(T, dt.shape[1])] = dt[idx, :T]
+            p, s, _, _ = _forecast(self.params.net, jnp.asarray(_pad_rows(start["m"][idx], B)),
+                                   jnp.asarray(_pad_rows(start["P"][idx], B, eye=True)),
+                                   jnp.asarray(_pad_rows(np.maximum(part.skill, 0).astype(np.int32), B)),
+                                   jnp.asarray(_pad_rows(d.astype(np.float32), B)), hyper)
+            p, s = np.asarray(p)[: len(idx)], np.asarray(s)[: len(idx)]
+            p_out[part.row[part.mask]] = p[part.mask]
+            s_out[part.row[part.mask]] = s[part.mask]
+        prob[known], share[known] = p_out, s_out
+        return {"prob": prob, "pos_share": share}
+
+    def mastery(self, data: Interactions | None = None, at_days: float | None = None) -> pl.DataFrame:
+        """Filtered knowledge per learner x KC after the history.
+
+        Args:
+            data: interactions to filter; ``None`` = the learners stored in
+                the model (after training or ``update``).
+            at_days: propagate each state this many days (steps without
+                timestamps) past the learner's last interaction first.
+
+        Returns:
+            ``user_id``, ``skill_id``, ``z_mean``, ``z_std`` and
+            ``p_correct`` = E[sig(z + b)] (b: the KC's offset).
+        """
+        users, st = self._states_for(data)
+        hyper = self._fhyper()
+        K = self.n_kc
+        m, P = st["m"].astype(np.float32), st["P"].astype(np.float32)
+        if at_days is not None and len(users):
+            m, P = pf.propagate(self.params.net, jnp.asarray(m), jnp.asarray(P), jnp.full((len(users),), float(at_days), jnp.float32), hyper)
+        if len(users):
+            zm, zv = (np.asarray(a) for a in pf.knowledge(jnp.asarray(m), jnp.asarray(P), hyper))
+            p = np.asarray(pf.kc_probs(self.params.net, jnp.asarray(m), jnp.asarray(P), hyper))
+        else:
+            zm, zv, p = (np.zeros((0, K)) for _ in range(3))
+        std = np.sqrt(np.maximum(zv, 0.0))
+        return pl.DataFrame({
+            "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
+            "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
+            "z_mean": zm.ravel().astype(np.float64), "z_std": std.ravel().astype(np.float64),
+            "p_correct": p.ravel().astype(np.float64),
+        })
+
+    def traits(self, data: Interactions | None = None) -> pl.DataFrame:
+        """Per-learner traits: mu (filtered level, with its std); alpha, sigma, gamma are population values.
+
+        Args:
+            data: interactions to filter; ``None`` = the stored learners.
+
+        Returns:
+            The same columns as the amortised model's ``traits``
+            (``alpha_std``, ``sigma2_std`` and ``gamma_std`` are 0: shared values).
+        """
+        users, st = self._states_for(data)
+        t = pf.traits(self.params.net, self._fhyper())
+        K = self.n_kc
+        n = len(users)
+        mu = st["m"][:, K].astype(np.float64) if n else np.zeros(0)
+        mu_std = np.sqrt(np.maximum(st["P"][:, K, K], 0.0)).astype(np.float64) if n else np.zeros(0)
+        full = lambda v: np.full(n, float(v))  # noqa: E731
+        return pl.DataFrame({
+            "user_id": pl.Series(users, dtype=pl.String), "alpha": full(t.alpha), "alpha_std": full(0.0), "mu": mu, "mu_std": mu_std,
+            "sigma": full(np.sqrt(t.sigma2)), "sigma2": full(t.sigma2), "sigma2_std": full(0.0),
+            "gamma": full(t.gamma), "gamma_std": full(0.0),
+        })
+
+    def params_table(self) -> pl.DataFrame:
+        """Population parameters as a tidy table (alpha, sigma^2, gamma, priors, KC offsets)."""
+        self._require_fitted()
+        net = self.params.net
+        t = pf.traits(net, self._fhyper())
+        rows = [("alpha", "", "", float(t.alpha)), ("sigma2", "", "", float(t.sigma2)), ("gamma", "", "", float(t.gamma)),
+                ("mu_prior_mean", "", "", float(net.m_mu)), ("mu_prior_var", "", "", float(jnp.exp(net.log_v_mu))),
+                ("z0_offset", "", "", float(net.d0)), ("z0_var", "", "", float(jnp.exp(net.log_v0)))]
+        rows += [("kc_offset", str(s), "", float(v)) for s, v in zip(self.vocab.skill_id, np.asarray(net.b))]
+        return pl.DataFrame(rows, schema=["param", "row", "col", "value"], orient="row")
+
+    # -- continual learning ---------------------------------------------------------------------
+    def update(self, new: Interactions, *, steps: int | None = None, lr: float | None = None, key=0) -> dict:
+        """Continual update: the filter continues from each learner's stored state (no retraining).
+
+        The stored (mean, covariance) is the prior of the new interactions;
+        filtering them gives exactly the state that filtering the
+        concatenated history would (tested). Learners the model has not seen
+        start from the prior. The parameters are unchanged.
+
+        Args:
+            new: new interactions (encoded with this model's vocabulary), after
+                each learner's stored history.
+            steps, lr, key: unused (the amortised inference's options).
+
+        Returns:
+            Report: ``arrivals``, ``learners``, ``new_learners``,
+            ``interactions``, ``seconds``, ``seconds_per_update`` (per
+            interaction round), ``first_update_seconds``.
+        """
+        del steps, lr, key
+        self._require_fitted()
+        t0 = time.perf_counter()
+        frame = self._frame(new)
+        unit = self._unit(new)
+        sub = frame.filter(pl.col("skill_idx") >= 0)
+        seqs = build_sequences(sub)
+        uid = sub["user_id"].to_numpy()
+        wanted = [str(uid[r]) for r in seqs.row[:, 0]] if seqs.mask.shape[0] else []
+        users = list(self.meta.get("state_users", []))
+        st = {k: getattr(self.params.state, k) for k in _FIELDS}
+        start, has = self._start_for(users, st, wanted)
+        if unit is None:  # step index continues after the stored history
+            seqs = dataclasses.replace(seqs, start=seqs.start + start["count"].astype(np.int64))
+        days = tr.seq_days(seqs, unit)
+        first_t = days[:, 0] if len(wanted) else np.zeros(0)
+        backwards = int(((first_t < start["t_last"]) & has).sum())
+        start["t_last"] = np.where(has, np.minimum(start["t_last"], first_t), first_t)
+        fin, _ = self._filter(seqs, unit, start)
+        last = np.maximum(seqs.lengths - 1, 0)
+        fin["t_last"] = days[np.arange(len(wanted)), last] if len(wanted) else np.zeros(0)
+        fin["count"] = start["count"] + seqs.lengths
+        self._store_states(wanted, fin)
+        if backwards:
+            self._warn(f"{new.source}: {backwards} learners' new interactions start before their last stored one; gap set to 0")
+        total = time.perf_counter() - t0
+        rounds = int(seqs.lengths.max()) if len(wanted) else 0
+        report = {"arrivals": rounds, "learners": len(wanted), "new_learners": int((~has).sum()), "interactions": int(frame.height),
+                  "steps": 0, "seconds": total, "first_update_seconds": total, "seconds_per_update": total / max(rounds, 1)}
+        self.meta.setdefault("updates", []).append({k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")})
+        return report
+
+
+def _pad_rows(x: np.ndarray, B: int, eye: bool = False) -> np.ndarray:
+    """Pad the leading axis to B rows (identity covariances when ``eye``, so padded filters stay finite)."""
+    n = x.shape[0]
+    if n >= B:
+        return x
+    fill = np.zeros((B - n, *x.shape[1:]), x.dtype)
+    if eye:
+        fill[:] = np.eye(x.shape[-1], dtype=x.dtype)
+    return np.concatenate([x, fill])
