@@ -2,7 +2,7 @@
 
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
                               [--methods mastery,transition,causal-support,dkt] [--only gated-random,gated-curriculum,ou-graph]
-                              [--ou-effect 1] [--effect 0.8] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
+                              [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
                               [--dkt-hidden 64] [--dkt-epochs 20] [--out bench/results/graphs.json]
 
        python bench/graphs.py --kcs 10 --learners 1000 --only gated-random,gated-curriculum --methods mastery,transition
@@ -73,10 +73,10 @@ def simulate(part: str, K: int, N: int, T: int, seed: int, args):
     if part == "ou-graph":
         from kt.data.synthetic import simulate_ou_graph
 
-        return simulate_ou_graph(N, K, T, seed=seed, effect=args.ou_effect)
+        return simulate_ou_graph(N, K, T, seed=seed, effect=args.ou_effect, edge_prob=args.edge_prob)
     from kt.data.synthetic_gated import simulate_gated
 
-    return simulate_gated(N, K, T, seed=seed, schedule=part.split("-", 1)[1], effect=args.effect)
+    return simulate_gated(N, K, T, seed=seed, schedule=part.split("-", 1)[1], effect=args.effect, edge_prob=args.edge_prob)
 
 
 def ceiling(part: str, frame, truth) -> dict:
@@ -157,11 +157,12 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
     os.unlink(path)
     true = Truth([tuple(e) for e in truth["edges"]], truth["kcs"], "truth", "json")
     effect = args.ou_effect if part == "ou-graph" else args.effect
-    dataset = f"{part}/K{K}/N{N}/T{args.steps}" + ("" if effect == (1.0 if part == "ou-graph" else 0.8) else f"/effect{effect:g}")
+    dataset = (f"{part}/K{K}/N{N}/T{args.steps}" + ("" if effect == (1.0 if part == "ou-graph" else 0.8) else f"/effect{effect:g}")
+               + ("" if args.edge_prob == 0.3 else f"/p{args.edge_prob:g}"))
     base = {"dataset": dataset, "part": part, "generator": "gated" if part.startswith("gated") else "ou-graph",
             "schedule": part.split("-", 1)[1] if part.startswith("gated") else "ou-graph curriculum (30% decoupled)",
             "kcs": K, "learners": N, "steps": args.steps, "seed": seed, "n_true_edges": len(truth["edges"]),
-            "effect": effect, "impl": "kt"}
+            "effect": effect, "edge_prob": args.edge_prob, "impl": "kt"}
     ceil = ceiling(part, frame, truth) if args.ceiling and (args.ceiling_seeds is None or seed in args.ceiling_seeds) else {}
     rows = []
     methods = list(args.methods)
@@ -219,6 +220,7 @@ def main(argv=None) -> None:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--only", default=",".join(PARTS), help="parts to run: " + ", ".join(PARTS))
     ap.add_argument("--effect", type=float, default=0.8, help="gated: gate strength")
+    ap.add_argument("--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)")
     ap.add_argument("--ou-effect", type=float, default=1.0, help="ou-graph: scale of the graph term")
     ap.add_argument("--no-ceiling", dest="ceiling", action="store_false")
     ap.add_argument("--ceiling-seeds", default=None, help="compute the ceiling only for these seeds (default: all)")
