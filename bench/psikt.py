@@ -1,13 +1,22 @@
 """PSI-KT acceptance bench: graph and trait recovery on the ou-graph generator, update speed,
-an EdNet within-learner comparison with DKT/BKT/majority, and training-cost scaling.
+an EdNet within-learner comparison with DKT/BKT/majority, training-cost scaling, and the
+headline comparison over training-cohort sizes on real data (part ``cohorts``).
 
 Usage: python bench/psikt.py [--seeds 0,1,2] [--learners 1000] [--steps 50] [--kcs 10]
                              [--set key=value ...] [--ablation] [--oracle] [--no-real] [--no-scaling]
-                             [--only synthetic,oracle,ednet,scaling] [--ednet-seed 0]
+                             [--only synthetic,oracle,ednet,scaling,cohorts] [--ednet-seed 0]
                              [--scaling-sizes 100,1000,10000] [--scaling-kcs 100] [--scaling-epochs 3]
+                             [--datasets ednet_small,assist2015] [--cohorts 100,1000,all]
+                             [--models psikt-filter,psikt-amortized,bkt,dkt,majority]
+                             [--model-cohorts MODEL=C1,C2 ...] [--cohort-seeds-at COHORT=S1,S2 ...] [--fresh]
                              [--out PATH]
 
        python bench/psikt.py --only ednet,scaling    # rerun only these parts, keep the other rows of --out
+       python bench/psikt.py --only cohorts          # the cohorts comparison (seeds 0-4; resumable, see below)
+       python bench/psikt.py --only cohorts --datasets ednet_small --cohorts 100 --seeds 0 --models bkt,majority  # smoke
+       python bench/psikt.py --only cohorts --model-cohorts psikt-amortized=100 --cohort-seeds-at 1000=0,1,2
+
+``--seeds`` defaults to 0,1,2 for the synthetic/oracle parts and to 0,1,2,3,4 for ``cohorts``.
 
 Synthetic protocol (issue 6; shared/spec/PSIKT.md "Tests that prove it" 13):
 for each seed, ``simulate_ou_graph(learners, kcs, steps, seed)`` with the
@@ -54,6 +63,35 @@ number of epochs (no validation, no early stopping) in a fresh child
 process per size; seconds per epoch, total training seconds, child peak
 RSS, and time per learner relative to the smallest size (linear cost =
 constant ratio).
+
+Cohorts (part ``cohorts``; issue 15 item 4, the headline comparison):
+datasets ednet_small (real timestamps), assist2015 (DKVMN 3-line train file,
+13,593 learners; no timestamps, so the step index is the time) and, on
+request, assist2009 (Gervet train file, KC-set ids; no timestamps). Eligible
+learners have >= 20 interactions. Per (dataset, cohort, seed) one seeded
+permutation of the eligible learners gives, disjoint: 200 test learners
+(100 when fewer than 320 are eligible, as on ednet_small with 298), then a
+training cohort of N learners (100, 1000, or ``all`` = the largest N whose
+validation set still fits) and then max(20, round(0.2 N)) validation
+learners; a cohort size the dataset cannot supply is skipped. The test
+learners of a seed are the same at every cohort size and the cohorts are
+nested. Every learner contributes its first 200 interactions (a cap that
+bounds compute; test learners too). Every model sees exactly the same
+learners and positions: PSI-KT with filter inference, PSI-KT amortized
+(40 epochs, patience 5), DKT (both early-stopped on the validation learners,
+the models' own selection scores), BKT (EM, no validation) and majority.
+Scored on the test learners: kt's psikt-window protocol (observe 1-10,
+predict 11-20 open loop; accuracy/F1 at 0.5 and AUC, the same code for every
+model), the share of predictions with prob > 0.5 at horizon step 10 (and
+over the window) next to the observed correct rate there (open-loop
+forecasts must not collapse to one class), next-step AUC/accuracy on the
+test learners' capped sequences, training seconds, epochs run / best epoch.
+One row per (dataset, cohort, seed, model), written to --out as soon as it
+finishes; a rerun skips the rows already there (``--fresh`` starts over), so
+a partial run keeps its rows. Summary rows per (dataset, cohort, model) hold
+mean and sd over seeds; psikt-filter's carries ``acceptance``: its mean
+window accuracy against the better of BKT and DKT, and when it misses, by
+how many sds of the seed-paired difference.
 
 Writes bench/results/psikt.json (rows per shared/BENCHMARKS.md).
 """
@@ -332,6 +370,330 @@ def ednet(seed: int, sets: dict) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Part ``cohorts`` (issue 15 item 4): PSI-KT against BKT/DKT/majority over training-cohort sizes.
+COHORT_DATASETS: dict[str, tuple[str, str]] = {
+    # name -> (file under shared/data, description)
+    "ednet_small": ("ednet_small/preprocessed_data_test.csv.gz", "EdNet KT1 sample (Gervet TSV-5 test split), real timestamps"),
+    "assist2015": ("assist2015/dkvmn/assist2015_train.csv.gz",
+                   "ASSISTments 2015 (DKVMN 3-line train file), no timestamps: time = step index"),
+    "assist2009": ("assist2009/gervet/preprocessed_data_train.csv.gz",
+                   "ASSISTments 2009 (Gervet TSV-5 train file, KC-set ids), no timestamps: time = step index"),
+}
+COHORT_MIN = 20          # eligible learners: >= 20 interactions
+COHORT_TEST = 200        # test learners (100 when the dataset has too few eligible learners)
+COHORT_TEST_SMALL = 100
+COHORT_CAP = 200         # each learner contributes its first 200 interactions (bounds compute)
+COHORT_HORIZON_STEP = 10  # positive share of the open-loop forecast at this horizon step
+COHORT_VERSION = 1       # rows of another protocol version are not reused by a resumed run
+COHORT_MODELS: dict[str, tuple[str, list[str], bool]] = {
+    # label -> (registry name, --set options, fit with the validation learners)
+    "psikt-filter": ("psikt", ["inference=filter"], True),
+    "psikt-amortized": ("psikt", ["inference=amortized", "epochs=40", "patience=5"], True),
+    "bkt": ("bkt", [], False),
+    "dkt": ("dkt", [], True),
+    "majority": ("majority", [], False),
+}
+COHORT_SUMMARY_KEYS = ("accuracy", "f1", "auc", "next_auc", "next_accuracy", "positive_share_h10", "observed_correct_h10",
+                       "train_seconds", "epochs_run", "best_epoch")
+
+
+def _valid_size(n: int) -> int:
+    return max(20, int(round(0.2 * n)))
+
+
+def cohort_split(eligible, cohort: str, seed: int) -> dict | None:
+    """Disjoint test / train / validation learners for one (cohort, seed); None when the dataset cannot supply it.
+
+    One permutation per seed (``numpy.random.default_rng(seed)``) of the sorted eligible learners: the first
+    ``COHORT_TEST`` (``COHORT_TEST_SMALL`` when fewer than test + 100 + 20 are eligible) are the test learners,
+    the next N the training cohort, the next max(20, round(0.2 N)) the validation learners. ``all`` takes the
+    largest N whose validation set still fits. The test learners of a seed are the same for every cohort size,
+    and the training cohorts of one seed are nested.
+    """
+    import numpy as np
+
+    eligible = np.sort(np.asarray(eligible))
+    perm = np.random.default_rng(seed).permutation(eligible)
+    n_test = COHORT_TEST if len(eligible) >= COHORT_TEST + 100 + _valid_size(100) else COHORT_TEST_SMALL
+    rest = len(eligible) - n_test
+    if cohort == "all":
+        n = int(rest / 1.2)
+        while n > 0 and n + _valid_size(n) > rest:
+            n -= 1
+        while n + 1 + _valid_size(n + 1) <= rest:
+            n += 1
+    else:
+        n = int(cohort)
+    if n < 1 or n + _valid_size(n) > rest:
+        return None
+    v = _valid_size(n)
+    test, train, valid = perm[:n_test], perm[n_test:n_test + n], perm[n_test + n:n_test + n + v]
+    assert not (set(test) & set(train) or set(test) & set(valid) or set(train) & set(valid))
+    return {"test": np.sort(test), "train": np.sort(train), "valid": np.sort(valid), "n_train": n, "n_valid": v,
+            "n_test": n_test, "n_eligible": len(eligible)}
+
+
+def _cohort_data(name: str):
+    """(interactions, eligible learner ids, description) of a cohorts dataset."""
+    import numpy as np
+    import polars as pl
+
+    import kt
+
+    rel, desc = COHORT_DATASETS[name]
+    path = SHARED / rel
+    if not path.exists():
+        raise SystemExit(f"cohorts: {path} not found (shared data)")
+    data = kt.load(str(path))
+    counts = data.frame.group_by("user_idx").len()
+    eligible = np.sort(counts.filter(pl.col("len") >= COHORT_MIN)["user_idx"].to_numpy())
+    has_time = data.frame["timestamp"].null_count() == 0
+    desc = (f"{name}: {desc}; {data.n_users:,} learners, {data.n_rows:,} rows, {len(data.vocab.skill_id)} KCs, "
+            f"{len(eligible):,} learners with >= {COHORT_MIN} interactions; time: {'timestamps' if has_time else 'step index'}")
+    return data, eligible, desc
+
+
+def _horizon_share(model, test, step: int = COHORT_HORIZON_STEP) -> dict:
+    """Share of open-loop predictions with prob > 0.5 at one horizon step (and over the window) vs the observed rate.
+
+    Uses the window of the psikt-window protocol (observe 10, predict 11-20, learners with all 20) through
+    ``model.predict_ahead`` directly (kt.eval.multistep.split_history), as the protocol does.
+    """
+    import numpy as np
+
+    from kt.eval.multistep import split_history
+
+    hist, fut, _ = split_history(test, history=10, horizon=10, require_full=True)
+    preds = model.predict_ahead(hist, fut, "nonacc")
+    s = preds.filter(preds["step"] == step)
+    p, y = s["prob"].to_numpy(), s["correct"].to_numpy()
+    pa, ya = preds["prob"].to_numpy(), preds["correct"].to_numpy()
+    return {f"positive_share_h{step}": float(np.mean(p > 0.5)), f"observed_correct_h{step}": float(np.mean(y)),
+            f"mean_prob_h{step}": float(np.mean(p)), f"n_h{step}": int(len(p)),
+            "positive_share_window": float(np.mean(pa > 0.5)), "observed_correct_window": float(np.mean(ya))}
+
+
+def _kt_revision() -> str:
+    """HEAD commit, plus ``+dirty`` when kt/ has uncommitted changes (the package under test is edited concurrently)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kt"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def cohort_run(label: str, data_name: str, cohort: str, seed: int, train, valid, test, split: dict, desc: str) -> dict:
+    """Fit one model on one (dataset, cohort, seed) draw and score it on the test learners."""
+    import jax
+
+    from kt.eval.protocols import EvalSpec
+    from kt.models.base import create
+
+    reg, sets, with_valid = COHORT_MODELS[label]
+    model = create(reg, sets=list(sets))
+    t0 = time.perf_counter()
+    model.fit(train, valid=valid if with_valid else None, key=seed, progress=lambda r: print(
+        f"      {label} epoch {r.get('epoch')}: loss {r.get('train_loss', float('nan')):.4f} "
+        f"valid {r.get('valid_score', r.get('valid_auc', float('nan'))):.4f} ({r.get('seconds', float('nan')):.1f}s)", flush=True))
+    train_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    win = EvalSpec("psikt-window", breakdown=False).run(model, test)
+    nxt = EvalSpec("next", breakdown=False).run(model, test)
+    share = _horizon_share(model, test)
+    eval_s = time.perf_counter() - t1
+    hist = model.meta.get("history") if isinstance(model.meta, dict) else None
+    row = {
+        "experiment": "cohorts", "cohort_version": COHORT_VERSION, "dataset": data_name, "cohort": cohort, "seed": seed,
+        "model": label, "impl": "kt", "options": sets, "validation_used": with_valid,
+        "protocol": "psikt-window", "split": (f"seed {seed}: {split['n_test']} test / {split['n_train']} train / "
+                                              f"{split['n_valid']} validation learners of {split['n_eligible']} eligible "
+                                              f"(>= {COHORT_MIN} interactions); first {COHORT_CAP} interactions each"),
+        "train_learners": split["n_train"], "valid_learners": split["n_valid"], "test_learners": split["n_test"],
+        "train_rows": train.n_rows, "valid_rows": valid.n_rows, "test_rows": test.n_rows,
+        "accuracy": win["accuracy"], "f1": win["f1"], "auc": win["auc"], "n_scored": win["scored_rows"],
+        "scored_learners": win["split_learners"], "predict_ahead": win["predict_ahead"],
+        "frac_correct_scored": float(sum(s["frac_correct"] * s["n"] for s in win["by_step"]) / win["scored_rows"]),
+        "by_step_accuracy": [round(s["accuracy"], 4) for s in win["by_step"]],
+        "by_step_mean_pred": [round(s["mean_pred"], 4) for s in win["by_step"]],
+        **share,
+        "next_auc": nxt["auc"], "next_accuracy": nxt["accuracy"], "next_n_scored": nxt.get("scored_rows"),
+        "train_seconds": train_s, "eval_seconds": eval_s,
+        "epochs_run": len(hist) if hist else None, "best_epoch": model.meta.get("best_epoch") if isinstance(model.meta, dict) else None,
+        "peak_rss_mb": _rss_mb(), "jax": jax.__version__, "kt_revision": _kt_revision(), "data": desc,
+    }
+    if "sample_accuracy" in win:
+        row["sample_accuracy"], row["sample_f1"] = win["sample_accuracy"], win["sample_f1"]
+    print(f"    {data_name} {cohort} seed {seed} {label:16} window acc {row['accuracy']:.3f} F1 {row['f1']:.3f} "
+          f"AUC {row['auc']:.3f} | next AUC {row['next_auc']:.3f} | pos@10 {row['positive_share_h10']:.2f} "
+          f"(obs {row['observed_correct_h10']:.2f}) | {train_s:.1f}s train, {eval_s:.1f}s eval", flush=True)
+    return row
+
+
+def _msd(vals) -> tuple[float | None, float | None]:
+    import numpy as np
+
+    v = np.asarray([x for x in vals if x is not None and x == x], float)
+    if not len(v):
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) > 1 else None)
+
+
+def cohort_summaries(seed_rows: list[dict]) -> list[dict]:
+    """Mean ± sd over seeds per (dataset, cohort, model); PSI-KT-filter rows carry the acceptance entry."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in seed_rows:
+        groups.setdefault((r["dataset"], r["cohort"], r["model"]), []).append(r)
+    out = []
+    for (ds, co, m), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        row = {"experiment": "cohorts", "summary": True, "cohort_version": COHORT_VERSION, "dataset": ds, "cohort": co,
+               "model": m, "impl": "kt", "protocol": "psikt-window", "seeds": [r["seed"] for r in rs],
+               "train_learners": sorted({r["train_learners"] for r in rs}), "test_learners": rs[0]["test_learners"]}
+        for k in COHORT_SUMMARY_KEYS:
+            row[k], row[f"{k}_sd"] = _msd([r.get(k) for r in rs])
+        out.append(row)
+    for row in out:
+        if row["model"] != "psikt-filter":
+            continue
+        ds, co = row["dataset"], row["cohort"]
+        base = {r["model"]: r for r in out if r["dataset"] == ds and r["cohort"] == co and r["model"] in ("bkt", "dkt")}
+        if not base:
+            continue
+        best = max(base.values(), key=lambda r: r["accuracy"])
+        mine = {r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, "psikt-filter")}
+        theirs = {r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, best["model"])}
+        paired = sorted(set(mine) & set(theirs))
+        d = np.array([mine[s] - theirs[s] for s in paired])
+        gap = float(d.mean()) if len(d) else None
+        sd = float(d.std(ddof=1)) if len(d) > 1 else None
+        met = gap is not None and gap >= 0
+        row["acceptance"] = {
+            "criterion": "mean window accuracy of psikt-filter >= that of the better of bkt and dkt (paired by seed)",
+            "best_baseline": best["model"], "psikt_filter_accuracy": row["accuracy"], "best_baseline_accuracy": best["accuracy"],
+            "paired_seeds": paired, "mean_difference": gap, "sd_difference": sd, "met": met,
+            "miss_in_sd": (None if met or not sd else float(-gap / sd)),
+        }
+    return sorted(out, key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), list(COHORT_MODELS).index(r["model"])
+                                      if r["model"] in COHORT_MODELS else 99))
+
+
+def _cohort_order(c: str) -> int:
+    return 10**9 if c == "all" else int(c)
+
+
+def _cohort_key(r: dict) -> tuple:
+    return (r["dataset"], r["cohort"], r["seed"], r["model"])
+
+
+def _write_results(path: str, rows: list[dict]) -> None:
+    load = os.getloadavg()[0]
+    out = {
+        "machine": f"{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()}); shared with other jobs "
+                   f"(load average at end {load:.2f}), so timings are indicative",
+        "date": dt.date.today().isoformat(),
+        "versions": {"kt": __import__("kt").__version__, "jax": __import__("jax").__version__},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": rows,
+    }
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(json.dumps(out, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def cohorts(args) -> list[dict]:
+    """Part ``cohorts``: every (dataset, cohort, seed, model) row, written to --out as it finishes (resumable)."""
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    cohort_list = [c.strip() for c in args.cohorts.split(",") if c.strip()]
+    seeds = [int(s) for s in (args.seeds or "0,1,2,3,4").split(",") if s.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    bad = [d for d in datasets if d not in COHORT_DATASETS] + [m for m in models if m not in COHORT_MODELS] + \
+        [c for c in cohort_list if c != "all" and not c.isdigit()]
+    if bad:
+        raise SystemExit(f"cohorts: unknown {bad}; datasets {list(COHORT_DATASETS)}, models {list(COHORT_MODELS)}, cohorts N or all")
+    limits = {}  # model -> cohorts it runs at (--model-cohorts psikt-amortized=100)
+    for spec in args.model_cohorts:
+        m, _, cs = spec.partition("=")
+        limits[m.strip()] = {c.strip() for c in cs.split(",") if c.strip()}
+    seed_limits = {}  # cohort -> seeds (--cohort-seeds-at 1000=0,1,2)
+    for spec in args.cohort_seeds_at:
+        c, _, ss = spec.partition("=")
+        seed_limits[c.strip()] = {int(s) for s in ss.split(",") if s.strip()}
+    old = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
+    others = [r for r in old if _part(r) != "cohorts"]
+    done = {} if args.fresh else {_cohort_key(r): r for r in old if _part(r) == "cohorts" and not r.get("summary")
+                                  and r.get("cohort_version") == COHORT_VERSION}
+    kept = dict(done)  # rows of the previous run are kept (and reused) unless --fresh
+
+    def flush():
+        seed_rows = sorted(kept.values(), key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), r["seed"],
+                                                        list(COHORT_MODELS).index(r["model"])))
+        _write_results(args.out, others + seed_rows + cohort_summaries(seed_rows))
+        return seed_rows
+
+    for ds in datasets:
+        data, eligible, desc = _cohort_data(ds)
+        print(f"  {desc}", flush=True)
+        for co in cohort_list:
+            for seed in seeds:
+                if co in seed_limits and seed not in seed_limits[co]:
+                    continue
+                todo = [m for m in models if co in limits.get(m, {co}) and (ds, co, seed, m) not in done]
+                if not todo:
+                    continue
+                split = cohort_split(eligible, co, seed)
+                if split is None:
+                    print(f"  {ds}: cohort {co} does not fit ({len(eligible)} eligible learners); skipped", flush=True)
+                    break
+                train = _head(data.subset(split["train"]), COHORT_CAP)
+                valid = _head(data.subset(split["valid"]), COHORT_CAP)
+                test = _head(data.subset(split["test"]), COHORT_CAP)
+                print(f"  {ds} cohort {co} seed {seed}: {split['n_train']} train ({train.n_rows:,} rows) / {split['n_valid']} "
+                      f"valid / {split['n_test']} test learners", flush=True)
+                for m in todo:
+                    row = cohort_run(m, ds, co, seed, train, valid, test, split, desc)
+                    notes = []
+                    if m in limits:
+                        notes.append(f"{m} runs only at cohorts {sorted(limits[m], key=_cohort_order)} in this run (compute budget)")
+                    if co in seed_limits:
+                        notes.append(f"cohort {co} runs seeds {sorted(seed_limits[co])} only in this run (compute budget)")
+                    row["notes"] = "; ".join(notes)
+                    kept[(ds, co, seed, m)] = row
+                    flush()
+    seed_rows = flush()
+    return seed_rows + cohort_summaries(seed_rows)
+
+
+def cohorts_table(rows: list[dict]) -> None:
+    """Mean ± sd table of the cohorts summary rows."""
+    def f(r, k, w=5, d=3):
+        m, s = r.get(k), r.get(f"{k}_sd")
+        if m is None:
+            return " " * (2 * w + 1)
+        return f"{m:{w}.{d}f}±{s:<{w}.{d}f}" if s is not None else f"{m:{w}.{d}f}{'':{w + 1}}"
+
+    summ = [r for r in rows if r.get("experiment") == "cohorts" and r.get("summary")]
+    if not summ:
+        return
+    print(f"\n{'dataset':12} {'cohort':>6} {'model':16} {'n':>2} {'acc':^11} {'F1':^11} {'AUC':^11} {'next AUC':^11} "
+          f"{'pos@10':^11} {'obs@10':^11} {'train s':^15}")
+    for r in summ:
+        print(f"{r['dataset']:12} {r['cohort']:>6} {r['model']:16} {len(r['seeds']):2d} {f(r, 'accuracy')} {f(r, 'f1')} "
+              f"{f(r, 'auc')} {f(r, 'next_auc')} {f(r, 'positive_share_h10')} {f(r, 'observed_correct_h10')} "
+              f"{f(r, 'train_seconds', 7, 1)}")
+        a = r.get("acceptance")
+        if a:
+            miss = "" if a["met"] else (f", misses by {a['miss_in_sd']:.1f} sd of the paired difference" if a["miss_in_sd"] is not None else "")
+            print(f"{'':38}acceptance vs {a['best_baseline']}: {a['mean_difference']:+.3f} "
+                  f"({'met' if a['met'] else 'not met'}{miss})")
+
+
 def scaling_child(n: int, kcs: int, steps: int, epochs: int, seed: int) -> None:
     """One scaling measurement (run in a fresh process): fixed epochs, no validation, no early stopping."""
     from kt.data.synthetic import simulate_ou_graph
@@ -435,13 +797,15 @@ def identifiability(seed: int, args, particles: int = 128) -> dict:
     return out
 
 
-PARTS = ("synthetic", "oracle", "ednet", "scaling")
+PARTS = ("synthetic", "oracle", "ednet", "scaling", "cohorts")
 
 
 def _part(row: dict) -> str:
     """Which part of the bench wrote a result row (for --only replacement)."""
     if row.get("experiment") == "scaling":
         return "scaling"
+    if row.get("experiment") == "cohorts":
+        return "cohorts"
     if row.get("protocol") in ("psikt-window", "psikt-within-learner"):
         return "ednet"
     if "identifiability" in row.get("dataset", ""):
@@ -451,7 +815,7 @@ def _part(row: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default=None, help="seeds (synthetic/oracle default 0,1,2; cohorts default 0,1,2,3,4)")
     ap.add_argument("--learners", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--kcs", type=int, default=10)
@@ -459,7 +823,7 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="psikt option key=value (repeatable)")
     ap.add_argument("--only", default=None,
                     help=f"comma list of parts to run ({', '.join(PARTS)}); their rows replace the same parts' rows in --out, "
-                         "the other rows are kept (default: synthetic, ednet and scaling, written afresh)")
+                         "the other rows are kept (default: synthetic, ednet and scaling, written afresh; cohorts rows are kept)")
     ap.add_argument("--no-real", action="store_true", help="skip the EdNet comparison (default run)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling part (default run)")
     ap.add_argument("--ablation", action="store_true", help="also run seed 0 with decoupled practice 0 (identifiability)")
@@ -470,6 +834,16 @@ def main() -> None:
     ap.add_argument("--scaling-sizes", default="100,1000,10000", help="learner counts of the scaling part")
     ap.add_argument("--scaling-kcs", type=int, default=100)
     ap.add_argument("--scaling-epochs", type=int, default=3, help="fixed epochs per scaling run (no early stopping)")
+    ap.add_argument("--datasets", default="ednet_small,assist2015",
+                    help=f"cohorts: datasets ({', '.join(COHORT_DATASETS)})")
+    ap.add_argument("--cohorts", default="100,1000,all", help="cohorts: training cohort sizes (N or all)")
+    ap.add_argument("--models", default=",".join(COHORT_MODELS), help=f"cohorts: models ({', '.join(COHORT_MODELS)})")
+    ap.add_argument("--model-cohorts", action="append", default=[], metavar="MODEL=C1,C2",
+                    help="cohorts: run MODEL only at these cohorts (repeatable; e.g. psikt-amortized=100)")
+    ap.add_argument("--cohort-seeds-at", action="append", default=[], metavar="COHORT=S1,S2",
+                    help="cohorts: run this cohort only with these seeds (repeatable; e.g. 1000=0,1,2)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="cohorts: discard the cohorts rows already in --out (default: keep them and skip those rows)")
     ap.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "psikt.json"))
     args = ap.parse_args()
@@ -492,7 +866,7 @@ def main() -> None:
     for kv in args.sets:
         k, _, v = kv.partition("=")
         sets[k.strip()] = v.strip()
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = [int(s) for s in (args.seeds or "0,1,2").split(",") if s.strip()]
     rows = []
     if "synthetic" in run:
         for seed in seeds:
@@ -524,9 +898,13 @@ def main() -> None:
         rows += ednet(args.ednet_seed, sets)
     if "scaling" in run:
         rows += scaling(args)
+    if "cohorts" in run:
+        rows += cohorts(args)
     if only and Path(args.out).exists():  # keep the other parts' rows of the previous run
         old = json.loads(Path(args.out).read_text())["rows"]
         rows = [r for r in old if _part(r) not in only] + rows
+    elif Path(args.out).exists():  # a default run is written afresh, except the (long) cohorts rows it does not rerun
+        rows = [r for r in json.loads(Path(args.out).read_text())["rows"] if _part(r) == "cohorts"] + rows
         for r in rows:
             if "mean_edge_auroc" in r:
                 r["notes"] = NOTE_MEAN
@@ -560,6 +938,7 @@ def main() -> None:
             print(f"scaling {r['learners']:>6} learners: {r['seconds_per_epoch_steady']:8.2f} s/epoch, "
                   f"{r['ms_per_learner_epoch']:.2f} ms/learner-epoch (x{r['per_learner_time_ratio_vs_smallest']:.2f}), "
                   f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    cohorts_table(rows)
 
 
 if __name__ == "__main__":

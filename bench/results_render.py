@@ -112,7 +112,7 @@ SCRIPTS: tuple[Script, ...] = (
              "(the lr 1e-4 one runs about 90 epochs).",
     ),
     Script(
-        "psikt", "psikt.json", "PSI-KT on simulated OU-graph data (+ EdNet row)",
+        "psikt", "psikt.json", "PSI-KT on simulated OU-graph data (+ EdNet rows, training-cohort comparison)",
         full=(("--ablation",),), quick=(("--seeds", "0", "--learners", "200", "--steps", "20", "--no-real"),),
         note="Edge AUROC/AUPRC against the true prerequisite DAG and Spearman correlations of inferred vs true traits; "
              "seconds per continual update of all learners (compiled). The EdNet row uses the within-learner protocol "
@@ -400,12 +400,37 @@ def sec_psikt(d: dict) -> tuple[list[str], list[str], None]:
             ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
             ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb")))]
     extra = []
-    for r in d.get("rows", []):
+    rows = [r for r in d.get("rows", []) if r.get("experiment") != "cohorts"]
+    for r in rows:
         if isinstance(r.get("acceptance"), dict):
             extra.append("- Acceptance: " + ", ".join(f"{k}: {'met' if v else 'not met'}" for k, v in r["acceptance"].items()))
+    lines = md_table(rows, cols)
+    summ = [r for r in d.get("rows", []) if r.get("experiment") == "cohorts" and r.get("summary")]
+    if summ:
+        def pm(key, digits=3):
+            def cell(r):
+                m, s = _num(r.get(key)), _num(r.get(key + "_sd"))
+                if m is None:
+                    return ""
+                return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None else f"{m:.{digits}f}"
+            return cell
+
+        ccols = [("dataset", "dataset"), ("cohort", "cohort"), ("model", "model"), ("seeds", lambda r: len(r.get("seeds") or [])),
+                 ("window acc", pm("accuracy")), ("window F1", pm("f1")), ("window AUC", pm("auc")),
+                 ("next-step AUC", pm("next_auc")), ("prob > 0.5 at step 10", pm("positive_share_h10", 2)),
+                 ("observed at step 10", pm("observed_correct_h10", 2)), ("train s", pm("train_seconds", 1))]
+        lines += ["", "Training-cohort comparison (part `cohorts`; mean ± sd over seeds; test learners, observe 1-10, "
+                  "predict 11-20 open loop):", ""] + md_table(summ, ccols)
+        for r in summ:
+            a = r.get("acceptance")
+            if isinstance(a, dict) and _num(a.get("mean_difference")) is not None:
+                miss = "" if a.get("met") or _num(a.get("miss_in_sd")) is None else f", short by {a['miss_in_sd']:.1f} sd of the paired difference"
+                extra.append(f"- Acceptance ({r['dataset']}, cohort {r['cohort']}): psikt-filter window accuracy minus "
+                             f"{a.get('best_baseline')} {signed(a['mean_difference'], 3)} over seeds {a.get('paired_seeds')}: "
+                             f"{'met' if a.get('met') else 'not met'}{miss}.")
     if _num(d.get("peak_rss_mb")) is not None:
         extra.append(f"- Peak RSS of the whole run: {f0(d['peak_rss_mb'])} MB.")
-    return md_table(d.get("rows", []), cols), extra, None
+    return lines, extra, None
 
 
 def sec_ingest(d: dict) -> tuple[list[str], list[str], None]:
