@@ -103,9 +103,14 @@ def mastery_features(data: Interactions, *, decay: float = 0.5, prior_weight: fl
     base = a_y.mean()
     ability = (tot_y[u] - y + 2 * base) / (tot_n[u] - 1 + 2)
 
+    R = len(kc)
+    if R * K * 4 > 4e9:  # the (rows x KCs) feature matrix
+        raise KTError(f"{data.source}: the mastery graph needs {R * K * 4 / 1e9:.1f} GB for {R:,} KC-attempts x {K:,} KCs; "
+                      "run it on a sample of learners")
+    # Walk the sequences position by position (all learners' n-th attempts at once); the cost is
+    # O(rows x K), touching only the learners who have an attempt at that position.
     order = np.lexsort((att, pos))
     bounds = np.r_[0, np.flatnonzero(np.diff(pos[order]) != 0) + 1, len(order)]
-    R = len(kc)
     other = np.zeros((R, K), np.float32)
     controls = np.zeros((R, N_CONTROLS))
     S = np.zeros((N, K))  # decayed successes
@@ -114,20 +119,19 @@ def mastery_features(data: Interactions, *, decay: float = 0.5, prior_weight: fl
     for b0, b1 in zip(bounds[:-1], bounds[1:]):
         rows = order[b0:b1]
         ur, kr = u[rows], kc[rows]
-        m = (S + prior_weight * mbar) / (W + prior_weight) - mbar  # deviations before this attempt
-        tagged = np.zeros((N, K), bool)
-        tagged[ur, kr] = True
-        other[rows] = np.where(tagged[ur], 0.0, m[ur])
-        controls[rows, 0] = m[ur, kr]
+        m = (S[ur] + prior_weight * mbar) / (W[ur] + prior_weight) - mbar  # deviations before this attempt
+        # KCs of the same attempt (one attempt per learner at a position) are not features of each other.
+        users, inv = np.unique(ur, return_inverse=True)
+        tagged = np.zeros((len(users), K), bool)
+        tagged[inv, kr] = True
+        other[rows] = np.where(tagged[inv], 0.0, m)
+        controls[rows, 0] = m[np.arange(len(rows)), kr]
         controls[rows, 1] = np.log1p(C[ur, kr])
         controls[rows, 3] = np.log1p(pos[rows])
-        # Update each practised KC once per attempt with the attempt's outcome.
-        uu, kk = np.nonzero(tagged)
-        yy = np.zeros((N, K))
-        yy[ur, kr] = y[rows]
-        S[uu, kk] = decay * S[uu, kk] + yy[uu, kk]
-        W[uu, kk] = decay * W[uu, kk] + 1.0
-        C[uu, kk] += 1.0
+        # Each practised KC takes the attempt's outcome (each (learner, KC) appears once per position).
+        S[ur, kr] = decay * S[ur, kr] + y[rows]
+        W[ur, kr] = decay * W[ur, kr] + 1.0
+        C[ur, kr] += 1.0
     controls[:, 2] = ability
     return kc, y, controls, other
 
