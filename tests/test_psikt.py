@@ -342,7 +342,7 @@ def test_arrival_prior_is_the_propagated_posterior(propagated):
 
 # --- the model ---------------------------------------------------------------------------------------
 
-CFG = {"epochs": 2, "batch_size": 16, "mc_samples": 4, "dim": 8, "update_steps": 3}
+CFG = {"inference": "amortized", "epochs": 2, "batch_size": 16, "mc_samples": 4, "dim": 8, "update_steps": 3}
 
 
 @pytest.fixture(scope="module")
@@ -505,7 +505,7 @@ def recovery(tmp_path_factory):
     frame, truth = simulate_ou_graph(1000, 10, 50, seed=0)
     data = _load_frame(frame, tmp_path_factory.mktemp("recovery"))
     tr, va = train_valid(data, 0.1, 0)
-    m = create("psikt", select_on="elbo", patience=20).fit(tr, valid=va, key=0)
+    m = create("psikt", inference="amortized", select_on="elbo", patience=20).fit(tr, valid=va, key=0)
     return m, truth
 
 

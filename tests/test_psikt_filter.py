@@ -39,7 +39,7 @@ def _kalman_z(net: pf.FilterNet, hyper: pf.FilterHyper, ks, ys, dts, R: float):
     """Textbook Kalman filter in the original coordinates (z, mu), float64 NumPy, dense matrices."""
     K = hyper.n_kc
     t = pf.traits(net, hyper)
-    alpha, s2, gamma = (float(v) for v in (t.alpha, t.sigma2, t.gamma))
+    alpha, s2, gamma, q_mu = (float(v) for v in (t.alpha, t.sigma2, t.gamma, t.q_mu))
     A = np.asarray(pf.dynamics_graph(net, hyper), np.float64)
     b = np.asarray(net.b, np.float64)
     v_mu, v0 = math.exp(float(net.log_v_mu)), math.exp(float(net.log_v0))
@@ -53,7 +53,8 @@ def _kalman_z(net: pf.FilterNet, hyper: pf.FilterHyper, ks, ys, dts, R: float):
         F[:K, :K] = r * np.eye(K) + (1 - r) * gamma / K * A.T
         F[:K, K] = 1 - r
         F[K, K] = 1.0
-        Q = np.diag(np.r_[np.full(K, s2 * (1 - r * r) / (2 * alpha) + 1e-6), 0.0])
+        # The level's random-walk step moves every knowledge state with it (z = mu + e).
+        Q = np.diag(np.r_[np.full(K, s2 * (1 - r * r) / (2 * alpha) + 1e-6), 0.0]) + q_mu * np.ones((K + 1, K + 1))
         m, P = F @ m, F @ P @ F.T + Q
         h = np.zeros(K + 1)
         h[k] = 1.0
@@ -106,7 +107,31 @@ def test_logistic_update_matches_numerical_integration(mk, vk, y):
 def _steps(ks, ys, dts, mask=None, new=None) -> pf.Steps:
     T = len(ks)
     return pf.Steps(jnp.asarray(ks, jnp.int32), jnp.asarray(ys, jnp.int32), jnp.asarray(dts, jnp.float32),
-                    jnp.asarray(np.ones(T, bool) if mask is None else mask), jnp.asarray(np.ones(T, bool) if new is None else new))
+                    jnp.asarray(np.ones(T, bool) if mask is None else mask), jnp.asarray(np.ones(T, bool) if new is None else new),
+                    jnp.asarray(ks, jnp.int32))
+
+
+def test_slot_filter_equals_the_full_filter():
+    """Covariance over the practised KCs only (C slots) gives the full filter's predictions and means."""
+    from kt.models.psikt_filter_model import window_slots
+
+    K, T, C = 9, 30, 5
+    hyper = pf.FilterHyper(n_kc=K)
+    net = _net(K)
+    rng = np.random.default_rng(4)
+    ks = rng.choice([1, 4, 7, 8], T)
+    ys, dts = rng.integers(0, 2, T), rng.exponential(1.0, T)
+    mask = np.r_[np.ones(T - 3, bool), np.zeros(3, bool)]
+    full = pf.run_batch(net, *pf.prior_batch(net, hyper, 1), jax.tree.map(lambda a: a[None], _steps(ks, ys, dts, mask)), hyper)
+    kcs, slot = window_slots(np.where(mask, ks, -1)[None], mask[None], C, K)
+    assert kcs[0].tolist() == [1, 4, 7, 8, K + 1]
+    st = _steps(ks, ys, dts, mask)._replace(slot=jnp.asarray(slot[0]))
+    compact = pf.run_batch(net, *pf.prior_batch(net, hyper, 1, C), jax.tree.map(lambda a: a[None], st), hyper, kcs=jnp.asarray(kcs))
+    np.testing.assert_allclose(np.asarray(compact[1].prob)[0, :T - 3], np.asarray(full[1].prob)[0, :T - 3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(compact[0][0]), np.asarray(full[0][0]), rtol=1e-5, atol=1e-6)
+    Pf, Pc = np.asarray(full[0][1][0]), np.asarray(compact[0][1][0])
+    idx = [1, 4, 7, 8, K]
+    np.testing.assert_allclose(Pc[np.ix_([0, 1, 2, 3, C], [0, 1, 2, 3, C])], Pf[np.ix_(idx, idx)], rtol=1e-5, atol=1e-6)
 
 
 def test_padding_does_not_change_outputs_or_final_state():

@@ -136,6 +136,11 @@ class Model:
         self.meta: dict = {}
 
     @classmethod
+    def saved_config(cls, raw: dict) -> dict:
+        """A saved ``config`` brought up to date (e.g. an option added later whose default changed)."""
+        return raw
+
+    @classmethod
     def variant(cls, config) -> type["Model"]:
         """The class implementing ``config`` (a registered model may choose a variant by an option)."""
         return cls
@@ -309,7 +314,7 @@ def load(path: str | Path) -> Model:
         cls = get(header.get("model", "?"))
     except KTError as exc:
         raise ModelError(f"{mj}: {exc}") from None
-    cfg = cfgmod.from_dict(cls.Config, header.get("config", {}))
+    cfg = cfgmod.from_dict(cls.Config, cls.saved_config(dict(header.get("config", {}))))
     model = cls.variant(cfg)(cfg)
     model.vocab = Vocab.from_dict(header["vocab"])
     model.meta = header.get("meta", {})

@@ -90,7 +90,7 @@ class PsiKTConfig:
         clip_norm: global gradient-norm clip.
         batch_size: sequences per batch.
         epochs: maximum epochs.
-        patience: epochs without validation gain before stopping.
+        patience: epochs without validation gain before stopping (default: 10 amortized, 5 filter).
         window: training chunk length (longer learners are cut).
         select_on: validation score for early stopping: ``auc``
             (next-step), ``elbo`` or ``f1`` (within-learner open loop:
@@ -114,6 +114,10 @@ class PsiKTConfig:
             O(K^2) per step) or ``full`` (exact covariance, O(K^3) per step).
         kc_bias: per-KC emission offsets b_k, P(y = 1) = sig(z_k + b_k)
             (filter only; the spec's emission has none).
+        filter_slots: covariance slots of a training window (filter, mean
+            covariance): windows are also cut before they would practise
+            more than this many KCs, and filtering costs O(slots^2) per step
+            instead of O(K^2) (exact for each window).
     """
 
     dim: int = 16
@@ -142,7 +146,7 @@ class PsiKTConfig:
     clip_norm: float = 100.0
     batch_size: int = 32
     epochs: int = 200
-    patience: int = 10
+    patience: Optional[int] = None
     window: int = 200
     select_on: str = "auc"
     select_history: int = 10
@@ -152,15 +156,22 @@ class PsiKTConfig:
     multi_kc: str = "error"
     update_steps: int = 10
     update_lr: float = 0.05
-    inference: str = "amortized"
+    inference: str = "filter"
     filter_cov: str = "mean"
     kc_bias: bool = True
+    filter_slots: int = 64
 
     def learning_rate(self) -> float:
         """The Adam learning rate (explicit ``lr``, else the inference's default)."""
         if self.lr is not None:
             return float(self.lr)
         return 0.05 if self.inference == "filter" else 5e-3
+
+    def early_stop_patience(self) -> int:
+        """Epochs without validation gain before stopping (explicit ``patience``, else the inference's default)."""
+        if self.patience is not None:
+            return int(self.patience)
+        return 5 if self.inference == "filter" else 10
 
     def weights(self) -> dict[str, float]:
         """The resolved objective weights (explicit values override the objective's defaults)."""
@@ -179,12 +190,12 @@ class PsiKTConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise KTError(f"--set {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
-        for name in ("dim", "categories", "hidden", "mc_samples", "batch_size", "epochs", "select_history", "select_horizon"):
+        for name in ("dim", "categories", "hidden", "mc_samples", "batch_size", "epochs", "select_history", "select_horizon", "filter_slots"):
             if getattr(self, name) < 1:
                 raise KTError(f"--set {name}={getattr(self, name)}: must be >= 1")
         if self.window < 2:
             raise KTError(f"--set window={self.window}: must be >= 2")
-        if self.graph_samples < 0 or self.patience < 1 or self.update_steps < 0:
+        if self.graph_samples < 0 or self.early_stop_patience() < 1 or self.update_steps < 0:
             raise KTError("psikt: graph_samples and update_steps must be >= 0 and patience >= 1")
         if not (self.learning_rate() > 0 and self.update_lr > 0 and self.clip_norm > 0 and self.weight_decay >= 0):
             raise KTError("psikt: lr, update_lr and clip_norm must be > 0 and weight_decay >= 0")
@@ -278,9 +289,15 @@ class PsiKT(Model):
     summary = "PSI-KT: OU dynamics on a learned prerequisite graph, learner traits, continual updates"
 
     @classmethod
+    def saved_config(cls, raw: dict) -> dict:
+        """Models saved before ``inference`` existed used the amortised posteriors."""
+        raw.setdefault("inference", "amortized")
+        return raw
+
+    @classmethod
     def variant(cls, config) -> type["PsiKT"]:
         """:class:`~kt.models.psikt_filter_model.PsiKTFilter` for ``inference=filter``."""
-        if cls is PsiKT and getattr(config, "inference", "amortized") == "filter":
+        if cls is PsiKT and getattr(config, "inference", "filter") == "filter":
             from kt.models.psikt_filter_model import PsiKTFilter
 
             return PsiKTFilter
@@ -396,7 +413,7 @@ class PsiKT(Model):
             if valid.has_time != data.has_time:
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
             valid_score = self._valid_scorer(vframe, unit, hyper, buckets)
-        settings = tr.Settings(cfg.epochs, cfg.patience, 1e-4, cfg.batch_size, cfg.learning_rate(), cfg.weight_decay, cfg.clip_norm,
+        settings = tr.Settings(cfg.epochs, cfg.early_stop_patience(), 1e-4, cfg.batch_size, cfg.learning_rate(), cfg.weight_decay, cfg.clip_norm,
                                buckets, cfg.select_on)
         net0 = self._new_net(k_init)
         try:

@@ -111,14 +111,36 @@ class PsiKTFilter(PsiKT):
                 x = np.concatenate([x, np.full((pad, *x.shape[1:]), fill, dtype)])
             return jnp.asarray(x)
 
-        return pf.Steps(arr(np.maximum(seqs.skill, 0), np.int32), arr(seqs.correct, np.int32), arr(dt, np.float32),
-                        arr(seqs.mask & (seqs.skill >= 0), bool), arr(new, bool, True))
+        skill = np.maximum(seqs.skill, 0)
+        return pf.Steps(arr(skill, np.int32), arr(seqs.correct, np.int32), arr(dt, np.float32),
+                        arr(seqs.mask & (seqs.skill >= 0), bool), arr(new, bool, True), arr(skill, np.int32))
+
+    def _buckets(self) -> tuple[int, ...]:
+        # Few lengths: each compiles a filter scan and its gradient (seconds each on 2 cores).
+        w = self.config.window
+        return tuple(sorted({b for b in (32, 96) if b < w} | {w}))
+
+    def _slots(self) -> int:
+        """C: covariance slots of a training window (K when every KC fits, or with the exact graph covariance)."""
+        if self.config.filter_cov == "full":
+            return self.n_kc
+        return min(self.n_kc, self.config.filter_slots)
 
     def _make_batch(self, seqs: Sequences, batch_size: int, *, unit) -> dict:
         batch = loop.to_batch(seqs, batch_size)
-        st = self._steps(seqs, unit, rows=batch["skill"].shape[0])
-        batch.update(dt=st.dt, new=st.new, mask=st.mask)
+        rows = batch["skill"].shape[0]
+        st = self._steps(seqs, unit, rows=rows)
+        kcs, slot = window_slots(seqs.skill, seqs.mask, self._slots(), self.n_kc)
+        pad = rows - kcs.shape[0]
+        kcs = np.concatenate([kcs, np.full((pad, kcs.shape[1]), self.n_kc + 1, np.int32)])
+        slot = np.concatenate([slot, np.zeros((pad, slot.shape[1]), np.int32)])
+        batch.update(dt=st.dt, new=st.new, mask=st.mask, kcs=jnp.asarray(kcs), slot=jnp.asarray(slot))
         return batch
+
+    def _windows(self, frame: pl.DataFrame, min_len: int = 1) -> Sequences:
+        """Training/validation windows: ``window`` steps, cut earlier where a window would practise more than C KCs."""
+        wid = window_ids(frame, self.config.window, self._slots())
+        return build_sequences(frame.with_columns(pl.Series("user_idx", wid)), min_len=min_len)
 
     def _batches(self, seqs: Sequences):
         """(indices, padded sub-sequences) in length order, batch rows bounded by memory (K^2 per state)."""
@@ -154,14 +176,14 @@ class PsiKTFilter(PsiKT):
         frame = self._frame(data)
         self.meta["grouped"] = bool(data.multi_kc)
         unit = self._unit(data, fitting=True)
-        train = build_sequences(frame, window=cfg.window, min_len=2)
+        train = self._windows(frame, min_len=2)
         if train.mask.shape[0] == 0:
             raise KTError(f"{data.source}: no learner has 2 or more attempts; psikt needs sequences")
         vseqs = None
         if valid is not None:
             if valid.has_time != data.has_time:
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
-            vseqs = build_sequences(self._frame(valid), window=cfg.window)
+            vseqs = self._windows(self._frame(valid))
         hyper = self._fhyper()
         # Each KC's smoothed logit success rate starts b: the filter then begins at the KC-rate baseline.
         skill = frame["skill_idx"].to_numpy()
@@ -173,7 +195,7 @@ class PsiKTFilter(PsiKT):
         self.meta["base_rate"] = float(y.mean()) if len(y) else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.graph_init_std, b0)
-        settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.patience, min_delta=1e-4, batch_size=cfg.batch_size,
+        settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.early_stop_patience(), min_delta=1e-4, batch_size=cfg.batch_size,
                                      lr=cfg.learning_rate(), buckets=self._buckets(), batching="bucket")
         make_batch = functools.partial(self._make_batch, unit=unit)
         try:
@@ -389,6 +411,7 @@ class PsiKTFilter(PsiKT):
         t = pf.traits(net, self._fhyper())
         rows = [("alpha", "", "", float(t.alpha)), ("sigma2", "", "", float(t.sigma2)), ("gamma", "", "", float(t.gamma)),
                 ("mu_prior_mean", "", "", float(net.m_mu)), ("mu_prior_var", "", "", float(jnp.exp(net.log_v_mu))),
+                ("mu_step_var", "", "", float(t.q_mu)),
                 ("z0_offset", "", "", float(net.d0)), ("z0_var", "", "", float(jnp.exp(net.log_v0)))]
         rows += [("kc_offset", str(s), "", float(v)) for s, v in zip(self.vocab.skill_id, np.asarray(net.b))]
         return pl.DataFrame(rows, schema=["param", "row", "col", "value"], orient="row")
@@ -443,6 +466,63 @@ class PsiKTFilter(PsiKT):
                   "steps": 0, "seconds": total, "first_update_seconds": total, "seconds_per_update": total / max(rounds, 1)}
         self.meta.setdefault("updates", []).append({k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")})
         return report
+
+
+def window_ids(frame: pl.DataFrame, window: int, cap: int) -> np.ndarray:
+    """A window index per row: a new window at each learner, every ``window`` rows, and before a
+    question that would make the window practise more than ``cap`` distinct KCs.
+
+    Args:
+        frame: canonical (exploded) frame sorted by learner.
+        window: longest window.
+        cap: most distinct KCs per window.
+
+    Returns:
+        Non-decreasing int64 window ids, one per row.
+    """
+    user = frame["user_idx"].to_numpy()
+    skill = frame["skill_idx"].to_numpy()
+    group = frame["attempt"].to_numpy() if "attempt" in frame.columns else np.arange(len(user))
+    out = np.empty(len(user), np.int64)
+    wid, length, seen = -1, 0, set()
+    prev_user, prev_group = None, None
+    for i in range(len(user)):
+        u, k, g = user[i], skill[i], group[i]
+        if u != prev_user or (g != prev_group and (length >= window or (k not in seen and len(seen) >= cap))):
+            wid, length, seen = wid + 1, 0, set()
+        seen.add(k)
+        length += 1
+        out[i] = wid
+        prev_user, prev_group = u, g
+    return out
+
+
+def window_slots(skill: np.ndarray, mask: np.ndarray, C: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance slots of padded windows: the KC of each slot and each step's slot.
+
+    Args:
+        skill: [N, T] KC per step (-1 on padding).
+        mask: [N, T] real steps.
+        C: slots per window (every window practises at most C KCs).
+        K: number of KCs (padding slots get K + 1).
+
+    Returns:
+        (kcs [N, C] int32, slot [N, T] int32).
+    """
+    N, T = skill.shape
+    kcs = np.full((N, C), K + 1, np.int32)
+    slot = np.zeros((N, T), np.int32)
+    if C == K:  # the full state: slot = KC
+        kcs[:] = np.arange(K, dtype=np.int32)
+        return kcs, np.where(mask, np.maximum(skill, 0), 0).astype(np.int32)
+    for i in range(N):
+        ks = skill[i][mask[i] & (skill[i] >= 0)]
+        uniq, inv = np.unique(ks, return_inverse=True)
+        if len(uniq) > C:
+            raise ValueError(f"window practises {len(uniq)} KCs, more than its {C} slots")
+        kcs[i, : len(uniq)] = uniq
+        slot[i, np.flatnonzero(mask[i] & (skill[i] >= 0))] = inv
+    return kcs, slot
 
 
 def _pad_rows(x: np.ndarray, B: int, eye: bool = False) -> np.ndarray:
