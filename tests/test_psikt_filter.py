@@ -240,3 +240,20 @@ def test_traits_and_outputs_shapes(sim):
     assert g is not None and g.prob.shape == (4, 4)
     p = m.predict(data)["prob"].to_numpy()
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_learned_graph_scale_multiplies_the_shift():
+    K = 3
+    net = _net(K)
+    m, P = pf.initial_state(net, pf.FilterHyper(n_kc=K))
+    m = m.at[0].set(2.0)
+    shifts = []
+    for scale, log_s in (("fixed", 0.0), ("learned", 0.0), ("learned", math.log(3.0))):
+        h = pf.FilterHyper(n_kc=K, graph_scale=scale)
+        n = net.__class__(**{**net.__dict__, "log_gscale": jnp.asarray(log_s, jnp.float32)})
+        tr, A = pf.traits(n, h), pf.dynamics_graph(n, h)
+        base = pf.transition(m, P, jnp.float32(1.0), tr, jnp.zeros_like(A), h)[0]
+        shifts.append(np.asarray(pf.transition(m, P, jnp.float32(1.0), tr, A, h)[0] - base))
+    np.testing.assert_allclose(shifts[1], shifts[0], rtol=1e-6)
+    np.testing.assert_allclose(shifts[2], 3.0 * shifts[0], rtol=1e-5, atol=1e-7)
+    assert np.abs(shifts[0][:K]).max() > 1e-3

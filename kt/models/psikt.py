@@ -66,7 +66,7 @@ class PsiKTConfig:
             p~(s_n) carries H P H^T) or ``transition`` (official: Q alone).
         hidden: width of the q(s) and pooling layers.
         graph: learn the prerequisite graph (off, or K = 1: 3 traits, no gamma).
-        graph_init_std: standard deviation of the initial u and M (official
+        graph_init_std: standard deviation of the initial u and M (default: 0.3 filter; amortized: official
             1; with D = 16, sig(u_i.u_k) then starts saturated near 0 or 1).
         mc_samples: Monte-Carlo samples (training) and stratified quantile
             points (prediction).
@@ -114,6 +114,8 @@ class PsiKTConfig:
             O(K^2) per step) or ``full`` (exact covariance, O(K^3) per step).
         kc_bias: per-KC emission offsets b_k, P(y = 1) = sig(z_k + b_k)
             (filter only; the spec's emission has none).
+        graph_scale: ``fixed`` (the spec's shift gamma/K) or ``learned``
+            (filter: gamma/K times a learned positive scale).
         filter_slots: covariance slots of a training window (filter, mean
             covariance): windows are also cut before they would practise
             more than this many KCs, and filtering costs O(slots^2) per step
@@ -128,7 +130,7 @@ class PsiKTConfig:
     z_prior_variance: str = "propagated"
     hidden: int = 64
     graph: bool = True
-    graph_init_std: float = 1.0
+    graph_init_std: Optional[float] = None
     mc_samples: int = 10
     graph_samples: int = 0
     graph_category: str = "kt"
@@ -160,12 +162,19 @@ class PsiKTConfig:
     filter_cov: str = "mean"
     kc_bias: bool = True
     filter_slots: int = 64
+    graph_scale: str = "fixed"
 
     def learning_rate(self) -> float:
         """The Adam learning rate (explicit ``lr``, else the inference's default)."""
         if self.lr is not None:
             return float(self.lr)
         return 0.05 if self.inference == "filter" else 5e-3
+
+    def initial_graph_std(self) -> float:
+        """Standard deviation of the initial u and M (explicit, else 0.3 filter, 1.0 amortized as official)."""
+        if self.graph_init_std is not None:
+            return float(self.graph_init_std)
+        return 0.3 if self.inference == "filter" else 1.0
 
     def early_stop_patience(self) -> int:
         """Epochs without validation gain before stopping (explicit ``patience``, else the inference's default)."""
@@ -185,7 +194,7 @@ class PsiKTConfig:
             "time_unit": tuple(tr.DAY_SECONDS), "multi_kc": ("error", "expand"), "encoder": ("causal", "bidirectional"),
             "prior_terms": ("analytic", "sampled"),
             "z_prior_variance": ("propagated", "transition"), "trait_input": ("pooled", "category"), "objective": tuple(OBJECTIVES),
-            "inference": ("filter", "amortized"), "filter_cov": ("mean", "full"),
+            "inference": ("filter", "amortized"), "filter_cov": ("mean", "full"), "graph_scale": ("fixed", "learned"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -329,7 +338,7 @@ class PsiKT(Model):
     def _new_net(self, key) -> core.Net:
         c = self.config
         return core.Net.init(key, self.n_kc, 4 if self.use_graph else 3, c.dim, c.categories, c.hidden,
-                             bidirectional=c.encoder == "bidirectional", pooled_traits=c.trait_input == "pooled", graph_init_std=c.graph_init_std)
+                             bidirectional=c.encoder == "bidirectional", pooled_traits=c.trait_input == "pooled", graph_init_std=c.initial_graph_std())
 
     def _skeleton(self) -> Params:
         c = self.config

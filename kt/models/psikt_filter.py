@@ -69,6 +69,8 @@ class FilterHyper:
             predicted from the state before the question.
         alpha_link: ``softplus`` or ``relu``.
         graph_category: ``kt`` (A = p) or ``official`` (1 - p).
+        graph_scale: ``fixed`` (the spec's shift gamma/K) or ``learned``
+            (gamma/K times a learned positive scale).
     """
 
     n_kc: int
@@ -78,6 +80,7 @@ class FilterHyper:
     grouped: bool = False
     alpha_link: str = "softplus"
     graph_category: str = "kt"
+    graph_scale: str = "fixed"
 
 
 class FilterNet(eqx.Module):
@@ -93,6 +96,7 @@ class FilterNet(eqx.Module):
             time-varying traits, s_n ~ N(s_{n-1}, R) for mu).
         d0, log_v0: z_0 = mu + d0 + N(0, exp(log_v0)) per KC.
         b: per-KC emission offsets [K].
+        log_gscale: log of the graph shift's scale (used with ``graph_scale=learned``).
     """
 
     u: Float[Array, "K D"]
@@ -106,6 +110,7 @@ class FilterNet(eqx.Module):
     d0: Float[Array, ""]
     log_v0: Float[Array, ""]
     b: Float[Array, " K"]
+    log_gscale: Float[Array, ""]
 
     @staticmethod
     def init(seed: int, n_kc: int, dim: int = 16, graph_init_std: float = 1.0, b: np.ndarray | None = None) -> "FilterNet":
@@ -128,7 +133,7 @@ class FilterNet(eqx.Module):
             u=f(rng.normal(0.0, graph_init_std, (n_kc, dim))), M=f(rng.normal(0.0, graph_init_std, (dim, dim))),
             a_raw=f(math.log(math.expm1(alpha))), log_s2=f(math.log(2 * alpha * 0.5)), g_raw=f(0.0),
             m_mu=f(0.0), log_v_mu=f(0.0), log_q_mu=f(math.log(1e-3)), d0=f(0.0), log_v0=f(math.log(0.5)),
-            b=f(np.zeros(n_kc) if b is None else b),
+            b=f(np.zeros(n_kc) if b is None else b), log_gscale=f(0.0),
         )
 
 
@@ -139,13 +144,14 @@ class Traits(NamedTuple):
     sigma2: Array
     gamma: Array
     q_mu: Array
+    gscale: Array
 
 
 def traits(net: FilterNet, hyper: FilterHyper) -> Traits:
     """(alpha > 0, sigma^2 > 0, gamma in (0, 1); 0 without a graph)."""
     a = (jax.nn.softplus(net.a_raw) if hyper.alpha_link == "softplus" else jax.nn.relu(net.a_raw)) + core.ALPHA_FLOOR
     g = jax.nn.sigmoid(net.g_raw) if hyper.use_graph else jnp.zeros_like(net.g_raw)
-    return Traits(a, jnp.exp(net.log_s2), g, jnp.exp(net.log_q_mu))
+    return Traits(a, jnp.exp(net.log_s2), g, jnp.exp(net.log_q_mu), jnp.exp(net.log_gscale))
 
 
 def dynamics_graph(net: FilterNet, hyper: FilterHyper) -> Float[Array, "K K"]:
@@ -189,7 +195,7 @@ def transition(
     C = P.shape[-1] - 1
     r = jnp.exp(-tr.alpha * (dt + core.DT_EPS))
     w = 1.0 - r
-    c = tr.gamma / K
+    c = tr.gamma / K * (tr.gscale if hyper.graph_scale == "learned" else 1.0)
     me, mu = m[:K], m[K]
     shift = w * c * ((me + mu) @ A) if hyper.use_graph else 0.0
     m2 = jnp.concatenate([r * me + shift, mu[None]])

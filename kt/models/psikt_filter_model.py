@@ -86,7 +86,7 @@ class PsiKTFilter(PsiKT):
         c = self.config
         return pf.FilterHyper(n_kc=self.n_kc, use_graph=self.use_graph, cov=c.filter_cov, kc_bias=c.kc_bias,
                               grouped=bool(self.meta.get("grouped", False)), alpha_link=c.alpha_link,
-                              graph_category=c.graph_category)
+                              graph_category=c.graph_category, graph_scale=c.graph_scale)
 
     def _skeleton(self) -> FilterParams:
         n = len(self.meta.get("state_users", []))
@@ -194,7 +194,7 @@ class PsiKTFilter(PsiKT):
         rate = (succ + 1.0) / (cnt + 2.0)
         self.meta["base_rate"] = float(y.mean()) if len(y) else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
-        net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.graph_init_std, b0)
+        net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
         settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.early_stop_patience(), min_delta=1e-4, batch_size=cfg.batch_size,
                                      lr=cfg.learning_rate(), buckets=self._buckets(), batching="bucket")
         make_batch = functools.partial(self._make_batch, unit=unit)
