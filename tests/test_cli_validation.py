@@ -395,6 +395,9 @@ def test_export_graph_without_graph(cli, trained, tmp_path):
     model_dir = tmp_path / "old-model"  # as saved by a kt version without graph.json
     shutil.copytree(src, model_dir)
     (model_dir / "graph.json").unlink()
+    header = json.loads((model_dir / "model.json").read_text())
+    header["meta"].pop("train_file")  # and no record of its training data
+    (model_dir / "model.json").write_text(json.dumps(header))
     out = tmp_path / "g.json"
     assert_error(cli("export-graph", model_dir, "--out", out), str(model_dir), "'kc-rate' has no prerequisite graph")
     assert not out.exists()

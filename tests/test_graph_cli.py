@@ -149,7 +149,7 @@ def test_truth_formats_agree(work, model_dir):
 def test_export_every_format(work, model_dir):
     for fmt, name in (("json", "g.json"), ("dot", "g.dot"), ("graphml", "g.graphml"), ("mermaid", "g.mmd"), ("html", "g.html")):
         out = run("export-graph", model_dir, "--out", work / name, "--format", fmt, "--top-k", "4").output
-        assert f"wrote 4 edges among {K} KCs (causal-support)" in out
+        assert f"wrote 4 edges among {K} KCs (mastery)" in out  # the default with the training file at hand
     d = json.loads((work / "g.json").read_text())
     assert len(d["edges"]) == 4 and sorted(d["learning_order"]) == NAMES and d["top_k"] == 4
     assert nx.read_graphml(work / "g.graphml").number_of_edges() == 4
@@ -157,13 +157,14 @@ def test_export_every_format(work, model_dir):
     assert (work / "g.dot").read_text().splitlines()[1] == "digraph prerequisites {"
     assert "kt-graph-data" in (work / "g.html").read_text()
     # the format follows the suffix when --format is not given
-    run("export-graph", model_dir, "--out", work / "auto.graphml")
+    run("export-graph", model_dir, "--out", work / "auto.graphml", "--method", "causal-support")
     assert nx.read_graphml(work / "auto.graphml").graph["method"] == "causal-support"
 
 
 def test_exported_json_is_a_graph_eval_input(work, model_dir):
     run("export-graph", model_dir, "--out", work / "top.json", "--top-k", "2", "--reduce")
-    full = _eval(model_dir, work / "truth.json")
+    run("export-graph", model_dir, "--out", work / "all.json")
+    full = _eval(work / "all.json", work / "truth.json")
     top = _eval(work / "top.json", work / "truth.json")
     assert top["auroc"] == full["auroc"]  # scored on the full matrix, not the 2 exported edges
 
@@ -226,6 +227,9 @@ def test_model_dir_without_graph(work, model_dir, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(model_dir, old)
     (old / "graph.json").unlink()
+    header = json.loads((old / "model.json").read_text())
+    header["meta"]["train_file"] = str(tmp_path / "moved.csv")  # the training data is gone too
+    (old / "model.json").write_text(json.dumps(header))
     line = error_line(run("export-graph", old, "--out", tmp_path / "g.json", ok=False))
     assert str(old) in line and "no prerequisite graph" in line and "retrain with this kt version" in line
     assert not (tmp_path / "g.json").exists()

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from kt.cli.common import app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, _load_data
+from kt.cli.graph import BootstrapOpt, MinStabilityOpt, SeedOpt, check_bootstrap, run_bootstrap
 from kt.errors import KTError
 
 
@@ -23,6 +24,9 @@ def learn_graph(
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (default: from the --out suffix, else json).")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Non-JSON formats: keep edges with probability >= this.")] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges (non-JSON formats and the JSON edge list).")] = None,
+    bootstrap: BootstrapOpt = None,
+    seed: SeedOpt = 0,
+    min_stability: MinStabilityOpt = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
@@ -32,7 +36,10 @@ def learn_graph(
     """Learn a prerequisite graph from interactions, with the method named in the output.
 
     The JSON output holds the full probability matrix, so `kt graph-eval`
-    scores it against a known graph (e.g. `kt simulate --truth`).
+    scores it against a known graph (e.g. `kt simulate --truth`). With
+    --bootstrap N the graph is refitted on N learner resamples: each edge
+    gets its stability (the share of refits keeping it at --threshold/--top-k,
+    pointing the same way) and a 95% interval of its strength.
     """
     from kt.atomic import check_output
     from kt.graph.build import DATA_METHODS, data_graph
@@ -44,9 +51,14 @@ def learn_graph(
         raise KTError(f"--threshold {threshold}: must be in [0, 1]")
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
+    check_bootstrap(bootstrap, min_stability)
     f = format_for(out_path, fmt)
     check_output(out_path, overwrite=overwrite, what="graph file")  # before the data is read
     data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
     g = data_graph(data, method)
-    v = export(g, out_path, f, threshold=threshold, top_k=top_k)
-    out.print(f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}) to {out_path} ({f})", highlight=False)
+    if bootstrap is not None:
+        g = run_bootstrap(data, method, None, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
+    v = export(g, out_path, f, threshold=threshold, top_k=top_k, min_stability=min_stability)
+    stab = "" if bootstrap is None else f", stability from {bootstrap} learner resamples"
+    out.print(f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}{stab}) to {out_path} ({f})",
+              highlight=False)

@@ -1,8 +1,12 @@
 """Export formats for prerequisite graphs: JSON, DOT, GraphML, Mermaid, HTML.
 
 Every format shows the same selection (:func:`view`): edges at or above a
-threshold, optionally only the top k, optionally transitively reduced, plus
-the cycles found among them and a suggested learning order.
+threshold (and, for bootstrapped graphs, a minimum stability), optionally
+only the top k, optionally transitively reduced, plus the cycles found among
+them and a suggested learning order. Bootstrapped graphs
+(kt.graph.bootstrap) carry each edge's stability: DOT draws edges below
+:data:`STABLE` dashed, GraphML has ``stability``/``strength_lo``/``strength_hi``
+keys, Mermaid labels show it, HTML fades and dashes unstable edges.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from kt.graph.graph import PrerequisiteGraph, dumps
 FORMATS = ("json", "dot", "graphml", "mermaid", "html")
 _SUFFIX = {".json": "json", ".dot": "dot", ".gv": "dot", ".graphml": "graphml", ".mmd": "mermaid",
            ".mermaid": "mermaid", ".html": "html", ".htm": "html"}
+STABLE = 0.9  # stability at or above which DOT/HTML/Mermaid draw an edge as stable (solid)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -29,6 +34,7 @@ class GraphView:
     Attributes:
         graph: the full graph.
         threshold: edges kept have ``prob >= threshold``.
+        min_stability: edges kept have ``stability >=`` this (None: no filter).
         top_k: at most this many of the strongest edges (None: all).
         reduced: transitive reduction applied.
         edges: exported edges ``(source, target, prob)``, strongest first.
@@ -50,9 +56,11 @@ class GraphView:
     dropped: list[dict]
     order: list[int]
     layer: list[int]
+    min_stability: float | None = None
 
 
-def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = None, reduce: bool = False) -> GraphView:
+def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = None, reduce: bool = False,
+         min_stability: float | None = None) -> GraphView:
     """Select, de-cycle, optionally reduce and order a graph for export.
 
     Args:
@@ -60,19 +68,26 @@ def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = N
         threshold: keep edges with ``prob >= threshold`` (and > 0), in [0, 1].
         top_k: keep at most this many of the strongest edges (>= 1).
         reduce: apply transitive reduction to the acyclic graph.
+        min_stability: keep only edges with bootstrap ``stability >=`` this, in [0, 1].
 
     Returns:
         The :class:`GraphView`.
 
     Raises:
-        KTError: threshold outside [0, 1] or top_k < 1.
+        KTError: threshold or min_stability outside [0, 1], top_k < 1, or
+            min_stability for a graph without stability.
     """
     if not 0 <= threshold <= 1:
         raise KTError(f"--threshold {threshold}: must be in [0, 1]")
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
+    if min_stability is not None:
+        if not 0 <= min_stability <= 1:  # also rejects NaN
+            raise KTError(f"--min-stability {min_stability}: must be in [0, 1]")
+        if graph.stability is None:
+            raise KTError("--min-stability needs per-edge stability: add --bootstrap N (e.g. 20)")
     n = graph.n_kcs
-    edges = graph.edge_index(threshold, top_k)
+    edges = graph.edge_index(threshold, top_k, min_stability)
     cycles = [c for c in algo.strongly_connected(n, edges) if len(c) > 1]
     dag, dropped = algo.break_cycles(n, edges)
     cycle_edges = frozenset((d["edge"][0], d["edge"][1]) for d in dropped)
@@ -81,7 +96,7 @@ def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = N
         cycle_edges = frozenset()
     order = algo.topological_order(n, dag, graph.difficulty, graph.kcs)
     return GraphView(graph, threshold, top_k, reduce, edges, cycle_edges, sorted(cycles, key=len, reverse=True),
-                     dropped, order, algo.layers(n, dag))
+                     dropped, order, algo.layers(n, dag), min_stability)
 
 
 def format_for(path: str | Path, fmt: str | None) -> str:
@@ -116,7 +131,7 @@ def render(v: GraphView, fmt: str) -> str:
 
 
 def export(graph: PrerequisiteGraph, path: str | Path, fmt: str | None = None, *, threshold: float = 0.5,
-           top_k: int | None = None, reduce: bool = False) -> GraphView:
+           top_k: int | None = None, reduce: bool = False, min_stability: float | None = None) -> GraphView:
     """Write a graph to ``path`` atomically (the Python side of ``kt export-graph``).
 
     Args:
@@ -126,6 +141,7 @@ def export(graph: PrerequisiteGraph, path: str | Path, fmt: str | None = None, *
         threshold: keep edges with ``prob >= threshold``.
         top_k: keep at most this many of the strongest edges.
         reduce: transitive reduction.
+        min_stability: keep only edges with bootstrap stability >= this.
 
     Returns:
         The exported :class:`GraphView` (cycles, order).
@@ -133,7 +149,7 @@ def export(graph: PrerequisiteGraph, path: str | Path, fmt: str | None = None, *
     from kt.atomic import write_text
 
     f = format_for(path, fmt)
-    v = view(graph, threshold, top_k, reduce)
+    v = view(graph, threshold, top_k, reduce, min_stability)
     write_text(path, render(v, f))
     return v
 
@@ -153,7 +169,7 @@ def summary(v: GraphView) -> dict:
 
     def edge(u: int, w: int, p: float) -> dict:
         e = {"source": names[u], "target": names[w], "prob": round(p, 6)}
-        for attr in ("confidence", "support", "score"):
+        for attr in ("confidence", "support", "score", "stability", "strength_lo", "strength_hi"):
             m = getattr(g, attr)
             if m is not None:
                 x = float(m[u, w])
@@ -164,6 +180,7 @@ def summary(v: GraphView) -> dict:
 
     return {
         "threshold": v.threshold,
+        **({} if v.min_stability is None else {"min_stability": v.min_stability}),
         "top_k": v.top_k,
         "reduced": v.reduced,
         "n_edges": len(v.edges),
@@ -188,18 +205,27 @@ def to_json(v: GraphView) -> str:
 
 def to_dot(v: GraphView) -> str:
     """Graphviz DOT: KC nodes, edges labelled and weighted by probability;
-    cycle-closing edges dashed red and not used for ranking."""
+    cycle-closing edges dashed red and not used for ranking. Bootstrapped
+    graphs: a ``stability`` edge attribute, ``(s 0.95)`` in the label and
+    ``style=dashed`` below :data:`STABLE`."""
     g = v.graph
     lines = [f"// kt prerequisite graph: method {g.method}, threshold {v.threshold}"
-             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else ""),
-             "digraph prerequisites {", "  rankdir=LR;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
+             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else "")
+             + _stability_note(v), "digraph prerequisites {", "  rankdir=LR;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
     for i in _shown_nodes(v):
         tip = _dot_str(_tooltip(g, i))
         lines.append(f"  n{i} [label={_dot_str(g.kcs[i])}, tooltip={tip}];")
     for u, w, p in v.edges:
-        attrs = f'label="{p:.2f}", penwidth={0.5 + 3.5 * p:.2f}, tooltip={_dot_str(f"{g.kcs[u]} -> {g.kcs[w]}: {p:.3f}")}'
+        st = _stab(g, u, w)
+        label = f"{p:.2f}" if st is None else f"{p:.2f} (s {st:.2f})"
+        tip = f"{g.kcs[u]} -> {g.kcs[w]}: {p:.3f}" + ("" if st is None else f", {_stab_text(g, u, w)}")
+        attrs = f'label="{label}", penwidth={0.5 + 3.5 * p:.2f}, tooltip={_dot_str(tip)}'
+        if st is not None:
+            attrs += f", stability={st:.3f}"
         if (u, w) in v.cycle_edges:
             attrs += ', style=dashed, color="red", constraint=false'
+        elif st is not None and st < STABLE:
+            attrs += ", style=dashed"
         lines.append(f"  n{u} -> n{w} [{attrs}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -207,7 +233,8 @@ def to_dot(v: GraphView) -> str:
 
 def to_graphml(v: GraphView) -> str:
     """GraphML (reads in networkx, yEd, Gephi): node id = KC name, with
-    ``difficulty`` and ``order``; edges carry ``prob`` (and ``support``)."""
+    ``difficulty`` and ``order``; edges carry ``prob`` (and ``support``;
+    bootstrapped graphs ``stability``, ``strength_lo``, ``strength_hi``)."""
     g = v.graph
     pos = {i: r for r, i in enumerate(v.order)}
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
@@ -220,6 +247,9 @@ def to_graphml(v: GraphView) -> str:
            '  <key id="breaks_cycle" for="edge" attr.name="breaks_cycle" attr.type="boolean"/>']
     if g.support is not None:
         out.append('  <key id="support" for="edge" attr.name="support" attr.type="double"/>')
+    boot = [a for a in ("stability", "strength_lo", "strength_hi") if getattr(g, a) is not None]
+    for a in boot:
+        out.append(f'  <key id="{a}" for="edge" attr.name="{a}" attr.type="double"/>')
     out += ['  <graph id="prerequisites" edgedefault="directed">',
             f'    <data key="method">{_xml(g.method)}</data>',
             f'    <data key="threshold">{v.threshold}</data>']
@@ -232,6 +262,8 @@ def to_graphml(v: GraphView) -> str:
         data = f'<data key="prob">{p:.6g}</data><data key="breaks_cycle">{str((u, w) in v.cycle_edges).lower()}</data>'
         if g.support is not None:
             data += f'<data key="support">{float(g.support[u, w]):.6g}</data>'
+        for a in boot:
+            data += f'<data key="{a}">{float(getattr(g, a)[u, w]):.6g}</data>'
         out.append(f"    <edge source={quoteattr(_clean(g.kcs[u]))} target={quoteattr(_clean(g.kcs[w]))}>{data}</edge>")
     out += ["  </graph>", "</graphml>"]
     return "\n".join(out) + "\n"
@@ -239,17 +271,43 @@ def to_graphml(v: GraphView) -> str:
 
 def to_mermaid(v: GraphView) -> str:
     """Mermaid flowchart: ids ``n0, n1, ...``, quoted labels with entity codes
-    for characters Mermaid would parse, edge labels = probabilities."""
+    for characters Mermaid would parse, edge labels = probabilities (and
+    ``s`` + stability for bootstrapped graphs, dotted below :data:`STABLE`;
+    cycle-closing edges dotted too)."""
     g = v.graph
     lines = ["flowchart LR",
              f"  %% kt prerequisite graph: method {_clean(g.method)}, threshold {v.threshold}"
-             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else "")]
+             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else "")
+             + _stability_note(v)]
     for i in _shown_nodes(v):
         lines.append(f'  n{i}["{_mermaid_label(g.kcs[i])}"]')
     for u, w, p in v.edges:
-        arrow = "-.->" if (u, w) in v.cycle_edges else "-->"
-        lines.append(f"  n{u} {arrow}|{p:.2f}| n{w}")
+        st = _stab(g, u, w)
+        arrow = "-.->" if (u, w) in v.cycle_edges or (st is not None and st < STABLE) else "-->"
+        label = f"{p:.2f}" if st is None else f"{p:.2f} s{st:.2f}"
+        lines.append(f"  n{u} {arrow}|{label}| n{w}")
     return "\n".join(lines) + "\n"
+
+
+def _stab(g: PrerequisiteGraph, u: int, w: int) -> float | None:
+    return None if g.stability is None else float(g.stability[u, w])
+
+
+def _stab_text(g: PrerequisiteGraph, u: int, w: int) -> str:
+    t = f"stability {float(g.stability[u, w]):.2f}"
+    if g.strength_lo is not None and g.strength_hi is not None:
+        t += f", 95% interval {float(g.strength_lo[u, w]):.2f}-{float(g.strength_hi[u, w]):.2f}"
+    return t
+
+
+def _stability_note(v: GraphView) -> str:
+    g = v.graph
+    if g.stability is None:
+        return ""
+    b = g.meta.get("bootstrap") or {}
+    n = f"{b['refits']} learner resamples" if "refits" in b else "the bootstrap"
+    return (f"; stability = share of {n} keeping the edge, dashed below {STABLE:g}"
+            + ("" if v.min_stability is None else f", edges below {v.min_stability:g} left out"))
 
 
 def _shown_nodes(v: GraphView) -> list[int]:

@@ -16,8 +16,8 @@ from kt.errors import KTError
 
 GRAPH_FORMAT = 2  # newest layout written and read: matrices as typed arrays (see encode_array)
 LIST_FORMAT = 1  # matrices as nested lists (what to_dict() gives; still read)
-MATRICES = ("confidence", "support", "score")  # optional K x K fields
-METHODS = ("learned", "conditional-influence", "causal-support")
+MATRICES = ("confidence", "support", "score", "stability", "strength_lo", "strength_hi")  # optional K x K fields
+METHODS = ("learned", "conditional-influence", "causal-support", "mastery", "transition")
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,8 +29,10 @@ class PrerequisiteGraph:
         prob: edge probabilities in [0, 1], zero diagonal. 0.5 is each
             method's neutral point, so one threshold means the same for all.
         method: how the graph was obtained: ``learned`` (PSI-KT),
-            ``conditional-influence`` (DKT/CAKT, Piech et al. 2015) or
-            ``causal-support`` (transition statistics of the training data).
+            ``conditional-influence`` (DKT/CAKT, Piech et al. 2015),
+            ``causal-support`` (transition statistics of the training data),
+            ``mastery`` (the mastery-regression structure learner,
+            kt.graph.mastery) or ``transition`` (practice-order counts).
         confidence: optional per-edge confidence in [0, 1] (K x K).
         support: optional per-edge evidence counts (K x K), e.g. the number
             of consecutive-attempt transitions i -> k.
@@ -38,7 +40,13 @@ class PrerequisiteGraph:
             Piech's normalised influence, or the causal-support log Bayes factor.
         difficulty: optional per-KC difficulty, 1 - mean correctness in the
             training data (NaN where unseen); breaks ties in the learning order.
-        meta: free-form provenance (transform, counts, notes).
+        meta: free-form provenance (transform, counts, notes; ``bootstrap``
+            describes how stability was measured).
+        stability: optional per-edge bootstrap stability in [0, 1] (K x K):
+            the share of learner-resampled refits whose graph keeps the edge
+            (kt.graph.bootstrap).
+        strength_lo, strength_hi: optional 2.5% / 97.5% quantiles of the
+            edge probability over the refits (K x K).
     """
 
     kcs: list[str]
@@ -49,6 +57,9 @@ class PrerequisiteGraph:
     score: Float[np.ndarray, "K K"] | None = None
     difficulty: Float[np.ndarray, " K"] | None = None
     meta: dict = field(default_factory=dict)
+    stability: Float[np.ndarray, "K K"] | None = None
+    strength_lo: Float[np.ndarray, "K K"] | None = None
+    strength_hi: Float[np.ndarray, "K K"] | None = None
 
     def __post_init__(self):
         kcs = [str(k) for k in self.kcs]
@@ -81,17 +92,28 @@ class PrerequisiteGraph:
         """Number of KCs."""
         return len(self.kcs)
 
-    def edge_index(self, threshold: float = 0.5, top_k: int | None = None) -> list[tuple[int, int, float]]:
+    def edge_index(self, threshold: float = 0.5, top_k: int | None = None,
+                   min_stability: float | None = None) -> list[tuple[int, int, float]]:
         """Edges as ``(source, target, prob)`` indices, strongest first.
 
         Args:
             threshold: keep edges with ``prob >= threshold`` (and > 0).
             top_k: then keep at most this many of the strongest.
+            min_stability: first keep only edges with ``stability >=`` this
+                (needs the bootstrap's ``stability``).
 
         Returns:
             Edges sorted by decreasing probability, ties by KC names.
+
+        Raises:
+            ValueError: ``min_stability`` given for a graph without stability.
         """
-        i, k = np.nonzero((self.prob >= threshold) & (self.prob > 0))
+        sel = (self.prob >= threshold) & (self.prob > 0)
+        if min_stability is not None:
+            if self.stability is None:
+                raise ValueError("min_stability needs per-edge stability (a bootstrapped graph)")
+            sel &= self.stability >= min_stability
+        i, k = np.nonzero(sel)
         rows = [(int(a), int(b), float(self.prob[a, b])) for a, b in zip(i, k) if a != b]
         rows.sort(key=lambda r: (-r[2], self.kcs[r[0]], self.kcs[r[1]]))
         return rows if top_k is None else rows[:top_k]

@@ -4,8 +4,11 @@ One file, no network: the graph is embedded as JSON in a
 ``<script type="application/json" id="kt-graph-data">`` block, an inline
 script draws it as SVG. Nodes sit in columns by prerequisite depth; the
 reader filters edges by strength and clicks (or picks) a KC to highlight
-its prerequisites and dependents. The state is kept in the URL fragment
-(``#kc=NAME&t=0.7``), so a link or a headless browser can open a view.
+its prerequisites and dependents. Bootstrapped graphs add a stability
+filter; each edge's opacity follows its stability, edges below
+kt.graph.export.STABLE are dashed, and the tooltip gives the stability and
+the 95% interval of the strength. The state is kept in the URL fragment
+(``#kc=NAME&t=0.7&s=0.9``), so a link or a headless browser can open a view.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import html
 import json
 
-from kt.graph.export import GraphView
+from kt.graph.export import STABLE, GraphView
 from kt.graph.html_page import PAGE
 
 _COL_W, _ROW_H, _MARGIN = 240, 28, 40
@@ -78,6 +81,13 @@ def to_html(v: GraphView) -> str:
         "col_w": _COL_W,
         "edges": [[u, w, round(p, 4), None if support is None else float(support[u, w]), int((u, w) in v.cycle_edges)]
                   for u, w, p in v.edges],
+        # Per edge [stability, 2.5% and 97.5% strength quantiles] of a bootstrapped graph, else null.
+        "stability": None if g.stability is None else [
+            [round(float(a[u, w]), 4) if a is not None else None for a in (g.stability, g.strength_lo, g.strength_hi)]
+            for u, w, _ in v.edges],
+        "stable": STABLE,
+        "min_stability": v.min_stability,
+        "refits": (g.meta.get("bootstrap") or {}).get("refits"),
         "cycles": [[g.kcs[i] for i in c] for c in v.cycles],
         "dropped": [[g.kcs[d["edge"][0]], g.kcs[d["edge"][1]], round(d["edge"][2], 4)] for d in v.dropped],
     }

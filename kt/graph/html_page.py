@@ -27,6 +27,7 @@ PAGE = r"""<!DOCTYPE html>
  aside li:hover { text-decoration: underline; }
  .edge { fill: none; stroke: #8a8a8a; }
  .edge.cycle { stroke: #c0392b; stroke-dasharray: 5 4; }
+ .edge.unstable { stroke-dasharray: 2 3; }
  .edge.hidden { display: none; }
  .node circle { stroke: #333; stroke-width: 1; cursor: pointer; }
  .node text { font-size: 12px; cursor: pointer; }
@@ -48,9 +49,10 @@ PAGE = r"""<!DOCTYPE html>
  <h1 id="title">__KT_TITLE__</h1>
  <div class="controls">
   <label>edge strength &ge; <input id="thr" type="range" min="0" max="1" step="0.01"> <b id="thr-val"></b></label>
+  <label id="stab-box" hidden>stability &ge; <input id="stab" type="range" min="0" max="1" step="0.05"> <b id="stab-val"></b></label>
   <label>KC <select id="kc"><option value="">(none)</option></select></label>
   <label><button id="clear" type="button">clear</button></label>
-  <span class="legend"><span class="pre-t">&#9632; prerequisites</span><span class="dep-t">&#9632; dependents</span><span class="cyc-t">- - closes a cycle</span><span class="muted" id="counts"></span></span>
+  <span class="legend"><span class="pre-t">&#9632; prerequisites</span><span class="dep-t">&#9632; dependents</span><span class="cyc-t">- - closes a cycle</span><span class="muted" id="stab-legend"></span><span class="muted" id="counts"></span></span>
  </div>
 </header>
 <main>
@@ -70,7 +72,9 @@ PAGE = r"""<!DOCTYPE html>
   var D = JSON.parse(document.getElementById("kt-graph-data").textContent);
   var K = D.kcs.length, E = D.edges;
   var svg = document.getElementById("graph"), thr = document.getElementById("thr");
-  var sel = document.getElementById("kc"), state = { t: D.threshold, kc: -1 };
+  var sel = document.getElementById("kc"), state = { t: D.threshold, kc: -1, s: D.min_stability || 0 };
+  var S = D.stability, stab = document.getElementById("stab");
+  if (S) E.forEach(function (e, k) { e[5] = S[k][0]; });  // e[5] = stability
   var byName = {};
   D.kcs.forEach(function (n, i) { byName[n] = i; });
 
@@ -114,8 +118,12 @@ PAGE = r"""<!DOCTYPE html>
       }
       var r = rel(e[2]), tip = D.kcs[e[0]] + " \u2192 " + D.kcs[e[1]] + ": " + e[2].toFixed(3) +
         (e[3] === null ? "" : " (support " + e[3] + ")") + (e[4] ? " \u2014 closes a cycle" : "");
-      parts.push('<path class="edge' + (e[4] ? " cycle" : "") + '" data-e="' + k + '" d="' + d +
-        '" stroke-width="' + (0.8 + 3.2 * r).toFixed(2) + '" style="opacity:' + (0.35 + 0.55 * r).toFixed(2) +
+      // Bootstrapped: opacity follows stability (share of refits keeping the edge), dashed below D.stable.
+      var st = S ? S[k] : null, op = st ? 0.15 + 0.8 * st[0] : 0.35 + 0.55 * r;
+      if (st) tip += "\nstability " + st[0].toFixed(2) + (D.refits ? " (" + D.refits + " learner resamples)" : "") +
+        (st[1] === null ? "" : "; strength 95% interval " + st[1].toFixed(2) + "\u2013" + st[2].toFixed(2));
+      parts.push('<path class="edge' + (e[4] ? " cycle" : "") + (st && st[0] < D.stable ? " unstable" : "") + '" data-e="' + k + '" d="' + d +
+        '" stroke-width="' + (0.8 + 3.2 * r).toFixed(2) + '" style="opacity:' + op.toFixed(2) +
         '" marker-end="url(#arrow)"><title>' + esc(tip) + "</title></path>");
     });
     for (var j = 0; j < K; j++) {
@@ -128,7 +136,9 @@ PAGE = r"""<!DOCTYPE html>
     svg.innerHTML = parts.join("");
   }
 
-  function visible(e) { return e[2] >= state.t - 1e-12; }
+  function visible(e) {
+    return e[2] >= state.t - 1e-12 && (!S || e[5] >= state.s - 1e-12);
+  }
   function closure(start, fwd) {
     var adj = {}, seen = {}, stack = [start];
     E.forEach(function (e) {
@@ -146,6 +156,7 @@ PAGE = r"""<!DOCTYPE html>
 
   function update() {
     document.getElementById("thr-val").textContent = state.t.toFixed(2);
+    if (S) document.getElementById("stab-val").textContent = state.s.toFixed(2);
     var shown = 0, pre = {}, dep = {}, s = state.kc;
     if (s >= 0) { pre = closure(s, false); dep = closure(s, true); }
     svg.querySelectorAll(".edge").forEach(function (el) {
@@ -166,7 +177,7 @@ PAGE = r"""<!DOCTYPE html>
     document.getElementById("counts").textContent = shown + " of " + E.length + " edges shown";
     sel.value = s >= 0 ? String(s) : "";
     info(s, pre, dep);
-    var h = "t=" + state.t.toFixed(2) + (s >= 0 ? "&kc=" + encodeURIComponent(D.kcs[s]) : "");
+    var h = "t=" + state.t.toFixed(2) + (S ? "&s=" + state.s.toFixed(2) : "") + (s >= 0 ? "&kc=" + encodeURIComponent(D.kcs[s]) : "");
     if (location.hash.slice(1) !== h) { try { history.replaceState(null, "", "#" + h); } catch (err) { /* file:// in some browsers */ } }
   }
 
@@ -175,7 +186,8 @@ PAGE = r"""<!DOCTYPE html>
     if (s < 0) { box.className = "muted"; box.textContent = "Click a KC to see its prerequisites and dependents."; return; }
     var direct = function (fwd) {
       return E.filter(function (e) { return visible(e) && (fwd ? e[0] : e[1]) === s; })
-        .map(function (e) { return "<li data-i=\"" + (fwd ? e[1] : e[0]) + "\">" + esc(D.kcs[fwd ? e[1] : e[0]]) + " <span class=\"muted\">" + e[2].toFixed(3) + "</span></li>"; }).join("");
+        .map(function (e) { return "<li data-i=\"" + (fwd ? e[1] : e[0]) + "\">" + esc(D.kcs[fwd ? e[1] : e[0]]) + " <span class=\"muted\">" + e[2].toFixed(3) +
+          (S ? ", stability " + e[5].toFixed(2) : "") + "</span></li>"; }).join("");
     };
     var dd = D.difficulty && D.difficulty[s] !== null ? "difficulty (error rate) " + D.difficulty[s].toFixed(2) : "";
     box.className = "";
@@ -214,6 +226,12 @@ PAGE = r"""<!DOCTYPE html>
       if (li) { state.kc = +li.getAttribute("data-i"); update(); }
     });
     thr.addEventListener("input", function () { state.t = +thr.value; update(); });
+    if (S) {
+      document.getElementById("stab-box").hidden = false;
+      stab.min = D.min_stability || 0; stab.value = state.s;
+      document.getElementById("stab-legend").textContent = "\u00b7\u00b7 stability < " + D.stable + " (faded by stability)";
+      stab.addEventListener("input", function () { state.s = +stab.value; update(); });
+    }
     sel.addEventListener("change", function () { state.kc = sel.value === "" ? -1 : +sel.value; update(); });
     document.getElementById("clear").addEventListener("click", function () { state.kc = -1; update(); });
     var q = {};
@@ -222,7 +240,9 @@ PAGE = r"""<!DOCTYPE html>
     });
     if (q.t !== undefined && !isNaN(+q.t)) state.t = Math.min(1, Math.max(D.threshold, +q.t));
     if (q.kc !== undefined && byName[q.kc] !== undefined) state.kc = byName[q.kc];
+    if (S && q.s !== undefined && !isNaN(+q.s)) state.s = Math.min(1, Math.max(D.min_stability || 0, +q.s));
     thr.value = state.t;
+    if (S) stab.value = state.s;
     update();
   }
   init();
