@@ -707,7 +707,7 @@ def scaling_child(n: int, kcs: int, steps: int, epochs: int, seed: int) -> None:
     model.fit(data, valid=None, key=seed, progress=lambda r: print(f"  {n} learners epoch {r['epoch']}: {r['seconds']:.1f}s", file=sys.stderr, flush=True))
     total = time.perf_counter() - t0
     hist = model.meta["history"]
-    print(json.dumps({"learners": n, "interactions": data.n_rows, "train_seconds": total,
+    print(json.dumps({"learners": n, "interactions": data.n_rows, "train_seconds": total, "inference": model.config.inference,
                       "epoch_seconds": [r["seconds"] for r in hist], "rss_after_data_mb": rss_data, "peak_rss_mb_self": _rss_mb()}))
 
 
@@ -731,14 +731,14 @@ def scaling(args) -> list[dict]:
         steady = ep[1:] if len(ep) > 1 else ep
         per_epoch = float(sum(steady) / len(steady))
         r = {"dataset": f"synthetic/ou-graph K={args.scaling_kcs} {n}x{args.steps}", "split": "all learners train (no validation)",
-             "model": "psikt", "impl": "kt", "experiment": "scaling", "learners": n, "interactions": out["interactions"],
+             "model": "psikt", "impl": "kt", "experiment": "scaling", "inference": out.get("inference"), "learners": n, "interactions": out["interactions"],
              "epochs": len(ep), "epoch_seconds": ep, "seconds_per_epoch_steady": per_epoch,
              "train_seconds": out["train_seconds"], "child_wall_seconds": res["wall"], "peak_rss_mb": res["rss_mb"],
              "rss_after_data_mb": out["rss_after_data_mb"],
              "ms_per_learner_epoch": 1000 * per_epoch / n, "other_cores_during_run": res["other_cores"],
              "load_before": res["load_before"], "machine": machine(),
-             "notes": f"fixed {args.scaling_epochs} epochs, no early stopping, psikt defaults (batch 32, window 200, "
-                      "10 MC samples); first epoch includes JIT compilation, seconds_per_epoch_steady averages the others; "
+             "notes": f"fixed {args.scaling_epochs} epochs, no early stopping, psikt defaults (inference={out.get('inference')}, "
+                      "batch 32, window 200); first epoch includes JIT compilation, seconds_per_epoch_steady averages the others; "
                       "peak_rss_mb is the child's peak (wait4), data generation included; the children share the persistent JAX "
                       "compilation cache, so a size that compiles from scratch (the first, on a cold cache) also peaks with XLA "
                       "compilation"}
