@@ -3,12 +3,22 @@
 Quick use::
 
     import kt
-    train = kt.load("train.csv")
-    model = kt.create("kc-rate").fit(train)
-    print(kt.evaluate(model, kt.load("test.csv", vocab=model.vocab)))
+    model = kt.train("train.csv", "bkt", out="runs/bkt")    # as `kt train`
+    print(kt.evaluate(model, "test.csv")["auc"])             # as `kt evaluate`
+    preds = model.predict(kt.load("test.csv", vocab=model.vocab))
+
+Data arguments take a path, a pandas or Polars DataFrame (``kt.from_frame``),
+or loaded :class:`Interactions`. The functions (see :mod:`kt.api`): ``load``,
+``from_frame``, ``train``, ``create``, ``load_model``, ``evaluate``,
+``cross_validate``, ``compare``, ``simulate``, ``list_models``,
+``prerequisite_graph``, ``export_graph``. ``import kt`` does not import JAX;
+each function imports what it needs.
 """
 
 from __future__ import annotations
+
+import sys as _sys
+import types as _types
 
 # The one place the version is written: pyproject.toml reads it from here
 # (dynamic version), so the installed metadata always agrees with it.
@@ -17,7 +27,21 @@ __version__ = "0.1.0"
 # import name and the command stay `kt`.
 DISTRIBUTION = "kt-trace"
 
-from kt.data.schema import Interactions, load  # noqa: E402
+from kt.data.schema import Interactions  # noqa: E402
+from kt.api import (  # noqa: E402
+    compare,
+    create,
+    cross_validate,
+    evaluate,
+    export_graph,
+    from_frame,
+    list_models,
+    load,
+    load_model,
+    prerequisite_graph,
+    simulate,
+    train,
+)
 
 
 def distribution_version() -> str:
@@ -37,4 +61,26 @@ def distribution_version() -> str:
     return f"{DISTRIBUTION} {v}"
 
 
-__all__ = ["DISTRIBUTION", "Interactions", "distribution_version", "load", "__version__"]
+class _Package(_types.ModuleType):
+    """``kt`` itself: keeps ``kt.train`` the function when the ``kt.train`` subpackage is imported.
+
+    Importing a submodule sets it as an attribute of its parent package;
+    ``kt/train/`` (the shared training loop) would so replace
+    :func:`kt.api.train` at the first gradient-model import. Imports of the
+    subpackage (``from kt.train import loop``) go through ``sys.modules``
+    and are unaffected.
+    """
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "train" and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+__all__ = [
+    "DISTRIBUTION", "Interactions", "compare", "create", "cross_validate", "distribution_version", "evaluate",
+    "export_graph", "from_frame", "list_models", "load", "load_model", "prerequisite_graph", "simulate", "train",
+    "__version__",
+]

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kt.api import Reporter
 from kt.errors import KTError
 
 app = typer.Typer(
@@ -102,6 +103,25 @@ def handle_errors(fn):
 def _notes(notes) -> None:
     for n in notes:
         err.print(f"[yellow]note:[/] {n}", highlight=False, markup=True)
+
+
+class CliReporter(Reporter):
+    """The API's notes, warnings, progress lines and status, printed on stderr with rich."""
+
+    def note(self, msg: str) -> None:
+        _notes([msg])
+
+    def warn(self, msg: str) -> None:
+        err.print(f"[bold red]warning:[/] {msg}", highlight=False)
+
+    def line(self, msg: str) -> None:
+        err.print(msg, highlight=False)
+
+    def status(self, msg: str):
+        return err.status(msg)
+
+
+UI = CliReporter()
 
 
 def _fmt(v) -> str:

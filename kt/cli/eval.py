@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data,
+    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, UI,
     HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
 )
 from kt.errors import KTError
@@ -26,41 +26,9 @@ def make_spec(protocol, include_first, scoring, fusion, history, history_frac, h
 
 def prepare_data(data, spec, collapse: bool):
     """Apply ``--collapse-kc-rows`` and print scoring warnings; returns the data to evaluate."""
-    from kt.eval.expand import collapse_kc_rows, expanded_rows
-    from kt.eval.protocols import LEAK_WARNING
+    from kt.api import prepare
 
-    if collapse:
-        data = collapse_kc_rows(data)
-        n = data.stats.get("collapsed_kc_rows", 0)
-        err.print(f"[yellow]note:[/] --collapse-kc-rows merged {n:,} KC rows into multi-KC questions", highlight=False)
-    if spec.scoring == "kc-row":
-        if data.multi_kc:
-            err.print(f"[bold red]warning:[/] {LEAK_WARNING}", highlight=False)
-        else:
-            err.print("[yellow]note:[/] --scoring kc-row: the data has one KC per attempt, so every attempt is scored as usual",
-                      highlight=False)
-    elif not data.multi_kc:
-        n = expanded_rows(data)
-        if n:
-            err.print(
-                f"[yellow]note:[/] {data.source}: {n:,} rows repeat the previous row's item and outcome with another KC "
-                "(multi-KC questions expanded into KC rows, as in pyKT/AKT files); scoring them one by one leaks answers; "
-                "pass --collapse-kc-rows to score whole questions",
-                highlight=False,
-            )
-    return data
-
-
-def epoch_printer(prefix: str = ""):
-    """Per-epoch progress line for gradient models (stderr)."""
-
-    def progress(rec: dict) -> None:
-        parts = [f"epoch {rec['epoch']}", f"loss {rec.get('train_loss', float('nan')):.4f}"]
-        if "valid_auc" in rec:
-            parts.append(f"valid AUC {rec['valid_auc']:.4f}")
-        err.print("  " + prefix + " | ".join(parts), highlight=False)
-
-    return progress
+    return prepare(data, spec, collapse, UI)
 
 
 def result_table(title: str, rows: dict[str, dict]) -> Table:
@@ -138,23 +106,20 @@ def cv(
     The same --seed gives the same folds and (for deterministic models)
     the same metrics.
     """
+    from kt.api import cross_validate
     from kt.atomic import write_text
-    from kt.eval.cv import cross_validate
-    from kt.models.base import get
 
-    get(model)  # fail on an unknown name before reading data
-    spec = make_spec(eval_protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
     sets = list(set_ or []) + ([f"epochs={epochs}"] if epochs is not None else [])
-    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
 
     def on_fold(k: int, fold: dict) -> None:
         r = fold["result"]
         err.print(f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} "
                   f"({r['train_seconds']:.1f}s training)", highlight=False)
 
-    with err.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"):
-        rec = cross_validate(data, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, spec=spec,
-                             sets=sets, toml_path=config, progress=epoch_printer(), on_fold=on_fold)
+    rec = cross_validate(file, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, protocol=eval_protocol,
+                         include_first=include_first, scoring=scoring, fusion=fusion, history=history, history_frac=history_frac,
+                         horizon=horizon, mode=mode, collapse_kc_rows=collapse, config=config, sets=sets, map=map_,
+                         drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, on_fold=on_fold, _ui=UI)
     t = Table(title=f"{model}: {scheme} {folds} folds, seed {seed} ({describe(rec['fold_results'][0]['result'])})")
     t.add_column("fold")
     t.add_column("learners", justify="right")
@@ -204,47 +169,18 @@ def compare(
     encoding: EncodingOpt = None,
 ):
     """Train several models on the same learner split and compare them in one table."""
+    from kt.api import compare as compare_models
     from kt.atomic import write_text
-    from kt.eval.cv import cross_validate, fit_and_evaluate, holdout, model_sets
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise KTError("--models: give at least one model name, e.g. --models kc-rate,bkt")
     if len(set(names)) != len(names):
         raise KTError(f"--models {models!r}: a model is listed twice")
-    if folds and (test_file is not None or save_models is not None):
-        raise KTError("--folds: cross-validation splits FILE itself; drop --test/--save-models")
-    if folds == 1 or folds < 0:
-        raise KTError(f"--folds {folds}: use 0 (one split) or at least 2")
-    per_model = model_sets(names, set_, epochs)  # also checks the names
-    spec = make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
-    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding), spec, collapse)
-    record: dict = {"kind": "compare", "models": names, "data": data.source, "seed": seed, "settings": spec.settings(),
-                    "model_options": per_model}
-    if folds:
-        record.update({"split": "kfold", "folds": folds, "valid_frac": valid_frac})
-    elif test_file is not None:
-        test = prepare_data(_load_data(test_file, map_, drop_duplicates, drop_nulls, encoding, vocab=data.vocab), spec, collapse)
-        train = data
-        record.update({"split": "files", "test_data": test.source, "valid_frac": valid_frac})
-    else:
-        train, test = holdout(data, test_frac, seed)
-        record.update({"split": "learners", "test_frac": test_frac, "valid_frac": valid_frac,
-                       "test_users": sorted(test.frame["user_id"].unique().to_list())})
-    results = []
-    for name in names:
-        with err.status(f"{name}: training and evaluating"):
-            if folds:
-                r = cross_validate(data, name, folds=folds, seed=seed, valid_frac=valid_frac, spec=spec, sets=per_model[name],
-                                   toml_path=config, progress=epoch_printer(f"{name} "))
-            else:
-                r = fit_and_evaluate(name, train, test, valid_frac=valid_frac, seed=seed, spec=spec, sets=per_model[name],
-                                     toml_path=config, progress=epoch_printer(f"{name} "),
-                                     save_to=(save_models / name) if save_models is not None else None)
-        results.append(r)
-        done = r["summary"]["auc"]["mean"] if folds else r["auc"]
-        err.print(f"  {name}: AUC {_fmt(done)}", highlight=False)
-    record["results"] = results
+    record = compare_models(file, names, test=test_file, test_frac=test_frac, folds=folds, seed=seed, valid_frac=valid_frac,
+                            protocol=protocol, include_first=include_first, scoring=scoring, fusion=fusion, history=history,
+                            history_frac=history_frac, horizon=horizon, mode=mode, epochs=epochs, sets=set_, config=config,
+                            save_models=save_models, collapse_kc_rows=collapse, map=map_, drop_duplicates=drop_duplicates,
+                            drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
+    results = record["results"]
     first = results[0]["fold_results"][0]["result"] if folds else results[0]
     split = f"{folds}-fold CV" if folds else (f"test file {test_file}" if test_file else f"{test_frac:g} of learners held out")
     t = Table(title=f"{file}: {split}, seed {seed} ({describe(first)})")

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _load_data, _metrics_table,
-    _notes,
+    app, out, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _load_data, _metrics_table,
+    UI,
     HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
 )
 from kt.errors import KTError
@@ -57,95 +57,23 @@ def train(
     train data-parallel on every visible device unless --devices says
     otherwise; the result matches one-device training up to float rounding.
     """
-    import inspect
-    import time
+    from kt.api import train as train_model
 
-    from kt.atomic import check_output
-    from kt.data.partitioned import PartitionedData, is_partitioned, open_for_training
-    from kt.data.splits import train_valid
-    from kt.models.base import create
-
-    if distributed:
-        from kt.train.shard import init_distributed
-
-        init_distributed()
     sets = list(set_ or [])
     if epochs is not None:
         sets.append(f"epochs={epochs}")
-    m = create(model, toml_path=config, sets=sets)
-    # After the cheap option checks (so a bad --set is reported as such), before any data is read.
-    check_output(out_dir, overwrite=overwrite, what="model directory", kind="dir")
-    if is_partitioned(file):  # `kt data convert --partitions`: DKT streams it, other models load it whole
-        data, tr, va, notes = open_for_training(file, m, valid_frac, seed, map_=map_, encoding=encoding,
-                                                drop_duplicates=drop_duplicates)
-        _notes(notes)
-    else:
-        data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
-        tr, va = train_valid(data, valid_frac, seed)
-    t0 = time.perf_counter()
-
-    def progress(rec: dict) -> None:
-        parts = [f"epoch {rec['epoch']}", f"loss {rec.get('train_loss', float('nan')):.4f}"]
-        if "valid_auc" in rec:
-            parts.append(f"valid AUC {rec['valid_auc']:.4f}")
-        if rec.get("interactions_per_second"):
-            parts.append(f"{rec['interactions_per_second']:,.0f} interactions/s")
-        err.print("  " + " | ".join(parts), highlight=False)
-
-    import shutil
-
-    ckpt = out_dir.with_name(out_dir.name + ".ckpt")
-    rank = 0
+    m = train_model(file, model, valid_frac=valid_frac, seed=seed, out=out_dir, overwrite=overwrite, config=config,
+                    sets=sets, resume=resume, devices=devices, distributed=distributed, map=map_,
+                    drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
     if distributed:
         import jax
 
         rank = jax.process_index()
-        if rank:  # every process checkpoints its own copy; only process 0 writes the model
-            ckpt = out_dir.with_name(f"{out_dir.name}.ckpt.p{rank}")
-    extra = {}
-    if m.resumable:
-        extra = {"checkpoint": ckpt, "resume": resume}
-    elif resume:
-        raise KTError(f"--resume: model {model!r} trains in one pass and has no checkpoints")
-    if "devices" in inspect.signature(m.fit).parameters:
-        from kt.train.shard import data_mesh
-
-        data_mesh(devices)  # a bad --devices fails here, before any training
-        extra["devices"] = devices
-    elif devices not in (None, 1) or distributed:
-        raise KTError(f"--devices/--distributed: model {model!r} trains on one device; drop the option")
-    with err.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
-        m.fit(tr, valid=va, key=seed, progress=progress, **extra)
-    seconds = time.perf_counter() - t0
-    _notes(m.meta.get("warnings", []))
-    rows = {}
-    m.meta.update({"train_seconds": seconds, "train_file": str(file), "seed": seed, "valid_frac": valid_frac,
-                   "data_fingerprint": data.fingerprint(), "train_attempts": tr.n_rows, "train_learners": tr.n_users})
-    if va is not None:
-        from kt.eval.protocols import next_step  # only with a validation split (import costs ~40 ms)
-
-        res = va.next_step(m) if isinstance(va, PartitionedData) else next_step(m, va, breakdown=False)
-        m.meta["valid_metrics"] = {k: res[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
-        rows["valid"] = res
-    files = {}
-    try:
-        from kt.graph.build import graph_for
-
-        g = tr.graph(m) if isinstance(tr, PartitionedData) else graph_for(m, tr)
-        if g is not None:
-            files["graph.json"] = g.to_json()
-    except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it
-        _notes([f"no prerequisite graph saved ({type(exc).__name__}: {' '.join(str(exc).split())})"])
-    if rank:
-        if m.resumable:
-            shutil.rmtree(ckpt, ignore_errors=True)
-        out.print(f"process {rank}: training done; process 0 saves the model")
-        return
-    m.save(out_dir, extra_files=files)
-    if m.resumable:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    if rows:
-        out.print(_metrics_table(f"{model} ({seconds:.1f}s)", rows))
+        if rank:  # only process 0 writes the model
+            out.print(f"process {rank}: training done; process 0 saves the model")
+            return
+    if m.meta.get("valid_metrics"):
+        out.print(_metrics_table(f"{model} ({m.meta['train_seconds']:.1f}s)", {"valid": m.meta["valid_metrics"]}))
     out.print(f"saved {model} to {out_dir}")
 
 
@@ -180,26 +108,14 @@ def evaluate(
     from the history before the question, then fused); --scoring kc-row
     scores pyKT's expanded rows instead and is leaky.
     """
-    import dataclasses
-
+    from kt.api import evaluate as evaluate_model
     from kt.atomic import write_text
-    from kt.cli.eval import make_spec, prepare_data, print_result
-    from kt.models.base import load
+    from kt.cli.eval import print_result
 
-    spec = make_spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
-    m = load(model_dir)
-    if eval_mode is not None:
-        if not hasattr(m.config, "eval_mode"):
-            raise KTError(f"--eval-mode: model {m.name!r} has no history modes; drop the option")
-        m.config = dataclasses.replace(m.config, eval_mode=eval_mode)
-        check = getattr(m.config, "validate", None)
-        if check is not None:
-            check()
-    data = prepare_data(_load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=m.vocab), spec, collapse)
-    with err.status(f"predicting {data.n_rows:,} attempts ({spec.protocol})"):
-        res = spec.run(m, data)
-    res["model_dir"] = str(model_dir)
-    print_result(res, f"{m.name} on {file}")
+    res = evaluate_model(model_dir, file, protocol, include_first=include_first, scoring=scoring, fusion=fusion, history=history,
+                         history_frac=history_frac, horizon=horizon, mode=mode, collapse_kc_rows=collapse, eval_mode=eval_mode,
+                         map=map_, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
+    print_result(res, f"{res['model']} on {file}")
     if json_out is not None:
         write_text(json_out, _json_dump(res))
         out.print(f"wrote {json_out}")
@@ -243,19 +159,15 @@ def predict(
 @handle_errors
 def models():
     """List the available models and their options."""
-    import dataclasses
+    from kt.api import list_models
 
-    from kt.models.base import REGISTRY, _ensure_builtin
-
-    _ensure_builtin()
     t = Table(title="kt models")
     t.add_column("name")
     t.add_column("description")
     t.add_column("options (--set key=value)")
-    for name in sorted(REGISTRY):
-        cls = REGISTRY[name]
-        opts = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(cls.Config)) or "-"
-        t.add_row(name, cls.summary, opts)
+    for name, info in list_models().items():
+        opts = ", ".join(f"{k}={v}" for k, v in info["options"].items()) or "-"
+        t.add_row(name, info["summary"], opts)
     out.print(t)
 
 

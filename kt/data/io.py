@@ -410,6 +410,33 @@ def check_duplicate_columns(first_line: str, sep: str, header: list[str], colmap
     return notes
 
 
+def frame_table(frame: pl.DataFrame, *, overrides: dict[str, str] | None = None, source: str = "<frame>") -> RawTable:
+    """A Polars frame in memory as a raw table (what :func:`read_table` gives for a file).
+
+    Columns are detected and mapped exactly as for a file's header; the
+    mapped columns keep their dtypes (as for Parquet), and ``__line`` is the
+    row's 0-based position in ``frame``.
+
+    Args:
+        frame: the interactions, one row per attempt.
+        overrides: explicit canonical -> column choices (``--map``).
+        source: name used in messages and as the data's ``source``.
+
+    Returns:
+        The raw table (format ``frame``, unit ``row``).
+
+    Raises:
+        KTError: an override names a column the frame does not have.
+    """
+    header = [str(c) for c in frame.columns]
+    colmap = detect(header, overrides, source=source)
+    cols = list(dict.fromkeys([*colmap.columns.values(), *([colmap.item_step] if colmap.item_step else [])]))
+    if not cols:
+        return RawTable(pl.DataFrame(), colmap, source, "frame", unit="row", header=header)
+    f = frame.select(cols).with_row_index(LINE_COL).with_columns(pl.col(LINE_COL).cast(pl.Int64))
+    return RawTable(f, colmap, source, "frame", unit="row", header=header)
+
+
 def scan_parquet(p: Path) -> tuple[pl.LazyFrame, dict]:
     """A lazy scan of a Parquet file and its schema (column -> dtype).
 

@@ -71,6 +71,7 @@ def fit_and_evaluate(
     toml_path: str | Path | None = None,
     progress: Callable[[dict], None] | None = None,
     save_to: str | Path | None = None,
+    options: dict | None = None,
 ) -> dict:
     """Train a fresh model and evaluate it on held-out learners.
 
@@ -87,6 +88,7 @@ def fit_and_evaluate(
         toml_path: TOML file with model options.
         progress: per-epoch callback of gradient models.
         save_to: also save the fitted model to this directory.
+        options: model options as Python values (after ``toml_path`` and ``sets``).
 
     Returns:
         The protocol's result plus ``config``, ``train_seconds``,
@@ -97,7 +99,7 @@ def fit_and_evaluate(
     from kt.models.config import to_dict
 
     spec = (spec or EvalSpec()).checked()
-    m = create(model_name, toml_path=toml_path, sets=sets)
+    m = create(model_name, toml_path=toml_path, sets=sets, **(options or {}))
     tr, va = (train, valid) if valid is not None else train_valid(train, valid_frac, seed)
     t0 = time.perf_counter()
     m.fit(tr, valid=va, key=seed, progress=progress)
@@ -132,6 +134,7 @@ def cross_validate(
     toml_path: str | Path | None = None,
     progress: Callable[[dict], None] | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
+    options: dict | None = None,
 ) -> dict:
     """Learner-level k-fold cross-validation of one model.
 
@@ -148,6 +151,7 @@ def cross_validate(
         toml_path: TOML file with model options.
         progress: per-epoch callback of gradient models.
         on_fold: called with (fold index, fold record) after each fold.
+        options: model options as Python values (after ``toml_path`` and ``sets``).
 
     Returns:
         JSON-ready dict: ``scheme``, ``model``, ``folds``, ``seed``, the
@@ -176,12 +180,12 @@ def cross_validate(
         if scheme == "kfold":
             train_u = np.setdiff1d(users, part)
             res = fit_and_evaluate(model_name, data.subset(train_u), data.subset(part), valid_frac=valid_frac, seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress)
+                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options)
             fold = {"fold": k, "test_users": _ids(data, part), "result": res}
         else:
             train_u = np.setdiff1d(np.concatenate(parts), part)
             res = fit_and_evaluate(model_name, data.subset(train_u), test, valid=data.subset(part), seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress)
+                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options)
             fold = {"fold": k, "valid_users": _ids(data, part), "result": res}
         results.append(fold)
         if on_fold is not None:
