@@ -87,8 +87,10 @@ over the window) next to the observed correct rate there (open-loop
 forecasts must not collapse to one class), next-step AUC/accuracy on the
 test learners' capped sequences, training seconds, epochs run / best epoch.
 One row per (dataset, cohort, seed, model), written to --out as soon as it
-finishes; a rerun skips the rows already there (``--fresh`` starts over), so
-a partial run keeps its rows. Summary rows per (dataset, cohort, model) hold
+finishes; a rerun skips the rows already there (``--fresh`` recomputes the
+selected ones), so a partial run keeps its rows. Each row records the model
+class, its effective config and the git revision of the working tree when
+the invocation started (kt is imported once per invocation). Summary rows per (dataset, cohort, model) hold
 mean and sd over seeds; psikt-filter's carries ``acceptance``: its mean
 window accuracy against the better of BKT and DKT, and when it misses, by
 how many sds of the seed-paired difference.
@@ -99,6 +101,7 @@ Writes bench/results/psikt.json (rows per shared/BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -474,6 +477,9 @@ def _horizon_share(model, test, step: int = COHORT_HORIZON_STEP) -> dict:
             "positive_share_window": float(np.mean(pa > 0.5)), "observed_correct_window": float(np.mean(ya))}
 
 
+KT_REVISION_AT_START = "unknown"
+
+
 def _kt_revision() -> str:
     """HEAD commit, plus ``+dirty`` when kt/ has uncommitted changes (the package under test is edited concurrently)."""
     import subprocess
@@ -523,8 +529,13 @@ def cohort_run(label: str, data_name: str, cohort: str, seed: int, train, valid,
         "next_auc": nxt["auc"], "next_accuracy": nxt["accuracy"], "next_n_scored": nxt.get("scored_rows"),
         "train_seconds": train_s, "eval_seconds": eval_s,
         "epochs_run": len(hist) if hist else None, "best_epoch": model.meta.get("best_epoch") if isinstance(model.meta, dict) else None,
-        "peak_rss_mb": _rss_mb(), "jax": jax.__version__, "kt_revision": _kt_revision(), "data": desc,
+        "peak_rss_mb": _rss_mb(), "jax": jax.__version__, "kt_revision_at_start": KT_REVISION_AT_START,
+        "model_class": type(model).__name__, "data": desc,
     }
+    cfg = getattr(model, "config", None)
+    if dataclasses.is_dataclass(cfg):
+        row["config"] = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
+                         for k, v in dataclasses.asdict(cfg).items()}
     if "sample_accuracy" in win:
         row["sample_accuracy"], row["sample_f1"] = win["sample_accuracy"], win["sample_f1"]
     print(f"    {data_name} {cohort} seed {seed} {label:16} window acc {row['accuracy']:.3f} F1 {row['f1']:.3f} "
@@ -625,11 +636,13 @@ def cohorts(args) -> list[dict]:
     for spec in args.cohort_seeds_at:
         c, _, ss = spec.partition("=")
         seed_limits[c.strip()] = {int(s) for s in ss.split(",") if s.strip()}
+    global KT_REVISION_AT_START
+    KT_REVISION_AT_START = _kt_revision()  # kt is imported lazily below: the code under test is the working tree of now
     old = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
     others = [r for r in old if _part(r) != "cohorts"]
-    done = {} if args.fresh else {_cohort_key(r): r for r in old if _part(r) == "cohorts" and not r.get("summary")
-                                  and r.get("cohort_version") == COHORT_VERSION}
-    kept = dict(done)  # rows of the previous run are kept (and reused) unless --fresh
+    kept = {_cohort_key(r): r for r in old if _part(r) == "cohorts" and not r.get("summary")
+            and r.get("cohort_version") == COHORT_VERSION}  # rows of earlier runs are kept
+    done = {} if args.fresh else dict(kept)  # and reused, unless --fresh recomputes the selected ones
 
     def flush():
         seed_rows = sorted(kept.values(), key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), r["seed"],
@@ -843,7 +856,8 @@ def main() -> None:
     ap.add_argument("--cohort-seeds-at", action="append", default=[], metavar="COHORT=S1,S2",
                     help="cohorts: run this cohort only with these seeds (repeatable; e.g. 1000=0,1,2)")
     ap.add_argument("--fresh", action="store_true",
-                    help="cohorts: discard the cohorts rows already in --out (default: keep them and skip those rows)")
+                    help="cohorts: recompute the selected rows even when --out has them (default: skip them; rows of "
+                         "other selections are kept either way)")
     ap.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "psikt.json"))
     args = ap.parse_args()
