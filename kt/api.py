@@ -39,7 +39,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: What data arguments accept: a path, a pandas/Polars DataFrame, or loaded interactions.
 DataLike = Union[PathLike, "pl.DataFrame", Any, Interactions]
 ModelName = Literal["majority", "kc-rate", "bkt", "dkt", "cakt", "psikt"]
-Protocol = Literal["next", "multistep", "psikt-window"]
+EvalProtocol = Literal["next", "multistep", "psikt-window"]
 Scoring = Literal["question", "kc-row"]
 Fusion = Literal["mean", "vote", "all"]
 Mode = Literal["nonacc", "acc"]
@@ -523,7 +523,7 @@ def prepare(data: Interactions, spec, collapse: bool, ui: Reporter) -> Interacti
 def evaluate(
     model: "Model | PathLike",
     data: DataLike,
-    protocol: Protocol = "next",
+    protocol: EvalProtocol = "next",
     *,
     include_first: bool = False,
     scoring: Scoring = "question",
@@ -608,7 +608,7 @@ def cross_validate(
     seed: int = 0,
     valid_frac: float = 0.1,
     scheme: Scheme = "kfold",
-    protocol: Protocol = "next",
+    protocol: EvalProtocol = "next",
     include_first: bool = False,
     scoring: Scoring = "question",
     fusion: Fusion = "mean",
@@ -675,7 +675,7 @@ def compare(
     folds: int = 0,
     seed: int = 0,
     valid_frac: float = 0.1,
-    protocol: Protocol = "next",
+    protocol: EvalProtocol = "next",
     include_first: bool = False,
     scoring: Scoring = "question",
     fusion: Fusion = "mean",
