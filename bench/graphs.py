@@ -3,9 +3,11 @@
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
                               [--methods mastery,transition,causal-support,dkt] [--only gated-random,gated-curriculum,ou-graph]
                               [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
-                              [--dkt-hidden 64] [--dkt-epochs 20] [--out bench/results/graphs.json]
+                              [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--calibration-thresholds 0.5,0.7,0.8]
+                              [--out bench/results/graphs.json]
 
        python bench/graphs.py --kcs 10 --learners 1000 --only gated-random,gated-curriculum --methods mastery,transition
+       python bench/graphs.py --kcs 10 --learners 1000 --only gated-random,gated-curriculum --methods mastery --bootstrap 20
 
 Generators (parts, selected with ``--only``): ``gated-random`` and
 ``gated-curriculum`` (``kt simulate --kind gated`` with its defaults and the
@@ -39,10 +41,23 @@ oracle edge ranking for gated settings with K <= 12 (seed 0 only, first
 log-likelihood change of adding (or, for a true edge, removing) that edge
 under the true parameters.
 
+Calibration of the bootstrap stability (``--bootstrap N``, for the mastery
+method; kt.graph.bootstrap): the mastery graph is refitted on N learner
+resamples (seeded with the setting's seed) and, for every export threshold
+of ``--calibration-thresholds``, the edges the full-data graph keeps at that
+threshold (prob >= t and stronger than the reverse edge, the bootstrap's
+keep rule) are binned by stability (>= 0.9, 0.7-0.9, 0.5-0.7, < 0.5); per
+bin the row gives the number of kept edges, how many are true edges, and
+their share (precision). Model name ``mastery-bootstrap@t``; the summary
+row pools the seeds (true / kept over all seeds) and also gives the mean of
+the per-seed shares. The issue's acceptance: edges at stability >= 0.9 are
+true at least 90% of the time (``acceptance_met``).
+
 Rows per seed and summary rows (``seed: "mean"``: mean and sd over seeds of
 every metric); writes bench/results/graphs.json (rows per
 shared/BENCHMARKS.md). With ``--only`` the rows of the other parts in
-``--out`` are kept.
+``--out`` are kept, and so is a row's ceiling when it is rerun with
+``--no-ceiling``.
 """
 
 from __future__ import annotations
@@ -62,6 +77,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARTS = ("gated-random", "gated-curriculum", "ou-graph")
 METHODS = ("mastery", "transition", "causal-support", "dkt")
 METRICS = ("edge_auroc", "edge_auprc", "orientation_accuracy", "f1_at_top_true", "train_seconds")
+STABILITY_BINS = ((">=0.9", 0.9, 1.01), ("0.7-0.9", 0.7, 0.9), ("0.5-0.7", 0.5, 0.7), ("<0.5", 0.0, 0.5))
 LR_CRITICAL = 1.92  # nats: 5% critical value of a 1-df likelihood-ratio test (chi2 3.84 / 2)
 
 
@@ -178,16 +194,77 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             g = data_graph(data, m, truth["kcs"])
         secs = time.perf_counter() - t0
         res = graph_metrics(g, true)
+        if m == "mastery" and args.bootstrap:
+            calib = calibration_rows(data, truth, g, base, seed, args)
         row = {**base, "model": m, "graph_method": g.method, "edge_auroc": res["auroc"], "edge_auprc": res["auprc"],
                "base_rate": res["base_rate"], "orientation_accuracy": res["orientation_accuracy"],
                "f1_at_top_true": res["f1_at_top_true"], "train_seconds": secs, **ceil,
                "notes": (f"oracle: first {args.oracle_learners} learners, true parameters" if m == "oracle" else
                          "DKT training (early stopping on 10% of learners) included" if m == "dkt" else "")}
         rows.append(row)
+        if m == "mastery" and args.bootstrap:
+            rows += calib
         print(f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
               f"AUPRC {res['auprc']:.3f} (base {res['base_rate']:.3f}) {secs:6.1f} s"
               + (f"  ceiling {ceil['ceiling_nats_per_edge']:.1f} nats/edge" if ceil else ""), flush=True)
     return rows
+
+
+def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
+    """Stability-bin calibration of the mastery bootstrap at each export threshold (one row per threshold)."""
+    import numpy as np
+
+    from kt.graph.bootstrap import kept_mask, refit_probs, stability_of
+
+    t0 = time.perf_counter()
+    probs = refit_probs(data, "mastery", g.kcs, n=args.bootstrap, seed=seed)
+    secs = time.perf_counter() - t0
+    pos = {k: i for i, k in enumerate(g.kcs)}
+    A = np.zeros((g.n_kcs, g.n_kcs), bool)
+    for a, b in truth["edges"]:
+        A[pos[str(a)], pos[str(b)]] = True
+    rows = []
+    for t in args.calibration_thresholds:
+        kept = kept_mask(g.prob, t)
+        stab = stability_of(probs, t)
+        row = {**base, "model": f"mastery-bootstrap@{t:g}", "graph_method": "mastery", "bootstrap_refits": args.bootstrap,
+               "bootstrap_seed": seed, "calibration_threshold": t, "kept_edges": int(kept.sum()),
+               "kept_true_edges": int((kept & A).sum()), "bootstrap_seconds": secs,
+               "recall_stable": float((kept & A & (stab >= 0.9)).sum() / max(A.sum(), 1)),
+               "notes": "kept = prob >= threshold and prob > reverse; bins by bootstrap stability (share of refits keeping the edge)"}
+        for name, lo, hi in STABILITY_BINS:
+            m = kept & (stab >= lo) & (stab < hi)
+            row[f"kept[{name}]"] = int(m.sum())
+            row[f"true[{name}]"] = int((m & A).sum())
+            row[f"precision[{name}]"] = float((m & A).sum() / m.sum()) if m.sum() else None
+        rows.append(row)
+        print(f"{base['dataset']:32} seed {seed} bootstrap@{t:g}: " + "  ".join(
+            f"{name} {row[f'true[{name}]']}/{row[f'kept[{name}]']}" for name, _, _ in STABILITY_BINS)
+            + f"  ({secs:.1f} s for {args.bootstrap} refits)", flush=True)
+    return rows
+
+
+def summarise_calibration(rs: list[dict]) -> dict:
+    """Pooled (true / kept over seeds) and seed-mean precision per stability bin."""
+    import numpy as np
+
+    s = {k: rs[0][k] for k in ("dataset", "part", "generator", "schedule", "kcs", "learners", "steps", "effect", "impl", "model",
+                               "graph_method", "bootstrap_refits", "calibration_threshold")}
+    s["seed"] = "mean"
+    s["seeds"] = [r["seed"] for r in rs]
+    for name, _, _ in STABILITY_BINS:
+        kept = sum(r[f"kept[{name}]"] for r in rs)
+        true = sum(r[f"true[{name}]"] for r in rs)
+        s[f"kept[{name}]"], s[f"true[{name}]"] = kept, true
+        s[f"precision[{name}]"] = true / kept if kept else None
+        per = [r[f"precision[{name}]"] for r in rs if r[f"precision[{name}]"] is not None]
+        s[f"precision_seed_mean[{name}]"] = float(np.mean(per)) if per else None
+        s[f"precision_seed_sd[{name}]"] = float(np.std(per, ddof=1)) if len(per) > 1 else None
+    for k in ("recall_stable", "bootstrap_seconds", "kept_edges", "kept_true_edges"):
+        s[k] = float(np.mean([r[k] for r in rs]))
+    p = s["precision[>=0.9]"]
+    s["acceptance_met"] = bool(p is not None and p >= 0.9)
+    return s
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -197,6 +274,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     keys = sorted({(r["dataset"], r["model"]) for r in rows if r["seed"] != "mean"})
     for ds, m in keys:
         rs = [r for r in rows if r["dataset"] == ds and r["model"] == m and r["seed"] != "mean"]
+        if m.startswith("mastery-bootstrap@"):
+            out.append(summarise_calibration(rs))
+            continue
         s = {k: rs[0][k] for k in ("dataset", "part", "generator", "schedule", "kcs", "learners", "steps", "effect", "impl", "model")}
         s["seed"] = "mean"
         s["seeds"] = [r["seed"] for r in rs]
@@ -228,11 +308,18 @@ def main(argv=None) -> None:
     ap.add_argument("--oracle-learners", type=int, default=300)
     ap.add_argument("--dkt-hidden", type=int, default=64)
     ap.add_argument("--dkt-epochs", type=int, default=20)
+    ap.add_argument("--bootstrap", type=int, default=0, help="mastery: refits on learner resamples for the stability calibration (0: none)")
+    ap.add_argument("--calibration-thresholds", default="0.5,0.7,0.8", help="export thresholds at which the calibration is measured")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "graphs.json"))
     args = ap.parse_args(argv)
     args.seeds = _ints(args.seeds)
     args.ceiling_seeds = None if args.ceiling_seeds is None else _ints(args.ceiling_seeds)
     args.methods = [m for m in args.methods.split(",") if m]
+    args.calibration_thresholds = [float(x) for x in args.calibration_thresholds.split(",") if x.strip()]
+    if args.bootstrap == 1 or args.bootstrap < 0:
+        sys.exit("--bootstrap: 0 (none) or at least 2 refits")
+    if args.bootstrap and "mastery" not in args.methods:
+        sys.exit("--bootstrap calibrates the mastery method: add mastery to --methods")
     parts = [p for p in args.only.split(",") if p]
     bad = [m for m in args.methods if m not in METHODS] + [p for p in parts if p not in PARTS]
     if bad:
@@ -248,6 +335,11 @@ def main(argv=None) -> None:
     if Path(args.out).exists():  # keep rows of other parts/settings/methods from earlier runs
         old = [r for r in json.loads(Path(args.out).read_text())["rows"] if r["seed"] != "mean"]
         new = {(r["dataset"], r["model"], r["seed"]) for r in rows}
+        ceilings = {(r["dataset"], r["model"], r["seed"]): r for r in old if "ceiling_nats" in r}
+        for r in rows:  # a rerun with --no-ceiling keeps the ceiling measured before
+            prev = ceilings.get((r["dataset"], r["model"], r["seed"]))
+            if prev is not None and "ceiling_nats" not in r:
+                r.update({k: v for k, v in prev.items() if k.startswith("ceiling_") or k in ("loglik_true_graph", "identifiable")})
         rows = [r for r in old if (r["dataset"], r["model"], r["seed"]) not in new] + rows
     rows = [r for r in rows if r["seed"] != "mean"]
     rows += summarise(rows)
@@ -266,13 +358,27 @@ def main(argv=None) -> None:
     tmp_out.write_text(json.dumps(out, indent=1, default=float))
     os.replace(tmp_out, args.out)
     print(f"\n{'setting':32} {'method':15} {'AUROC':>13} {'orient':>13} {'AUPRC':>6} {'base':>5} {'F1@|E|':>6} {'ceiling/edge':>12} {'s':>6}")
-    for r in sorted((r for r in rows if r["seed"] == "mean"), key=lambda r: (r["dataset"], r["model"])):
+    for r in sorted((r for r in rows if r["seed"] == "mean" and "calibration_threshold" not in r), key=lambda r: (r["dataset"], r["model"])):
         ce = r.get("ceiling_nats_per_edge")
         flag = "" if r.get("identifiable", True) else " (!)"
         print(f"{r['dataset']:32} {r['model']:15} {r['edge_auroc']:.3f}±{r['edge_auroc_sd']:.3f} "
               f"{r['orientation_accuracy']:.3f}±{r['orientation_accuracy_sd']:.3f} {r['edge_auprc']:6.3f} {r['base_rate']:5.3f} "
               f"{r['f1_at_top_true']:6.3f} {('%.1f' % ce) if ce is not None else 'n/a':>12}{flag} {r['train_seconds']:6.1f}")
-    print(f"(!) = ceiling below {LR_CRITICAL} nats per edge: not identifiable even with the true model. Wrote {args.out}")
+    print(f"(!) = ceiling below {LR_CRITICAL} nats per edge: not identifiable even with the true model.")
+    cal = sorted((r for r in rows if r["seed"] == "mean" and "calibration_threshold" in r),
+                 key=lambda r: (r["dataset"], r["calibration_threshold"]))
+    if cal:
+        print(f"\nBootstrap calibration (mastery): share of kept edges that are true, pooled over seeds (true/kept)")
+        print(f"{'setting':32} {'thr':>4} " + " ".join(f"{name:>16}" for name, _, _ in STABILITY_BINS) + f" {'recall@0.9':>10} {'refits':>6}")
+        for r in cal:
+            cells = []
+            for name, _, _ in STABILITY_BINS:
+                p = r[f"precision[{name}]"]
+                cells.append(f"{'n/a' if p is None else f'{p:.2f}'} ({r[f'true[{name}]']}/{r[f'kept[{name}]']})".rjust(16))
+            print(f"{r['dataset']:32} {r['calibration_threshold']:4.2f} " + " ".join(cells)
+                  + f" {r['recall_stable']:10.2f} {r['bootstrap_refits']:6d}" + ("" if r["acceptance_met"] else "  (!)"))
+        print("(!) = edges at stability >= 0.9 are true less than 90% of the time (the issue's acceptance)")
+    print(f"Wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,34 @@ def kept_mask(prob: np.ndarray, threshold: float = 0.5, top_k: int | None = None
     return keep
 
 
+def refit_probs(data: Interactions, method: str, kcs: list[str], *, n: int, seed: int = 0,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Edge probabilities of ``n`` refits on learner resamples, shape (n, K, K).
+
+    Args:
+        data: interactions.
+        method: a data method (:data:`kt.graph.build.DATA_METHODS`).
+        kcs: KC names of the graph.
+        n: number of refits.
+        seed: seed of the resampling.
+        progress: called with (refits done, n) after each refit.
+    """
+    from kt.graph.build import data_graph
+
+    rng = np.random.default_rng(seed)
+    probs = np.empty((n, len(kcs), len(kcs)))
+    for b in range(n):
+        probs[b] = data_graph(resample_learners(data, rng), method, kcs).prob
+        if progress is not None:
+            progress(b + 1, n)
+    return probs
+
+
+def stability_of(probs: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
+    """Share of refits (``probs``, shape (n, K, K)) keeping each edge (:func:`kept_mask`)."""
+    return np.mean([kept_mask(p, threshold, top_k) for p in probs], axis=0)
+
+
 def bootstrap_graph(data: Interactions, method: str = "mastery", kcs: list[str] | None = None, *, n: int = 20,
                     seed: int = 0, threshold: float = 0.5, top_k: int | None = None,
                     graph: PrerequisiteGraph | None = None,
@@ -116,17 +144,8 @@ def bootstrap_graph(data: Interactions, method: str = "mastery", kcs: list[str] 
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
     g = data_graph(data, method, kcs) if graph is None else graph
-    rng = np.random.default_rng(seed)
-    K = g.n_kcs
-    kept = np.zeros((K, K))
-    probs = np.empty((n, K, K))
-    for b in range(n):
-        rb = data_graph(resample_learners(data, rng), method, g.kcs)
-        probs[b] = rb.prob
-        kept += kept_mask(rb.prob, threshold, top_k)
-        if progress is not None:
-            progress(b + 1, n)
-    stability = kept / n
+    probs = refit_probs(data, method, g.kcs, n=n, seed=seed, progress=progress)
+    stability = stability_of(probs, threshold, top_k)
     lo, hi = np.quantile(probs, [0.025, 0.975], axis=0)
     for a in (stability, lo, hi):
         np.fill_diagonal(a, 0.0)
