@@ -246,8 +246,10 @@ def test_cli_train_dkt_from_partitions(tmp_path, cli, small):
     assert header["meta"]["data_fingerprint"] == meta["fingerprint"]
     assert header["meta"]["valid_metrics"]["n"] > 0 and 0 < header["meta"]["valid_metrics"]["auc"] < 1
     assert header["vocab"]["skill_id"] == meta["vocab"]["skill_id"] and header["vocab"]["user_id"] == []
-    graph = json.loads((tmp_path / "m3" / "graph.json").read_text())
-    assert graph["method"] == "conditional-influence" and len(graph["difficulty"]) == len(meta["vocab"]["skill_id"])
+    from kt.graph.graph import read_graph
+
+    graph = read_graph(tmp_path / "m3" / "graph.json")
+    assert graph.method == "conditional-influence" and len(graph.difficulty) == len(meta["vocab"]["skill_id"])
 
 
 def test_cli_other_models_load_partitions_in_memory(tmp_path, cli):
