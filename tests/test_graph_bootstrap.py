@@ -157,6 +157,9 @@ def test_issue_cli_flow(tmp_path):
     assert "gone.csv" in res.stderr and "--data FILE" in res.stderr and "(causal-support)" in res.output
     line = error_line(run("export-graph", m, "--out", tmp_path / "e.json", "--bootstrap", "3", ok=False))
     assert "pass --data FILE" in line and "gone.csv" in line
+    (tmp_path / "gone.csv").write_text("a,b\n1,2\n")  # there, but not interactions: the saved graph, with a note
+    res = run("export-graph", m, "--out", tmp_path / "f.json")
+    assert "could not be read" in res.stderr and "(causal-support)" in res.output
     res = run("export-graph", m, "--out", tmp_path / "e.json", "--bootstrap", "3", "--data", sim, "--min-stability", "0.5")
     assert "(mastery, stability from 3 learner resamples)" in res.output
     assert json.loads((tmp_path / "e.json").read_text())["min_stability"] == 0.5

@@ -184,10 +184,16 @@ def export_graph(
         raise KTError(f"{model_dir}: not a kt model directory (no model.json); train one with `kt train ... --out {model_dir}`")
     notes = []
     own = bool(header) and _has_own_graph(model_dir, header)
+    explicit = method is not None
     if method is None and own and bootstrap is None:
         method = "learned"
     if method is None or method not in MODEL_METHODS:
-        data, why = _training_data(model_dir, header, data_path, map_, encoding)
+        try:
+            data, why = _training_data(model_dir, header, data_path, map_, encoding)
+        except KTError as exc:
+            if explicit or bootstrap is not None or data_path is not None:
+                raise
+            data, why = None, f"its training file could not be read ({exc})"
         if data is None and (method is not None or bootstrap is not None):
             what = f"--bootstrap ({method or 'mastery'} refits)" if bootstrap is not None else f"the {method} graph"
             raise KTError(f"{model_dir}: {what} needs the training data and {why}; pass --data FILE")
@@ -201,7 +207,15 @@ def export_graph(
                 notes.append("--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
                              "training data with its stability (--method mastery)")
             kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
-            g = data_graph(data, method, kcs)
+            try:
+                with err.status(f"learning the {method} graph from {data.n_rows:,} attempts"):
+                    g = data_graph(data, method, kcs)
+            except KTError as exc:
+                if explicit or bootstrap is not None:
+                    raise
+                g = _model_graph(model_dir)  # the default could not be computed (e.g. too large): the saved graph
+                notes.append(f"no mastery graph ({exc}); showing the graph saved with the model ({g.method})")
+                kcs = None
             if bootstrap is not None:
                 g = run_bootstrap(data, method, kcs, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     else:
