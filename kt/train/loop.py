@@ -508,7 +508,7 @@ def predict_positions(
     if score is None:
         score = prev_index(seqs.group, seqs.mask) >= 0
     for idx, sub in _ordered_batches(seqs, batch_size, buckets):
-        probs = np.asarray(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[: len(idx)]
+        probs = shard.to_numpy(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[: len(idx)]
         sel = fit_width(score[idx], probs.shape[1])
         ys.append(sub.correct[sel])
         ps.append(probs[sel])

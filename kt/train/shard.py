@@ -91,11 +91,36 @@ def replicate(tree: Any, mesh: Mesh | None) -> Any:
 
 
 def gather(tree: Any, mesh: Mesh | None) -> Any:
-    """Bring a replicated tree back to the default device (no-op without a mesh)."""
+    """Bring a replicated tree back to this process's first device (no-op without a mesh).
+
+    Multi-host: every process copies its own replica to its first local
+    device (``device_put`` onto one device refuses an array that spans other
+    processes' devices; a replicated array holds the whole value on each).
+    """
     if mesh is None:
         return tree
     arrays, static = eqx.partition(tree, eqx.is_array)
-    return eqx.combine(jax.device_put(arrays, jax.devices()[0]), static)
+    device = jax.local_devices()[0]
+
+    def local(x: jax.Array) -> jax.Array:
+        if x.is_fully_addressable:
+            return jax.device_put(x, device)
+        return jax.device_put(x.addressable_data(0) if x.is_fully_replicated else to_numpy(x), device)
+
+    return eqx.combine(jax.tree.map(local, arrays), static)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A (possibly batch-sharded, possibly multi-host) array as one NumPy array.
+
+    An array sharded over several processes is all-gathered first: a
+    collective, so every process must call this in the same order.
+    """
+    if isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
 
 
 def shard_batch(batch: dict, mesh: Mesh | None) -> dict:
