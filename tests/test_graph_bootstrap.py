@@ -163,3 +163,19 @@ def test_issue_cli_flow(tmp_path):
     res = run("export-graph", m, "--out", tmp_path / "e.json", "--bootstrap", "3", "--data", sim, "--min-stability", "0.5")
     assert "(mastery, stability from 3 learner resamples)" in res.output
     assert json.loads((tmp_path / "e.json").read_text())["min_stability"] == 0.5
+
+
+def test_psikt_keeps_its_learned_graph_by_default(tmp_path):
+    """A PSI-KT directory exports its own graph without data; --bootstrap needs the training data."""
+    d = tmp_path / "psikt"
+    d.mkdir()
+    p = np.array([[0, 0.9, 0.2], [0.1, 0, 0.8], [0.3, 0.2, 0]])
+    (d / "graph.json").write_text(PrerequisiteGraph(["a", "b", "c"], p, "learned").to_json())
+    (d / "model.json").write_text(json.dumps({"model": "psikt", "meta": {"train_file": str(tmp_path / "gone.csv")},
+                                              "vocab": {"skill_id": ["a", "b", "c"]}}))
+    res = run("export-graph", d, "--out", tmp_path / "g.json")
+    assert "(learned)" in res.output and res.stderr.strip() == ""  # no note: nothing fell back
+    line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--bootstrap", "5", ok=False))
+    assert "pass --data FILE" in line
+    line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--method", "learned", "--bootstrap", "5", ok=False))
+    assert "retrainings" in line and "--method mastery" in line
