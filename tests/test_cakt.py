@@ -142,7 +142,8 @@ def test_masked_batchnorm_ignores_padding_in_training_mode(monkeypatch):
     lg_p, new_p = cakt.next_logits(net, _pad(b), key, st)
     np.testing.assert_allclose(lg, lg_p[:3, :12], atol=1e-5)
     for a, c in zip(jax.tree.leaves(new), jax.tree.leaves(new_p)):
-        np.testing.assert_allclose(a, c, atol=1e-6)
+        # float32 sums over a differently padded batch: equal to a few ulps of values near 1
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
     tgt, tgt_p = loop.targets(b), loop.targets(_pad(b))
     bce = lambda l, bb, m: optax.sigmoid_binary_cross_entropy(l, bb["correct"].astype(l.dtype))[m].mean()  # noqa: E731
     np.testing.assert_allclose(bce(lg, b, tgt), bce(lg_p, _pad(b), tgt_p), rtol=1e-5)
