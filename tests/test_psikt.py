@@ -130,6 +130,7 @@ def test_graph_parameterisation():
     assert net.u.size + net.M.size == K * D + D * D
 
 
+@pytest.mark.slow
 def test_graph_samples_estimator_matches_expected_graph():
     K, B, T = 4, 6, 8
     hyper = core.Hyper(n_kc=K, mc=50)
@@ -275,7 +276,8 @@ VARIANTS = {
 }
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
+# The amortised inference is no longer the default: its non-default variants run in the slow tier.
+@pytest.mark.parametrize("variant", [v if v == "default" else pytest.param(v, marks=pytest.mark.slow) for v in sorted(VARIANTS)])
 def test_elbo_and_predictions_are_padding_invariant(variant):
     K, B, T = 5, 4, 9
     hk, nk = VARIANTS[variant]
