@@ -1,7 +1,7 @@
 """Prerequisite-graph recovery bench (issue 16): which graph methods recover a known DAG, and how far the data allow.
 
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
-                              [--methods mastery,transition,causal-support,dkt] [--only gated-random,gated-curriculum,ou-graph]
+                              [--methods mastery,transition,causal-support,dkt,psikt] [--only gated-random,gated-curriculum,ou-graph]
                               [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
                               [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--calibration-thresholds 0.5,0.7,0.8]
                               [--out bench/results/graphs.json]
@@ -75,7 +75,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("gated-random", "gated-curriculum", "ou-graph")
-METHODS = ("mastery", "transition", "causal-support", "dkt")
+METHODS = ("mastery", "transition", "causal-support", "dkt", "psikt")
 METRICS = ("edge_auroc", "edge_auprc", "orientation_accuracy", "f1_at_top_true", "train_seconds")
 STABILITY_BINS = ((">=0.9", 0.9, 1.01), ("0.7-0.9", 0.7, 0.9), ("0.5-0.7", 0.5, 0.7), ("<0.5", 0.0, 0.5))
 LR_CRITICAL = 1.92  # nats: 5% critical value of a 1-df likelihood-ratio test (chi2 3.84 / 2)
@@ -160,6 +160,17 @@ def dkt_graph(data, seed: int, args):
     return graph_for(model, data)
 
 
+def psikt_graph(data, seed: int):
+    """PSI-KT's own learned graph (default options: filter inference), early-stopped on 10% of the learners."""
+    from kt.data.splits import train_valid
+    from kt.models.base import create
+
+    fit_on, valid = train_valid(data, 0.1, seed)
+    model = create("psikt")
+    model.fit(fit_on, valid=valid, key=seed)
+    return model.graph()
+
+
 def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[dict]:
     import kt
     from kt.graph.build import data_graph
@@ -188,6 +199,8 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
         t0 = time.perf_counter()
         if m == "dkt":
             g = dkt_graph(data, seed, args)
+        elif m == "psikt":
+            g = psikt_graph(data, seed)
         elif m == "oracle":
             g = oracle_graph(frame, truth, args.oracle_learners)
         else:
@@ -200,7 +213,8 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
                "base_rate": res["base_rate"], "orientation_accuracy": res["orientation_accuracy"],
                "f1_at_top_true": res["f1_at_top_true"], "train_seconds": secs, **ceil,
                "notes": (f"oracle: first {args.oracle_learners} learners, true parameters" if m == "oracle" else
-                         "DKT training (early stopping on 10% of learners) included" if m == "dkt" else "")}
+                         "DKT training (early stopping on 10% of learners) included" if m == "dkt" else
+                         "PSI-KT (default options) training (early stopping on 10% of learners) included" if m == "psikt" else "")}
         rows.append(row)
         if m == "mastery" and args.bootstrap:
             rows += calib
@@ -297,7 +311,8 @@ def main(argv=None) -> None:
     ap.add_argument("--learners", default="100,300,1000,3000")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "psikt"),
+                    help="graph methods (psikt: PSI-KT's learned graph, trained per setting; not in the default list)")
     ap.add_argument("--only", default=",".join(PARTS), help="parts to run: " + ", ".join(PARTS))
     ap.add_argument("--effect", type=float, default=0.8, help="gated: gate strength")
     ap.add_argument("--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)")
