@@ -295,6 +295,7 @@ class PsiKT(Model):
     name = "psikt"
     Config = PsiKTConfig
     resumable = True
+    _state_fields = _STATE_FIELDS  # the per-learner state's fields (see ``_store_states``)
     summary = "PSI-KT: OU dynamics on a learned prerequisite graph, learner traits, continual updates"
 
     @classmethod
@@ -508,32 +509,29 @@ class PsiKT(Model):
         return users, out
 
     def _store_states(self, users: list[str], st: dict[str, np.ndarray]) -> None:
-        """Insert or replace learners' states (keyed by user id)."""
+        """Insert or replace learners' states (keyed by user id); each field keeps its stored dtype."""
         known = {u: i for i, u in enumerate(self.meta.get("state_users", []))}
         old = self.params.state
-        fields = {k: getattr(old, k) for k in _STATE_FIELDS}
-        new_users = list(self.meta.get("state_users", []))
         rep = [(known[u], j) for j, u in enumerate(users) if u in known]
         add = [j for j, u in enumerate(users) if u not in known]
-        for k in _STATE_FIELDS:
-            arr = fields[k].copy()
-            dtype = np.float64 if k in ("t_last", "t_first") else np.float32
-            v = np.asarray(st[k], dtype)
+        fields = {}
+        for k in self._state_fields:
+            arr = getattr(old, k).copy()
+            v = np.asarray(st[k], arr.dtype)
             if rep:
                 a, b = zip(*rep)
                 arr[list(a)] = v[list(b)]
             if add:
                 arr = np.concatenate([arr, v[add]])
-            fields[k] = arr.astype(dtype)
-        new_users += [users[j] for j in add]
-        self.meta["state_users"] = new_users
-        self.params = Params(self.params.net, LearnerState(**fields))
+            fields[k] = arr
+        self.meta["state_users"] = list(self.meta.get("state_users", [])) + [users[j] for j in add]
+        self.params = type(self.params)(self.params.net, type(old)(**fields))
 
     def _states_for(self, data: Interactions | None) -> tuple[list[str], dict[str, np.ndarray]]:
         self._require_fitted()
         if data is None:
             st = self.params.state
-            return list(self.meta.get("state_users", [])), {k: getattr(st, k) for k in _STATE_FIELDS}
+            return list(self.meta.get("state_users", [])), {k: getattr(st, k) for k in self._state_fields}
         return self._encode_states(self._frame(data), self._unit(data))
 
     # -- predictions ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from kt.errors import KTError
 from kt.models import psikt_core as core
 from kt.models import psikt_filter as pf
 from kt.models import psikt_train as tr
+from kt.models.baselines import _kc_counts
 from kt.models.psikt import PsiKT, _fuse, _pow2
 from kt.train import loop
 
@@ -81,6 +82,8 @@ def _prior(net, hyper, B):
 class PsiKTFilter(PsiKT):
     """PSI-KT with filter-based inference (``--set inference=filter``)."""
 
+    _state_fields = _FIELDS
+
     # -- set-up ---------------------------------------------------------------------------------
     def _fhyper(self) -> pf.FilterHyper:
         c = self.config
@@ -95,12 +98,7 @@ class PsiKTFilter(PsiKT):
     def _steps(self, seqs: Sequences, unit, t_prev: np.ndarray | None = None, rows: int | None = None) -> pf.Steps:
         """Device inputs for padded sequences; ``t_prev`` = each sequence's stored last time (continuations)."""
         n, T = seqs.mask.shape
-        days = tr.seq_days(seqs, unit)
-        dt = np.zeros((n, T))
-        dt[:, 1:] = days[:, 1:] - days[:, :-1]
-        if t_prev is not None:
-            dt[:, 0] = days[:, 0] - t_prev
-        dt = np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+        dt = gaps(seqs, unit, t_prev)
         new = np.ones((n, T), bool)
         new[:, 1:] = seqs.group[:, 1:] != seqs.group[:, :-1]
         pad = (rows or n) - n
@@ -186,13 +184,9 @@ class PsiKTFilter(PsiKT):
             vseqs = self._windows(self._frame(valid))
         hyper = self._fhyper()
         # Each KC's smoothed logit success rate starts b: the filter then begins at the KC-rate baseline.
-        skill = frame["skill_idx"].to_numpy()
-        y = frame["correct"].to_numpy().astype(np.float64)
-        ok = skill >= 0
-        succ = np.bincount(skill[ok], weights=y[ok], minlength=self.n_kc)
-        cnt = np.bincount(skill[ok], minlength=self.n_kc)
+        cnt, succ = _kc_counts(data, self.n_kc)
         rate = (succ + 1.0) / (cnt + 2.0)
-        self.meta["base_rate"] = float(y.mean()) if len(y) else 0.5
+        self.meta["base_rate"] = float(frame["correct"].mean()) if frame.height else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
         settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.early_stop_patience(), min_delta=1e-4, batch_size=cfg.batch_size,
@@ -256,32 +250,6 @@ class PsiKTFilter(PsiKT):
         users = [str(uid[r]) for r in seqs.row[:, 0]] if n else []
         return users, fin
 
-    def _store_states(self, users: list[str], st: dict[str, np.ndarray]) -> None:
-        """Insert or replace learners' states (keyed by user id)."""
-        known = {u: i for i, u in enumerate(self.meta.get("state_users", []))}
-        old = self.params.state
-        fields = {}
-        rep = [(known[u], j) for j, u in enumerate(users) if u in known]
-        add = [j for j, u in enumerate(users) if u not in known]
-        for k in _FIELDS:
-            arr = getattr(old, k).copy()
-            v = np.asarray(st[k], arr.dtype)
-            if rep:
-                a, b = zip(*rep)
-                arr[list(a)] = v[list(b)]
-            if add:
-                arr = np.concatenate([arr, v[add]])
-            fields[k] = arr
-        self.meta["state_users"] = list(self.meta.get("state_users", [])) + [users[j] for j in add]
-        self.params = FilterParams(self.params.net, FilterState(**fields))
-
-    def _states_for(self, data: Interactions | None) -> tuple[list[str], dict[str, np.ndarray]]:
-        self._require_fitted()
-        if data is None:
-            st = self.params.state
-            return list(self.meta.get("state_users", [])), {k: getattr(st, k) for k in _FIELDS}
-        return self._encode_states(self._frame(data), self._unit(data))
-
     def _start_for(self, users: list[str], st: dict[str, np.ndarray], wanted: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Stored states for ``wanted`` learners; the prior (t_last NaN) for learners without one."""
         index = {u: i for i, u in enumerate(users)}
@@ -323,15 +291,8 @@ class PsiKTFilter(PsiKT):
         if n == 0:
             return {"prob": prob, "pos_share": share}
         uid = sub["user_id"].to_numpy()
-        start, has = self._start_for(users, st, [str(uid[r]) for r in seqs.row[:, 0]])
-        days = tr.seq_days(seqs, unit)
-        if unit is None:  # the step index continues after the history
-            days = np.where(seqs.mask, start["count"][:, None] + np.arange(seqs.mask.shape[1])[None, :], np.nan)
-        t_prev = np.where(has, start["t_last"], days[:, 0])
-        dt = np.zeros_like(days)
-        dt[:, 0] = days[:, 0] - t_prev
-        dt[:, 1:] = days[:, 1:] - days[:, :-1]
-        dt = np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+        start, _ = self._start_for(users, st, [str(uid[r]) for r in seqs.row[:, 0]])
+        dt = gaps(continued(seqs, start, unit), unit, start["t_last"])  # fresh learners (t_last NaN) start at gap 0
         p_out = np.zeros(sub.height)
         s_out = np.zeros(sub.height)
         for idx, part in self._batches(seqs):
@@ -447,8 +408,7 @@ class PsiKTFilter(PsiKT):
         users = list(self.meta.get("state_users", []))
         st = {k: getattr(self.params.state, k) for k in _FIELDS}
         start, has = self._start_for(users, st, wanted)
-        if unit is None:  # step index continues after the stored history
-            seqs = dataclasses.replace(seqs, start=seqs.start + start["count"].astype(np.int64))
+        seqs = continued(seqs, start, unit)
         days = tr.seq_days(seqs, unit)
         first_t = days[:, 0] if len(wanted) else np.zeros(0)
         backwards = int(((first_t < start["t_last"]) & has).sum())
@@ -466,6 +426,33 @@ class PsiKTFilter(PsiKT):
                   "steps": 0, "seconds": total, "first_update_seconds": total, "seconds_per_update": total / max(rounds, 1)}
         self.meta.setdefault("updates", []).append({k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")})
         return report
+
+
+def gaps(seqs: Sequences, unit, t_prev: np.ndarray | None = None) -> np.ndarray:
+    """Gap in model days before every step (0 on padding).
+
+    Args:
+        seqs: padded sequences.
+        unit: seconds per model day, or None (the step index is the time).
+        t_prev: each sequence's time before its first step (a stored state's
+            last time; NaN or None: the first gap is 0).
+
+    Returns:
+        [N, T] float64 gaps, clipped at 0.
+    """
+    days = tr.seq_days(seqs, unit)
+    dt = np.zeros(days.shape)
+    dt[:, 1:] = days[:, 1:] - days[:, :-1]
+    if t_prev is not None:
+        dt[:, 0] = days[:, 0] - t_prev
+    return np.where(seqs.mask & np.isfinite(dt), np.maximum(dt, 0.0), 0.0)
+
+
+def continued(seqs: Sequences, start: dict[str, np.ndarray], unit) -> Sequences:
+    """Without timestamps the step index continues after each learner's stored history (``start['count']``)."""
+    if unit is not None:
+        return seqs
+    return dataclasses.replace(seqs, start=seqs.start + start["count"].astype(np.int64))
 
 
 def window_ids(frame: pl.DataFrame, window: int, cap: int) -> np.ndarray:
