@@ -922,19 +922,7 @@ def main() -> None:
         for r in rows:
             if "mean_edge_auroc" in r:
                 r["notes"] = NOTE_MEAN
-    load = os.getloadavg()[0]
-    out = {
-        "machine": f"{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()}); shared with other jobs "
-                   f"(load average at end {load:.2f}), so timings are indicative",
-        "date": dt.date.today().isoformat(),
-        "versions": {"kt": __import__("kt").__version__, "jax": __import__("jax").__version__},
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rows": rows,
-    }
-    tmp = Path(args.out).with_suffix(".json.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(out, indent=1, default=float))
-    os.replace(tmp, args.out)
+    _write_results(args.out, rows)
     print(f"\n{'row':60} {'AUROC':>6} {'rho_a':>6} {'rho_mu':>6} {'s/upd':>7} {'train s':>8}")
     for r in rows:
         if "edge_auroc" in r:
