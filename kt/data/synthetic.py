@@ -111,6 +111,26 @@ def _graph_probs(u: np.ndarray, M: np.ndarray) -> np.ndarray:
     return p
 
 
+def forward_edges(rng: np.random.Generator, order: np.ndarray, edge_prob: float) -> np.ndarray:
+    """A random DAG: each forward pair of ``order`` is an edge with probability ``edge_prob``.
+
+    Args:
+        rng: generator (one ``random()`` draw per pair, in order: seeded outputs depend on it).
+        order: a permutation of the K KCs (the DAG's topological order).
+        edge_prob: probability of each forward edge.
+
+    Returns:
+        K x K int8 adjacency, A[i, k] = 1 for an edge i -> k.
+    """
+    K = len(order)
+    A = np.zeros((K, K), np.int8)
+    for a in range(K):
+        for b in range(a + 1, K):
+            if rng.random() < edge_prob:
+                A[order[a], order[b]] = 1
+    return A
+
+
 def simulate_ou_graph(
     n_learners: int = 1000,
     n_kcs: int = 10,
@@ -204,10 +224,7 @@ def simulate_ou_graph(
         M = rng.normal(size=(realisable_dim, realisable_dim))
         A = (_graph_probs(u, M) > realisable_tau).astype(np.int8)
     else:
-        for a in range(K):
-            for b in range(a + 1, K):
-                if rng.random() < edge_prob:
-                    A[order[a], order[b]] = 1
+        A = forward_edges(rng, order, edge_prob)
     np.fill_diagonal(A, 0)
 
     # 2. Traits (raw s = (softplus^-1 alpha, mu, sigma, logit gamma)).

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from kt.data.synthetic import forward_edges
 from kt.errors import KTError
 
 SCHEDULES = ("random", "curriculum")
@@ -120,11 +121,7 @@ def simulate_gated(
     if adjacency is None:
         # Graph: forward pairs of a random order.
         order = rng.permutation(K)
-        A = np.zeros((K, K), np.int8)
-        for a in range(K):
-            for b in range(a + 1, K):
-                if rng.random() < edge_prob:
-                    A[order[a], order[b]] = 1
+        A = forward_edges(rng, order, edge_prob)
     else:
         A = (np.asarray(adjacency) != 0).astype(np.int8)
         if A.shape != (K, K):
