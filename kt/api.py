@@ -79,9 +79,92 @@ class Reporter:
         """Context manager around a long step (a spinner on the command line)."""
         return contextlib.nullcontext()
 
+    def progress(self, what: str, total: float | None = None):
+        """Context manager around a loop with a known (or unknown) length: a live bar on the command line.
+
+        Used as ``with ui.progress("epoch 3", total=40) as update: update(done, total, info)``:
+        ``update`` sets the completed count, the total when it becomes known
+        (``None`` keeps it) and a short text shown after the bar. The
+        default shows nothing (``update`` is a no-op), so notebooks and
+        scripts get no bars unless they pass a reporter that draws them.
+        """
+        return contextlib.nullcontext(_no_update)
+
     def notes(self, msgs: Iterable[str]) -> None:
         for m in msgs:
             self.note(m)
+
+
+def _no_update(done: float, total: float | None = None, info: str = "") -> None:
+    """The ``update`` of :meth:`Reporter.progress` when nothing is shown."""
+
+
+def step_text(metrics: Mapping[str, Any]) -> str:
+    """The text after a progress bar, from a lower layer's ``on_step`` metrics."""
+    parts = []
+    if metrics.get("loss") is not None:
+        parts.append(f"loss {metrics['loss']:.4f}")
+    if metrics.get("interactions_per_second"):
+        parts.append(f"{metrics['interactions_per_second']:,.0f} interactions/s")
+    if metrics.get("iteration") is not None:
+        parts.append(f"iteration {metrics['iteration']}")
+    if metrics.get("rows_read") is not None:
+        parts.append(f"{metrics['rows_read']:,} rows read")
+    if metrics.get("phase"):
+        parts.append(str(metrics["phase"]))
+    return " · ".join(parts)
+
+
+class StepBars:
+    """Progress bars for a fit's ``on_step(done, total, metrics)`` calls: one bar per epoch.
+
+    A new bar opens when ``metrics["epoch"]`` changes (or with the first
+    call, for fits without epochs, named by ``metrics["what"]``); the bar is
+    closed before the epoch's summary line, so :meth:`on_epoch` wraps the
+    per-epoch callback. Use as a context manager so the last bar closes
+    even when the fit fails.
+    """
+
+    def __init__(self, ui: Reporter, prefix: str = ""):
+        self.ui, self.prefix = ui, prefix
+        self._cm = None
+        self._update = _no_update
+        self._key: Any = object()
+
+    def on_step(self, done: float, total: float | None, metrics: Mapping[str, Any]) -> None:
+        key = metrics.get("epoch", metrics.get("what"))
+        if self._cm is None or key != self._key:
+            self.close()
+            what = f"epoch {key}" if "epoch" in metrics else str(key or "fitting")
+            self._cm = self.ui.progress(self.prefix + what, total)
+            self._update = self._cm.__enter__()
+            self._key = key
+        self._update(done, total, step_text(metrics))
+
+    def on_epoch(self, inner: Callable[[dict], None]) -> Callable[[dict], None]:
+        def call(rec: dict) -> None:
+            self.close()
+            inner(rec)
+
+        return call
+
+    def close(self) -> None:
+        cm, self._cm, self._update = self._cm, None, _no_update
+        if cm is not None:
+            cm.__exit__(None, None, None)
+
+    def __enter__(self) -> "StepBars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fit_kwargs(m: "Model", bars: StepBars) -> dict:
+    """``on_step=`` for models whose ``fit`` reports steps (gradient models, BKT's EM)."""
+    import inspect
+
+    return {"on_step": bars.on_step} if "on_step" in inspect.signature(m.fit).parameters else {}
 
 
 def _reporter(ui: Reporter | None, verbose: bool) -> Reporter:
@@ -454,8 +537,10 @@ def train(
         extra["devices"] = devices
     elif devices not in (None, 1) or distributed:
         raise KTError(f"--devices/--distributed: model {model!r} trains on one device; drop the option")
-    with ui.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"):
-        m.fit(tr, valid=va, key=seed, progress=_progress(progress, ui), **extra)
+    bars = StepBars(ui)
+    extra.update(_fit_kwargs(m, bars))
+    with ui.status(f"training {model} on {tr.n_rows:,} attempts of {tr.n_users:,} learners"), bars:
+        m.fit(tr, valid=va, key=seed, progress=bars.on_epoch(_progress(progress, ui)), **extra)
     seconds = time.perf_counter() - t0
     ui.notes(m.meta.get("warnings", []))
     m.meta.update({"train_seconds": seconds, "train_file": source, "seed": seed, "valid_frac": valid_frac,
@@ -661,9 +746,18 @@ def cross_validate(
     spec = _spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
     data = prepare(_data(data, ui, map=map, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding),
                    spec, collapse_kc_rows, ui)
-    with ui.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"):
+    bars = StepBars(ui)
+    with ui.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"), \
+            ui.progress("folds", total=folds) as fold_bar, bars:
+        def fold_done(k: int, fold: dict) -> None:
+            bars.close()
+            fold_bar(k + 1)
+            if on_fold is not None:
+                on_fold(k, fold)
+
         return _cv(data, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, spec=spec, sets=list(sets or []),
-                   toml_path=config, progress=_progress(progress, ui, rate=False), on_fold=on_fold, options=options)
+                   toml_path=config, progress=bars.on_epoch(_progress(progress, ui, rate=False)), on_fold=fold_done,
+                   options=options, on_step=bars.on_step)
 
 
 def compare(
@@ -760,19 +854,26 @@ def compare(
         record.update({"split": "learners", "test_frac": test_frac, "valid_frac": valid_frac,
                        "test_users": sorted(test_data.frame["user_id"].unique().to_list())})
     results = []
-    for name in names:
-        with ui.status(f"{name}: training and evaluating"):
-            if folds:
-                r = _cv(full, name, folds=folds, seed=seed, valid_frac=valid_frac, spec=spec, sets=per_model[name],
-                        toml_path=config, progress=_progress(None, ui, f"{name} ", rate=False), options=py_opts.get(name))
-            else:
-                r = fit_and_evaluate(name, train_data, test_data, valid_frac=valid_frac, seed=seed, spec=spec,
-                                     sets=per_model[name], toml_path=config, progress=_progress(None, ui, f"{name} ", rate=False),
-                                     save_to=(Path(save_models) / name) if save_models is not None else None,
-                                     options=py_opts.get(name))
-        results.append(r)
-        done = r["summary"]["auc"]["mean"] if folds else r["auc"]
-        ui.line(f"  {name}: AUC {_fmt(done)}")
+    with ui.progress("models", total=len(names)) as model_bar:
+        for i, name in enumerate(names):
+            model_bar(i, None, name)
+            bars = StepBars(ui, f"{name} ")
+            epoch_lines = bars.on_epoch(_progress(None, ui, f"{name} ", rate=False))
+            with ui.status(f"{name}: training and evaluating"), bars:
+                if folds:
+                    with ui.progress(f"{name} folds", total=folds) as fold_bar:
+                        r = _cv(full, name, folds=folds, seed=seed, valid_frac=valid_frac, spec=spec, sets=per_model[name],
+                                toml_path=config, progress=epoch_lines, options=py_opts.get(name), on_step=bars.on_step,
+                                on_fold=lambda k, _f, bar=fold_bar, b=bars: (b.close(), bar(k + 1)))
+                else:
+                    r = fit_and_evaluate(name, train_data, test_data, valid_frac=valid_frac, seed=seed, spec=spec,
+                                         sets=per_model[name], toml_path=config, progress=epoch_lines,
+                                         save_to=(Path(save_models) / name) if save_models is not None else None,
+                                         options=py_opts.get(name), on_step=bars.on_step)
+            results.append(r)
+            model_bar(i + 1, None, name)
+            done = r["summary"]["auc"]["mean"] if folds else r["auc"]
+            ui.line(f"  {name}: AUC {_fmt(done)}")
     record["results"] = results
     return record
 

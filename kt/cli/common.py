@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 bad input or usage (one-line message), 2 internal error.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -62,6 +63,7 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file w
 
 
 _DEBUG: contextvars.ContextVar[bool] = contextvars.ContextVar("kt_debug", default=False)
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("kt_quiet", default=False)
 # Typer's own control-flow exceptions pass through untouched (names differ across Typer versions).
 _PASSTHROUGH = tuple(e for e in (typer.Exit, typer.Abort, getattr(typer, "TyperException", None)) if e is not None)
 
@@ -105,8 +107,23 @@ def _notes(notes) -> None:
         err.print(f"[yellow]note:[/] {n}", highlight=False, markup=True)
 
 
+def live_display() -> bool:
+    """Whether spinners and progress bars are drawn: stderr is a terminal and no ``--quiet``."""
+    return err.is_terminal and not _QUIET.get()
+
+
+def _no_update(done: float, total: float | None = None, info: str = "") -> None:
+    pass
+
+
 class CliReporter(Reporter):
-    """The API's notes, warnings, progress lines and status, printed on stderr with rich."""
+    """The API's notes, warnings, progress lines, status and progress bars, printed on stderr with rich.
+
+    Spinners and bars are drawn only when stderr is a terminal and
+    ``--quiet`` is not given; bars are transient (they vanish when their
+    loop ends) and never touch stdout. ``--quiet`` also drops the
+    per-epoch and per-fold lines; notes, warnings and errors stay.
+    """
 
     def note(self, msg: str) -> None:
         _notes([msg])
@@ -115,10 +132,41 @@ class CliReporter(Reporter):
         err.print(f"[bold red]warning:[/] {msg}", highlight=False)
 
     def line(self, msg: str) -> None:
-        err.print(msg, highlight=False)
+        if not _QUIET.get():
+            err.print(msg, highlight=False)
 
     def status(self, msg: str):
-        return err.status(msg)
+        return err.status(msg) if not _QUIET.get() else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def progress(self, what: str, total: float | None = None):
+        if not live_display():
+            yield _no_update
+            return
+        from rich.errors import LiveError
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=err, transient=True, redirect_stdout=False,  # stdout (--json, tables) is never captured
+        )
+        task = bar.add_task(what, total=total, info="")
+        try:
+            bar.start()
+        except LiveError:  # rich before 14.1 draws one live display at a time (a spinner is showing)
+            bar = None
+        if bar is None:
+            yield _no_update
+            return
+
+        def update(done: float, total: float | None = None, info: str = "") -> None:
+            bar.update(task, completed=done, total=total, info=info)
+
+        try:
+            yield update
+        finally:
+            bar.stop()
 
 
 UI = CliReporter()
@@ -160,12 +208,17 @@ def _version_cb(value: bool) -> None:
 @app.callback()
 def main_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("--quiet", "-q", help="No progress bars, spinners or per-epoch/per-fold lines on stderr (notes, warnings and errors stay)."),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", help="Print the distribution name (kt-trace) and version, and exit.", is_eager=True, callback=_version_cb)
     ] = False,
 ):
     """Knowledge tracing toolkit."""
     _DEBUG.set(debug)
+    _QUIET.set(quiet)
 
 
 def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, min_attempts: int = 2):
@@ -173,7 +226,7 @@ def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, mi
     from kt.data.partitioned import PartitionedData, is_partitioned
     from kt.data.schema import load
 
-    with err.status(f"reading {file}"):
+    with UI.status(f"reading {file}"):
         if is_partitioned(file):
             if map_ or encoding:
                 raise KTError(f"{file}: --map/--encoding apply when converting; a partitioned dataset already has its columns")

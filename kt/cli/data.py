@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import data_app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data, _notes, _overrides
+from kt.cli.common import data_app, out, UI, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data, _notes, _overrides
 from kt.errors import KTError
 
 
@@ -71,8 +71,9 @@ def data_convert(
     from kt.data.schema import load
     from kt.report import canonical_export
 
-    data = load(str(file), overrides=_overrides(map_), min_attempts=1, drop_duplicates=drop_duplicates,
-                drop_nulls=drop_nulls, encoding=encoding)
+    with UI.status(f"reading {file}"):
+        data = load(str(file), overrides=_overrides(map_), min_attempts=1, drop_duplicates=drop_duplicates,
+                    drop_nulls=drop_nulls, encoding=encoding)
     frame = canonical_export(data)
     suffix = out_path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
@@ -89,11 +90,12 @@ def data_convert(
 
 
 def _convert_partitioned(file: Path, out_dir: Path, partitions: int, map_, drop_duplicates, drop_nulls, encoding) -> None:
+    from kt.api import StepBars
     from kt.data.stream import convert_partitioned
 
-    with err.status(f"streaming {file} into {partitions} partitions"):
+    with UI.status(f"streaming {file} into {partitions} partitions"), StepBars(UI) as bars:
         meta = convert_partitioned(file, out_dir, partitions, overrides=_overrides(map_), drop_duplicates=drop_duplicates,
-                                   drop_nulls=drop_nulls, encoding=encoding)
+                                   drop_nulls=drop_nulls, encoding=encoding, on_step=bars.on_step)
     _notes(meta["notes"])
     secs = meta["seconds"]
     out.print(f"wrote {meta['rows']:,} rows of {meta['learners']:,} learners to {out_dir} ({partitions} partitions) "

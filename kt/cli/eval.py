@@ -113,8 +113,8 @@ def cv(
 
     def on_fold(k: int, fold: dict) -> None:
         r = fold["result"]
-        err.print(f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} "
-                  f"({r['train_seconds']:.1f}s training)", highlight=False)
+        UI.line(f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} "
+                f"({r['train_seconds']:.1f}s training)")
 
     rec = cross_validate(file, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, protocol=eval_protocol,
                          include_first=include_first, scoring=scoring, fusion=fusion, history=history, history_frac=history_frac,

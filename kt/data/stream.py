@@ -34,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 
@@ -406,6 +407,7 @@ def convert_partitioned(
     drop_nulls: bool = False,
     encoding: str | None = None,
     min_attempts: int = 2,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
 ) -> dict:
     """Stream a CSV/TSV/Parquet log into Parquet partitions by learner.
 
@@ -421,6 +423,9 @@ def convert_partitioned(
         encoding: only UTF-8 is streamed (anything else is refused).
         min_attempts: learners with fewer attempts are kept in the files but
             not counted in the KC/item vocabularies (``kt train`` drops them).
+        on_step: progress hook ``(done, total, metrics)`` over the two
+            passes (checking, then writing), with ``metrics["rows_read"]``
+            once the first pass has counted them.
 
     Returns:
         The ``meta.json`` content.
@@ -433,12 +438,15 @@ def convert_partitioned(
     _check_target(Path(out))
     with _bounded_csv_chunks():
         return _convert(Path(path), Path(out), partitions, overrides=overrides, drop_duplicates=drop_duplicates,
-                        drop_nulls=drop_nulls, encoding=encoding, min_attempts=min_attempts)
+                        drop_nulls=drop_nulls, encoding=encoding, min_attempts=min_attempts, on_step=on_step)
 
 
 def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicates, drop_nulls, encoding,
-             min_attempts) -> dict:
+             min_attempts, on_step=None) -> dict:
     t0 = time.perf_counter()
+    what = f"converting {path.name}"
+    if on_step:
+        on_step(0, 2, {"what": what, "phase": "pass 1 of 2: reading and checking"})
     s = _scan(path, overrides, encoding)
     plan = _Plan(s, drop_nulls)
     row, cells, items, users = _first_pass(s, plan)
@@ -450,6 +458,8 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
     _raise_first(s, plan, row)
     if row["rows"] == 0:
         raise DataError(s.src, "no rows left after --drop-nulls", "fill in the learner and KC columns")
+    if on_step:
+        on_step(1, 2, {"what": what, "rows_read": int(row["rows_read"]), "phase": f"pass 2 of 2: writing {partitions} partitions"})
     canon = plan.canonical(with_time=False)
     notes, stats = list(plan.notes), {"rows_read": row["rows_read"]}
     if drop_nulls and row["rows"] < row["rows_read"]:

@@ -15,6 +15,7 @@ Metrics are reported per fold and as mean ± sample standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from pathlib import Path
 from typing import Callable
@@ -72,6 +73,7 @@ def fit_and_evaluate(
     progress: Callable[[dict], None] | None = None,
     save_to: str | Path | None = None,
     options: dict | None = None,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
 ) -> dict:
     """Train a fresh model and evaluate it on held-out learners.
 
@@ -89,6 +91,8 @@ def fit_and_evaluate(
         progress: per-epoch callback of gradient models.
         save_to: also save the fitted model to this directory.
         options: model options as Python values (after ``toml_path`` and ``sets``).
+        on_step: progress hook ``(done, total, metrics)`` passed to the
+            model's ``fit`` when it takes one (gradient models, BKT).
 
     Returns:
         The protocol's result plus ``config``, ``train_seconds``,
@@ -102,7 +106,8 @@ def fit_and_evaluate(
     m = create(model_name, toml_path=toml_path, sets=sets, **(options or {}))
     tr, va = (train, valid) if valid is not None else train_valid(train, valid_frac, seed)
     t0 = time.perf_counter()
-    m.fit(tr, valid=va, key=seed, progress=progress)
+    extra = {"on_step": on_step} if on_step is not None and "on_step" in inspect.signature(m.fit).parameters else {}
+    m.fit(tr, valid=va, key=seed, progress=progress, **extra)
     seconds = time.perf_counter() - t0
     if save_to is not None:
         m.save(save_to)
@@ -135,6 +140,7 @@ def cross_validate(
     progress: Callable[[dict], None] | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
     options: dict | None = None,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
 ) -> dict:
     """Learner-level k-fold cross-validation of one model.
 
@@ -152,6 +158,7 @@ def cross_validate(
         progress: per-epoch callback of gradient models.
         on_fold: called with (fold index, fold record) after each fold.
         options: model options as Python values (after ``toml_path`` and ``sets``).
+        on_step: progress hook of each fold's fit (see :func:`fit_and_evaluate`).
 
     Returns:
         JSON-ready dict: ``scheme``, ``model``, ``folds``, ``seed``, the
@@ -180,12 +187,14 @@ def cross_validate(
         if scheme == "kfold":
             train_u = np.setdiff1d(users, part)
             res = fit_and_evaluate(model_name, data.subset(train_u), data.subset(part), valid_frac=valid_frac, seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options)
+                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options,
+                                   on_step=on_step)
             fold = {"fold": k, "test_users": _ids(data, part), "result": res}
         else:
             train_u = np.setdiff1d(np.concatenate(parts), part)
             res = fit_and_evaluate(model_name, data.subset(train_u), test, valid=data.subset(part), seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options)
+                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options,
+                                   on_step=on_step)
             fold = {"fold": k, "valid_users": _ids(data, part), "result": res}
         results.append(fold)
         if on_fold is not None:

@@ -150,7 +150,7 @@ class BKT(Model):
         return ex, order, kc[order], user[order], item, obs
 
     # -- fit --------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, init=None) -> "BKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, init=None, on_step=None) -> "BKT":
         """Fit all KCs by EM with ``num_fits`` restarts.
 
         Args:
@@ -162,6 +162,11 @@ class BKT(Model):
                 "guess", "slip"[, "forget"]}}`` (standard BKT only); every
                 restart of a listed KC starts there, e.g. to compare EM with
                 pyBKT from identical initial values.
+            on_step: progress hook ``(done, total, metrics)``: KCs whose
+                restarts have all converged (``done``) of ``total`` KCs,
+                after each EM iteration (each grid phase for the per-item
+                variants), with ``metrics["iteration"]``; called on the host
+                between iterations, from values already there.
 
         Returns:
             ``self``.
@@ -171,12 +176,12 @@ class BKT(Model):
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            return self._fit(data, key=key, init=init)
+            return self._fit(data, key=key, init=init, on_step=on_step)
         finally:
             if gc_was_enabled:
                 gc.enable()
 
-    def _fit(self, data: Interactions, *, key, init) -> "BKT":
+    def _fit(self, data: Interactions, *, key, init, on_step=None) -> "BKT":
         cfg = self.config
         self.vocab = data.vocab
         K = len(self.vocab.skill_id)
@@ -200,16 +205,21 @@ class BKT(Model):
         if init is not None:
             start = self._seed_init(start, init, slots)
         kw = dict(n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, truncate_ll=cfg.stop_rule == "pybkt_cpp")
+        on_iter = None
+        if on_step is not None:
+            def on_iter(it: int, done: np.ndarray) -> None:
+                on_step(int(done.all(axis=1).sum()), K, {"what": "EM: KCs converged", "iteration": it})
         if kernel is not None:
             lanes = LaneData.build(kc, user, obs, p_slot, r_slot, g_slot, sizes)
             with _x64(cfg.x64):
-                state, engine = bkt_lanes.fit_lanes(start, lanes, slot_kc, kernel=kernel, **kw)
+                state, engine = bkt_lanes.fit_lanes(start, lanes, slot_kc, kernel=kernel, on_iter=on_iter, **kw)
             engine = {"engine": "lanes", **engine}
             n_first = lanes.n_first
         else:
             packed, _ = build_packed(kc, user, obs, p_slot, r_slot, g_slot)
             with _x64(cfg.x64):
-                state, engine = self._fit_grid(start, packed, (kc, user, obs, p_slot, r_slot, g_slot), slot_kc, row_const, kw)
+                state, engine = self._fit_grid(start, packed, (kc, user, obs, p_slot, r_slot, g_slot), slot_kc, row_const, kw,
+                                               on_iter=on_iter)
             n_first = np.bincount(packed.prior_slot[packed.first & packed.valid], minlength=sizes[0])
         best_params, best = em.best_restart(state.params, state.loglik, slot_kc)
         prior_out = self._prior_out(best_params.prior[:, 0], slots, n_first)
@@ -230,7 +240,7 @@ class BKT(Model):
         self._warn_degenerate()
         return self
 
-    def _fit_grid(self, start, packed, flat, slot_kc, row_const, kw):
+    def _fit_grid(self, start, packed, flat, slot_kc, row_const, kw, on_iter=None):
         """EM on the time-major grid (per-item slots: multigs, multilearn, multipair).
 
         EM continues on a re-packed grid of the still-iterating KCs once they
@@ -250,7 +260,10 @@ class BKT(Model):
             shrink = SHRINK if phase < MAX_PHASES - 1 else 0.0
             state = em.em_phase_jit(state, g, slot_kc, shrink=shrink, row_const=row_const, **kw)
             phases.append({"grid": list(grid.obs.shape), "until_iteration": int(state.it)})
-            active = ~np.asarray(state.done).all(axis=1)
+            done = np.asarray(state.done)
+            active = ~done.all(axis=1)
+            if on_iter is not None:
+                on_iter(int(state.it), done)
             if not active.any() or int(state.it) >= kw["max_iter"]:
                 break
         return jax.tree.map(np.asarray, state), {"engine": "grid", "phases": phases}

@@ -13,7 +13,7 @@ parameter types are in :mod:`kt.models.bkt_em`.
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -238,6 +238,7 @@ def fit_lanes(
     truncate_ll: bool = False,
     kernel: LaneKernel | None = None,
     relayout: float = 0.9,
+    on_iter: Callable[[int, np.ndarray], None] | None = None,
 ) -> tuple[EMState, dict]:
     """EM for all KCs and restarts with the lane engine (row-constant slots).
 
@@ -262,6 +263,8 @@ def fit_lanes(
         truncate_ll: compare truncated log-likelihoods (``pybkt_cpp``).
         kernel: the compiled kernel (default: :func:`lane_kernel`).
         relayout: redo the layout when it cuts the calls to this share.
+        on_iter: progress hook called after each iteration with the
+            iterations run and the ``[n_kc, R]`` converged flags (host arrays).
 
     Returns:
         The final state (NumPy; log-likelihoods in float64) and counters:
@@ -397,4 +400,6 @@ def fit_lanes(
             )
         ))
         loglik, done, it = ll, new_done, it + 1
+        if on_iter is not None:
+            on_iter(it, done)  # progress: iterations run, [K, R] converged flags (host arrays)
     return EMState(BKTParams(*p), loglik, done, iterations, np.asarray(it, np.int32)), counters

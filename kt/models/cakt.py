@@ -595,7 +595,7 @@ class CAKT(Model):
         )
 
     def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
-            devices: int | None = 1) -> "CAKT":
+            devices: int | None = 1, on_step=None) -> "CAKT":
         """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
 
         Args:
@@ -608,6 +608,8 @@ class CAKT(Model):
             resume: continue from ``checkpoint``.
             devices: devices to split each batch over (``None``: all; see
                 :mod:`kt.train.shard`).
+            on_step: progress hook ``(done, total, metrics)`` per batch
+                (see :func:`kt.train.loop.fit`).
 
         Returns:
             ``self``; ``meta`` holds the history, the learned decay ``S`` and
@@ -624,7 +626,7 @@ class CAKT(Model):
         try:
             res = loop.fit(
                 net, next_logits, train, val, self._settings(), k_train, on_epoch=progress,
-                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state, devices=devices,
+                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state, devices=devices, on_step=on_step,
             )
         except loop.NonFiniteLoss as exc:
             self.params = (exc.result.model, exc.result.state)

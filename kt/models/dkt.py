@@ -395,7 +395,7 @@ class DKT(Model):
                            compressed=c.compressed)
 
     def fit(self, data: "Interactions | PartitionedData", *, valid=None, key=None, progress=None, checkpoint=None,
-            resume=False, devices: int | None = 1) -> "DKT":
+            resume=False, devices: int | None = 1, on_step=None) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
 
         Args:
@@ -412,6 +412,8 @@ class DKT(Model):
             resume: continue from ``checkpoint``.
             devices: devices to split each batch over (``None``: all; see
                 :mod:`kt.train.shard`).
+            on_step: progress hook ``(done, total, metrics)`` per batch
+                (see :func:`kt.train.loop.fit`).
 
         Returns:
             ``self``; ``meta['history']`` holds per-epoch metrics.
@@ -439,7 +441,7 @@ class DKT(Model):
         try:
             res = loop.fit(
                 net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume,
-                devices=devices,
+                devices=devices, on_step=on_step,
             )
         except loop.NonFiniteLoss as exc:
             self.params = exc.result.model

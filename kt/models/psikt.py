@@ -389,7 +389,8 @@ class PsiKT(Model):
         return tr.DAY_SECONDS[self.config.time_unit]
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "PsiKT":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
+            on_step=None) -> "PsiKT":
         """Train on ``data`` (windows of ``window`` steps), early-stopping on ``valid``.
 
         Args:
@@ -400,6 +401,8 @@ class PsiKT(Model):
             progress: callable receiving each epoch's record.
             checkpoint: directory for per-epoch checkpoints.
             resume: continue from ``checkpoint``.
+            on_step: progress hook ``(done, total, metrics)`` per batch
+                (see :func:`kt.models.psikt_train.fit`).
 
         Returns:
             ``self``; ``meta`` holds ``history``, ``warnings`` and the
@@ -428,7 +431,7 @@ class PsiKT(Model):
         net0 = self._new_net(k_init)
         try:
             res = tr.fit(net0, hyper, train, unit, settings, k_train, valid_score=valid_score, on_epoch=progress,
-                         checkpoint=checkpoint, resume=resume)
+                         checkpoint=checkpoint, resume=resume, on_step=on_step)
         except tr.loop.NonFiniteLoss as exc:
             self.params = Params(exc.result.model, LearnerState.empty(0, hyper.n_traits, self.n_kc, 2 * cfg.dim, cfg.hidden))
             self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})

@@ -151,7 +151,8 @@ class PsiKTFilter(PsiKT):
             yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), self._buckets()))
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False) -> "PsiKTFilter":
+    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
+            on_step=None) -> "PsiKTFilter":
         """Maximise the filter's marginal likelihood of ``data`` (windows of ``window`` steps).
 
         Args:
@@ -162,6 +163,8 @@ class PsiKTFilter(PsiKT):
             progress: callable receiving each epoch's record.
             checkpoint: directory for per-epoch checkpoints.
             resume: continue from ``checkpoint``.
+            on_step: progress hook ``(done, total, metrics)`` per batch
+                (see :func:`kt.train.loop.fit`).
 
         Returns:
             ``self``; ``meta`` holds ``history``, ``warnings`` and the stored
@@ -194,7 +197,7 @@ class PsiKTFilter(PsiKT):
         make_batch = functools.partial(self._make_batch, unit=unit)
         try:
             res = loop.fit(net0, pf.TrainLogits(hyper), train, vseqs, settings, jax.random.key(seed), on_epoch=progress,
-                           checkpoint=checkpoint, resume=resume, make_batch=make_batch)
+                           checkpoint=checkpoint, resume=resume, make_batch=make_batch, on_step=on_step)
         except loop.NonFiniteLoss as exc:
             self.params = FilterParams(exc.result.model, FilterState.empty(0, self.n_kc))
             self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})

@@ -189,6 +189,7 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
 ) -> loop.FitResult:
     """Minimise the negative ELBO with early stopping on ``valid_score``.
 
@@ -204,6 +205,8 @@ def fit(
         on_epoch: called with each epoch's record.
         checkpoint: directory for a per-epoch checkpoint.
         resume: continue from ``checkpoint``.
+        on_step: progress hook between steps, as in :func:`kt.train.loop.fit`
+            (host values only: no extra device synchronisation).
 
     Returns:
         :class:`kt.train.loop.FitResult` (the best state by validation score).
@@ -225,10 +228,14 @@ def fit(
         if c.get("stopped"):
             result.stopped = c["stopped"]
             start = settings.epochs + 1
+    n_steps = loop.n_batches(train, settings.batch_size)
     for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         steps = 0.0
+        done = 0
+        if on_step:
+            on_step(0, n_steps, {"epoch": epoch})
         for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
             sub = noise_key(rng)
             batch = to_batch(seqs, unit, pad_rows=settings.batch_size)  # one compiled step per length bucket
@@ -245,6 +252,11 @@ def fit(
             steps += n
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v * n
+            done += 1
+            if on_step:
+                el = time.perf_counter() - t0
+                on_step(done, n_steps, {"epoch": epoch, "loss": sums.get("loss", 0.0) / max(steps, 1), "interactions": steps,
+                                        "interactions_per_second": steps / el if el > 0 else None})
         seconds = time.perf_counter() - t0
         rec = {"epoch": epoch, "train_loss": sums.get("loss", 0.0) / max(steps, 1), "seconds": seconds,
                "interactions_per_second": steps / seconds if seconds > 0 else None}

@@ -280,6 +280,7 @@ def fit(
     *,
     on_epoch: Callable[[dict], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
     checkpoint: Path | None = None,
     resume: bool = False,
     make_batch: Callable[[Sequences, int], Batch] | None = None,
@@ -300,6 +301,15 @@ def fit(
         key: PRNG key (shuffling seed and dropout).
         on_epoch: called with each epoch's record.
         on_batch: called with the number of scored positions of each batch.
+        on_step: progress hook, called from Python between the compiled
+            steps as ``on_step(done, total, metrics)``: ``done`` batches of
+            ``total`` this epoch (``None`` until known: streamed data counts
+            its batches in the first epoch), ``metrics`` with ``epoch``, the
+            running mean ``loss``, ``interactions`` and
+            ``interactions_per_second``; once with ``done=0`` as each epoch
+            starts. It reads only values the loop has on the host already
+            (the loss is fetched every step for the non-finite check), so it
+            adds no device synchronisation.
         checkpoint: directory for a checkpoint written after every epoch.
         resume: continue from ``checkpoint`` (same data, settings and key
             give exactly the result of an uninterrupted run).
@@ -353,9 +363,12 @@ def fit(
             result.stopped = c["stopped"]
             start = settings.epochs + 1  # the checkpointed run had already finished
     model, opt_state, state = shard.replicate((model, opt_state, state), mesh)
+    n_steps = n_batches(train, settings.batch_size)
     for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
-        total, count = 0.0, 0
+        total, count, step = 0.0, 0, 0
+        if on_step:
+            on_step(0, n_steps, {"epoch": epoch})
         for seqs in (b for part in _chunks(train, rng) for b in
                      batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, batching=settings.batching)):
             key, sub = jax.random.split(key)
@@ -380,6 +393,12 @@ def fit(
             count += int(n)
             if on_batch:
                 on_batch(int(n))
+            step += 1
+            if on_step:
+                el = time.perf_counter() - t0
+                on_step(step, n_steps, {"epoch": epoch, "loss": total / max(count, 1), "interactions": count,
+                                        "interactions_per_second": count / el if el > 0 else None})
+        n_steps = step  # streamed data: the next epoch has as many batches
         seconds = time.perf_counter() - t0
         rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds,
                "interactions_per_second": count / seconds if seconds > 0 else None}
@@ -417,6 +436,13 @@ def fit(
     result.model, result.best_epoch = shard.gather(best_model, mesh), best_epoch
     result.state = shard.gather(best_state, mesh) if stateful else None
     return result
+
+
+def n_batches(data: "Sequences | SequenceStream", batch_size: int) -> int | None:
+    """Batches per epoch of in-memory sequences (``None`` for a stream: known after one pass)."""
+    if isinstance(data, Sequences):
+        return -(-int(data.mask.shape[0]) // batch_size)
+    return None
 
 
 CKPT_JSON = "checkpoint.json"
