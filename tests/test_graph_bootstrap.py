@@ -133,7 +133,7 @@ def test_learn_graph_bootstrap_formats_and_min_stability(chain):
 def test_issue_cli_flow(tmp_path):
     """kt simulate --kind gated --truth, kt train bkt, export-graph --bootstrap 20, graph-eval."""
     sim, truth, m = tmp_path / "sim.csv", tmp_path / "t.json", tmp_path / "m"
-    run("simulate", "--kind", "gated", "--out", sim, "--learners", "150", "--kcs", "4", "--steps", "30", "--truth", truth)
+    run("simulate", "--kind", "gated", "--out", sim, "--learners", "300", "--kcs", "5", "--steps", "40", "--truth", truth)
     run("train", sim, "--model", "bkt", "--out", m)
     res = run("export-graph", m, "--out", tmp_path / "g.html", "--bootstrap", "20")
     assert "(mastery, stability from 20 learner resamples)" in res.output

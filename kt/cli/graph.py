@@ -123,62 +123,23 @@ def _training_data(model_dir: Path, header: dict, data_path: Path | None, map_, 
     return data, None
 
 
-@app.command("export-graph")
-@handle_errors
-def export_graph(
-    model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file; missing parents are created; an existing file needs --overwrite.")],
-    fmt: Annotated[
-        Optional[str], typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json).")
-    ] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")] = 0.5,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
-    reduce: Annotated[bool, typer.Option("--reduce", help="Transitive reduction: drop edges implied by longer paths.")] = False,
-    method: Annotated[
-        Optional[str],
-        typer.Option("--method", help="learned (PSI-KT), influence (DKT/CAKT), mastery, transition or causal-support (from the "
-                                      "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
-                                      "else the graph saved with the model."),
-    ] = None,
-    data_path: Annotated[
-        Optional[Path], typer.Option("--data", help="Training data for the data methods and --bootstrap (default: the file model.json records).")
-    ] = None,
-    bootstrap: BootstrapOpt = None,
-    seed: SeedOpt = 0,
-    min_stability: MinStabilityOpt = None,
-    map_: MapOpt = None,
-    encoding: EncodingOpt = None,
-    overwrite: OverwriteOpt = False,
-):
-    """Write the model's prerequisite graph for curriculum designers.
+def _default_graph(model_dir: Path, method: str | None, data_path: Path | None, map_, encoding, *,
+                   bootstrap: int | None = None, seed: int = 0, threshold: float = 0.5,
+                   top_k: int | None = None):
+    """The graph ``kt export-graph`` shows for a model directory (and ``kt graph-eval`` scores), with notes.
 
-    Every model has one, with the method named. The default is the best
-    method measured (bench/results/graphs.json): PSI-KT's learned graph;
-    for the other models the mastery structure learner on the training data
-    (the file model.json records, or --data FILE), falling back to the graph
-    saved with the model (DKT/CAKT conditional influence, causal support)
-    with a note when the data is not at hand. --bootstrap N adds each
-    edge's stability (a data method refitted on N learner resamples; neural
-    models are not retrained). Cycles among the kept edges are reported;
-    JSON and HTML include a suggested learning order. An existing --out
-    file is replaced only with --overwrite.
+    Args:
+        model_dir: a saved model directory (or a directory holding only graph.json).
+        method: an export method, or None for the default (PSI-KT: learned; else mastery on the training data).
+        data_path, map_, encoding: the training data when not the file model.json records.
+        bootstrap, seed, threshold, top_k: --bootstrap refits and the keep rule of their stability.
+
+    Returns:
+        ``(graph, notes)``.
     """
-    from kt.atomic import check_output
     from kt.graph.build import data_graph
-    from kt.graph.export import export, format_for
     from kt.models.base import read_header
 
-    _check_threshold(threshold)
-    if top_k is not None and top_k < 1:
-        raise KTError(f"--top-k {top_k}: must be >= 1")
-    if method is not None and method not in EXPORT_METHODS:
-        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
-    check_bootstrap(bootstrap, min_stability)
-    if bootstrap is not None and method in MODEL_METHODS:
-        raise KTError(f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
-                      f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap")
-    check_output(out_path, overwrite=overwrite, what="graph file")
-    f = format_for(out_path, fmt)
     header = read_header(model_dir) if (model_dir / "model.json").is_file() else {}
     if not header and not (model_dir / "graph.json").is_file():
         raise KTError(f"{model_dir}: not a kt model directory (no model.json); train one with `kt train ... --out {model_dir}`")
@@ -220,6 +181,65 @@ def export_graph(
                 g = run_bootstrap(data, method, kcs, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     else:
         g = _model_graph(model_dir, method)
+    return g, notes
+
+
+@app.command("export-graph")
+@handle_errors
+def export_graph(
+    model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file; missing parents are created; an existing file needs --overwrite.")],
+    fmt: Annotated[
+        Optional[str], typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json).")
+    ] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")] = 0.5,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
+    reduce: Annotated[bool, typer.Option("--reduce", help="Transitive reduction: drop edges implied by longer paths.")] = False,
+    method: Annotated[
+        Optional[str],
+        typer.Option("--method", help="learned (PSI-KT), influence (DKT/CAKT), mastery, transition or causal-support (from the "
+                                      "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
+                                      "else the graph saved with the model."),
+    ] = None,
+    data_path: Annotated[
+        Optional[Path], typer.Option("--data", help="Training data for the data methods and --bootstrap (default: the file model.json records).")
+    ] = None,
+    bootstrap: BootstrapOpt = None,
+    seed: SeedOpt = 0,
+    min_stability: MinStabilityOpt = None,
+    map_: MapOpt = None,
+    encoding: EncodingOpt = None,
+    overwrite: OverwriteOpt = False,
+):
+    """Write the model's prerequisite graph for curriculum designers.
+
+    Every model has one, with the method named. The default is the best
+    method measured (bench/results/graphs.json): PSI-KT's learned graph;
+    for the other models the mastery structure learner on the training data
+    (the file model.json records, or --data FILE), falling back to the graph
+    saved with the model (DKT/CAKT conditional influence, causal support)
+    with a note when the data is not at hand. --bootstrap N adds each
+    edge's stability (a data method refitted on N learner resamples; neural
+    models are not retrained). Cycles among the kept edges are reported;
+    JSON and HTML include a suggested learning order. An existing --out
+    file is replaced only with --overwrite.
+    """
+    from kt.atomic import check_output
+    from kt.graph.export import export, format_for
+
+    _check_threshold(threshold)
+    if top_k is not None and top_k < 1:
+        raise KTError(f"--top-k {top_k}: must be >= 1")
+    if method is not None and method not in EXPORT_METHODS:
+        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
+    check_bootstrap(bootstrap, min_stability)
+    if bootstrap is not None and method in MODEL_METHODS:
+        raise KTError(f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
+                      f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap")
+    check_output(out_path, overwrite=overwrite, what="graph file")
+    f = format_for(out_path, fmt)
+    g, notes = _default_graph(model_dir, method, data_path, map_, encoding, bootstrap=bootstrap, seed=seed,
+                              threshold=threshold, top_k=top_k)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, reduce=reduce, min_stability=min_stability)
     if v.cycles:
         shown = "; ".join(" <-> ".join(g.kcs[i] for i in c[:4]) + (" ..." if len(c) > 4 else "") for c in v.cycles[:3])
@@ -235,16 +255,28 @@ def export_graph(
 @app.command("graph-eval")
 @handle_errors
 def graph_eval(
-    graph_path: Annotated[Path, typer.Argument(help="Graph JSON (kt export-graph --format json, or a model directory's graph.json).")],
+    graph_path: Annotated[Path, typer.Argument(help="Graph JSON (kt export-graph --format json) or a saved model directory.")],
     truth_path: Annotated[Path, typer.Argument(help="True graph: kt simulate --truth JSON, an edge-list CSV, or a node table with prerequisites.")],
     threshold: Annotated[float, typer.Option("--threshold", help="Edge threshold for precision/recall/F1.")] = 0.5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    method: Annotated[
+        Optional[str],
+        typer.Option("--method", help="For a model directory: the graph to score, as in kt export-graph (default: the one "
+                                      "kt export-graph writes by default)."),
+    ] = None,
+    data_path: Annotated[
+        Optional[Path], typer.Option("--data", help="For a model directory: its training data (default: the file model.json records).")
+    ] = None,
+    map_: MapOpt = None,
+    encoding: EncodingOpt = None,
 ):
     """Score a prerequisite graph against a known or expert graph.
 
     Reports edge AUROC and AUPRC (with the base rate), F1 at the threshold
     and at the top-|E_true| pairs, orientation accuracy and the MRR of the
-    true edges.
+    true edges. Given a model directory, it scores the graph kt export-graph
+    writes for it by default (PSI-KT: its learned graph; other models: the
+    mastery graph of their training data), or the one --method names.
     """
     from kt.atomic import write_text
     from kt.graph.evaluate import graph_metrics
@@ -252,11 +284,18 @@ def graph_eval(
     from kt.graph.truth import read_truth
 
     _check_threshold(threshold)
-    g = read_graph(graph_path)
+    if method is not None and method not in EXPORT_METHODS:
+        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
+    notes = []
+    if graph_path.is_dir() and (graph_path / "model.json").is_file():
+        g, notes = _default_graph(graph_path, method, data_path, map_, encoding)
+    else:
+        if method is not None or data_path is not None:
+            raise KTError(f"{graph_path}: --method and --data apply to a saved model directory, not to a graph file")
+        g = read_graph(graph_path)
     truth = read_truth(truth_path)
     res = graph_metrics(g, truth, threshold)
     res.update({"graph": str(graph_path), "truth": str(truth_path), "truth_layout": truth.layout})
-    notes = []
     if res["truth_edges_outside_graph"]:
         notes.append(f"{res['truth_edges_outside_graph']} of {res['truth_edges']} truth edges name a KC the graph does not have; not scored")
     if res["graph_kcs_not_in_truth"]:
