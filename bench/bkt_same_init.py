@@ -32,7 +32,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bkt_vs_pybkt import (  # noqa: E402
-    GERVET, MIN_LEARNERS, PARAMS, PEER_VENV, PYBKT_PARAM, TARGET_PARAM_DIFF, ensure_peer, read_tsv5, shared_data_dir,
+    GERVET,
+    MIN_LEARNERS,
+    PARAMS,
+    PEER_VENV,
+    PYBKT_PARAM,
+    TARGET_PARAM_DIFF,
+    ensure_peer,
+    read_tsv5,
+    shared_data_dir,
 )
 from harness import check, machine, run_proc  # noqa: E402
 
@@ -77,8 +85,12 @@ def draw_inits(kcs: list[str], seed: int) -> dict[str, dict[str, float]]:
 
     rng = np.random.default_rng(seed)
     return {
-        kc: {"prior": float(rng.uniform(0, 1)), "learn": float(rng.uniform(0, 0.4)),
-             "guess": float(rng.uniform(0, 0.4)), "slip": float(rng.uniform(0, 0.3))}
+        kc: {
+            "prior": float(rng.uniform(0, 1)),
+            "learn": float(rng.uniform(0, 0.4)),
+            "guess": float(rng.uniform(0, 0.4)),
+            "slip": float(rng.uniform(0, 0.3)),
+        }
         for kc in kcs
     }
 
@@ -107,9 +119,15 @@ def compare(kt_p, py_p, learners) -> dict:
         "median_max_abs_diff": statistics.median(diffs.values()) if diffs else None,
         "kcs_exceeding_0.02": sum(d > TARGET_PARAM_DIFF for d in diffs.values()),
         "ok": all(d <= TARGET_PARAM_DIFF for d in diffs.values()),
-        "worst": [{"kc": k, "max_abs_diff": round(diffs[k], 5),
-                   "kt": {q: round(kt_p[k][q], 4) for q in PARAMS}, "pybkt": {q: round(py_p[k][q], 4) for q in PARAMS}}
-                  for k in worst],
+        "worst": [
+            {
+                "kc": k,
+                "max_abs_diff": round(diffs[k], 5),
+                "kt": {q: round(kt_p[k][q], 4) for q in PARAMS},
+                "pybkt": {q: round(py_p[k][q], 4) for q in PARAMS},
+            }
+            for k in worst
+        ],
     }
 
 
@@ -135,8 +153,13 @@ def main() -> None:
                 f.write(f"{i},{r['user_id']},{r['skill_id']},{r['correct']}\n")
         (work / "init.json").write_text(json.dumps(init))
         (work / "driver.py").write_text(DRIVER)
-        check(run_proc([args.peer_venv / "bin" / "python", work / "driver.py", train_csv, work / "init.json",
-                        work / "out.json"], cwd=work), "pyBKT driver")
+        check(
+            run_proc(
+                [args.peer_venv / "bin" / "python", work / "driver.py", train_csv, work / "init.json", work / "out.json"],
+                cwd=work,
+            ),
+            "pyBKT driver",
+        )
         py = json.loads((work / "out.json").read_text())
         py_p: dict[str, dict[str, float]] = {}
         for r in py["params"]:
@@ -144,11 +167,13 @@ def main() -> None:
             if name:
                 py_p.setdefault(r["skill"], {})[name] = r["value"]
         runs = {}
-        for label, sets in (("kt_pybkt_stop_rule_float64", ["stop_rule=pybkt_cpp", "x64=true"]),
-                            ("kt_exact_rule_float32", [])):
+        for label, sets in (("kt_pybkt_stop_rule_float64", ["stop_rule=pybkt_cpp", "x64=true"]), ("kt_exact_rule_float32", [])):
             kt_p, kt_iters = fit_kt(train_csv, init, sets)
-            runs[label] = {"settings": sets, **compare(kt_p, py_p, learners),
-                           "em_iterations_median": statistics.median(kt_iters.values())}
+            runs[label] = {
+                "settings": sets,
+                **compare(kt_p, py_p, learners),
+                "em_iterations_median": statistics.median(kt_iters.values()),
+            }
     result = {
         "machine": machine(),
         "date": dt.date.today().isoformat(),
@@ -164,8 +189,10 @@ def main() -> None:
     tmp_out.write_text(json.dumps(result, indent=1))
     os.replace(tmp_out, args.out)
     for label, r in runs.items():
-        print(f"{label:30} KCs {r['kcs_with_min_learners']}  max|d| {r['max_abs_diff']:.5f}  "
-              f"median {r['median_max_abs_diff']:.5f}  >0.02: {r['kcs_exceeding_0.02']}  ok={r['ok']}")
+        print(
+            f"{label:30} KCs {r['kcs_with_min_learners']}  max|d| {r['max_abs_diff']:.5f}  "
+            f"median {r['median_max_abs_diff']:.5f}  >0.02: {r['kcs_exceeding_0.02']}  ok={r['ok']}"
+        )
 
 
 if __name__ == "__main__":

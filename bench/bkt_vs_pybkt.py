@@ -78,6 +78,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 from harness import WAIT_QUIET, busy_note, check, loadavg, machine, run_proc  # noqa: E402
+
 PEER_VENV = Path("/tmp/kt-peer-pybkt")
 PEER_PINS = ["numpy==1.26.4", "pandas==2.2.3", "scikit-learn==1.5.2"]
 PEER_PKG = "pyBKT==1.4.1"
@@ -338,8 +339,7 @@ KT_STEADY = textwrap.dedent(
 def kt_env(home: Path) -> dict:
     env = dict(os.environ)
     # kt's defaults: its own cache switches and any JAX cache setting of the caller are removed.
-    for var in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "KT_CACHE_DIR",
-                "KT_NO_COMPILE_CACHE"):
+    for var in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "KT_CACHE_DIR", "KT_NO_COMPILE_CACHE"):
         env.pop(var, None)
     env["HOME"] = str(home)
     env["XDG_CACHE_HOME"] = str(home / ".cache")
@@ -348,8 +348,11 @@ def kt_env(home: Path) -> dict:
 
 def tree_summary(root: Path) -> dict:
     files = [p for p in root.rglob("*") if p.is_file()]
-    return {"files": len(files), "bytes": sum(p.stat().st_size for p in files),
-            "dirs": sorted({str(p.parent.relative_to(root)) for p in files})[:5]}
+    return {
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "dirs": sorted({str(p.parent.relative_to(root)) for p in files})[:5],
+    }
 
 
 def kt_cache_in_source() -> list[str]:
@@ -369,13 +372,26 @@ def run_kt_train(ktexe: Path, train: Path, work: Path, home: Path, name: str) ->
     """One timed `kt train` process with HOME (and its JAX cache) at ``home``."""
     home.mkdir(exist_ok=True)
     d = work / name
-    r = check(run_proc([ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"],
-                       env=kt_env(home), cwd=work), "kt train")
+    r = check(
+        run_proc(
+            [ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"], env=kt_env(home), cwd=work
+        ),
+        "kt train",
+    )
     meta = json.loads((d / "model.json").read_text())["meta"]
-    return {"dir": d, "wall": r["wall"], "rss_mb": r["rss_mb"], "fit_seconds_in_process": meta.get("train_seconds"),
-            "train_attempts": meta.get("train_attempts"), "max_iterations": meta["fit"]["max_iterations"],
-            "load_before": r["load_before"], "other_cores": r["other_cores"], "cpu_seconds": r["cpu_seconds"],
-            "waited": r["waited_for_quiet_s"], "home_after": tree_summary(home)}
+    return {
+        "dir": d,
+        "wall": r["wall"],
+        "rss_mb": r["rss_mb"],
+        "fit_seconds_in_process": meta.get("train_seconds"),
+        "train_attempts": meta.get("train_attempts"),
+        "max_iterations": meta["fit"]["max_iterations"],
+        "load_before": r["load_before"],
+        "other_cores": r["other_cores"],
+        "cpu_seconds": r["cpu_seconds"],
+        "waited": r["waited_for_quiet_s"],
+        "home_after": tree_summary(home),
+    }
 
 
 def run_kt(ktexe: Path, train: Path, test: Path, work: Path, cold: dict, home: Path) -> dict:
@@ -391,17 +407,27 @@ def run_kt(ktexe: Path, train: Path, test: Path, work: Path, cold: dict, home: P
     with open(pcsv, newline="") as f:
         params = list(csv.DictReader(f))
     meta = json.loads((d / "model.json").read_text())["meta"]
-    return {"runs": [cold, second], "eval": evaluation, "eval_wall": ev["wall"], "eval_rss_mb": ev["rss_mb"],
-            "params": params, "meta_fit": meta["fit"], "degenerate_gs_slots": meta.get("degenerate_gs_slots"),
-            "notes": sorted({ln.strip() for ln in (ev["stderr"] + ev["stdout"]).splitlines() if ln.strip().startswith("note:")})}
+    return {
+        "runs": [cold, second],
+        "eval": evaluation,
+        "eval_wall": ev["wall"],
+        "eval_rss_mb": ev["rss_mb"],
+        "params": params,
+        "meta_fit": meta["fit"],
+        "degenerate_gs_slots": meta.get("degenerate_gs_slots"),
+        "notes": sorted({ln.strip() for ln in (ev["stderr"] + ev["stdout"]).splitlines() if ln.strip().startswith("note:")}),
+    }
 
 
 def run_kt_cpp_rule(ktexe: Path, train: Path, test: Path, work: Path) -> dict | None:
     """kt with pyBKT's C++ stopping rule (integer logL), for the parameter comparison only."""
     d = work / "kt_model_cpp"
     env = kt_env(work / "home")
-    r = run_proc([ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0",
-                  "--set", "stop_rule=pybkt_cpp"], env=env, cwd=work)
+    r = run_proc(
+        [ktexe, "train", train, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0", "--set", "stop_rule=pybkt_cpp"],
+        env=env,
+        cwd=work,
+    )
     if r["rc"] != 0:
         print(f"note: kt train --set stop_rule=pybkt_cpp failed (exit {r['rc']}); skipping that comparison", flush=True)
         return None
@@ -427,15 +453,29 @@ def run_kt_steady(train: Path, work: Path) -> dict:
 
 def run_kt_a2012(ktexe: Path, path: Path, work: Path) -> dict:
     d = work / "kt_a2012"
-    r = check(run_proc([ktexe, "train", path, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"],
-                       env=kt_env(work / "home"), cwd=work), "kt train (assist2012)")
+    r = check(
+        run_proc(
+            [ktexe, "train", path, "--model", "bkt", "--out", d, "--valid-frac", "0", "--seed", "0"],
+            env=kt_env(work / "home"),
+            cwd=work,
+        ),
+        "kt train (assist2012)",
+    )
     meta = json.loads((d / "model.json").read_text())["meta"]
-    return {"wall": r["wall"], "rss_mb": r["rss_mb"], "fit_seconds_in_process": meta.get("train_seconds"),
-            "rows": meta.get("train_attempts"), "learners": meta.get("train_learners"), "load_before": r["load_before"],
-            "other_cores": r["other_cores"], "cpu_seconds": r["cpu_seconds"],
-                     "waited": r["waited_for_quiet_s"],
-            "n_kc": len(meta["fit"]["iterations"]), "max_iterations": meta["fit"]["max_iterations"],
-            "not_converged": sum(1 for c in meta["fit"]["converged"] if not c)}
+    return {
+        "wall": r["wall"],
+        "rss_mb": r["rss_mb"],
+        "fit_seconds_in_process": meta.get("train_seconds"),
+        "rows": meta.get("train_attempts"),
+        "learners": meta.get("train_learners"),
+        "load_before": r["load_before"],
+        "other_cores": r["other_cores"],
+        "cpu_seconds": r["cpu_seconds"],
+        "waited": r["waited_for_quiet_s"],
+        "n_kc": len(meta["fit"]["iterations"]),
+        "max_iterations": meta["fit"]["max_iterations"],
+        "not_converged": sum(1 for c in meta["fit"]["converged"] if not c),
+    }
 
 
 # --------------------------------------------------------------------------- comparison
@@ -497,12 +537,19 @@ def compare_params(kt_params, py_params, rows_train) -> dict:
         diffs = {prm: kt_p[k][prm] - py_p[k][prm] for prm in PARAMS}
         worst = max(PARAMS, key=lambda prm: abs(diffs[prm]))
         if abs(diffs[worst]) > TARGET_PARAM_DIFF:
-            exceed.append({
-                "kc": k, "learners": len(learners[k]), "rows": nrows[k], "param": worst,
-                "abs_diff": round(abs(diffs[worst]), 4),
-                "kt": {p: round(kt_p[k][p], 4) for p in PARAMS}, "pybkt": {p: round(py_p[k][p], 4) for p in PARAMS},
-                "loglik_kt": round(ll_kt.get(k, float("nan")), 3), "loglik_pybkt": round(ll_py.get(k, float("nan")), 3),
-            })
+            exceed.append(
+                {
+                    "kc": k,
+                    "learners": len(learners[k]),
+                    "rows": nrows[k],
+                    "param": worst,
+                    "abs_diff": round(abs(diffs[worst]), 4),
+                    "kt": {p: round(kt_p[k][p], 4) for p in PARAMS},
+                    "pybkt": {p: round(py_p[k][p], 4) for p in PARAMS},
+                    "loglik_kt": round(ll_kt.get(k, float("nan")), 3),
+                    "loglik_pybkt": round(ll_py.get(k, float("nan")), 3),
+                }
+            )
     exceed.sort(key=lambda e: -e["abs_diff"])
     # kt's own per-KC logL (float32, from EM) against the float64 forward pass with its fitted parameters.
     conv = [k for k in common if k in kt_ll and kt_ll[k][1] and k in ll_kt]
@@ -522,19 +569,32 @@ def compare_params(kt_params, py_params, rows_train) -> dict:
         "exceeding_with_higher_loglik_in_kt": higher_kt,
         "worst": exceed[:8],
         "kt_reported_loglik_vs_float64": {
-            "kcs": len(conv), "max_rel_diff": max(rel) if rel else None,
-            "worst": [{"kc": k2, "kt_reported": round(kt_ll[k2][0], 3), "float64": round(ll_kt[k2], 3)}
-                      for _, k2 in sorted(zip(rel, conv), reverse=True)[:3]],
+            "kcs": len(conv),
+            "max_rel_diff": max(rel) if rel else None,
+            "worst": [
+                {"kc": k2, "kt_reported": round(kt_ll[k2][0], 3), "float64": round(ll_kt[k2], 3)}
+                for _, k2 in sorted(zip(rel, conv), reverse=True)[:3]
+            ],
             "note": "converged KCs only; kt's loglik column (export-params) against a float64 forward pass with kt's "
-                    "fitted parameters; a gap beyond float32 rounding means kt's float32 filter diverged"},
-        "train_loglik_float64": {"kt": ll_all_kt, "pybkt": ll_all_py,
-                                 "kcs_where_kt_higher": sum(1 for k in common if ll_kt.get(k, 0) > ll_py.get(k, 0) + 1e-6),
-                                 "kcs_where_pybkt_higher": sum(1 for k in common if ll_py.get(k, 0) > ll_kt.get(k, 0) + 1e-6),
-                                 "pybkt_higher_by_more_than_0.1": [
-                                     {"kc": k, "learners": len(learners.get(k, ())), "loglik_kt": round(ll_kt[k], 3),
-                                      "loglik_pybkt": round(ll_py[k], 3),
-                                      "max_abs_param_diff": round(max(abs(kt_p[k][q] - py_p[k][q]) for q in PARAMS), 4)}
-                                     for k in common if ll_py.get(k, 0) > ll_kt.get(k, 0) + 0.1]},
+            "fitted parameters; a gap beyond float32 rounding means kt's float32 filter diverged",
+        },
+        "train_loglik_float64": {
+            "kt": ll_all_kt,
+            "pybkt": ll_all_py,
+            "kcs_where_kt_higher": sum(1 for k in common if ll_kt.get(k, 0) > ll_py.get(k, 0) + 1e-6),
+            "kcs_where_pybkt_higher": sum(1 for k in common if ll_py.get(k, 0) > ll_kt.get(k, 0) + 1e-6),
+            "pybkt_higher_by_more_than_0.1": [
+                {
+                    "kc": k,
+                    "learners": len(learners.get(k, ())),
+                    "loglik_kt": round(ll_kt[k], 3),
+                    "loglik_pybkt": round(ll_py[k], 3),
+                    "max_abs_param_diff": round(max(abs(kt_p[k][q] - py_p[k][q]) for q in PARAMS), 4),
+                }
+                for k in common
+                if ll_py.get(k, 0) > ll_kt.get(k, 0) + 0.1
+            ],
+        },
     }
 
 
@@ -543,15 +603,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-peer", action="store_true", help="kt only (no pyBKT venv, no parity numbers)")
     ap.add_argument("--repeats", type=int, default=1, help="pyBKT fits per pyBKT process (median kept); default 1")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="alternate this many pyBKT processes with cold `kt train` processes (medians compared); default 3")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternate this many pyBKT processes with cold `kt train` processes (medians compared); default 3",
+    )
     ap.add_argument("--seed", type=int, default=0, help="pyBKT Model seed (kt always uses --seed 0)")
     ap.add_argument("--peer-venv", type=Path, default=PEER_VENV, help=f"pyBKT venv (default {PEER_VENV})")
-    ap.add_argument("--wait-quiet", type=float, default=60.0,
-                    help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores "
-                         "(0: don't wait); default 60")
-    ap.add_argument("--no-cpp-rule", action="store_true",
-                    help="skip the extra kt fit with --set stop_rule=pybkt_cpp (pyBKT's integer-logL stopping rule)")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60.0,
+        help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores (0: don't wait); default 60",
+    )
+    ap.add_argument(
+        "--no-cpp-rule",
+        action="store_true",
+        help="skip the extra kt fit with --set stop_rule=pybkt_cpp (pyBKT's integer-logL stopping rule)",
+    )
     ap.add_argument("--skip-a2012", action="store_true", help="skip the assist2012 kt-only run")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bkt.json", help="result JSON")
     args = ap.parse_args(argv)
@@ -621,8 +691,10 @@ def main(argv=None) -> int:
     em_ips = st["max_iterations"] / steady_s
     eng = st["engine"]
     if eng.get("engine") == "lanes":
-        phase_txt = (f"lane engine: {eng['kernel_calls']} kernel calls ({eng['lane_steps'] / 1e6:.1f}M lane-steps, "
-                     f"padding included) in {eng['layouts']} lane layouts; converged KC x restart pairs drop out")
+        phase_txt = (
+            f"lane engine: {eng['kernel_calls']} kernel calls ({eng['lane_steps'] / 1e6:.1f}M lane-steps, "
+            f"padding included) in {eng['layouts']} lane layouts; converged KC x restart pairs drop out"
+        )
     else:
         phase_txt = f"grid engine, phases {eng.get('phases')}"
     cache_src = kt_cache_in_source()
@@ -631,93 +703,145 @@ def main(argv=None) -> int:
     graph_s = gr["build_seconds"][0] + gr["write_seconds"][0]  # first time: imports kt.graph, as `kt train` does
     graph_share = graph_s / kt_cold_s
 
-    rows = [{
-        "dataset": GERVET, "split": "train->test", "model": "bkt", "impl": "kt",
-        "auc": ev["auc"], "accuracy": ev["accuracy"], "rmse": ev["rmse"],
-        "train_seconds": kt_cold_s, "interactions_per_second": n_train / kt_cold_s, "peak_rss_mb": cold["rss_mb"],
-        "notes": (
-            f"train_seconds = whole `kt train` process, cold (import + load + JAX compile + EM + save; empty JAX "
-            f"cache), median of {len(k['cold_walls'])}: {', '.join(f'{s:.2f}' for s in k['cold_walls'])} s; "
-            f"second run (warm cache) {second['wall']:.2f} s; in-process fit {cold['fit_seconds_in_process']:.2f} s cold / "
-            f"{second['fit_seconds_in_process']:.2f} s second; steady-state fit (compiled) {steady_s:.2f} s, "
-            f"EM {st['max_iterations']} iterations at {em_ips:.1f} it/s ({st['n_kc']} KCs x {st['num_fits']} restarts). "
-            f"graph.json ({gr['method']}, K={gr['n_kc']}, {gr['bytes'] / 1e3:.0f} kB): {graph_s:.3f} s to build and "
-            f"write = {graph_share:.1%} of the cold `kt train`. "
-            f"Scored every test row incl. first attempts (--include-first), n={ev['n']}. num_fits=5, seed 0."
-            + busy_note(("cold run", cold), ("second run", second), ("steady-state run", st))
-        ),
-    }]
+    rows = [
+        {
+            "dataset": GERVET,
+            "split": "train->test",
+            "model": "bkt",
+            "impl": "kt",
+            "auc": ev["auc"],
+            "accuracy": ev["accuracy"],
+            "rmse": ev["rmse"],
+            "train_seconds": kt_cold_s,
+            "interactions_per_second": n_train / kt_cold_s,
+            "peak_rss_mb": cold["rss_mb"],
+            "notes": (
+                f"train_seconds = whole `kt train` process, cold (import + load + JAX compile + EM + save; empty JAX "
+                f"cache), median of {len(k['cold_walls'])}: {', '.join(f'{s:.2f}' for s in k['cold_walls'])} s; "
+                f"second run (warm cache) {second['wall']:.2f} s; in-process fit {cold['fit_seconds_in_process']:.2f} s cold / "
+                f"{second['fit_seconds_in_process']:.2f} s second; steady-state fit (compiled) {steady_s:.2f} s, "
+                f"EM {st['max_iterations']} iterations at {em_ips:.1f} it/s ({st['n_kc']} KCs x {st['num_fits']} restarts). "
+                f"graph.json ({gr['method']}, K={gr['n_kc']}, {gr['bytes'] / 1e3:.0f} kB): {graph_s:.3f} s to build and "
+                f"write = {graph_share:.1%} of the cold `kt train`. "
+                f"Scored every test row incl. first attempts (--include-first), n={ev['n']}. num_fits=5, seed 0."
+                + busy_note(("cold run", cold), ("second run", second), ("steady-state run", st))
+            ),
+        }
+    ]
     if py:
-        rows.append({
-            "dataset": GERVET, "split": "train->test", "model": "bkt", "impl": "pybkt",
-            "auc": py["auc"], "accuracy": py["accuracy"], "rmse": py["rmse"],
-            "train_seconds": py_fit_s, "interactions_per_second": n_train / py_fit_s, "peak_rss_mb": py["rss_mb"],
-            "notes": (
-                f"pyBKT 1.4.1 C++ core; train_seconds = model.fit only, median over {len(py['fit_seconds_rounds'])} "
-                f"processes alternating with kt's cold runs: {', '.join(f'{s:.2f}' for s in py['fit_seconds_rounds'])} s "
-                f"(other processes' cores during them: {py['other_cores_rounds']}); first process: whole process {py['wall']:.2f} s "
-                f"(imports, {len(py['fit_seconds'])} fits, predict {py['predict_seconds']:.2f} s); peak RSS of that whole process; num_fits=5, "
-                f"Model(seed={args.seed}); order_id = file row; all {py['n_test']} test rows scored "
-                f"({py['n_test_unseen_kc']} with an unseen KC at pyBKT's 0.5)."
-                + busy_note(("pyBKT run", py))
-            ),
-        })
+        rows.append(
+            {
+                "dataset": GERVET,
+                "split": "train->test",
+                "model": "bkt",
+                "impl": "pybkt",
+                "auc": py["auc"],
+                "accuracy": py["accuracy"],
+                "rmse": py["rmse"],
+                "train_seconds": py_fit_s,
+                "interactions_per_second": n_train / py_fit_s,
+                "peak_rss_mb": py["rss_mb"],
+                "notes": (
+                    f"pyBKT 1.4.1 C++ core; train_seconds = model.fit only, median over {len(py['fit_seconds_rounds'])} "
+                    f"processes alternating with kt's cold runs: {', '.join(f'{s:.2f}' for s in py['fit_seconds_rounds'])} s "
+                    f"(other processes' cores during them: {py['other_cores_rounds']}); first process: whole process {py['wall']:.2f} s "
+                    f"(imports, {len(py['fit_seconds'])} fits, predict {py['predict_seconds']:.2f} s); peak RSS of that whole process; num_fits=5, "
+                    f"Model(seed={args.seed}); order_id = file row; all {py['n_test']} test rows scored "
+                    f"({py['n_test_unseen_kc']} with an unseen KC at pyBKT's 0.5)." + busy_note(("pyBKT run", py))
+                ),
+            }
+        )
     if a12:
-        rows.append({
-            "dataset": "assist2012_dktplus_test (A2012_skill_id_test)", "split": "train only", "model": "bkt", "impl": "kt",
-            "auc": None, "accuracy": None, "rmse": None,
-            "train_seconds": a12["wall"], "interactions_per_second": a12["rows"] / a12["wall"] if a12["rows"] else None,
-            "peak_rss_mb": a12["rss_mb"],
-            "notes": (
-                f"whole `kt train --valid-frac 0` process (first run on this file); {a12['rows']} rows, "
-                f"{a12['learners']} learners, {a12['n_kc']} KCs; in-process fit {a12['fit_seconds_in_process']:.2f} s; "
-                f"{a12['max_iterations']} EM iterations, {a12['not_converged']} KCs not converged at max_iter; "
-                f"acceptance: peak RSS < {TARGET_RSS_MB} MB -> {'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'}"
-                + busy_note(("run", a12))
-            ),
-        })
+        rows.append(
+            {
+                "dataset": "assist2012_dktplus_test (A2012_skill_id_test)",
+                "split": "train only",
+                "model": "bkt",
+                "impl": "kt",
+                "auc": None,
+                "accuracy": None,
+                "rmse": None,
+                "train_seconds": a12["wall"],
+                "interactions_per_second": a12["rows"] / a12["wall"] if a12["rows"] else None,
+                "peak_rss_mb": a12["rss_mb"],
+                "notes": (
+                    f"whole `kt train --valid-frac 0` process (first run on this file); {a12['rows']} rows, "
+                    f"{a12['learners']} learners, {a12['n_kc']} KCs; in-process fit {a12['fit_seconds_in_process']:.2f} s; "
+                    f"{a12['max_iterations']} EM iterations, {a12['not_converged']} KCs not converged at max_iter; "
+                    f"acceptance: peak RSS < {TARGET_RSS_MB} MB -> {'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'}"
+                    + busy_note(("run", a12))
+                ),
+            }
+        )
 
     result = {
         "machine": machine(),
         "date": _dt.date.today().isoformat(),
-        "versions": {"kt": kt.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
-                     "peer": "pyBKT 1.4.1" if py else None,
-                     **({"peer_stack": {k2: peer.get(k2) for k2 in ("numpy", "pandas", "sklearn", "scipy")}} if peer else {})},
-        "load_average": {"before": load_before, "after": load_after,
-                         "before_each_step": {
-                             **({"pybkt": py["load_before"]} if py else {}),
-                             "kt_train_cold": cold["load_before"], "kt_train_second": second["load_before"],
-                             "kt_steady": st["load_before"], **({"kt_assist2012": a12["load_before"]} if a12 else {})},
-                         "note": "1/5/15-min load averages of the 2-core machine; > 2 means other work shared the cores"},
+        "versions": {
+            "kt": kt.__version__,
+            "jax": jax.__version__,
+            "python": sys.version.split()[0],
+            "peer": "pyBKT 1.4.1" if py else None,
+            **({"peer_stack": {k2: peer.get(k2) for k2 in ("numpy", "pandas", "sklearn", "scipy")}} if peer else {}),
+        },
+        "load_average": {
+            "before": load_before,
+            "after": load_after,
+            "before_each_step": {
+                **({"pybkt": py["load_before"]} if py else {}),
+                "kt_train_cold": cold["load_before"],
+                "kt_train_second": second["load_before"],
+                "kt_steady": st["load_before"],
+                **({"kt_assist2012": a12["load_before"]} if a12 else {}),
+            },
+            "note": "1/5/15-min load averages of the 2-core machine; > 2 means other work shared the cores",
+        },
         "other_processes_cores": {
             **({"pybkt": round(py["other_cores"], 2), "pybkt_rounds": py["other_cores_rounds"]} if py else {}),
-            "kt_train_cold": round(cold["other_cores"], 2), "kt_train_cold_rounds": k["cold_other_cores"],
+            "kt_train_cold": round(cold["other_cores"], 2),
+            "kt_train_cold_rounds": k["cold_other_cores"],
             "kt_train_second": round(second["other_cores"], 2),
-            "kt_steady": round(st["other_cores"], 2), **({"kt_assist2012": round(a12["other_cores"], 2)} if a12 else {}),
+            "kt_steady": round(st["other_cores"], 2),
+            **({"kt_assist2012": round(a12["other_cores"], 2)} if a12 else {}),
             "waited_for_quiet_seconds": {
-                **({"pybkt": py["waited"]} if py else {}), "kt_train_cold": cold["waited"],
-                "kt_train_second": second["waited"], "kt_steady": st["waited"],
-                **({"kt_assist2012": a12["waited"]} if a12 else {})},
+                **({"pybkt": py["waited"]} if py else {}),
+                "kt_train_cold": cold["waited"],
+                "kt_train_second": second["waited"],
+                "kt_steady": st["waited"],
+                **({"kt_assist2012": a12["waited"]} if a12 else {}),
+            },
             "note": "average cores used by processes other than the timed child while it ran (/proc/stat minus the "
-                    "child's CPU); > 0.2 inflates timings (pyBKT's OpenMP E-step suffers most)"},
+            "child's CPU); > 0.2 inflates timings (pyBKT's OpenMP E-step suffers most)",
+        },
         "rows": rows,
         "kt_steady_state": {
-            "fit_seconds": st["fit_seconds"], "engine": eng,
-            "em_iterations": st["max_iterations"], "em_iterations_per_second": em_ips,
+            "fit_seconds": st["fit_seconds"],
+            "engine": eng,
+            "em_iterations": st["max_iterations"],
+            "em_iterations_per_second": em_ips,
             "lane_steps_per_second": eng["lane_steps"] / steady_s if eng.get("lane_steps") else None,
-            "note": (f"one process fits 3 times; fits 2-3 reuse the compiled kernel (median {steady_s:.2f} s); "
-                     f"em_iterations_per_second = meta['fit']['max_iterations'] / that (host prep + EM, every "
-                     f"iteration an E+M step of every KC x restart still iterating); {st['n_kc']} KCs x "
-                     f"{st['num_fits']} restarts, {st['n_rows']} rows; {phase_txt}"),
+            "note": (
+                f"one process fits 3 times; fits 2-3 reuse the compiled kernel (median {steady_s:.2f} s); "
+                f"em_iterations_per_second = meta['fit']['max_iterations'] / that (host prep + EM, every "
+                f"iteration an E+M step of every KC x restart still iterating); {st['n_kc']} KCs x "
+                f"{st['num_fits']} restarts, {st['n_rows']} rows; {phase_txt}"
+            ),
             "deterministic_refit": st["deterministic"],
         },
         "kt_graph": {
-            "seconds": graph_s, "share_of_kt_train_cold": graph_share,
-            "build_seconds": gr["build_seconds"], "write_seconds": gr["write_seconds"],
-            "method": gr["method"], "n_kc": gr["n_kc"], "bytes": gr["bytes"], "nested_list_bytes": gr["nested_list_bytes"],
-            "note": ("graph.json as `kt train` makes it (graph_for + to_json + write), in the steady-state process after "
-                     "its fits, 3 times; seconds = the first (it imports kt.graph, as `kt train` does); share = seconds / "
-                     "median cold `kt train` process; nested_list_bytes = the same graph as format-1 nested lists"),
+            "seconds": graph_s,
+            "share_of_kt_train_cold": graph_share,
+            "build_seconds": gr["build_seconds"],
+            "write_seconds": gr["write_seconds"],
+            "method": gr["method"],
+            "n_kc": gr["n_kc"],
+            "bytes": gr["bytes"],
+            "nested_list_bytes": gr["nested_list_bytes"],
+            "note": (
+                "graph.json as `kt train` makes it (graph_for + to_json + write), in the steady-state process after "
+                "its fits, 3 times; seconds = the first (it imports kt.graph, as `kt train` does); share = seconds / "
+                "median cold `kt train` process; nested_list_bytes = the same graph as format-1 nested lists"
+            ),
         },
         "kt_compilation_cache": {
             "mentioned_in_kt_source": cache_src,
@@ -725,8 +849,11 @@ def main(argv=None) -> int:
             "second_run_faster_by_seconds": cold["wall"] - second["wall"],
             "note": "second run = `kt train` again with the cold run's HOME, whose JAX cache that run filled",
         },
-        "kt_evaluate": {"wall_seconds": k["eval_wall"], "peak_rss_mb": k["eval_rss_mb"],
-                        "note": "whole `kt evaluate --include-first` process on the test split"},
+        "kt_evaluate": {
+            "wall_seconds": k["eval_wall"],
+            "peak_rss_mb": k["eval_rss_mb"],
+            "note": "whole `kt evaluate --include-first` process on the test split",
+        },
         "kt_fit_diagnostics": {
             "max_iterations": k["meta_fit"]["max_iterations"],
             "kcs_not_converged": sum(1 for c in k["meta_fit"]["converged"] if not c),
@@ -741,14 +868,21 @@ def main(argv=None) -> int:
             "speed_pybkt_fit_over_kt_steady_fit": py_fit_s / steady_s,
             "per_round_pybkt_fit_over_kt_cold": [round(p / c, 3) for p, c in zip(py["fit_seconds_rounds"], k["cold_walls"])],
             "rss_kt_over_pybkt": cold["rss_mb"] / py["rss_mb"],
-            "note": (">1 means kt is faster; medians of the alternating rounds (pyBKT model.fit only against the whole "
-                     "cold `kt train` process); second = warm JAX cache; steady = in-process compiled refit"),
+            "note": (
+                ">1 means kt is faster; medians of the alternating rounds (pyBKT model.fit only against the whole "
+                "cold `kt train` process); second = warm JAX cache; steady = in-process compiled refit"
+            ),
         }
         result["parity"] = {
-            "auc_kt": ev["auc"], "auc_pybkt": py["auc"], "auc_delta_kt_minus_pybkt": delta,
-            "auc_target_abs_delta": TARGET_AUC_DELTA, "auc_ok": abs(delta) <= TARGET_AUC_DELTA,
-            "accuracy_delta": ev["accuracy"] - py["accuracy"], "rmse_delta": ev["rmse"] - py["rmse"],
-            "n_test_kt": ev["n"], "n_test_pybkt": py["n_test"],
+            "auc_kt": ev["auc"],
+            "auc_pybkt": py["auc"],
+            "auc_delta_kt_minus_pybkt": delta,
+            "auc_target_abs_delta": TARGET_AUC_DELTA,
+            "auc_ok": abs(delta) <= TARGET_AUC_DELTA,
+            "accuracy_delta": ev["accuracy"] - py["accuracy"],
+            "rmse_delta": ev["rmse"] - py["rmse"],
+            "n_test_kt": ev["n"],
+            "n_test_pybkt": py["n_test"],
             "param_target_max_abs_diff": TARGET_PARAM_DIFF,
             **parity,
         }
@@ -763,17 +897,18 @@ def main(argv=None) -> int:
             "kt_best_restart_median": statistics.median(kt_its) if kt_its else None,
             "kt_best_restart_max": kt_its[-1] if kt_its else None,
             "note": "pyBKT 1.4.1's C++ E-step returns an integer-truncated logL, so |dlogL| < 1e-3 means "
-                    "'unchanged integer' and EM often stops early (spec/BKT.md pitfalls)",
+            "'unchanged integer' and EM often stops early (spec/BKT.md pitfalls)",
         }
         if parity_cpp:
             result["parity"]["kt_stop_rule_pybkt_cpp"] = {
-                "auc": kcpp["eval"]["auc"], "auc_delta_kt_minus_pybkt": kcpp["eval"]["auc"] - py["auc"],
+                "auc": kcpp["eval"]["auc"],
+                "auc_delta_kt_minus_pybkt": kcpp["eval"]["auc"] - py["auc"],
                 "abs_diff_kcs_with_min_learners": parity_cpp["abs_diff_kcs_with_min_learners"],
                 "kcs_exceeding_0.02": parity_cpp["kcs_exceeding_0.02"],
                 "train_loglik_float64": {k2: parity_cpp["train_loglik_float64"][k2] for k2 in ("kt", "pybkt")},
                 "train_seconds_whole_process": kcpp["wall"],
                 "note": "kt refitted with --set stop_rule=pybkt_cpp (stops on unchanged integer logL, like pyBKT's "
-                        "C++ core); restarts still start from different random values than pyBKT's",
+                "C++ core); restarts still start from different random values than pyBKT's",
             }
         result["parity"]["params_ok"] = all(agg[p]["max"] is not None and agg[p]["max"] <= TARGET_PARAM_DIFF for p in PARAMS)
 
@@ -784,73 +919,109 @@ def main(argv=None) -> int:
 
     # ---- table
     print()
-    print(f"BKT on {GERVET} (train {n_train:,} rows -> test {len(rows_test):,} rows); {result['machine']}; "
-          f"load avg before {load_before}, after {load_after}")
+    print(
+        f"BKT on {GERVET} (train {n_train:,} rows -> test {len(rows_test):,} rows); {result['machine']}; "
+        f"load avg before {load_before}, after {load_after}"
+    )
     hdr = f"{'impl':<7}{'AUC':>8}{'acc':>8}{'RMSE':>8}{'train s':>10}{'rows/s':>11}{'RSS MB':>9}  what is timed"
     print(hdr)
     print("-" * len(hdr))
-    print(f"{'kt':<7}{fmt(ev['auc']):>8}{fmt(ev['accuracy']):>8}{fmt(ev['rmse']):>8}{kt_cold_s:>10.2f}"
-          f"{n_train / kt_cold_s:>11,.0f}{cold['rss_mb']:>9.0f}  whole `kt train`, cold (median of {len(k['cold_walls'])})")
-    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{second['wall']:>10.2f}{n_train / second['wall']:>11,.0f}"
-          f"{second['rss_mb']:>9.0f}  whole `kt train`, second run")
-    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{steady_s:>10.2f}{n_train / steady_s:>11,.0f}"
-          f"{'':>9}  in-process refit (compiled), {em_ips:.1f} EM it/s")
-    print(f"{'kt':<7}{'':>8}{'':>8}{'':>8}{graph_s:>10.3f}{'':>11}{'':>9}  graph.json: build + write "
-          f"({graph_share:.1%} of the cold `kt train`; {gr['bytes'] / 1e3:.0f} kB, K={gr['n_kc']})")
+    print(
+        f"{'kt':<7}{fmt(ev['auc']):>8}{fmt(ev['accuracy']):>8}{fmt(ev['rmse']):>8}{kt_cold_s:>10.2f}"
+        f"{n_train / kt_cold_s:>11,.0f}{cold['rss_mb']:>9.0f}  whole `kt train`, cold (median of {len(k['cold_walls'])})"
+    )
+    print(
+        f"{'kt':<7}{'':>8}{'':>8}{'':>8}{second['wall']:>10.2f}{n_train / second['wall']:>11,.0f}"
+        f"{second['rss_mb']:>9.0f}  whole `kt train`, second run"
+    )
+    print(
+        f"{'kt':<7}{'':>8}{'':>8}{'':>8}{steady_s:>10.2f}{n_train / steady_s:>11,.0f}"
+        f"{'':>9}  in-process refit (compiled), {em_ips:.1f} EM it/s"
+    )
+    print(
+        f"{'kt':<7}{'':>8}{'':>8}{'':>8}{graph_s:>10.3f}{'':>11}{'':>9}  graph.json: build + write "
+        f"({graph_share:.1%} of the cold `kt train`; {gr['bytes'] / 1e3:.0f} kB, K={gr['n_kc']})"
+    )
     if py:
         fm = py_fit_s
-        print(f"{'pyBKT':<7}{fmt(py['auc']):>8}{fmt(py['accuracy']):>8}{fmt(py['rmse']):>8}{fm:>10.2f}"
-              f"{n_train / fm:>11,.0f}{py['rss_mb']:>9.0f}  model.fit only (whole process {py['wall']:.2f} s)")
+        print(
+            f"{'pyBKT':<7}{fmt(py['auc']):>8}{fmt(py['accuracy']):>8}{fmt(py['rmse']):>8}{fm:>10.2f}"
+            f"{n_train / fm:>11,.0f}{py['rss_mb']:>9.0f}  model.fit only (whole process {py['wall']:.2f} s)"
+        )
         r, p = result["ratios"], result["parity"]
         print()
-        print(f"AUC delta kt - pyBKT: {p['auc_delta_kt_minus_pybkt']:+.4f} (target |delta| <= {TARGET_AUC_DELTA}: "
-              f"{'ok' if p['auc_ok'] else 'FAIL'})")
-        print(f"speed (pyBKT fit / kt): cold process {r['speed_pybkt_fit_over_kt_process_cold']:.2f}x, "
-              f"second process {r['speed_pybkt_fit_over_kt_process_second']:.2f}x, "
-              f"compiled refit {r['speed_pybkt_fit_over_kt_steady_fit']:.2f}x  (>1: kt faster)")
-        print(f"per-KC params, {p['kcs_with_min_learners']} KCs with >= {MIN_LEARNERS} learners "
-              f"(of {p['kcs_compared']} compared):")
+        print(
+            f"AUC delta kt - pyBKT: {p['auc_delta_kt_minus_pybkt']:+.4f} (target |delta| <= {TARGET_AUC_DELTA}: "
+            f"{'ok' if p['auc_ok'] else 'FAIL'})"
+        )
+        print(
+            f"speed (pyBKT fit / kt): cold process {r['speed_pybkt_fit_over_kt_process_cold']:.2f}x, "
+            f"second process {r['speed_pybkt_fit_over_kt_process_second']:.2f}x, "
+            f"compiled refit {r['speed_pybkt_fit_over_kt_steady_fit']:.2f}x  (>1: kt faster)"
+        )
+        print(
+            f"per-KC params, {p['kcs_with_min_learners']} KCs with >= {MIN_LEARNERS} learners (of {p['kcs_compared']} compared):"
+        )
         print(f"  {'param':<7}{'max |d|':>9}{'median':>9}   all KCs: {'max':>7}{'median':>9}")
         for prm in PARAMS:
             a, b = p["abs_diff_kcs_with_min_learners"][prm], p["abs_diff_all_kcs"][prm]
             print(f"  {prm:<7}{fmt(a['max']):>9}{fmt(a['median']):>9}   {'':9}{fmt(b['max']):>7}{fmt(b['median']):>9}")
-        print(f"  KCs over {TARGET_PARAM_DIFF}: {p['kcs_exceeding_0.02']} "
-              f"(kt's optimum has the higher float64 train logL in {p['exceeding_with_higher_loglik_in_kt']})")
+        print(
+            f"  KCs over {TARGET_PARAM_DIFF}: {p['kcs_exceeding_0.02']} "
+            f"(kt's optimum has the higher float64 train logL in {p['exceeding_with_higher_loglik_in_kt']})"
+        )
         for e in p["worst"][:5]:
-            print(f"    KC {e['kc']:>4} ({e['learners']} learners, {e['rows']} rows): {e['param']} "
-                  f"kt {e['kt'][e['param']]:.3f} vs pyBKT {e['pybkt'][e['param']]:.3f}; "
-                  f"logL kt {e['loglik_kt']:.1f} / pyBKT {e['loglik_pybkt']:.1f}")
+            print(
+                f"    KC {e['kc']:>4} ({e['learners']} learners, {e['rows']} rows): {e['param']} "
+                f"kt {e['kt'][e['param']]:.3f} vs pyBKT {e['pybkt'][e['param']]:.3f}; "
+                f"logL kt {e['loglik_kt']:.1f} / pyBKT {e['loglik_pybkt']:.1f}"
+            )
         pc = p.get("kt_stop_rule_pybkt_cpp")
         if pc:
             mx = pc["abs_diff_kcs_with_min_learners"]
-            print(f"  kt with stop_rule=pybkt_cpp: AUC {pc['auc']:.4f}; max |d| "
-                  + ", ".join(f"{q} {mx[q]['max']:.3f}" for q in PARAMS)
-                  + "; medians " + ", ".join(f"{mx[q]['median']:.4f}" for q in PARAMS)
-                  + f"; {pc['kcs_exceeding_0.02']} KCs over {TARGET_PARAM_DIFF}")
+            print(
+                f"  kt with stop_rule=pybkt_cpp: AUC {pc['auc']:.4f}; max |d| "
+                + ", ".join(f"{q} {mx[q]['max']:.3f}" for q in PARAMS)
+                + "; medians "
+                + ", ".join(f"{mx[q]['median']:.4f}" for q in PARAMS)
+                + f"; {pc['kcs_exceeding_0.02']} KCs over {TARGET_PARAM_DIFF}"
+            )
         ei = p["em_iterations"]
-        print(f"  EM iterations: pyBKT median {ei['pybkt_per_restart_median']} per restart (max {ei['pybkt_per_restart_max']}, "
-              f"integer final logL in {ei['pybkt_final_loglik_is_integer_share']:.0%} of restarts); kt median "
-              f"{ei['kt_best_restart_median']} for the chosen restart (max {ei['kt_best_restart_max']})")
+        print(
+            f"  EM iterations: pyBKT median {ei['pybkt_per_restart_median']} per restart (max {ei['pybkt_per_restart_max']}, "
+            f"integer final logL in {ei['pybkt_final_loglik_is_integer_share']:.0%} of restarts); kt median "
+            f"{ei['kt_best_restart_median']} for the chosen restart (max {ei['kt_best_restart_max']})"
+        )
         tl = p["train_loglik_float64"]
-        print(f"  train logL (float64, all common KCs): kt {tl['kt']:.1f}, pyBKT {tl['pybkt']:.1f}; "
-              f"higher in kt for {tl['kcs_where_kt_higher']} KCs, in pyBKT for {tl['kcs_where_pybkt_higher']}")
+        print(
+            f"  train logL (float64, all common KCs): kt {tl['kt']:.1f}, pyBKT {tl['pybkt']:.1f}; "
+            f"higher in kt for {tl['kcs_where_kt_higher']} KCs, in pyBKT for {tl['kcs_where_pybkt_higher']}"
+        )
         lc = p["kt_reported_loglik_vs_float64"]
         if lc["max_rel_diff"] is not None:
             w = lc["worst"][0]
-            print(f"  kt's reported per-KC logL vs float64 recomputation: max rel. diff {lc['max_rel_diff']:.1e} "
-                  f"over {lc['kcs']} converged KCs (KC {w['kc']}: kt {w['kt_reported']:.2f}, float64 {w['float64']:.2f})")
+            print(
+                f"  kt's reported per-KC logL vs float64 recomputation: max rel. diff {lc['max_rel_diff']:.1e} "
+                f"over {lc['kcs']} converged KCs (KC {w['kc']}: kt {w['kt_reported']:.2f}, float64 {w['float64']:.2f})"
+            )
     if a12:
         print()
-        print(f"kt on assist2012 ({a12['rows']:,} rows, {a12['n_kc']} KCs): whole process {a12['wall']:.2f} s, "
-              f"peak RSS {a12['rss_mb']:.0f} MB ({'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'} < {TARGET_RSS_MB} MB)")
+        print(
+            f"kt on assist2012 ({a12['rows']:,} rows, {a12['n_kc']} KCs): whole process {a12['wall']:.2f} s, "
+            f"peak RSS {a12['rss_mb']:.0f} MB ({'ok' if a12['rss_mb'] < TARGET_RSS_MB else 'FAIL'} < {TARGET_RSS_MB} MB)"
+        )
     oc = result["other_processes_cores"]
-    print("other processes' average core use during each timed step: "
-          + ", ".join(f"{k2} {v:.2f}" for k2, v in oc.items() if isinstance(v, float))
-          + ("  (> 0.2: timings inflated)" if any(v > 0.2 for v in oc.values() if isinstance(v, float)) else ""))
+    print(
+        "other processes' average core use during each timed step: "
+        + ", ".join(f"{k2} {v:.2f}" for k2, v in oc.items() if isinstance(v, float))
+        + ("  (> 0.2: timings inflated)" if any(v > 0.2 for v in oc.values() if isinstance(v, float)) else "")
+    )
     cc = result["kt_compilation_cache"]
-    print(f"JAX persistent cache: kt source mentions it at {cc['mentioned_in_kt_source'] or 'nowhere'}; "
-          f"{cache_files['files']} files in the fresh HOME after the cold run; second run "
-          f"{cc['second_run_faster_by_seconds']:+.2f} s faster")
+    print(
+        f"JAX persistent cache: kt source mentions it at {cc['mentioned_in_kt_source'] or 'nowhere'}; "
+        f"{cache_files['files']} files in the fresh HOME after the cold run; second run "
+        f"{cc['second_run_faster_by_seconds']:+.2f} s faster"
+    )
     print(f"wrote {args.out}")
     return 0
 

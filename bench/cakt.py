@@ -34,7 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 SHARED = Path(os.environ.get("KT_SHARED_DATA") or REPO.parent / "shared" / "data")
 DATASETS = {
-    "assist2009": ("assist2009/gervet/preprocessed_data_train.csv.gz", "assist2009/gervet/preprocessed_data_test.csv.gz", "skill"),
+    "assist2009": (
+        "assist2009/gervet/preprocessed_data_train.csv.gz",
+        "assist2009/gervet/preprocessed_data_test.csv.gz",
+        "skill",
+    ),
     "statics2011": ("statics2011/gervet/preprocessed_data.csv.gz", None, "item"),
 }
 MODELS = {"dkt": ("dkt", {}), "cakt": ("cakt", {}), "cakt-nocnn": ("cakt", {"cnn": False})}
@@ -71,26 +75,49 @@ def one(name: str, model_key: str, epochs: int | None, seed: int, timing: int | 
         return time_only(name, model_key, mname, sets, fit_on, timing, seed)
     model = create(mname, **sets)
     t0 = time.perf_counter()
-    model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(
-        f"  {name} {model_key} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
-        f"{r['seconds']:.0f}s", file=sys.stderr, flush=True))
+    model.fit(
+        fit_on,
+        valid=valid,
+        key=seed,
+        progress=lambda r: print(
+            f"  {name} {model_key} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
+            f"{r['seconds']:.0f}s",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     res = next_step(model, test, breakdown=False)
     hist = model.meta["history"]
     steady = [r["seconds"] for r in hist[1:]] or [hist[0]["seconds"]]
     return {
-        "dataset": f"{name}/gervet", "split": split,
+        "dataset": f"{name}/gervet",
+        "split": split,
         "kc": "item_id (problem/step id)" if kc == "item" else "skill_id of the file",
-        "model": model_key, "impl": "kt", "config": {k: getattr(model.config, k) for k in sets},
-        "auc": res["auc"], "accuracy": res["accuracy"], "rmse": res["rmse"], "n_scored": res["n"],
-        "eval_window": res["window"], "train_seconds": train_seconds, "test_seconds": time.perf_counter() - t1,
-        "epochs_run": len(hist), "best_epoch": model.meta["best_epoch"], "stopped": model.meta["stopped"],
+        "model": model_key,
+        "impl": "kt",
+        "config": {k: getattr(model.config, k) for k in sets},
+        "auc": res["auc"],
+        "accuracy": res["accuracy"],
+        "rmse": res["rmse"],
+        "n_scored": res["n"],
+        "eval_window": res["window"],
+        "train_seconds": train_seconds,
+        "test_seconds": time.perf_counter() - t1,
+        "epochs_run": len(hist),
+        "best_epoch": model.meta["best_epoch"],
+        "stopped": model.meta["stopped"],
         "best_valid_auc": max(r["valid_auc"] for r in hist),
         "seconds_per_epoch": float(np.median(steady)),
-        "interactions_per_second": float(np.median([r["interactions_per_second"] for r in hist[1:]] or [hist[0]["interactions_per_second"]])),
-        "decay_S": model.meta.get("decay_S"), "gate_c_mean": model.meta.get("gate_c_mean"), "gate_h_mean": model.meta.get("gate_h_mean"),
-        "history": hist, "jax": jax.__version__,
+        "interactions_per_second": float(
+            np.median([r["interactions_per_second"] for r in hist[1:]] or [hist[0]["interactions_per_second"]])
+        ),
+        "decay_S": model.meta.get("decay_S"),
+        "gate_c_mean": model.meta.get("gate_c_mean"),
+        "gate_h_mean": model.meta.get("gate_h_mean"),
+        "history": hist,
+        "jax": jax.__version__,
     }
 
 
@@ -110,21 +137,33 @@ def time_only(name, model_key, mname, sets, fit_on, n_learners, seed) -> dict:
     n = min(n_learners, len(users))
     sub = fit_on.subset(split_learners(users, (n / len(users), 1 - n / len(users)), seed)[0])
     model = create(mname, **{**sets, "epochs": 2})
-    model.fit(sub, key=seed, progress=lambda r: print(f"  {name} {model_key} timing epoch {r['epoch']}: "
-                                                     f"{r['seconds']:.0f}s", file=sys.stderr, flush=True))
+    model.fit(
+        sub,
+        key=seed,
+        progress=lambda r: print(
+            f"  {name} {model_key} timing epoch {r['epoch']}: {r['seconds']:.0f}s", file=sys.stderr, flush=True
+        ),
+    )
     hist = model.meta["history"]
     ips = hist[-1]["interactions_per_second"]
     scored_full = int((fit_on.frame.group_by("user_idx").len()["len"] - 1).clip(0).sum())
     return {
-        "dataset": f"{name}/gervet", "model": model_key, "impl": "kt", "kind": "timing",
+        "dataset": f"{name}/gervet",
+        "model": model_key,
+        "impl": "kt",
+        "kind": "timing",
         "config": {k: getattr(model.config, k) for k in ("batch_size", "window", "k", "frame", "channels", "cnn")},
-        "timing_learners": n, "interactions_per_second": ips,
-        "seconds_per_epoch": scored_full / ips, "scored_positions_full_epoch": scored_full,
-        "history": hist, "jax": jax.__version__,
+        "timing_learners": n,
+        "interactions_per_second": ips,
+        "seconds_per_epoch": scored_full / ips,
+        "scored_positions_full_epoch": scored_full,
+        "history": hist,
+        "jax": jax.__version__,
         "notes": f"estimate: {n} random training learners (seed {seed}), 2 epochs without validation; the second "
-                 f"epoch's scored interactions/s scaled to the {scored_full:,} scored positions of the full "
-                 "training split (first attempts of chunks aside)",
-        "auc": None, "epochs_run": len(hist),
+        f"epoch's scored interactions/s scaled to the {scored_full:,} scored positions of the full "
+        "training split (first attempts of chunks aside)",
+        "auc": None,
+        "epochs_run": len(hist),
     }
 
 
@@ -134,8 +173,13 @@ def main() -> None:
     ap.add_argument("--models", default="dkt,cakt-nocnn,cakt")
     ap.add_argument("--epochs", type=int, default=None, help="cap the epochs of cakt and its ablation (default: 30)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timing", type=int, default=None, metavar="N",
-                    help="only estimate seconds per epoch, from 2 epochs on N random training learners")
+    ap.add_argument(
+        "--timing",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only estimate seconds per epoch, from 2 epochs on N random training learners",
+    )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # dataset:model, run in this process
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cakt.json"))
     args = ap.parse_args()
@@ -166,18 +210,27 @@ def main() -> None:
             rows.append({"dataset": f"{name}/gervet", "model": model_key, "error": res["stderr"][-2000:]})
         else:
             row = json.loads(res["stdout"].strip().splitlines()[-1])
-            row.update(peak_rss_mb=res["rss_mb"], wall_seconds=res["wall"], other_cores_while_running=res["other_cores"],
-                       load_before=res["load_before"], load_after=res["load_after"])
+            row.update(
+                peak_rss_mb=res["rss_mb"],
+                wall_seconds=res["wall"],
+                other_cores_while_running=res["other_cores"],
+                load_before=res["load_before"],
+                load_after=res["load_after"],
+            )
             rows.append(row)
             auc = f"auc {row['auc']:.4f}, " if row.get("auc") is not None else "timing only, "
-            print(f"  {auc}epochs {row['epochs_run']} ({row['seconds_per_epoch']:.0f} s/epoch), "
-                  f"peak RSS {res['rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  {auc}epochs {row['epochs_run']} ({row['seconds_per_epoch']:.0f} s/epoch), peak RSS {res['rss_mb']:.0f} MB",
+                flush=True,
+            )
         _write(out_path, rows, args)
     print(f"{'dataset':22} {'model':11} {'auc':>7} {'epochs':>6} {'s/epoch':>8} {'RSS MB':>7}")
     for r in rows:
         if "seconds_per_epoch" in r:
             auc = f"{r['auc']:7.4f}" if r.get("auc") is not None else f"{'-':>7}"
-            print(f"{r['dataset']:22} {r['model']:11} {auc} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}")
+            print(
+                f"{r['dataset']:22} {r['model']:11} {auc} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}"
+            )
 
 
 def _write(path: Path, rows: list[dict], args) -> None:
@@ -199,7 +252,7 @@ def _write(path: Path, rows: list[dict], args) -> None:
         "rows": rows,
         "ratios": ratios,
         "notes": "no GPU was available; seconds_per_epoch is the median over epochs 2.. on 2 shared CPU cores "
-                 "(other_cores_while_running says how busy the machine was)",
+        "(other_cores_while_running says how busy the machine was)",
     }
     tmp = path.with_suffix(".json.tmp")
     tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,9 @@ DATASETS = {
 PROTOCOL = {"statics2011": {"kc": "item", "epochs": 30}}
 
 
-def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: str | None = None,
-        extra: dict | None = None) -> dict:
+def run(
+    name: str, epochs: int | None, seed: int, kc: str = "skill", batching: str | None = None, extra: dict | None = None
+) -> dict:
     import jax
     import numpy as np
 
@@ -67,9 +68,17 @@ def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: s
     sets.update(extra or {})
     model = create("dkt", **sets)
     t0 = time.perf_counter()
-    model.fit(fit_on, valid=valid, key=seed, progress=lambda r: print(f"  {name} epoch {r['epoch']}: "
-              f"loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
-              f"{r['interactions_per_second']:,.0f}/s", flush=True))
+    model.fit(
+        fit_on,
+        valid=valid,
+        key=seed,
+        progress=lambda r: print(
+            f"  {name} epoch {r['epoch']}: "
+            f"loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
+            f"{r['interactions_per_second']:,.0f}/s",
+            flush=True,
+        ),
+    )
     train_seconds = time.perf_counter() - t0
     res = next_step(model, test, breakdown=False)
     hist = model.meta["history"]
@@ -103,13 +112,17 @@ def run(name: str, epochs: int | None, seed: int, kc: str = "skill", batching: s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="assist2009,statics2011,assist2015")
-    ap.add_argument("--epochs", type=int, default=None,
-                    help="cap epochs (default: the model's 200 with patience 10; statics2011 30)")
+    ap.add_argument(
+        "--epochs", type=int, default=None, help="cap epochs (default: the model's 200 with patience 10; statics2011 30)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batching", choices=("bucket", "random", "pack"), default=None, help="DKT batching (default: the model's)")
-    ap.add_argument("--kc", choices=("skill", "item"), default=None,
-                    help="KC input: the file's skill_id or its item_id (default: statics2011 item_id, the problem "
-                         "step; the others skill_id)")
+    ap.add_argument(
+        "--kc",
+        choices=("skill", "item"),
+        default=None,
+        help="KC input: the file's skill_id or its item_id (default: statics2011 item_id, the problem step; the others skill_id)",
+    )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "dkt.json"))
     args = ap.parse_args()
     if not SHARED.exists():

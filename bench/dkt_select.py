@@ -25,8 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dkt import REPO, SHARED, run  # noqa: E402
 
-DEFAULT_GRID = ["", "dropout=0.3", "dropout=0.5", "hidden=256,dropout=0.3", "hidden=256,dropout=0.5",
-                "hidden=256,dropout=0.5,lr=0.0001"]
+DEFAULT_GRID = [
+    "",
+    "dropout=0.3",
+    "dropout=0.5",
+    "hidden=256,dropout=0.3",
+    "hidden=256,dropout=0.5",
+    "hidden=256,dropout=0.5,lr=0.0001",
+]
 
 
 def parse(spec: str) -> dict:

@@ -96,6 +96,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 from harness import WAIT_QUIET, busy_note, check, loadavg, machine, run_proc  # noqa: E402
+
 PEER_VENV = Path("/tmp/kt-peer-pykt")
 TORCH_PIN = "torch==2.13.0"
 PEER_DEPS = ["numpy", "pandas", "scikit-learn"]
@@ -199,8 +200,11 @@ def ensure_peer(venv: Path) -> dict:
     if not torch_ok(st):
         sys.exit(f"dkt_vs_pykt: installing pyKT changed torch in {venv}: {st}")
     if not st.get("pykt_ok"):
-        print(f"note: pyKT is not importable in {venv} ({st.get('pykt_error') or st.get('error')}); "
-              "falling back to a re-implementation of pyKT's DKT module", flush=True)
+        print(
+            f"note: pyKT is not importable in {venv} ({st.get('pykt_error') or st.get('error')}); "
+            "falling back to a re-implementation of pyKT's DKT module",
+            flush=True,
+        )
     return st
 
 
@@ -516,14 +520,27 @@ def median_run(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda r: r["interactions_per_second_median"])[(len(runs) - 1) // 2]
 
 
-def run_peer(venv: Path, train: Path, work: Path, epochs: int, seed: int, *, warmup: int = 1,
-             test: Path | None = None) -> dict:
+def run_peer(venv: Path, train: Path, work: Path, epochs: int, seed: int, *, warmup: int = 1, test: Path | None = None) -> dict:
     """pyKT's DKT in the peer venv: ``warmup`` + ``epochs`` epochs on ``train``; with ``test``, score it there."""
     driver = work / "pykt_driver.py"
     driver.write_text(PYKT_DRIVER)
     out = work / "pykt_out.json"
-    cmd = [venv / "bin" / "python", driver, train, out, epochs, warmup, BATCH, HIDDEN, DROPOUT, WINDOW, MIN_CHUNK, LR,
-           seed, THREADS] + ([test] if test else [])
+    cmd = [
+        venv / "bin" / "python",
+        driver,
+        train,
+        out,
+        epochs,
+        warmup,
+        BATCH,
+        HIDDEN,
+        DROPOUT,
+        WINDOW,
+        MIN_CHUNK,
+        LR,
+        seed,
+        THREADS,
+    ] + ([test] if test else [])
     return child_result(check(run_proc(cmd, env=thread_env(), cwd=work), "pyKT driver"), out)
 
 
@@ -579,23 +596,36 @@ def first_learners(src: Path, dst: Path, n: int, kcs: set[str] | None = None) ->
 # --------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=2,
-                    help="timed steady-state epochs per side, after 1 warm-up/compile epoch (default 2)")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="fresh pyKT and kt processes per side, alternating; the median throughput is kept (default 3)")
+    ap.add_argument(
+        "--epochs", type=int, default=2, help="timed steady-state epochs per side, after 1 warm-up/compile epoch (default 2)"
+    )
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="fresh pyKT and kt processes per side, alternating; the median throughput is kept (default 3)",
+    )
     ap.add_argument("--skip-peer", action="store_true", help="kt only (no pyKT venv, no ratio)")
     ap.add_argument("--skip-memory", action="store_true", help="skip the assist2015 peak-RSS run")
     ap.add_argument("--seed", type=int, default=0, help="torch seed of the pyKT run (kt always uses key 0)")
     ap.add_argument("--peer-venv", type=Path, default=PEER_VENV, help=f"pyKT venv (default {PEER_VENV})")
-    ap.add_argument("--wait-quiet", type=float, default=60.0,
-                    help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores "
-                         "(0: don't wait); default 60")
-    ap.add_argument("--acc-epochs", type=int, default=ACC_EPOCHS,
-                    help=f"accuracy comparison: epochs each side trains on the whole train file before the test "
-                         f"file is scored (fixed, no early stopping; default {ACC_EPOCHS})")
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=60.0,
+        help="before each timed process, wait up to this many seconds for other CPU use < 0.2 cores (0: don't wait); default 60",
+    )
+    ap.add_argument(
+        "--acc-epochs",
+        type=int,
+        default=ACC_EPOCHS,
+        help=f"accuracy comparison: epochs each side trains on the whole train file before the test "
+        f"file is scored (fixed, no early stopping; default {ACC_EPOCHS})",
+    )
     ap.add_argument("--skip-accuracy", action="store_true", help="skip the accuracy comparison (train -> test)")
-    ap.add_argument("--max-learners", type=int, default=None,
-                    help="smoke runs only: use the first N learners of the train and test files")
+    ap.add_argument(
+        "--max-learners", type=int, default=None, help="smoke runs only: use the first N learners of the train and test files"
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "dkt_vs_pykt.json", help="result JSON")
     args = ap.parse_args(argv)
     if args.epochs < 1 or args.repeats < 1 or args.acc_epochs < 1:
@@ -620,13 +650,18 @@ def main(argv=None) -> int:
         if args.max_learners:  # smoke runs: the same subset files feed both sides
             train, kcs, _ = first_learners(train, work / "train_subset.tsv", args.max_learners)
             test, _, dropped = first_learners(test, work / "test_subset.tsv", args.max_learners, kcs)
-            dataset += (f" (first {args.max_learners} learners of each file; {dropped} test rows with a KC "
-                        f"outside the training subset dropped)")
+            dataset += (
+                f" (first {args.max_learners} learners of each file; {dropped} test rows with a KC "
+                f"outside the training subset dropped)"
+            )
         py_runs, k_runs = [], []
         for rep in range(1, args.repeats + 1):
             if peer is not None:
-                print(f"[{rep}/{args.repeats}] pyKT {peer.get('pykt')} DKT (torch {peer.get('torch')}, {THREADS} "
-                      f"threads): 1 warm-up + {args.epochs} timed epochs ...", flush=True)
+                print(
+                    f"[{rep}/{args.repeats}] pyKT {peer.get('pykt')} DKT (torch {peer.get('torch')}, {THREADS} "
+                    f"threads): 1 warm-up + {args.epochs} timed epochs ...",
+                    flush=True,
+                )
                 py_runs.append(run_peer(args.peer_venv, train, work, args.epochs, args.seed))
                 print(f"  {py_runs[-1]['interactions_per_second_median']:,.0f} scored interactions/s", flush=True)
             print(f"[{rep}/{args.repeats}] kt dkt: 1 compile + {args.epochs} timed epochs ...", flush=True)
@@ -650,12 +685,18 @@ def main(argv=None) -> int:
             if peer is not None:
                 print(f"accuracy: pyKT DKT, {args.acc_epochs} epochs on train, then test ...", flush=True)
                 py_acc = run_peer(args.peer_venv, train, work, args.acc_epochs, args.seed, warmup=0, test=test)
-                print(f"  test AUC {py_acc['test']['auc']:.4f}, accuracy {py_acc['test']['accuracy']:.4f} "
-                      f"({py_acc['test']['n_scored']:,} scored)", flush=True)
+                print(
+                    f"  test AUC {py_acc['test']['auc']:.4f}, accuracy {py_acc['test']['accuracy']:.4f} "
+                    f"({py_acc['test']['n_scored']:,} scored)",
+                    flush=True,
+                )
             print(f"accuracy: kt dkt, {args.acc_epochs} epochs on train, then test (eval_mode=chunk) ...", flush=True)
             k_acc = run_kt(train, work, args.acc_epochs, test=test)
-            print(f"  test AUC {k_acc['test']['auc']:.4f}, accuracy {k_acc['test']['accuracy']:.4f} "
-                  f"({k_acc['test']['n_scored']:,} scored)", flush=True)
+            print(
+                f"  test AUC {k_acc['test']['auc']:.4f}, accuracy {k_acc['test']['accuracy']:.4f} "
+                f"({k_acc['test']['n_scored']:,} scored)",
+                flush=True,
+            )
         load_after = loadavg()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -663,184 +704,287 @@ def main(argv=None) -> int:
     k_ips = k["interactions_per_second_median"]
     k_pad = k["computed_positions_per_epoch"] / max(k["n_scored"], 1)
     kt_epochs = ", ".join(f"{h['interactions_per_second']:,.0f}" for h in k["history"])
-    split = ("throughput: train (all learners, no validation); accuracy: train->test" if k_acc
-             else "train (all learners, no validation)")
+    split = (
+        "throughput: train (all learners, no validation); accuracy: train->test"
+        if k_acc
+        else "train (all learners, no validation)"
+    )
 
     def acc_fields(a: dict | None) -> dict:
         """auc/accuracy/rmse of an accuracy run for a row (None without one)."""
         t = a["test"] if a else {}
-        return {"auc": t.get("auc"), "accuracy": t.get("accuracy"), "rmse": t.get("rmse"),
-                **({"n_scored_test": t["n_scored"], "acc_epochs": args.acc_epochs,
+        return {
+            "auc": t.get("auc"),
+            "accuracy": t.get("accuracy"),
+            "rmse": t.get("rmse"),
+            **(
+                {
+                    "n_scored_test": t["n_scored"],
+                    "acc_epochs": args.acc_epochs,
                     "acc_train_seconds": sum(h["seconds"] for h in a["history"]),
-                    "acc_peak_rss_mb": a["rss_mb"]} if a else {})}
+                    "acc_peak_rss_mb": a["rss_mb"],
+                }
+                if a
+                else {}
+            ),
+        }
 
     def acc_note(a: dict | None, how: str) -> str:
         if not a:
             return ""
         t = a["test"]
-        return (f" Accuracy (auc/accuracy/rmse): a separate fresh process trained {args.acc_epochs} epoch(s) on the "
-                f"whole train file with the same settings (no validation, no early stopping; "
-                f"{sum(h['seconds'] for h in a['history']):.0f} s of training, peak RSS {a['rss_mb']:.0f} MB), then "
-                f"scored the test file ({t['n_rows']:,} rows) under pyKT's test protocol: learners cut into chunks "
-                f"of {WINDOW}, chunks < {MIN_CHUNK} dropped, the first step of each chunk unscored -> "
-                f"{t['n_chunks']} chunks, {t['n_scored']:,} scored positions ({t['positives']:,} correct); {how}.")
+        return (
+            f" Accuracy (auc/accuracy/rmse): a separate fresh process trained {args.acc_epochs} epoch(s) on the "
+            f"whole train file with the same settings (no validation, no early stopping; "
+            f"{sum(h['seconds'] for h in a['history']):.0f} s of training, peak RSS {a['rss_mb']:.0f} MB), then "
+            f"scored the test file ({t['n_rows']:,} rows) under pyKT's test protocol: learners cut into chunks "
+            f"of {WINDOW}, chunks < {MIN_CHUNK} dropped, the first step of each chunk unscored -> "
+            f"{t['n_chunks']} chunks, {t['n_scored']:,} scored positions ({t['positives']:,} correct); {how}."
+        )
 
-    rows = [{
-        "dataset": dataset, "split": split, "model": "dkt", "impl": "kt",
-        **acc_fields(k_acc),
-        "train_seconds": k["timed_seconds"], "interactions_per_second": k_ips, "peak_rss_mb": k["rss_mb"],
-        "notes": (
-            f"steady state: median of epochs 2..{len(k['history'])} of meta['history'] interactions_per_second "
-            f"(scored training positions / seconds of the epoch's train steps; epoch 1 includes JAX compilation); "
-            f"per epoch {kt_epochs}/s; train_seconds = those {len(k['history']) - 1} epochs. "
-            f"create('dkt', epochs={len(k['history'])}, patience=100).fit(data, key=0), no validation; "
-            f"hidden {k['config']['hidden']}, dropout {k['config']['dropout']}, batch {k['config']['batch_size']}, "
-            f"chunks of {k['config']['window']} (drop < {k['config']['min_chunk']}), Adam {k['config']['lr']}. "
-            f"{k['n_chunks']} chunks, {k['n_scored']:,} scored positions per epoch. "
-            + (f"Batches are {k['config']['batch_size']} uniformly drawn chunks, as in pyKT, packed side by side into "
-               f"rows of {k['config']['window']} steps (LSTM state restarting at each chunk; row count bucketed to "
-               f"two sizes per octave): "
-               if k["config"].get("batching") == "pack" else
-               f"kt pads each batch to a length bucket {k['buckets']} and its rows to a power of two "
-               f"(batching={k['config'].get('batching', 'bucket')}): ")
-            + f"{k['computed_positions_per_epoch']:,} positions computed per epoch ({k_pad:.2f}x the scored ones) in "
-            f"{k['n_batches']} batches of {len(k['batch_shapes'])} shapes -- less padding, not faster kernels, is "
-            f"where the speed-up comes from. Peak RSS of the whole process (load + fit). JAX {k['jax']} on "
-            f"{k['jax_devices']}."
-            + f" Median of {len(k_runs)} fresh processes: "
-            + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs) + "/s; details from the median run."
-            + busy_note(*((f"kt run {i + 1}", r) for i, r in enumerate(k_runs)))
-            + acc_note(k_acc, "predict() with eval_mode=chunk (state reset per chunk), the chunk starts and the "
-                              "positions of dropped chunks left out, kt.eval.metrics")
-            + (busy_note(("kt accuracy run", k_acc)) if k_acc else "")
-        ),
-    }]
+    rows = [
+        {
+            "dataset": dataset,
+            "split": split,
+            "model": "dkt",
+            "impl": "kt",
+            **acc_fields(k_acc),
+            "train_seconds": k["timed_seconds"],
+            "interactions_per_second": k_ips,
+            "peak_rss_mb": k["rss_mb"],
+            "notes": (
+                f"steady state: median of epochs 2..{len(k['history'])} of meta['history'] interactions_per_second "
+                f"(scored training positions / seconds of the epoch's train steps; epoch 1 includes JAX compilation); "
+                f"per epoch {kt_epochs}/s; train_seconds = those {len(k['history']) - 1} epochs. "
+                f"create('dkt', epochs={len(k['history'])}, patience=100).fit(data, key=0), no validation; "
+                f"hidden {k['config']['hidden']}, dropout {k['config']['dropout']}, batch {k['config']['batch_size']}, "
+                f"chunks of {k['config']['window']} (drop < {k['config']['min_chunk']}), Adam {k['config']['lr']}. "
+                f"{k['n_chunks']} chunks, {k['n_scored']:,} scored positions per epoch. "
+                + (
+                    f"Batches are {k['config']['batch_size']} uniformly drawn chunks, as in pyKT, packed side by side into "
+                    f"rows of {k['config']['window']} steps (LSTM state restarting at each chunk; row count bucketed to "
+                    f"two sizes per octave): "
+                    if k["config"].get("batching") == "pack"
+                    else f"kt pads each batch to a length bucket {k['buckets']} and its rows to a power of two "
+                    f"(batching={k['config'].get('batching', 'bucket')}): "
+                )
+                + f"{k['computed_positions_per_epoch']:,} positions computed per epoch ({k_pad:.2f}x the scored ones) in "
+                f"{k['n_batches']} batches of {len(k['batch_shapes'])} shapes -- less padding, not faster kernels, is "
+                f"where the speed-up comes from. Peak RSS of the whole process (load + fit). JAX {k['jax']} on "
+                f"{k['jax_devices']}."
+                + f" Median of {len(k_runs)} fresh processes: "
+                + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs)
+                + "/s; details from the median run."
+                + busy_note(*((f"kt run {i + 1}", r) for i, r in enumerate(k_runs)))
+                + acc_note(
+                    k_acc,
+                    "predict() with eval_mode=chunk (state reset per chunk), the chunk starts and the "
+                    "positions of dropped chunks left out, kt.eval.metrics",
+                )
+                + (busy_note(("kt accuracy run", k_acc)) if k_acc else "")
+            ),
+        }
+    ]
     if py:
-        pykt_label = "pyKT 0.0.38 DKT module + model_forward" if py["impl"] == "pykt" else \
-            "pyKT DKT architecture re-implemented (pykt-toolkit not importable: " + py["impl"] + ")"
+        pykt_label = (
+            "pyKT 0.0.38 DKT module + model_forward"
+            if py["impl"] == "pykt"
+            else "pyKT DKT architecture re-implemented (pykt-toolkit not importable: " + py["impl"] + ")"
+        )
         py_ips = py["interactions_per_second_median"]
         py_pad = py["computed_positions_per_epoch"] / max(py["n_scored"], 1)
         py_epochs = ", ".join(f"{h['interactions_per_second']:,.0f}" for h in py["history"])
-        rows.append({
-            "dataset": dataset, "split": split, "model": "dkt",
-            "impl": "pykt",
-            **acc_fields(py_acc),
-            "train_seconds": py["timed_seconds"], "interactions_per_second": py_ips, "peak_rss_mb": py["rss_mb"],
-            "notes": (
-                f"{pykt_label}; torch {py['torch']} CPU, {py['torch_threads']} threads. Steady state: median of "
-                f"{args.epochs} epochs after 1 warm-up epoch (per epoch incl. warm-up: {py_epochs}/s), each timed "
-                f"whole with perf_counter: DataLoader(batch_size={BATCH}, shuffle=True) over pyKT's KTDataset "
-                f"__getitem__ (loading {statistics.median(h['loader_seconds'] for h in py['history'][1:]):.2f} s "
-                f"of a {statistics.median(h['seconds'] for h in py['history'][1:]):.2f} s epoch), pyKT's "
-                f"model_forward (one-hot next-KC selection, masked float64 BCE), zero_grad/backward/Adam "
-                f"{LR} step; no validation. emb_size {HIDDEN}, dropout {DROPOUT}; sequences cut into "
-                f"non-overlapping chunks of {WINDOW} (drop < {MIN_CHUNK}) and every chunk padded to {WINDOW} as in "
-                f"pyKT: {py['n_chunks']} chunks, {py['n_scored']:,} scored positions, "
-                f"{py['computed_positions_per_epoch']:,} positions computed per epoch ({py_pad:.2f}x the scored "
-                f"ones). KTDataset.__init__ is bypassed (it builds torch.cuda tensors); its dori dict is built "
-                f"the same way. Peak RSS of the whole process."
-                + f" Median of {len(py_runs)} fresh processes: "
-                + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs)
-                + "/s; details from the median run."
-                + busy_note(*((f"pyKT run {i + 1}", r) for i, r in enumerate(py_runs)))
-                + acc_note(py_acc, ("pykt.models.evaluate_model.evaluate (model.eval(), DataLoader(batch_size="
-                                    f"{BATCH}, shuffle=False), masked next-KC probabilities, sklearn AUC, "
-                                    "accuracy at 0.5); RMSE from the same predictions") if py_acc and
-                           py_acc["test"].get("official") else "the same masked next-KC probabilities, sklearn")
-                + (busy_note(("pyKT accuracy run", py_acc)) if py_acc else "")
-            ),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "split": split,
+                "model": "dkt",
+                "impl": "pykt",
+                **acc_fields(py_acc),
+                "train_seconds": py["timed_seconds"],
+                "interactions_per_second": py_ips,
+                "peak_rss_mb": py["rss_mb"],
+                "notes": (
+                    f"{pykt_label}; torch {py['torch']} CPU, {py['torch_threads']} threads. Steady state: median of "
+                    f"{args.epochs} epochs after 1 warm-up epoch (per epoch incl. warm-up: {py_epochs}/s), each timed "
+                    f"whole with perf_counter: DataLoader(batch_size={BATCH}, shuffle=True) over pyKT's KTDataset "
+                    f"__getitem__ (loading {statistics.median(h['loader_seconds'] for h in py['history'][1:]):.2f} s "
+                    f"of a {statistics.median(h['seconds'] for h in py['history'][1:]):.2f} s epoch), pyKT's "
+                    f"model_forward (one-hot next-KC selection, masked float64 BCE), zero_grad/backward/Adam "
+                    f"{LR} step; no validation. emb_size {HIDDEN}, dropout {DROPOUT}; sequences cut into "
+                    f"non-overlapping chunks of {WINDOW} (drop < {MIN_CHUNK}) and every chunk padded to {WINDOW} as in "
+                    f"pyKT: {py['n_chunks']} chunks, {py['n_scored']:,} scored positions, "
+                    f"{py['computed_positions_per_epoch']:,} positions computed per epoch ({py_pad:.2f}x the scored "
+                    f"ones). KTDataset.__init__ is bypassed (it builds torch.cuda tensors); its dori dict is built "
+                    f"the same way. Peak RSS of the whole process."
+                    + f" Median of {len(py_runs)} fresh processes: "
+                    + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs)
+                    + "/s; details from the median run."
+                    + busy_note(*((f"pyKT run {i + 1}", r) for i, r in enumerate(py_runs)))
+                    + acc_note(
+                        py_acc,
+                        (
+                            "pykt.models.evaluate_model.evaluate (model.eval(), DataLoader(batch_size="
+                            f"{BATCH}, shuffle=False), masked next-KC probabilities, sklearn AUC, "
+                            "accuracy at 0.5); RMSE from the same predictions"
+                        )
+                        if py_acc and py_acc["test"].get("official")
+                        else "the same masked next-KC probabilities, sklearn",
+                    )
+                    + (busy_note(("pyKT accuracy run", py_acc)) if py_acc else "")
+                ),
+            }
+        )
     if mem:
         pk = mem["peak_rss_mb"]
         ok = mem["rss_mb"] < TARGET_RSS_MB
-        rows.append({
-            "dataset": "assist2015/dkvmn", "split": "train->test", "model": "dkt", "impl": "kt",
-            "auc": mem["auc"], "accuracy": None, "rmse": None,
-            "train_seconds": mem["fit_seconds"], "interactions_per_second": mem["history"][0].get("interactions_per_second"),
-            "peak_rss_mb": mem["rss_mb"],
-            "notes": (
-                f"memory check: 1 epoch on the full train file ({mem['train_rows']:,} rows, {mem['train_learners']:,} "
-                f"learners, {mem['num_c']} KCs, {mem['train_windows']} chunks; compile included), then "
-                f"next_step on test ({mem['test_rows']:,} rows, {mem['n_scored_test']:,} scored, eval mode "
-                f"{mem['eval_window']}, {mem['eval_seconds']:.1f} s); AUC after 1 epoch only. Peak RSS of the "
-                f"whole process {mem['rss_mb']:.0f} MB (in-process: after import {pk['after_import']:.0f}, load "
-                f"{pk['after_load']:.0f}, fit {pk['after_fit']:.0f}, end {pk['end']:.0f} MB); acceptance < "
-                f"{TARGET_RSS_MB} MB -> {'ok' if ok else 'FAIL'}"
-                + busy_note(("memory run", mem))
-            ),
-        })
+        rows.append(
+            {
+                "dataset": "assist2015/dkvmn",
+                "split": "train->test",
+                "model": "dkt",
+                "impl": "kt",
+                "auc": mem["auc"],
+                "accuracy": None,
+                "rmse": None,
+                "train_seconds": mem["fit_seconds"],
+                "interactions_per_second": mem["history"][0].get("interactions_per_second"),
+                "peak_rss_mb": mem["rss_mb"],
+                "notes": (
+                    f"memory check: 1 epoch on the full train file ({mem['train_rows']:,} rows, {mem['train_learners']:,} "
+                    f"learners, {mem['num_c']} KCs, {mem['train_windows']} chunks; compile included), then "
+                    f"next_step on test ({mem['test_rows']:,} rows, {mem['n_scored_test']:,} scored, eval mode "
+                    f"{mem['eval_window']}, {mem['eval_seconds']:.1f} s); AUC after 1 epoch only. Peak RSS of the "
+                    f"whole process {mem['rss_mb']:.0f} MB (in-process: after import {pk['after_import']:.0f}, load "
+                    f"{pk['after_load']:.0f}, fit {pk['after_fit']:.0f}, end {pk['end']:.0f} MB); acceptance < "
+                    f"{TARGET_RSS_MB} MB -> {'ok' if ok else 'FAIL'}" + busy_note(("memory run", mem))
+                ),
+            }
+        )
 
-    steps = {"kt": k, **({"pykt": py} if py else {}), **({"kt_assist2015": mem} if mem else {}),
-             **({"pykt_accuracy": py_acc} if py_acc else {}), **({"kt_accuracy": k_acc} if k_acc else {})}
+    steps = {
+        "kt": k,
+        **({"pykt": py} if py else {}),
+        **({"kt_assist2015": mem} if mem else {}),
+        **({"pykt_accuracy": py_acc} if py_acc else {}),
+        **({"kt_accuracy": k_acc} if k_acc else {}),
+    }
     result = {
         "machine": machine(),
         "date": _dt.date.today().isoformat(),
-        "versions": {"kt": kt.__version__, "jax": jax.__version__, "python": sys.version.split()[0],
-                     "torch": py["torch"] if py else None,
-                     "pykt": (peer.get("pykt") if py["impl"] == "pykt" else "pyKT DKT architecture re-implemented")
-                     if py else None,
-                     "peer": (f"pyKT {peer.get('pykt')}" if py["impl"] == "pykt" else
-                              "pyKT DKT architecture re-implemented") if py else None},
-        "settings": {"batch_size": BATCH, "hidden": HIDDEN, "dropout": DROPOUT, "window": WINDOW,
-                     "min_chunk": MIN_CHUNK, "lr": LR, "threads": THREADS, "timed_epochs": args.epochs,
-                     "warmup_epochs": 1, "acc_epochs": None if args.skip_accuracy else args.acc_epochs,
-                     "dataset": dataset, "max_learners": args.max_learners,
-                     "note": "OMP/MKL/OPENBLAS_NUM_THREADS=2 for both children; torch.set_num_threads(2); JAX uses "
-                             "its default CPU thread pool on the 2-core machine"},
-        "load_average": {"before": load_before, "after": load_after,
-                         "before_each_step": {n: s["load_before"] for n, s in steps.items()},
-                         "after_each_step": {n: s["load_after"] for n, s in steps.items()},
-                         "note": "1/5/15-min load averages of the 2-core machine (they include the timed child itself)"},
+        "versions": {
+            "kt": kt.__version__,
+            "jax": jax.__version__,
+            "python": sys.version.split()[0],
+            "torch": py["torch"] if py else None,
+            "pykt": (peer.get("pykt") if py["impl"] == "pykt" else "pyKT DKT architecture re-implemented") if py else None,
+            "peer": (f"pyKT {peer.get('pykt')}" if py["impl"] == "pykt" else "pyKT DKT architecture re-implemented")
+            if py
+            else None,
+        },
+        "settings": {
+            "batch_size": BATCH,
+            "hidden": HIDDEN,
+            "dropout": DROPOUT,
+            "window": WINDOW,
+            "min_chunk": MIN_CHUNK,
+            "lr": LR,
+            "threads": THREADS,
+            "timed_epochs": args.epochs,
+            "warmup_epochs": 1,
+            "acc_epochs": None if args.skip_accuracy else args.acc_epochs,
+            "dataset": dataset,
+            "max_learners": args.max_learners,
+            "note": "OMP/MKL/OPENBLAS_NUM_THREADS=2 for both children; torch.set_num_threads(2); JAX uses "
+            "its default CPU thread pool on the 2-core machine",
+        },
+        "load_average": {
+            "before": load_before,
+            "after": load_after,
+            "before_each_step": {n: s["load_before"] for n, s in steps.items()},
+            "after_each_step": {n: s["load_after"] for n, s in steps.items()},
+            "note": "1/5/15-min load averages of the 2-core machine (they include the timed child itself)",
+        },
         "other_processes_cores": {
             **{n: round(s["other_cores"], 3) for n, s in steps.items()},
-            "each_repeat": {"kt": [round(r["other_cores"], 3) for r in k_runs],
-                            **({"pykt": [round(r["other_cores"], 3) for r in py_runs]} if py_runs else {})},
+            "each_repeat": {
+                "kt": [round(r["other_cores"], 3) for r in k_runs],
+                **({"pykt": [round(r["other_cores"], 3) for r in py_runs]} if py_runs else {}),
+            },
             "waited_for_quiet_seconds": {n: s["waited"] for n, s in steps.items()},
             "note": "average cores used by processes other than the timed child while it ran (/proc/stat minus the "
-                    "child's CPU); > 0.2 inflates timings"},
+            "child's CPU); > 0.2 inflates timings",
+        },
         "rows": rows,
         "per_epoch": {n: s["history"] for n, s in steps.items()},
         "repeats": {
             "kt": [r["interactions_per_second_median"] for r in k_runs],
-            **({"pykt": [r["interactions_per_second_median"] for r in py_runs],
-                "ratio_per_repeat": [a["interactions_per_second_median"] / b["interactions_per_second_median"]
-                                     for a, b in zip(k_runs, py_runs)]} if py_runs else {}),
+            **(
+                {
+                    "pykt": [r["interactions_per_second_median"] for r in py_runs],
+                    "ratio_per_repeat": [
+                        a["interactions_per_second_median"] / b["interactions_per_second_median"] for a, b in zip(k_runs, py_runs)
+                    ],
+                }
+                if py_runs
+                else {}
+            ),
             "note": "steady-state scored interactions/s of each fresh process, in run order (pyKT and kt alternate); "
-                    "rows and ratios use the median; per_epoch shows the median run"},
+            "rows and ratios use the median; per_epoch shows the median run",
+        },
         "work_per_epoch": {
-            "kt": {"chunks": k["n_chunks"], "scored": k["n_scored"], "computed_positions": k["computed_positions_per_epoch"],
-                   "batches": k["n_batches"], "batch_shapes": k["batch_shapes"]},
-            **({"pykt": {"chunks": py["n_chunks"], "scored": py["n_scored"],
-                         "computed_positions": py["computed_positions_per_epoch"], "batches": py["n_batches"]}}
-               if py else {}),
+            "kt": {
+                "chunks": k["n_chunks"],
+                "scored": k["n_scored"],
+                "computed_positions": k["computed_positions_per_epoch"],
+                "batches": k["n_batches"],
+                "batch_shapes": k["batch_shapes"],
+            },
+            **(
+                {
+                    "pykt": {
+                        "chunks": py["n_chunks"],
+                        "scored": py["n_scored"],
+                        "computed_positions": py["computed_positions_per_epoch"],
+                        "batches": py["n_batches"],
+                    }
+                }
+                if py
+                else {}
+            ),
             "note": "computed_positions = padded batch rows x padded length summed over the epoch's batches "
-                    "(pyKT feeds 199 positions per chunk: inputs 1..199, targets 2..200)"},
+            "(pyKT feeds 199 positions per chunk: inputs 1..199, targets 2..200)",
+        },
     }
     if py:
         ratio = k_ips / py_ips
         rep_ratios = [a["interactions_per_second_median"] / b["interactions_per_second_median"] for a, b in zip(k_runs, py_runs)]
         result["ratios"] = {
             "kt_over_pykt": ratio,
-            "target": TARGET_RATIO, "ok": ratio >= TARGET_RATIO,
+            "target": TARGET_RATIO,
+            "ok": ratio >= TARGET_RATIO,
             "scored_positions_agree": k["n_scored"] == py["n_scored"],
-            "min_over_repeats": min(rep_ratios), "max_over_repeats": max(rep_ratios),
+            "min_over_repeats": min(rep_ratios),
+            "max_over_repeats": max(rep_ratios),
             "note": "steady-state scored interactions/s (kt: median of epochs 2..; pyKT: median of the timed epochs), "
-                    "median over the repeats of each side, same run of the script",
+            "median over the repeats of each side, same run of the script",
         }
     if k_acc:
         kt_t = k_acc["test"]
         py_t = py_acc["test"] if py_acc else None
         fp = ("n_scored", "positives", "correct_x_position")
         result["accuracy"] = {
-            "epochs": args.acc_epochs, "train": "whole train file, no validation, no early stopping",
+            "epochs": args.acc_epochs,
+            "train": "whole train file, no validation, no early stopping",
             "protocol": f"pyKT test_sequences: learners cut into non-overlapping chunks of {WINDOW} from their first "
-                        f"attempt (history reset per chunk), chunks < {MIN_CHUNK} dropped, first step of each chunk "
-                        "unscored; global AUC, accuracy at p >= 0.5",
-            "kt": kt_t, **({"pykt": py_t} if py_t else {}),
+            f"attempt (history reset per chunk), chunks < {MIN_CHUNK} dropped, first step of each chunk "
+            "unscored; global AUC, accuracy at p >= 0.5",
+            "kt": kt_t,
+            **({"pykt": py_t} if py_t else {}),
             "fingerprint_fields": list(fp),
             **({"scored_positions_agree": all(kt_t[f] == py_t[f] for f in fp)} if py_t else {}),
             "note": "fingerprint: number of scored positions, their correct labels, and sum of label x position in "
-                    "the learner over them; equal on both sides = the same positions were scored",
+            "the learner over them; equal on both sides = the same positions were scored",
         }
         if py_t:
             result["deltas"] = {
@@ -853,8 +997,12 @@ def main(argv=None) -> int:
                 "note": "test metrics of the accuracy runs of this script (same run, same split, same scored positions)",
             }
     if mem:
-        result["memory"] = {"assist2015_peak_rss_mb": mem["rss_mb"], "target_mb": TARGET_RSS_MB,
-                            "ok": mem["rss_mb"] < TARGET_RSS_MB, "in_process": mem["peak_rss_mb"]}
+        result["memory"] = {
+            "assist2015_peak_rss_mb": mem["rss_mb"],
+            "target_mb": TARGET_RSS_MB,
+            "ok": mem["rss_mb"] < TARGET_RSS_MB,
+            "in_process": mem["peak_rss_mb"],
+        }
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
@@ -863,39 +1011,58 @@ def main(argv=None) -> int:
 
     # ---- table
     print()
-    print(f"DKT training throughput on assist2009/gervet train ({k['n_rows']:,} rows, {k['num_c']} KCs, "
-          f"{k['n_scored']:,} scored positions/epoch); {result['machine']}; load avg before {load_before}, after {load_after}")
+    print(
+        f"DKT training throughput on assist2009/gervet train ({k['n_rows']:,} rows, {k['num_c']} KCs, "
+        f"{k['n_scored']:,} scored positions/epoch); {result['machine']}; load avg before {load_before}, after {load_after}"
+    )
     hdr = f"{'impl':<7}{'scored int/s':>14}{'timed s':>9}{'computed/scored':>17}{'RSS MB':>8}  per epoch (first = warm-up)"
     print(hdr)
     print("-" * len(hdr))
     print(f"{'kt':<7}{k_ips:>14,.0f}{k['timed_seconds']:>9.2f}{k_pad:>17.2f}{k['rss_mb']:>8.0f}  {kt_epochs}")
     if py:
-        print(f"{'pyKT':<7}{py_ips:>14,.0f}{py['timed_seconds']:>9.2f}{py_pad:>17.2f}{py['rss_mb']:>8.0f}  {py_epochs}"
-              + ("" if py["impl"] == "pykt" else "  (re-implemented)"))
+        print(
+            f"{'pyKT':<7}{py_ips:>14,.0f}{py['timed_seconds']:>9.2f}{py_pad:>17.2f}{py['rss_mb']:>8.0f}  {py_epochs}"
+            + ("" if py["impl"] == "pykt" else "  (re-implemented)")
+        )
         r = result["ratios"]
         print()
-        print(f"kt / pyKT: {r['kt_over_pykt']:.2f}x (target >= {TARGET_RATIO:.0f}x: {'ok' if r['ok'] else 'FAIL'}); "
-              f"per repeat {r['min_over_repeats']:.2f}-{r['max_over_repeats']:.2f}x; "
-              f"scored positions agree: {r['scored_positions_agree']}")
+        print(
+            f"kt / pyKT: {r['kt_over_pykt']:.2f}x (target >= {TARGET_RATIO:.0f}x: {'ok' if r['ok'] else 'FAIL'}); "
+            f"per repeat {r['min_over_repeats']:.2f}-{r['max_over_repeats']:.2f}x; "
+            f"scored positions agree: {r['scored_positions_agree']}"
+        )
     if len(k_runs) > 1:
-        print("repeats (scored int/s): kt " + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs)
-              + ("; pyKT " + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs) if py_runs else ""))
+        print(
+            "repeats (scored int/s): kt "
+            + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in k_runs)
+            + ("; pyKT " + ", ".join(f"{r['interactions_per_second_median']:,.0f}" for r in py_runs) if py_runs else "")
+        )
     if mem:
-        print(f"kt dkt on assist2015 ({mem['train_rows']:,} train rows, 1 epoch + next_step on test): peak RSS "
-              f"{mem['rss_mb']:.0f} MB ({'ok' if result['memory']['ok'] else 'FAIL'} < {TARGET_RSS_MB} MB), "
-              f"fit {mem['fit_seconds']:.1f} s, test AUC after 1 epoch {mem['auc'] if mem['auc'] is None else round(mem['auc'], 4)}")
+        print(
+            f"kt dkt on assist2015 ({mem['train_rows']:,} train rows, 1 epoch + next_step on test): peak RSS "
+            f"{mem['rss_mb']:.0f} MB ({'ok' if result['memory']['ok'] else 'FAIL'} < {TARGET_RSS_MB} MB), "
+            f"fit {mem['fit_seconds']:.1f} s, test AUC after 1 epoch {mem['auc'] if mem['auc'] is None else round(mem['auc'], 4)}"
+        )
     if k_acc:
         a = result["accuracy"]
-        print(f"test accuracy after {args.acc_epochs} epochs (pyKT chunk protocol): kt AUC {a['kt']['auc']:.4f} "
-              f"acc {a['kt']['accuracy']:.4f} ({a['kt']['n_scored']:,} scored)"
-              + (f"; pyKT AUC {a['pykt']['auc']:.4f} acc {a['pykt']['accuracy']:.4f} ({a['pykt']['n_scored']:,} "
-                 f"scored); delta kt - pyKT: AUC {result['deltas']['auc_kt_minus_pykt']:+.4f}, accuracy "
-                 f"{result['deltas']['accuracy_kt_minus_pykt']:+.4f}; same scored positions: "
-                 f"{a['scored_positions_agree']}" if "pykt" in a else ""))
+        print(
+            f"test accuracy after {args.acc_epochs} epochs (pyKT chunk protocol): kt AUC {a['kt']['auc']:.4f} "
+            f"acc {a['kt']['accuracy']:.4f} ({a['kt']['n_scored']:,} scored)"
+            + (
+                f"; pyKT AUC {a['pykt']['auc']:.4f} acc {a['pykt']['accuracy']:.4f} ({a['pykt']['n_scored']:,} "
+                f"scored); delta kt - pyKT: AUC {result['deltas']['auc_kt_minus_pykt']:+.4f}, accuracy "
+                f"{result['deltas']['accuracy_kt_minus_pykt']:+.4f}; same scored positions: "
+                f"{a['scored_positions_agree']}"
+                if "pykt" in a
+                else ""
+            )
+        )
     oc = result["other_processes_cores"]
-    print("other processes' average core use during each timed step: "
-          + ", ".join(f"{n} {v:.2f}" for n, v in oc.items() if isinstance(v, float))
-          + ("  (> 0.2: timings inflated)" if any(v > 0.2 for v in oc.values() if isinstance(v, float)) else ""))
+    print(
+        "other processes' average core use during each timed step: "
+        + ", ".join(f"{n} {v:.2f}" for n, v in oc.items() if isinstance(v, float))
+        + ("  (> 0.2: timings inflated)" if any(v > 0.2 for v in oc.values() if isinstance(v, float)) else "")
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -117,9 +117,14 @@ def ceiling(part: str, frame, truth) -> dict:
         empty = gated_loglik(frame, truth, adjacency=np.zeros((K, K)), particles=128, seed=1).sum()
     gain = float(full - empty)
     per_edge = gain / max(n_edges, 1)
-    return {"ceiling_nats": gain, "ceiling_nats_per_edge": per_edge, "ceiling_method": how,
-            "loglik_true_graph": float(full), "identifiable": bool(per_edge >= LR_CRITICAL),
-            "ceiling_seconds": time.perf_counter() - t0}
+    return {
+        "ceiling_nats": gain,
+        "ceiling_nats_per_edge": per_edge,
+        "ceiling_method": how,
+        "loglik_true_graph": float(full),
+        "identifiable": bool(per_edge >= LR_CRITICAL),
+        "ceiling_seconds": time.perf_counter() - t0,
+    }
 
 
 def oracle_graph(frame, truth, n_learners: int):
@@ -184,12 +189,25 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
     os.unlink(path)
     true = Truth([tuple(e) for e in truth["edges"]], truth["kcs"], "truth", "json")
     effect = args.ou_effect if part == "ou-graph" else args.effect
-    dataset = (f"{part}/K{K}/N{N}/T{args.steps}" + ("" if effect == (1.0 if part == "ou-graph" else 0.8) else f"/effect{effect:g}")
-               + ("" if args.edge_prob == 0.3 else f"/p{args.edge_prob:g}"))
-    base = {"dataset": dataset, "part": part, "generator": "gated" if part.startswith("gated") else "ou-graph",
-            "schedule": part.split("-", 1)[1] if part.startswith("gated") else "ou-graph curriculum (30% decoupled)",
-            "kcs": K, "learners": N, "steps": args.steps, "seed": seed, "n_true_edges": len(truth["edges"]),
-            "effect": effect, "edge_prob": args.edge_prob, "impl": "kt"}
+    dataset = (
+        f"{part}/K{K}/N{N}/T{args.steps}"
+        + ("" if effect == (1.0 if part == "ou-graph" else 0.8) else f"/effect{effect:g}")
+        + ("" if args.edge_prob == 0.3 else f"/p{args.edge_prob:g}")
+    )
+    base = {
+        "dataset": dataset,
+        "part": part,
+        "generator": "gated" if part.startswith("gated") else "ou-graph",
+        "schedule": part.split("-", 1)[1] if part.startswith("gated") else "ou-graph curriculum (30% decoupled)",
+        "kcs": K,
+        "learners": N,
+        "steps": args.steps,
+        "seed": seed,
+        "n_true_edges": len(truth["edges"]),
+        "effect": effect,
+        "edge_prob": args.edge_prob,
+        "impl": "kt",
+    }
     ceil = ceiling(part, frame, truth) if args.ceiling and (args.ceiling_seeds is None or seed in args.ceiling_seeds) else {}
     rows = []
     methods = list(args.methods)
@@ -209,18 +227,36 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
         res = graph_metrics(g, true)
         if m == "mastery" and args.bootstrap:
             calib = calibration_rows(data, truth, g, base, seed, args)
-        row = {**base, "model": m, "graph_method": g.method, "edge_auroc": res["auroc"], "edge_auprc": res["auprc"],
-               "base_rate": res["base_rate"], "orientation_accuracy": res["orientation_accuracy"],
-               "f1_at_top_true": res["f1_at_top_true"], "train_seconds": secs, **ceil,
-               "notes": (f"oracle: first {args.oracle_learners} learners, true parameters" if m == "oracle" else
-                         "DKT training (early stopping on 10% of learners) included" if m == "dkt" else
-                         "PSI-KT (default options) training (early stopping on 10% of learners) included" if m == "psikt" else "")}
+        row = {
+            **base,
+            "model": m,
+            "graph_method": g.method,
+            "edge_auroc": res["auroc"],
+            "edge_auprc": res["auprc"],
+            "base_rate": res["base_rate"],
+            "orientation_accuracy": res["orientation_accuracy"],
+            "f1_at_top_true": res["f1_at_top_true"],
+            "train_seconds": secs,
+            **ceil,
+            "notes": (
+                f"oracle: first {args.oracle_learners} learners, true parameters"
+                if m == "oracle"
+                else "DKT training (early stopping on 10% of learners) included"
+                if m == "dkt"
+                else "PSI-KT (default options) training (early stopping on 10% of learners) included"
+                if m == "psikt"
+                else ""
+            ),
+        }
         rows.append(row)
         if m == "mastery" and args.bootstrap:
             rows += calib
-        print(f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
-              f"AUPRC {res['auprc']:.3f} (base {res['base_rate']:.3f}) {secs:6.1f} s"
-              + (f"  ceiling {ceil['ceiling_nats_per_edge']:.1f} nats/edge" if ceil else ""), flush=True)
+        print(
+            f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
+            f"AUPRC {res['auprc']:.3f} (base {res['base_rate']:.3f}) {secs:6.1f} s"
+            + (f"  ceiling {ceil['ceiling_nats_per_edge']:.1f} nats/edge" if ceil else ""),
+            flush=True,
+        )
     return rows
 
 
@@ -241,20 +277,31 @@ def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
     for t in args.calibration_thresholds:
         kept = kept_mask(g.prob, t)
         stab = stability_of(probs, t)
-        row = {**base, "model": f"mastery-bootstrap@{t:g}", "graph_method": "mastery", "bootstrap_refits": args.bootstrap,
-               "bootstrap_seed": seed, "calibration_threshold": t, "kept_edges": int(kept.sum()),
-               "kept_true_edges": int((kept & A).sum()), "bootstrap_seconds": secs,
-               "recall_stable": float((kept & A & (stab >= 0.9)).sum() / max(A.sum(), 1)),
-               "notes": "kept = prob >= threshold and prob > reverse; bins by bootstrap stability (share of refits keeping the edge)"}
+        row = {
+            **base,
+            "model": f"mastery-bootstrap@{t:g}",
+            "graph_method": "mastery",
+            "bootstrap_refits": args.bootstrap,
+            "bootstrap_seed": seed,
+            "calibration_threshold": t,
+            "kept_edges": int(kept.sum()),
+            "kept_true_edges": int((kept & A).sum()),
+            "bootstrap_seconds": secs,
+            "recall_stable": float((kept & A & (stab >= 0.9)).sum() / max(A.sum(), 1)),
+            "notes": "kept = prob >= threshold and prob > reverse; bins by bootstrap stability (share of refits keeping the edge)",
+        }
         for name, lo, hi in STABILITY_BINS:
             m = kept & (stab >= lo) & (stab < hi)
             row[f"kept[{name}]"] = int(m.sum())
             row[f"true[{name}]"] = int((m & A).sum())
             row[f"precision[{name}]"] = float((m & A).sum() / m.sum()) if m.sum() else None
         rows.append(row)
-        print(f"{base['dataset']:32} seed {seed} bootstrap@{t:g}: " + "  ".join(
-            f"{name} {row[f'true[{name}]']}/{row[f'kept[{name}]']}" for name, _, _ in STABILITY_BINS)
-            + f"  ({secs:.1f} s for {args.bootstrap} refits)", flush=True)
+        print(
+            f"{base['dataset']:32} seed {seed} bootstrap@{t:g}: "
+            + "  ".join(f"{name} {row[f'true[{name}]']}/{row[f'kept[{name}]']}" for name, _, _ in STABILITY_BINS)
+            + f"  ({secs:.1f} s for {args.bootstrap} refits)",
+            flush=True,
+        )
     return rows
 
 
@@ -262,8 +309,24 @@ def summarise_calibration(rs: list[dict]) -> dict:
     """Pooled (true / kept over seeds) and seed-mean precision per stability bin."""
     import numpy as np
 
-    s = {k: rs[0][k] for k in ("dataset", "part", "generator", "schedule", "kcs", "learners", "steps", "effect", "impl", "model",
-                               "graph_method", "bootstrap_refits", "calibration_threshold")}
+    s = {
+        k: rs[0][k]
+        for k in (
+            "dataset",
+            "part",
+            "generator",
+            "schedule",
+            "kcs",
+            "learners",
+            "steps",
+            "effect",
+            "impl",
+            "model",
+            "graph_method",
+            "bootstrap_refits",
+            "calibration_threshold",
+        )
+    }
     s["seed"] = "mean"
     s["seeds"] = [r["seed"] for r in rs]
     for name, _, _ in STABILITY_BINS:
@@ -291,7 +354,10 @@ def summarise(rows: list[dict]) -> list[dict]:
         if m.startswith("mastery-bootstrap@"):
             out.append(summarise_calibration(rs))
             continue
-        s = {k: rs[0][k] for k in ("dataset", "part", "generator", "schedule", "kcs", "learners", "steps", "effect", "impl", "model")}
+        s = {
+            k: rs[0][k]
+            for k in ("dataset", "part", "generator", "schedule", "kcs", "learners", "steps", "effect", "impl", "model")
+        }
         s["seed"] = "mean"
         s["seeds"] = [r["seed"] for r in rs]
         for k in METRICS + ("ceiling_nats", "ceiling_nats_per_edge", "base_rate"):
@@ -311,11 +377,16 @@ def main(argv=None) -> None:
     ap.add_argument("--learners", default="100,300,1000,3000")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--methods", default=",".join(m for m in METHODS if m != "psikt"),
-                    help="graph methods (psikt: PSI-KT's learned graph, trained per setting; not in the default list)")
+    ap.add_argument(
+        "--methods",
+        default=",".join(m for m in METHODS if m != "psikt"),
+        help="graph methods (psikt: PSI-KT's learned graph, trained per setting; not in the default list)",
+    )
     ap.add_argument("--only", default=",".join(PARTS), help="parts to run: " + ", ".join(PARTS))
     ap.add_argument("--effect", type=float, default=0.8, help="gated: gate strength")
-    ap.add_argument("--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)")
+    ap.add_argument(
+        "--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)"
+    )
     ap.add_argument("--ou-effect", type=float, default=1.0, help="ou-graph: scale of the graph term")
     ap.add_argument("--no-ceiling", dest="ceiling", action="store_false")
     ap.add_argument("--ceiling-seeds", default=None, help="compute the ceiling only for these seeds (default: all)")
@@ -323,8 +394,12 @@ def main(argv=None) -> None:
     ap.add_argument("--oracle-learners", type=int, default=300)
     ap.add_argument("--dkt-hidden", type=int, default=64)
     ap.add_argument("--dkt-epochs", type=int, default=20)
-    ap.add_argument("--bootstrap", type=int, default=0, help="mastery: refits on learner resamples for the stability calibration (0: none)")
-    ap.add_argument("--calibration-thresholds", default="0.5,0.7,0.8", help="export thresholds at which the calibration is measured")
+    ap.add_argument(
+        "--bootstrap", type=int, default=0, help="mastery: refits on learner resamples for the stability calibration (0: none)"
+    )
+    ap.add_argument(
+        "--calibration-thresholds", default="0.5,0.7,0.8", help="export thresholds at which the calibration is measured"
+    )
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "graphs.json"))
     args = ap.parse_args(argv)
     args.seeds = _ints(args.seeds)
@@ -354,17 +429,23 @@ def main(argv=None) -> None:
         for r in rows:  # a rerun with --no-ceiling keeps the ceiling measured before
             prev = ceilings.get((r["dataset"], r["model"], r["seed"]))
             if prev is not None and "ceiling_nats" not in r:
-                r.update({k: v for k, v in prev.items() if k.startswith("ceiling_") or k in ("loglik_true_graph", "identifiable")})
+                r.update(
+                    {k: v for k, v in prev.items() if k.startswith("ceiling_") or k in ("loglik_true_graph", "identifiable")}
+                )
         rows = [r for r in old if (r["dataset"], r["model"], r["seed"]) not in new] + rows
     rows = [r for r in rows if r["seed"] != "mean"]
     rows += summarise(rows)
     load = os.getloadavg()[0]
     out = {
         "machine": f"{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()}); shared with other jobs "
-                   f"(load average at end {load:.2f}), so timings are indicative",
+        f"(load average at end {load:.2f}), so timings are indicative",
         "date": dt.date.today().isoformat(),
-        "versions": {"kt": __import__("kt").__version__, "jax": __import__("jax").__version__,
-                     "numpy": __import__("numpy").__version__, "polars": __import__("polars").__version__},
+        "versions": {
+            "kt": __import__("kt").__version__,
+            "jax": __import__("jax").__version__,
+            "numpy": __import__("numpy").__version__,
+            "polars": __import__("polars").__version__,
+        },
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rows": rows,
     }
@@ -372,26 +453,42 @@ def main(argv=None) -> None:
     tmp_out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out.write_text(json.dumps(out, indent=1, default=float))
     os.replace(tmp_out, args.out)
-    print(f"\n{'setting':32} {'method':15} {'AUROC':>13} {'orient':>13} {'AUPRC':>6} {'base':>5} {'F1@|E|':>6} {'ceiling/edge':>12} {'s':>6}")
-    for r in sorted((r for r in rows if r["seed"] == "mean" and "calibration_threshold" not in r), key=lambda r: (r["dataset"], r["model"])):
+    print(
+        f"\n{'setting':32} {'method':15} {'AUROC':>13} {'orient':>13} {'AUPRC':>6} {'base':>5} {'F1@|E|':>6} {'ceiling/edge':>12} {'s':>6}"
+    )
+    for r in sorted(
+        (r for r in rows if r["seed"] == "mean" and "calibration_threshold" not in r), key=lambda r: (r["dataset"], r["model"])
+    ):
         ce = r.get("ceiling_nats_per_edge")
         flag = "" if r.get("identifiable", True) else " (!)"
-        print(f"{r['dataset']:32} {r['model']:15} {r['edge_auroc']:.3f}±{r['edge_auroc_sd']:.3f} "
-              f"{r['orientation_accuracy']:.3f}±{r['orientation_accuracy_sd']:.3f} {r['edge_auprc']:6.3f} {r['base_rate']:5.3f} "
-              f"{r['f1_at_top_true']:6.3f} {('%.1f' % ce) if ce is not None else 'n/a':>12}{flag} {r['train_seconds']:6.1f}")
+        print(
+            f"{r['dataset']:32} {r['model']:15} {r['edge_auroc']:.3f}±{r['edge_auroc_sd']:.3f} "
+            f"{r['orientation_accuracy']:.3f}±{r['orientation_accuracy_sd']:.3f} {r['edge_auprc']:6.3f} {r['base_rate']:5.3f} "
+            f"{r['f1_at_top_true']:6.3f} {('%.1f' % ce) if ce is not None else 'n/a':>12}{flag} {r['train_seconds']:6.1f}"
+        )
     print(f"(!) = ceiling below {LR_CRITICAL} nats per edge: not identifiable even with the true model.")
-    cal = sorted((r for r in rows if r["seed"] == "mean" and "calibration_threshold" in r),
-                 key=lambda r: (r["dataset"], r["calibration_threshold"]))
+    cal = sorted(
+        (r for r in rows if r["seed"] == "mean" and "calibration_threshold" in r),
+        key=lambda r: (r["dataset"], r["calibration_threshold"]),
+    )
     if cal:
-        print(f"\nBootstrap calibration (mastery): share of kept edges that are true, pooled over seeds (true/kept)")
-        print(f"{'setting':32} {'thr':>4} " + " ".join(f"{name:>16}" for name, _, _ in STABILITY_BINS) + f" {'recall@0.9':>10} {'refits':>6}")
+        print("\nBootstrap calibration (mastery): share of kept edges that are true, pooled over seeds (true/kept)")
+        print(
+            f"{'setting':32} {'thr':>4} "
+            + " ".join(f"{name:>16}" for name, _, _ in STABILITY_BINS)
+            + f" {'recall@0.9':>10} {'refits':>6}"
+        )
         for r in cal:
             cells = []
             for name, _, _ in STABILITY_BINS:
                 p = r[f"precision[{name}]"]
                 cells.append(f"{'n/a' if p is None else f'{p:.2f}'} ({r[f'true[{name}]']}/{r[f'kept[{name}]']})".rjust(16))
-            print(f"{r['dataset']:32} {r['calibration_threshold']:4.2f} " + " ".join(cells)
-                  + f" {r['recall_stable']:10.2f} {r['bootstrap_refits']:6d}" + ("" if r["acceptance_met"] else "  (!)"))
+            print(
+                f"{r['dataset']:32} {r['calibration_threshold']:4.2f} "
+                + " ".join(cells)
+                + f" {r['recall_stable']:10.2f} {r['bootstrap_refits']:6d}"
+                + ("" if r["acceptance_met"] else "  (!)")
+            )
         print("(!) = edges at stability >= 0.9 are true less than 90% of the time (the issue's acceptance)")
     print(f"Wrote {args.out}")
 

@@ -49,8 +49,10 @@ def wait_quiet() -> float:
         if used < 0.2:
             break
         if not announced:
-            print(f"  waiting for a quiet machine (other processes use {used:.2f} cores; "
-                  f"up to {WAIT_QUIET['limit']:.0f} s) ...", flush=True)
+            print(
+                f"  waiting for a quiet machine (other processes use {used:.2f} cores; up to {WAIT_QUIET['limit']:.0f} s) ...",
+                flush=True,
+            )
             announced = True
     return time.perf_counter() - t0
 
@@ -58,8 +60,15 @@ def wait_quiet() -> float:
 def busy_note(*steps: tuple[str, dict]) -> str:
     """A warning for `notes` when other processes shared the cores during a timed step."""
     busy = [f"{name} {st['other_cores']:.2f}" for name, st in steps if st and st.get("other_cores", 0) > 0.2]
-    return (" WARNING: other processes used on average (cores) " + ", ".join(busy)
-            + " while timed: timings inflated, rerun on a quiet machine.") if busy else ""
+    return (
+        (
+            " WARNING: other processes used on average (cores) "
+            + ", ".join(busy)
+            + " while timed: timings inflated, rerun on a quiet machine."
+        )
+        if busy
+        else ""
+    )
 
 
 def machine() -> str:
@@ -99,9 +108,19 @@ def run_proc(cmd, *, env=None, cwd=None, timeout=3600) -> dict:
         se.seek(0)
         out = so.read().decode(errors="replace")
         err = se.read().decode(errors="replace")
-    return {"rc": p.returncode, "wall": wall, "rss_mb": ru.ru_maxrss / 1024.0, "stdout": out, "stderr": err,
-            "cmd": " ".join(map(str, cmd)), "load_before": load, "load_after": loadavg(),
-            "waited_for_quiet_s": round(waited, 1), "cpu_seconds": child_cpu, "other_cores": other}
+    return {
+        "rc": p.returncode,
+        "wall": wall,
+        "rss_mb": ru.ru_maxrss / 1024.0,
+        "stdout": out,
+        "stderr": err,
+        "cmd": " ".join(map(str, cmd)),
+        "load_before": load,
+        "load_after": loadavg(),
+        "waited_for_quiet_s": round(waited, 1),
+        "cpu_seconds": child_cpu,
+        "other_cores": other,
+    }
 
 
 def check(res: dict, what: str) -> dict:

@@ -235,8 +235,12 @@ def child(args: argparse.Namespace) -> None:
         "window": window or None,
         "window_reason": window_reason,
         "polars_threads": pl.thread_pool_size(),
-        "versions": {"kt": kt.__version__, "polars": pl.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "kt": kt.__version__,
+            "polars": pl.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         **info,
     }
     print(json.dumps(out))
@@ -392,13 +396,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     ap.add_argument("--out", type=str, default=str(HERE / "results" / "ingest.json"), help="result JSON path")
     ap.add_argument("--seed", type=int, default=0, help="seed for the synthetic data")
-    ap.add_argument("--window", type=int, default=None,
-                    help="build_sequences window (0 = full padding); default: full padding unless it "
-                         "would exceed --pad-budget-mb, else 200")
-    ap.add_argument("--pad-budget-mb", type=float, default=512.0,
-                    help="largest full-padding array set to attempt (default 512 MB)")
-    ap.add_argument("--no-breakdown", dest="breakdown", action="store_false",
-                    help="skip the extra pass that times the stages inside kt.load")
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="build_sequences window (0 = full padding); default: full padding unless it would exceed --pad-budget-mb, else 200",
+    )
+    ap.add_argument(
+        "--pad-budget-mb", type=float, default=512.0, help="largest full-padding array set to attempt (default 512 MB)"
+    )
+    ap.add_argument(
+        "--no-breakdown", dest="breakdown", action="store_false", help="skip the extra pass that times the stages inside kt.load"
+    )
     ap.add_argument("--_child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -418,8 +427,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             csv = Path(args.csv)
             dataset = csv.name
-        child_argv = ["--_child", "--csv", str(csv), "--repeats", str(args.repeats),
-                      "--pad-budget-mb", str(args.pad_budget_mb)]
+        child_argv = ["--_child", "--csv", str(csv), "--repeats", str(args.repeats), "--pad-budget-mb", str(args.pad_budget_mb)]
         if args.window is not None:
             child_argv += ["--window", str(args.window)]
         if not args.breakdown:
@@ -450,9 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     if res["window_reason"] == "forced by --window":
         notes.append(f"build_sequences window set by --window {args.window}")
     elif res["window_reason"]:
-        notes.append(
-            f"windowed (DKT training's window=200) instead of full padding because {res['window_reason']}"
-        )
+        notes.append(f"windowed (DKT training's window=200) instead of full padding because {res['window_reason']}")
     notes.append(
         f"target >= {TARGET_ROWS_PER_S:,} rows/s: {'met' if met_speed else 'NOT met'}; "
         f"peak < {TARGET_PEAK_MB} MB: {'met' if met_mem else 'NOT met'}"
@@ -504,10 +510,8 @@ def main(argv: list[str] | None = None) -> None:
         f"kt ingest: {n:,} rows, {res['learners']:,} learners (max {res['max_len']:,} attempts) — {result['machine']}",
         ["stage", "seconds (median)", "rows/s", "repeats (s)"],
         [
-            ["kt.load", f"{load_s:.3f}", f"{n / load_s:,.0f}",
-             ", ".join(f"{x:.3f}" for x in res["load_seconds_all"])],
-            ["build_sequences", f"{seq_s:.3f}", f"{n / seq_s:,.0f}",
-             ", ".join(f"{x:.3f}" for x in res["sequences_seconds_all"])],
+            ["kt.load", f"{load_s:.3f}", f"{n / load_s:,.0f}", ", ".join(f"{x:.3f}" for x in res["load_seconds_all"])],
+            ["build_sequences", f"{seq_s:.3f}", f"{n / seq_s:,.0f}", ", ".join(f"{x:.3f}" for x in res["sequences_seconds_all"])],
             ["load + sequences", f"{total_s:.3f}", f"{rps:,.0f}", ", ".join(f"{x:.3f}" for x in totals)],
         ],
     )
@@ -528,11 +532,12 @@ def main(argv: list[str] | None = None) -> None:
         print_table(
             "inside kt.load (one extra pass, stages wrapped)",
             ["stage", "seconds", "share of kt.load"],
-            [[k, f"{v:.3f}", f"{100 * v / whole:.0f}%" if not k.startswith("build") else ""]
-             for k, v in st.items()],
+            [[k, f"{v:.3f}", f"{100 * v / whole:.0f}%" if not k.startswith("build") else ""] for k, v in st.items()],
         )
-    print(f"import time (excluded): {res['import_seconds']:.2f} s; "
-          f"stage medians are taken separately, so they need not add up to the total's median")
+    print(
+        f"import time (excluded): {res['import_seconds']:.2f} s; "
+        f"stage medians are taken separately, so they need not add up to the total's median"
+    )
     for note in notes[1:]:
         print("note:", note)
     out = Path(args.out)

@@ -116,13 +116,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("KT_SHARED_DATA") or REPO.parent / "shared" / "data")
 DAY = 86400.0
 
-NOTE_MEAN = ("Acceptance not met for edge AUROC and alpha (see the per-seed rows). Seed 0 was used while developing the objective fixes "
-             "(diagnostics only; no setting was chosen by its truth scores). The generator follows the spec equation by equation, and the "
-             "targets are beyond what the generated outcomes contain: see the 'identifiability' rows (true parameters, particle filter). "
-             "Removing the whole true graph changes the log-likelihood by only a few nats out of ~32,000 (the shift is gamma/K ~0.05 "
-             "times a parent's state, entering only through (1 - r) at the between-session gaps), so single edges carry < 1 nat; and the "
-             "Bayes posterior mean of alpha given every other true parameter reaches Spearman ~0.25, below the 0.5 target. "
-             "A truth-free pairwise logistic-regression estimator also scores AUROC ~0.50 (seeds 0-2).")
+NOTE_MEAN = (
+    "Acceptance not met for edge AUROC and alpha (see the per-seed rows). Seed 0 was used while developing the objective fixes "
+    "(diagnostics only; no setting was chosen by its truth scores). The generator follows the spec equation by equation, and the "
+    "targets are beyond what the generated outcomes contain: see the 'identifiability' rows (true parameters, particle filter). "
+    "Removing the whole true graph changes the log-likelihood by only a few nats out of ~32,000 (the shift is gamma/K ~0.05 "
+    "times a parent's state, entering only through (1 - r) at the between-session gaps), so single edges carry < 1 nat; and the "
+    "Bayes posterior mean of alpha given every other true parameter reaches Spearman ~0.25, below the 0.5 target. "
+    "A truth-free pairwise logistic-regression estimator also scores AUROC ~0.50 (seeds 0-2)."
+)
 
 # Settings of the acceptance run on top of the model defaults (chosen on validation, see the README/notes).
 BENCH_SETS: dict[str, str] = {"select_on": "elbo", "patience": "20"}
@@ -158,8 +160,14 @@ def graph_scores(prob, adjacency) -> dict:
     f1_top = 2 * tp / (2 * tp + (top * (1 - y)).sum() + ((1 - top) * y).sum()) if E else float("nan")
     src, tgt = np.nonzero(A)
     orient = float(np.mean([prob[i, k] > prob[k, i] for i, k in zip(src, tgt)])) if E else float("nan")
-    return {"edge_auroc": auc(y, p), "edge_auprc": ap, "edge_base_rate": E / len(y), "edges_true": E,
-            "f1_top_edges": f1_top, "orientation_accuracy": orient}
+    return {
+        "edge_auroc": auc(y, p),
+        "edge_auprc": ap,
+        "edge_base_rate": E / len(y),
+        "edges_true": E,
+        "f1_top_edges": f1_top,
+        "orientation_accuracy": orient,
+    }
 
 
 def trait_scores(model, truth) -> dict:
@@ -191,9 +199,16 @@ def synthetic(seed: int, args, sets: dict) -> dict:
     tr, va = train_valid(data, 0.1, seed)
     model = create("psikt", sets=[f"{k}={v}" for k, v in sets.items()])
     t0 = time.perf_counter()
-    model.fit(tr, valid=va, key=seed, progress=lambda r: print(
-        f"  seed {seed} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid {r.get('valid_score', float('nan')):.4f} "
-        f"({r['seconds']:.1f}s)", flush=True))
+    model.fit(
+        tr,
+        valid=va,
+        key=seed,
+        progress=lambda r: print(
+            f"  seed {seed} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid {r.get('valid_score', float('nan')):.4f} "
+            f"({r['seconds']:.1f}s)",
+            flush=True,
+        ),
+    )
     train_seconds = time.perf_counter() - t0
     g = model.graph()
     order = [g.kcs.index(k) for k in truth["kcs"]]
@@ -201,7 +216,8 @@ def synthetic(seed: int, args, sets: dict) -> dict:
     row = {
         "dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps} seed {seed}",
         "split": "learners 90/10 (10% for early stopping only)",
-        "model": "psikt", "impl": "kt",
+        "model": "psikt",
+        "impl": "kt",
         **graph_scores(P, truth["adjacency"]),
         **trait_scores(model, truth),
         "valid_score": max(r.get("valid_score", float("-inf")) for r in model.meta["history"]),
@@ -209,8 +225,12 @@ def synthetic(seed: int, args, sets: dict) -> dict:
         "train_seconds": train_seconds,
         "epochs_run": len(model.meta["history"]),
         "best_epoch": model.meta["best_epoch"],
-        "interactions_per_second": float(np.median([r["interactions_per_second"] for r in model.meta["history"][1:]]
-                                                   or [model.meta["history"][0]["interactions_per_second"]])),
+        "interactions_per_second": float(
+            np.median(
+                [r["interactions_per_second"] for r in model.meta["history"][1:]]
+                or [model.meta["history"][0]["interactions_per_second"]]
+            )
+        ),
         "generator": truth["settings"],
     }
     # continual update: each learner's next 10 attempts, one arrival per learner at a time
@@ -218,21 +238,35 @@ def synthetic(seed: int, args, sets: dict) -> dict:
     more = more.with_columns(pl.int_range(pl.len()).over("user_id").alias("_p")).filter(pl.col("_p") >= args.steps)
     last = frame.group_by("user_id").agg(pl.col("timestamp").max().alias("_last"))
     first = more.group_by("user_id").agg(pl.col("timestamp").min().alias("_first"))
-    more = (more.join(last, on="user_id").join(first, on="user_id")
-            .with_columns((pl.col("timestamp") - pl.col("_first") + pl.col("_last") + 2 * DAY).alias("timestamp"))
-            .select("user_id", "skill_id", "timestamp", "correct").sort("user_id", "timestamp"))
+    more = (
+        more.join(last, on="user_id")
+        .join(first, on="user_id")
+        .with_columns((pl.col("timestamp") - pl.col("_first") + pl.col("_last") + 2 * DAY).alias("timestamp"))
+        .select("user_id", "skill_id", "timestamp", "correct")
+        .sort("user_id", "timestamp")
+    )
     new = _load_frame(more, "new.csv", vocab=model.vocab, min_attempts=1)
     before = model.traits()
     rep = model.update(new, key=seed)
     after = model.traits()
-    moved = float(np.mean(np.abs(before.join(after, on="user_id", suffix="_u").select(pl.col("mu") - pl.col("mu_u")).to_series().to_numpy())))
-    row.update({
-        "update_rounds": rep["arrivals"], "update_learners": rep["learners"], "update_steps": rep["steps"],
-        "seconds_per_update": rep["seconds_per_update"], "first_update_seconds": rep["first_update_seconds"],
-        "update_total_seconds": rep["seconds"], "update_mean_abs_mu_change": moved,
-        "refit_over_update_ratio": train_seconds / max(rep["seconds_per_update"], 1e-9),
-        "jax": jax.__version__,
-    })
+    moved = float(
+        np.mean(
+            np.abs(before.join(after, on="user_id", suffix="_u").select(pl.col("mu") - pl.col("mu_u")).to_series().to_numpy())
+        )
+    )
+    row.update(
+        {
+            "update_rounds": rep["arrivals"],
+            "update_learners": rep["learners"],
+            "update_steps": rep["steps"],
+            "seconds_per_update": rep["seconds_per_update"],
+            "first_update_seconds": rep["first_update_seconds"],
+            "update_total_seconds": rep["seconds"],
+            "update_mean_abs_mu_change": moved,
+            "refit_over_update_ratio": train_seconds / max(rep["seconds_per_update"], 1e-9),
+            "jax": jax.__version__,
+        }
+    )
     return row
 
 
@@ -294,38 +328,61 @@ def ednet(seed: int, sets: dict) -> list[dict]:
     tr_u, va_u, te_u = split_learners(eligible, EDNET_SPLIT, seed)
     train, valid, test = data.subset(tr_u), data.subset(va_u), data.subset(te_u)
     assert not (set(tr_u) & set(te_u)) and not (set(va_u) & set(te_u)) and not (set(tr_u) & set(va_u))
-    split = (f"learner-level split (seed {seed}) of the {len(eligible)} of {data.n_users} learners with >= {EDNET_MIN} interactions: "
-             f"{len(tr_u)} train / {len(va_u)} validation / {len(te_u)} test learners; models train on the training learners' "
-             f"interactions ({train.n_rows:,} rows, whole sequences unless noted); validation learners for early stopping and "
-             f"selection only; test learners: observe interactions 1-10, predict 11-20 open loop (kt.eval.protocols "
-             f"psikt-window, require_full), {len(te_u) * 10} scored predictions")
+    split = (
+        f"learner-level split (seed {seed}) of the {len(eligible)} of {data.n_users} learners with >= {EDNET_MIN} interactions: "
+        f"{len(tr_u)} train / {len(va_u)} validation / {len(te_u)} test learners; models train on the training learners' "
+        f"interactions ({train.n_rows:,} rows, whole sequences unless noted); validation learners for early stopping and "
+        f"selection only; test learners: observe interactions 1-10, predict 11-20 open loop (kt.eval.protocols "
+        f"psikt-window, require_full), {len(te_u) * 10} scored predictions"
+    )
     dataset = f"ednet_small (EdNet KT1 sample, {data.n_users} learners, {len(data.vocab.skill_id)} KCs, timestamps)"
     print(f"  {split}", flush=True)
 
     def fit(name, opts, train_data, *, with_valid=True):
         model = create(name, sets=[f"{k}={v}" for k, v in opts.items()])
         t0 = time.perf_counter()
-        model.fit(train_data, valid=valid if with_valid else None, key=seed, progress=lambda r: print(
-            f"    {name} epoch {r['epoch']}: loss {r.get('train_loss', float('nan')):.4f} valid {r.get('valid_score', float('nan')):.4f} "
-            f"({r.get('seconds', float('nan')):.1f}s)", flush=True))
+        model.fit(
+            train_data,
+            valid=valid if with_valid else None,
+            key=seed,
+            progress=lambda r: print(
+                f"    {name} epoch {r['epoch']}: loss {r.get('train_loss', float('nan')):.4f} valid {r.get('valid_score', float('nan')):.4f} "
+                f"({r.get('seconds', float('nan')):.1f}s)",
+                flush=True,
+            ),
+        )
         return model, time.perf_counter() - t0
 
     def row(name, model, train_s, res, extra=None):
-        out = {"dataset": dataset, "split": split, "protocol": "psikt-window", "model": name, "impl": "kt",
-               "auc": res["auc"], "accuracy": res["accuracy"], "f1": res["f1"], "n_scored": res["scored_rows"],
-               "scored_learners": res["split_learners"], "train_seconds": train_s,
-               "peak_rss_mb": _rss_mb(), "predict_ahead": res["predict_ahead"], "mode": res["mode"],
-               "frac_correct_scored": float(sum(s["frac_correct"] * s["n"] for s in res["by_step"]) / res["scored_rows"]),
-               "by_step_accuracy": [round(s["accuracy"], 4) for s in res["by_step"]],
-               "jax": jax.__version__}
+        out = {
+            "dataset": dataset,
+            "split": split,
+            "protocol": "psikt-window",
+            "model": name,
+            "impl": "kt",
+            "auc": res["auc"],
+            "accuracy": res["accuracy"],
+            "f1": res["f1"],
+            "n_scored": res["scored_rows"],
+            "scored_learners": res["split_learners"],
+            "train_seconds": train_s,
+            "peak_rss_mb": _rss_mb(),
+            "predict_ahead": res["predict_ahead"],
+            "mode": res["mode"],
+            "frac_correct_scored": float(sum(s["frac_correct"] * s["n"] for s in res["by_step"]) / res["scored_rows"]),
+            "by_step_accuracy": [round(s["accuracy"], 4) for s in res["by_step"]],
+            "jax": jax.__version__,
+        }
         if "sample_accuracy" in res:
             out["sample_accuracy"], out["sample_f1"] = res["sample_accuracy"], res["sample_f1"]
         extra = dict(extra or {})
         note = extra.pop("_note", "")
         out.update(extra)
-        out["notes"] = ("accuracy/F1 at 0.5 on the mean probability and AUC of the probability, computed the same way for "
-                        "every model; peak_rss_mb is the bench process's peak so far (models run in one process, in row "
-                        "order); not comparable with next-step AUC. " + note).strip()
+        out["notes"] = (
+            "accuracy/F1 at 0.5 on the mean probability and AUC of the probability, computed the same way for "
+            "every model; peak_rss_mb is the bench process's peak so far (models run in one process, in row "
+            "order); not comparable with next-step AUC. " + note
+        ).strip()
         print(f"  {name:10} acc {out['accuracy']:.3f} F1 {out['f1']:.3f} AUC {out['auc']:.3f} ({train_s:.1f}s)", flush=True)
         return out
 
@@ -337,18 +394,45 @@ def ednet(seed: int, sets: dict) -> list[dict]:
         model, ts = fit("psikt", o, _head(train, head))
         v = _window_eval(model, valid)
         hist = model.meta["history"]
-        cands.append({"label": label, "options": o, "train_head": head, "valid_accuracy": v["accuracy"], "valid_f1": v["f1"],
-                      "valid_auc": v["auc"], "valid_sample_accuracy": v.get("sample_accuracy"), "epochs_run": len(hist),
-                      "best_epoch": model.meta["best_epoch"], "train_seconds": ts, "_model": model})
-        print(f"  psikt [{label}]: valid acc {v['accuracy']:.3f} F1 {v['f1']:.3f} AUC {v['auc']:.3f}, "
-              f"{len(hist)} epochs (best {model.meta['best_epoch']}), {ts:.1f}s", flush=True)
+        cands.append(
+            {
+                "label": label,
+                "options": o,
+                "train_head": head,
+                "valid_accuracy": v["accuracy"],
+                "valid_f1": v["f1"],
+                "valid_auc": v["auc"],
+                "valid_sample_accuracy": v.get("sample_accuracy"),
+                "epochs_run": len(hist),
+                "best_epoch": model.meta["best_epoch"],
+                "train_seconds": ts,
+                "_model": model,
+            }
+        )
+        print(
+            f"  psikt [{label}]: valid acc {v['accuracy']:.3f} F1 {v['f1']:.3f} AUC {v['auc']:.3f}, "
+            f"{len(hist)} epochs (best {model.meta['best_epoch']}), {ts:.1f}s",
+            flush=True,
+        )
     best = max(cands, key=lambda c: c["valid_accuracy"])
     res = _window_eval(best["_model"], test)
-    rows.append(row("psikt", best["_model"], best["train_seconds"], res, {
-        "chosen": best["label"], "config": best["options"], "epochs_run": best["epochs_run"], "best_epoch": best["best_epoch"],
-        "candidates_valid": [{k: v for k, v in c.items() if k != "_model"} for c in cands],
-        "_note": "PSI-KT's open-loop predict_ahead; sample_accuracy/sample_f1 are the paper's per-MC-sample decisions. "
-                 "Candidate chosen on validation window accuracy (test scored for the chosen one only)."}))
+    rows.append(
+        row(
+            "psikt",
+            best["_model"],
+            best["train_seconds"],
+            res,
+            {
+                "chosen": best["label"],
+                "config": best["options"],
+                "epochs_run": best["epochs_run"],
+                "best_epoch": best["best_epoch"],
+                "candidates_valid": [{k: v for k, v in c.items() if k != "_model"} for c in cands],
+                "_note": "PSI-KT's open-loop predict_ahead; sample_accuracy/sample_f1 are the paper's per-MC-sample decisions. "
+                "Candidate chosen on validation window accuracy (test scored for the chosen one only).",
+            },
+        )
+    )
     for c in cands:
         c.pop("_model")
     # DKT (early stopping on validation next-step AUC, its default) and BKT (EM, no validation), majority.
@@ -364,10 +448,22 @@ def ednet(seed: int, sets: dict) -> list[dict]:
     lm = hist.frame.group_by("user_idx").agg(pl.col("correct").mean().alias("lm"))
     f = fut.frame.join(lm, on="user_idx", how="left")
     y, p = f["correct"].to_numpy(), f["lm"].to_numpy()
-    rows.append({"dataset": dataset, "split": split, "protocol": "psikt-window", "model": "learner-mean (reference)", "impl": "bench",
-                 "auc": metrics.auc(y, p), "accuracy": metrics.accuracy(y, p), "f1": metrics.f1(y, p), "n_scored": int(len(y)),
-                 "train_seconds": 0.0, "peak_rss_mb": None,
-                 "notes": "each test learner's accuracy on its interactions 1-10 predicts its 11-20 (no training; reference only)"})
+    rows.append(
+        {
+            "dataset": dataset,
+            "split": split,
+            "protocol": "psikt-window",
+            "model": "learner-mean (reference)",
+            "impl": "bench",
+            "auc": metrics.auc(y, p),
+            "accuracy": metrics.accuracy(y, p),
+            "f1": metrics.f1(y, p),
+            "n_scored": int(len(y)),
+            "train_seconds": 0.0,
+            "peak_rss_mb": None,
+            "notes": "each test learner's accuracy on its interactions 1-10 predicts its 11-20 (no training; reference only)",
+        }
+    )
     acc = {r["model"]: r["accuracy"] for r in rows}
     rows[0]["acceptance"] = {"psikt accuracy >= max(dkt, bkt)": acc["psikt"] >= max(acc["dkt"], acc["bkt"])}
     return rows
@@ -378,17 +474,21 @@ def ednet(seed: int, sets: dict) -> list[dict]:
 COHORT_DATASETS: dict[str, tuple[str, str]] = {
     # name -> (file under shared/data, description)
     "ednet_small": ("ednet_small/preprocessed_data_test.csv.gz", "EdNet KT1 sample (Gervet TSV-5 test split), real timestamps"),
-    "assist2015": ("assist2015/dkvmn/assist2015_train.csv.gz",
-                   "ASSISTments 2015 (DKVMN 3-line train file), no timestamps: time = step index"),
-    "assist2009": ("assist2009/gervet/preprocessed_data_train.csv.gz",
-                   "ASSISTments 2009 (Gervet TSV-5 train file, KC-set ids), no timestamps: time = step index"),
+    "assist2015": (
+        "assist2015/dkvmn/assist2015_train.csv.gz",
+        "ASSISTments 2015 (DKVMN 3-line train file), no timestamps: time = step index",
+    ),
+    "assist2009": (
+        "assist2009/gervet/preprocessed_data_train.csv.gz",
+        "ASSISTments 2009 (Gervet TSV-5 train file, KC-set ids), no timestamps: time = step index",
+    ),
 }
-COHORT_MIN = 20          # eligible learners: >= 20 interactions
-COHORT_TEST = 200        # test learners (100 when the dataset has too few eligible learners)
+COHORT_MIN = 20  # eligible learners: >= 20 interactions
+COHORT_TEST = 200  # test learners (100 when the dataset has too few eligible learners)
 COHORT_TEST_SMALL = 100
-COHORT_CAP = 200         # each learner contributes its first 200 interactions (bounds compute)
+COHORT_CAP = 200  # each learner contributes its first 200 interactions (bounds compute)
 COHORT_HORIZON_STEP = 10  # positive share of the open-loop forecast at this horizon step
-COHORT_VERSION = 1       # rows of another protocol version are not reused by a resumed run
+COHORT_VERSION = 1  # rows of another protocol version are not reused by a resumed run
 COHORT_MODELS: dict[str, tuple[str, list[str], bool]] = {
     # label -> (registry name, --set options, fit with the validation learners)
     "psikt-filter": ("psikt", ["inference=filter"], True),
@@ -397,8 +497,18 @@ COHORT_MODELS: dict[str, tuple[str, list[str], bool]] = {
     "dkt": ("dkt", [], True),
     "majority": ("majority", [], False),
 }
-COHORT_SUMMARY_KEYS = ("accuracy", "f1", "auc", "next_auc", "next_accuracy", "positive_share_h10", "observed_correct_h10",
-                       "train_seconds", "epochs_run", "best_epoch")
+COHORT_SUMMARY_KEYS = (
+    "accuracy",
+    "f1",
+    "auc",
+    "next_auc",
+    "next_accuracy",
+    "positive_share_h10",
+    "observed_correct_h10",
+    "train_seconds",
+    "epochs_run",
+    "best_epoch",
+)
 
 
 def _valid_size(n: int) -> int:
@@ -431,10 +541,17 @@ def cohort_split(eligible, cohort: str, seed: int) -> dict | None:
     if n < 1 or n + _valid_size(n) > rest:
         return None
     v = _valid_size(n)
-    test, train, valid = perm[:n_test], perm[n_test:n_test + n], perm[n_test + n:n_test + n + v]
+    test, train, valid = perm[:n_test], perm[n_test : n_test + n], perm[n_test + n : n_test + n + v]
     assert not (set(test) & set(train) or set(test) & set(valid) or set(train) & set(valid))
-    return {"test": np.sort(test), "train": np.sort(train), "valid": np.sort(valid), "n_train": n, "n_valid": v,
-            "n_test": n_test, "n_eligible": len(eligible)}
+    return {
+        "test": np.sort(test),
+        "train": np.sort(train),
+        "valid": np.sort(valid),
+        "n_train": n,
+        "n_valid": v,
+        "n_test": n_test,
+        "n_eligible": len(eligible),
+    }
 
 
 def _cohort_data(name: str):
@@ -452,8 +569,10 @@ def _cohort_data(name: str):
     counts = data.frame.group_by("user_idx").len()
     eligible = np.sort(counts.filter(pl.col("len") >= COHORT_MIN)["user_idx"].to_numpy())
     has_time = data.frame["timestamp"].null_count() == 0
-    desc = (f"{name}: {desc}; {data.n_users:,} learners, {data.n_rows:,} rows, {len(data.vocab.skill_id)} KCs, "
-            f"{len(eligible):,} learners with >= {COHORT_MIN} interactions; time: {'timestamps' if has_time else 'step index'}")
+    desc = (
+        f"{name}: {desc}; {data.n_users:,} learners, {data.n_rows:,} rows, {len(data.vocab.skill_id)} KCs, "
+        f"{len(eligible):,} learners with >= {COHORT_MIN} interactions; time: {'timestamps' if has_time else 'step index'}"
+    )
     return data, eligible, desc
 
 
@@ -472,9 +591,14 @@ def _horizon_share(model, test, step: int = COHORT_HORIZON_STEP) -> dict:
     s = preds.filter(preds["step"] == step)
     p, y = s["prob"].to_numpy(), s["correct"].to_numpy()
     pa, ya = preds["prob"].to_numpy(), preds["correct"].to_numpy()
-    return {f"positive_share_h{step}": float(np.mean(p > 0.5)), f"observed_correct_h{step}": float(np.mean(y)),
-            f"mean_prob_h{step}": float(np.mean(p)), f"n_h{step}": int(len(p)),
-            "positive_share_window": float(np.mean(pa > 0.5)), "observed_correct_window": float(np.mean(ya))}
+    return {
+        f"positive_share_h{step}": float(np.mean(p > 0.5)),
+        f"observed_correct_h{step}": float(np.mean(y)),
+        f"mean_prob_h{step}": float(np.mean(p)),
+        f"n_h{step}": int(len(p)),
+        "positive_share_window": float(np.mean(pa > 0.5)),
+        "observed_correct_window": float(np.mean(ya)),
+    }
 
 
 KT_REVISION_AT_START = "unknown"
@@ -486,7 +610,9 @@ def _kt_revision() -> str:
 
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kt"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "kt"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except OSError:
         return "unknown"
@@ -502,9 +628,16 @@ def cohort_run(label: str, data_name: str, cohort: str, seed: int, train, valid,
     reg, sets, with_valid = COHORT_MODELS[label]
     model = create(reg, sets=list(sets))
     t0 = time.perf_counter()
-    model.fit(train, valid=valid if with_valid else None, key=seed, progress=lambda r: print(
-        f"      {label} epoch {r.get('epoch')}: loss {r.get('train_loss', float('nan')):.4f} "
-        f"valid {r.get('valid_score', r.get('valid_auc', float('nan'))):.4f} ({r.get('seconds', float('nan')):.1f}s)", flush=True))
+    model.fit(
+        train,
+        valid=valid if with_valid else None,
+        key=seed,
+        progress=lambda r: print(
+            f"      {label} epoch {r.get('epoch')}: loss {r.get('train_loss', float('nan')):.4f} "
+            f"valid {r.get('valid_score', r.get('valid_auc', float('nan'))):.4f} ({r.get('seconds', float('nan')):.1f}s)",
+            flush=True,
+        ),
+    )
     train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     win = EvalSpec("psikt-window", breakdown=False).run(model, test)
@@ -513,34 +646,63 @@ def cohort_run(label: str, data_name: str, cohort: str, seed: int, train, valid,
     eval_s = time.perf_counter() - t1
     hist = model.meta.get("history") if isinstance(model.meta, dict) else None
     row = {
-        "experiment": "cohorts", "cohort_version": COHORT_VERSION, "dataset": data_name, "cohort": cohort, "seed": seed,
-        "model": label, "impl": "kt", "options": sets, "validation_used": with_valid,
-        "protocol": "psikt-window", "split": (f"seed {seed}: {split['n_test']} test / {split['n_train']} train / "
-                                              f"{split['n_valid']} validation learners of {split['n_eligible']} eligible "
-                                              f"(>= {COHORT_MIN} interactions); first {COHORT_CAP} interactions each"),
-        "train_learners": split["n_train"], "valid_learners": split["n_valid"], "test_learners": split["n_test"],
-        "train_rows": train.n_rows, "valid_rows": valid.n_rows, "test_rows": test.n_rows,
-        "accuracy": win["accuracy"], "f1": win["f1"], "auc": win["auc"], "n_scored": win["scored_rows"],
-        "scored_learners": win["split_learners"], "predict_ahead": win["predict_ahead"],
+        "experiment": "cohorts",
+        "cohort_version": COHORT_VERSION,
+        "dataset": data_name,
+        "cohort": cohort,
+        "seed": seed,
+        "model": label,
+        "impl": "kt",
+        "options": sets,
+        "validation_used": with_valid,
+        "protocol": "psikt-window",
+        "split": (
+            f"seed {seed}: {split['n_test']} test / {split['n_train']} train / "
+            f"{split['n_valid']} validation learners of {split['n_eligible']} eligible "
+            f"(>= {COHORT_MIN} interactions); first {COHORT_CAP} interactions each"
+        ),
+        "train_learners": split["n_train"],
+        "valid_learners": split["n_valid"],
+        "test_learners": split["n_test"],
+        "train_rows": train.n_rows,
+        "valid_rows": valid.n_rows,
+        "test_rows": test.n_rows,
+        "accuracy": win["accuracy"],
+        "f1": win["f1"],
+        "auc": win["auc"],
+        "n_scored": win["scored_rows"],
+        "scored_learners": win["split_learners"],
+        "predict_ahead": win["predict_ahead"],
         "frac_correct_scored": float(sum(s["frac_correct"] * s["n"] for s in win["by_step"]) / win["scored_rows"]),
         "by_step_accuracy": [round(s["accuracy"], 4) for s in win["by_step"]],
         "by_step_mean_pred": [round(s["mean_pred"], 4) for s in win["by_step"]],
         **share,
-        "next_auc": nxt["auc"], "next_accuracy": nxt["accuracy"], "next_n_scored": nxt.get("scored_rows"),
-        "train_seconds": train_s, "eval_seconds": eval_s,
-        "epochs_run": len(hist) if hist else None, "best_epoch": model.meta.get("best_epoch") if isinstance(model.meta, dict) else None,
-        "peak_rss_mb": _rss_mb(), "jax": jax.__version__, "kt_revision_at_start": KT_REVISION_AT_START,
-        "model_class": type(model).__name__, "data": desc,
+        "next_auc": nxt["auc"],
+        "next_accuracy": nxt["accuracy"],
+        "next_n_scored": nxt.get("scored_rows"),
+        "train_seconds": train_s,
+        "eval_seconds": eval_s,
+        "epochs_run": len(hist) if hist else None,
+        "best_epoch": model.meta.get("best_epoch") if isinstance(model.meta, dict) else None,
+        "peak_rss_mb": _rss_mb(),
+        "jax": jax.__version__,
+        "kt_revision_at_start": KT_REVISION_AT_START,
+        "model_class": type(model).__name__,
+        "data": desc,
     }
     cfg = getattr(model, "config", None)
     if dataclasses.is_dataclass(cfg):
-        row["config"] = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v))
-                         for k, v in dataclasses.asdict(cfg).items()}
+        row["config"] = {
+            k: (v if isinstance(v, (int, float, str, bool, type(None))) else str(v)) for k, v in dataclasses.asdict(cfg).items()
+        }
     if "sample_accuracy" in win:
         row["sample_accuracy"], row["sample_f1"] = win["sample_accuracy"], win["sample_f1"]
-    print(f"    {data_name} {cohort} seed {seed} {label:16} window acc {row['accuracy']:.3f} F1 {row['f1']:.3f} "
-          f"AUC {row['auc']:.3f} | next AUC {row['next_auc']:.3f} | pos@10 {row['positive_share_h10']:.2f} "
-          f"(obs {row['observed_correct_h10']:.2f}) | {train_s:.1f}s train, {eval_s:.1f}s eval", flush=True)
+    print(
+        f"    {data_name} {cohort} seed {seed} {label:16} window acc {row['accuracy']:.3f} F1 {row['f1']:.3f} "
+        f"AUC {row['auc']:.3f} | next AUC {row['next_auc']:.3f} | pos@10 {row['positive_share_h10']:.2f} "
+        f"(obs {row['observed_correct_h10']:.2f}) | {train_s:.1f}s train, {eval_s:.1f}s eval",
+        flush=True,
+    )
     return row
 
 
@@ -563,9 +725,19 @@ def cohort_summaries(seed_rows: list[dict]) -> list[dict]:
     out = []
     for (ds, co, m), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
-        row = {"experiment": "cohorts", "summary": True, "cohort_version": COHORT_VERSION, "dataset": ds, "cohort": co,
-               "model": m, "impl": "kt", "protocol": "psikt-window", "seeds": [r["seed"] for r in rs],
-               "train_learners": sorted({r["train_learners"] for r in rs}), "test_learners": rs[0]["test_learners"]}
+        row = {
+            "experiment": "cohorts",
+            "summary": True,
+            "cohort_version": COHORT_VERSION,
+            "dataset": ds,
+            "cohort": co,
+            "model": m,
+            "impl": "kt",
+            "protocol": "psikt-window",
+            "seeds": [r["seed"] for r in rs],
+            "train_learners": sorted({r["train_learners"] for r in rs}),
+            "test_learners": rs[0]["test_learners"],
+        }
         for k in COHORT_SUMMARY_KEYS:
             row[k], row[f"{k}_sd"] = _msd([r.get(k) for r in rs])
         out.append(row)
@@ -577,8 +749,12 @@ def cohort_summaries(seed_rows: list[dict]) -> list[dict]:
         if not base:
             continue
         best = max(base.values(), key=lambda r: r["accuracy"])
-        mine = {r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, "psikt-filter")}
-        theirs = {r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, best["model"])}
+        mine = {
+            r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, "psikt-filter")
+        }
+        theirs = {
+            r["seed"]: r["accuracy"] for r in seed_rows if (r["dataset"], r["cohort"], r["model"]) == (ds, co, best["model"])
+        }
         paired = sorted(set(mine) & set(theirs))
         d = np.array([mine[s] - theirs[s] for s in paired])
         gap = float(d.mean()) if len(d) else None
@@ -586,12 +762,23 @@ def cohort_summaries(seed_rows: list[dict]) -> list[dict]:
         met = gap is not None and gap >= 0
         row["acceptance"] = {
             "criterion": "mean window accuracy of psikt-filter >= that of the better of bkt and dkt (paired by seed)",
-            "best_baseline": best["model"], "psikt_filter_accuracy": row["accuracy"], "best_baseline_accuracy": best["accuracy"],
-            "paired_seeds": paired, "mean_difference": gap, "sd_difference": sd, "met": met,
+            "best_baseline": best["model"],
+            "psikt_filter_accuracy": row["accuracy"],
+            "best_baseline_accuracy": best["accuracy"],
+            "paired_seeds": paired,
+            "mean_difference": gap,
+            "sd_difference": sd,
+            "met": met,
             "miss_in_sd": (None if met or not sd else float(-gap / sd)),
         }
-    return sorted(out, key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), list(COHORT_MODELS).index(r["model"])
-                                      if r["model"] in COHORT_MODELS else 99))
+    return sorted(
+        out,
+        key=lambda r: (
+            r["dataset"],
+            _cohort_order(r["cohort"]),
+            list(COHORT_MODELS).index(r["model"]) if r["model"] in COHORT_MODELS else 99,
+        ),
+    )
 
 
 def _cohort_order(c: str) -> int:
@@ -606,7 +793,7 @@ def _write_results(path: str, rows: list[dict]) -> None:
     load = os.getloadavg()[0]
     out = {
         "machine": f"{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()}); shared with other jobs "
-                   f"(load average at end {load:.2f}), so timings are indicative",
+        f"(load average at end {load:.2f}), so timings are indicative",
         "date": dt.date.today().isoformat(),
         "versions": {"kt": __import__("kt").__version__, "jax": __import__("jax").__version__},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -624,10 +811,15 @@ def cohorts(args) -> list[dict]:
     cohort_list = [c.strip() for c in args.cohorts.split(",") if c.strip()]
     seeds = [int(s) for s in (args.seeds or "0,1,2,3,4").split(",") if s.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [d for d in datasets if d not in COHORT_DATASETS] + [m for m in models if m not in COHORT_MODELS] + \
-        [c for c in cohort_list if c != "all" and not c.isdigit()]
+    bad = (
+        [d for d in datasets if d not in COHORT_DATASETS]
+        + [m for m in models if m not in COHORT_MODELS]
+        + [c for c in cohort_list if c != "all" and not c.isdigit()]
+    )
     if bad:
-        raise SystemExit(f"cohorts: unknown {bad}; datasets {list(COHORT_DATASETS)}, models {list(COHORT_MODELS)}, cohorts N or all")
+        raise SystemExit(
+            f"cohorts: unknown {bad}; datasets {list(COHORT_DATASETS)}, models {list(COHORT_MODELS)}, cohorts N or all"
+        )
     limits = {}  # model -> cohorts it runs at (--model-cohorts psikt-amortized=100)
     for spec in args.model_cohorts:
         m, _, cs = spec.partition("=")
@@ -640,13 +832,18 @@ def cohorts(args) -> list[dict]:
     KT_REVISION_AT_START = _kt_revision()  # kt is imported lazily below: the code under test is the working tree of now
     old = json.loads(Path(args.out).read_text())["rows"] if Path(args.out).exists() else []
     others = [r for r in old if _part(r) != "cohorts"]
-    kept = {_cohort_key(r): r for r in old if _part(r) == "cohorts" and not r.get("summary")
-            and r.get("cohort_version") == COHORT_VERSION}  # rows of earlier runs are kept
+    kept = {
+        _cohort_key(r): r
+        for r in old
+        if _part(r) == "cohorts" and not r.get("summary") and r.get("cohort_version") == COHORT_VERSION
+    }  # rows of earlier runs are kept
     done = {} if args.fresh else dict(kept)  # and reused, unless --fresh recomputes the selected ones
 
     def flush():
-        seed_rows = sorted(kept.values(), key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), r["seed"],
-                                                        list(COHORT_MODELS).index(r["model"])))
+        seed_rows = sorted(
+            kept.values(),
+            key=lambda r: (r["dataset"], _cohort_order(r["cohort"]), r["seed"], list(COHORT_MODELS).index(r["model"])),
+        )
         _write_results(args.out, others + seed_rows + cohort_summaries(seed_rows))
         return seed_rows
 
@@ -667,13 +864,18 @@ def cohorts(args) -> list[dict]:
                 train = _head(data.subset(split["train"]), COHORT_CAP)
                 valid = _head(data.subset(split["valid"]), COHORT_CAP)
                 test = _head(data.subset(split["test"]), COHORT_CAP)
-                print(f"  {ds} cohort {co} seed {seed}: {split['n_train']} train ({train.n_rows:,} rows) / {split['n_valid']} "
-                      f"valid / {split['n_test']} test learners", flush=True)
+                print(
+                    f"  {ds} cohort {co} seed {seed}: {split['n_train']} train ({train.n_rows:,} rows) / {split['n_valid']} "
+                    f"valid / {split['n_test']} test learners",
+                    flush=True,
+                )
                 for m in todo:
                     row = cohort_run(m, ds, co, seed, train, valid, test, split, desc)
                     notes = []
                     if m in limits:
-                        notes.append(f"{m} runs only at cohorts {sorted(limits[m], key=_cohort_order)} in this run (compute budget)")
+                        notes.append(
+                            f"{m} runs only at cohorts {sorted(limits[m], key=_cohort_order)} in this run (compute budget)"
+                        )
                     if co in seed_limits:
                         notes.append(f"cohort {co} runs seeds {sorted(seed_limits[co])} only in this run (compute budget)")
                     row["notes"] = "; ".join(notes)
@@ -685,6 +887,7 @@ def cohorts(args) -> list[dict]:
 
 def cohorts_table(rows: list[dict]) -> None:
     """Mean ± sd table of the cohorts summary rows."""
+
     def f(r, k, w=5, d=3):
         m, s = r.get(k), r.get(f"{k}_sd")
         if m is None:
@@ -694,17 +897,27 @@ def cohorts_table(rows: list[dict]) -> None:
     summ = [r for r in rows if r.get("experiment") == "cohorts" and r.get("summary")]
     if not summ:
         return
-    print(f"\n{'dataset':12} {'cohort':>6} {'model':16} {'n':>2} {'acc':^11} {'F1':^11} {'AUC':^11} {'next AUC':^11} "
-          f"{'pos@10':^11} {'obs@10':^11} {'train s':^15}")
+    print(
+        f"\n{'dataset':12} {'cohort':>6} {'model':16} {'n':>2} {'acc':^11} {'F1':^11} {'AUC':^11} {'next AUC':^11} "
+        f"{'pos@10':^11} {'obs@10':^11} {'train s':^15}"
+    )
     for r in summ:
-        print(f"{r['dataset']:12} {r['cohort']:>6} {r['model']:16} {len(r['seeds']):2d} {f(r, 'accuracy')} {f(r, 'f1')} "
-              f"{f(r, 'auc')} {f(r, 'next_auc')} {f(r, 'positive_share_h10')} {f(r, 'observed_correct_h10')} "
-              f"{f(r, 'train_seconds', 7, 1)}")
+        print(
+            f"{r['dataset']:12} {r['cohort']:>6} {r['model']:16} {len(r['seeds']):2d} {f(r, 'accuracy')} {f(r, 'f1')} "
+            f"{f(r, 'auc')} {f(r, 'next_auc')} {f(r, 'positive_share_h10')} {f(r, 'observed_correct_h10')} "
+            f"{f(r, 'train_seconds', 7, 1)}"
+        )
         a = r.get("acceptance")
         if a:
-            miss = "" if a["met"] else (f", misses by {a['miss_in_sd']:.1f} sd of the paired difference" if a["miss_in_sd"] is not None else "")
-            print(f"{'':38}acceptance vs {a['best_baseline']}: {a['mean_difference']:+.3f} "
-                  f"({'met' if a['met'] else 'not met'}{miss})")
+            miss = (
+                ""
+                if a["met"]
+                else (f", misses by {a['miss_in_sd']:.1f} sd of the paired difference" if a["miss_in_sd"] is not None else "")
+            )
+            print(
+                f"{'':38}acceptance vs {a['best_baseline']}: {a['mean_difference']:+.3f} "
+                f"({'met' if a['met'] else 'not met'}{miss})"
+            )
 
 
 def scaling_child(n: int, kcs: int, steps: int, epochs: int, seed: int) -> None:
@@ -717,11 +930,27 @@ def scaling_child(n: int, kcs: int, steps: int, epochs: int, seed: int) -> None:
     rss_data = _rss_mb()
     model = create("psikt", sets=[f"epochs={epochs}", f"patience={epochs + 1}"])
     t0 = time.perf_counter()
-    model.fit(data, valid=None, key=seed, progress=lambda r: print(f"  {n} learners epoch {r['epoch']}: {r['seconds']:.1f}s", file=sys.stderr, flush=True))
+    model.fit(
+        data,
+        valid=None,
+        key=seed,
+        progress=lambda r: print(f"  {n} learners epoch {r['epoch']}: {r['seconds']:.1f}s", file=sys.stderr, flush=True),
+    )
     total = time.perf_counter() - t0
     hist = model.meta["history"]
-    print(json.dumps({"learners": n, "interactions": data.n_rows, "train_seconds": total, "inference": model.config.inference,
-                      "epoch_seconds": [r["seconds"] for r in hist], "rss_after_data_mb": rss_data, "peak_rss_mb_self": _rss_mb()}))
+    print(
+        json.dumps(
+            {
+                "learners": n,
+                "interactions": data.n_rows,
+                "train_seconds": total,
+                "inference": model.config.inference,
+                "epoch_seconds": [r["seconds"] for r in hist],
+                "rss_after_data_mb": rss_data,
+                "peak_rss_mb_self": _rss_mb(),
+            }
+        )
+    )
 
 
 def scaling(args) -> list[dict]:
@@ -732,8 +961,18 @@ def scaling(args) -> list[dict]:
     sizes = [int(s) for s in args.scaling_sizes.split(",")]
     rows, base = [], None
     for n in sizes:
-        cmd = [sys.executable, __file__, "--scaling-child", str(n), "--kcs", str(args.scaling_kcs), "--steps", str(args.steps),
-               "--scaling-epochs", str(args.scaling_epochs)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--scaling-child",
+            str(n),
+            "--kcs",
+            str(args.scaling_kcs),
+            "--steps",
+            str(args.steps),
+            "--scaling-epochs",
+            str(args.scaling_epochs),
+        ]
         print(f"  scaling: {n} learners ...", flush=True)
         res = run_proc(cmd, timeout=4 * 3600)
         if res["rc"] != 0:
@@ -743,24 +982,41 @@ def scaling(args) -> list[dict]:
         ep = out["epoch_seconds"]
         steady = ep[1:] if len(ep) > 1 else ep
         per_epoch = float(sum(steady) / len(steady))
-        r = {"dataset": f"synthetic/ou-graph K={args.scaling_kcs} {n}x{args.steps}", "split": "all learners train (no validation)",
-             "model": "psikt", "impl": "kt", "experiment": "scaling", "inference": out.get("inference"), "learners": n, "interactions": out["interactions"],
-             "epochs": len(ep), "epoch_seconds": ep, "seconds_per_epoch_steady": per_epoch,
-             "train_seconds": out["train_seconds"], "child_wall_seconds": res["wall"], "peak_rss_mb": res["rss_mb"],
-             "rss_after_data_mb": out["rss_after_data_mb"],
-             "ms_per_learner_epoch": 1000 * per_epoch / n, "other_cores_during_run": res["other_cores"],
-             "load_before": res["load_before"], "machine": machine(),
-             "notes": f"fixed {args.scaling_epochs} epochs, no early stopping, psikt defaults (inference={out.get('inference')}, "
-                      "batch 32, window 200); first epoch includes JIT compilation, seconds_per_epoch_steady averages the others; "
-                      "peak_rss_mb is the child's peak (wait4), data generation included; the children share the persistent JAX "
-                      "compilation cache, so a size that compiles from scratch (the first, on a cold cache) also peaks with XLA "
-                      "compilation"}
+        r = {
+            "dataset": f"synthetic/ou-graph K={args.scaling_kcs} {n}x{args.steps}",
+            "split": "all learners train (no validation)",
+            "model": "psikt",
+            "impl": "kt",
+            "experiment": "scaling",
+            "inference": out.get("inference"),
+            "learners": n,
+            "interactions": out["interactions"],
+            "epochs": len(ep),
+            "epoch_seconds": ep,
+            "seconds_per_epoch_steady": per_epoch,
+            "train_seconds": out["train_seconds"],
+            "child_wall_seconds": res["wall"],
+            "peak_rss_mb": res["rss_mb"],
+            "rss_after_data_mb": out["rss_after_data_mb"],
+            "ms_per_learner_epoch": 1000 * per_epoch / n,
+            "other_cores_during_run": res["other_cores"],
+            "load_before": res["load_before"],
+            "machine": machine(),
+            "notes": f"fixed {args.scaling_epochs} epochs, no early stopping, psikt defaults (inference={out.get('inference')}, "
+            "batch 32, window 200); first epoch includes JIT compilation, seconds_per_epoch_steady averages the others; "
+            "peak_rss_mb is the child's peak (wait4), data generation included; the children share the persistent JAX "
+            "compilation cache, so a size that compiles from scratch (the first, on a cold cache) also peaks with XLA "
+            "compilation",
+        }
         if base is None:
             base = r
         r["per_learner_time_ratio_vs_smallest"] = r["ms_per_learner_epoch"] / base["ms_per_learner_epoch"]
         rows.append(r)
-        print(f"  {n} learners: {per_epoch:.2f} s/epoch (steady), {r['ms_per_learner_epoch']:.2f} ms/learner-epoch, "
-              f"peak RSS {res['rss_mb']:.0f} MB, train {out['train_seconds']:.1f}s", flush=True)
+        print(
+            f"  {n} learners: {per_epoch:.2f} s/epoch (steady), {r['ms_per_learner_epoch']:.2f} ms/learner-epoch, "
+            f"peak RSS {res['rss_mb']:.0f} MB, train {out['train_seconds']:.1f}s",
+            flush=True,
+        )
     return rows
 
 
@@ -791,13 +1047,21 @@ def identifiability(seed: int, args, particles: int = 128) -> dict:
 
     base = ll()
     perm = rng.permutation(args.kcs)
-    out = {"dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps} seed {seed}, identifiability (true parameters)",
-           "model": "oracle (particle filter, true parameters)", "particles": particles, "loglik_true": float(base.sum()),
-           "n_outcomes": int(frame.height), "edges_true": int(A.sum())}
-    for name, kw in (("graph_removed", {"adjacency": 0 * A}), ("graph_reversed", {"adjacency": A.T.copy()}),
-                     ("graph_relabelled", {"adjacency": A[np.ix_(perm, perm)]}),
-                     ("alpha_shuffled", {"alpha": rng.permutation(true["alpha"])}),
-                     ("mu_shuffled", {"mu": rng.permutation(true["mu"])})):
+    out = {
+        "dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps} seed {seed}, identifiability (true parameters)",
+        "model": "oracle (particle filter, true parameters)",
+        "particles": particles,
+        "loglik_true": float(base.sum()),
+        "n_outcomes": int(frame.height),
+        "edges_true": int(A.sum()),
+    }
+    for name, kw in (
+        ("graph_removed", {"adjacency": 0 * A}),
+        ("graph_reversed", {"adjacency": A.T.copy()}),
+        ("graph_relabelled", {"adjacency": A[np.ix_(perm, perm)]}),
+        ("alpha_shuffled", {"alpha": rng.permutation(true["alpha"])}),
+        ("mu_shuffled", {"mu": rng.permutation(true["mu"])}),
+    ):
         out[f"dll_{name}"] = float(ll(**kw).sum() - base.sum())
     q = norm.ppf((np.arange(10) + 0.5) / 10)
     grids = {"alpha": st["alpha_median_per_day"] * np.exp(st["alpha_log_sd"] * q), "mu": st["mu_sd"] * q}
@@ -834,9 +1098,12 @@ def main() -> None:
     ap.add_argument("--kcs", type=int, default=10)
     ap.add_argument("--decoupled", type=float, default=None, help="generator's decoupled-practice share (default 0.3)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="psikt option key=value (repeatable)")
-    ap.add_argument("--only", default=None,
-                    help=f"comma list of parts to run ({', '.join(PARTS)}); their rows replace the same parts' rows in --out, "
-                         "the other rows are kept (default: synthetic, ednet and scaling, written afresh; cohorts rows are kept)")
+    ap.add_argument(
+        "--only",
+        default=None,
+        help=f"comma list of parts to run ({', '.join(PARTS)}); their rows replace the same parts' rows in --out, "
+        "the other rows are kept (default: synthetic, ednet and scaling, written afresh; cohorts rows are kept)",
+    )
     ap.add_argument("--no-real", action="store_true", help="skip the EdNet comparison (default run)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling part (default run)")
     ap.add_argument("--ablation", action="store_true", help="also run seed 0 with decoupled practice 0 (identifiability)")
@@ -847,17 +1114,29 @@ def main() -> None:
     ap.add_argument("--scaling-sizes", default="100,1000,10000", help="learner counts of the scaling part")
     ap.add_argument("--scaling-kcs", type=int, default=100)
     ap.add_argument("--scaling-epochs", type=int, default=3, help="fixed epochs per scaling run (no early stopping)")
-    ap.add_argument("--datasets", default="ednet_small,assist2015",
-                    help=f"cohorts: datasets ({', '.join(COHORT_DATASETS)})")
+    ap.add_argument("--datasets", default="ednet_small,assist2015", help=f"cohorts: datasets ({', '.join(COHORT_DATASETS)})")
     ap.add_argument("--cohorts", default="100,1000,all", help="cohorts: training cohort sizes (N or all)")
     ap.add_argument("--models", default=",".join(COHORT_MODELS), help=f"cohorts: models ({', '.join(COHORT_MODELS)})")
-    ap.add_argument("--model-cohorts", action="append", default=[], metavar="MODEL=C1,C2",
-                    help="cohorts: run MODEL only at these cohorts (repeatable; e.g. psikt-amortized=100)")
-    ap.add_argument("--cohort-seeds-at", action="append", default=[], metavar="COHORT=S1,S2",
-                    help="cohorts: run this cohort only with these seeds (repeatable; e.g. 1000=0,1,2)")
-    ap.add_argument("--fresh", action="store_true",
-                    help="cohorts: recompute the selected rows even when --out has them (default: skip them; rows of "
-                         "other selections are kept either way)")
+    ap.add_argument(
+        "--model-cohorts",
+        action="append",
+        default=[],
+        metavar="MODEL=C1,C2",
+        help="cohorts: run MODEL only at these cohorts (repeatable; e.g. psikt-amortized=100)",
+    )
+    ap.add_argument(
+        "--cohort-seeds-at",
+        action="append",
+        default=[],
+        metavar="COHORT=S1,S2",
+        help="cohorts: run this cohort only with these seeds (repeatable; e.g. 1000=0,1,2)",
+    )
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="cohorts: recompute the selected rows even when --out has them (default: skip them; rows of "
+        "other selections are kept either way)",
+    )
     ap.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "psikt.json"))
     args = ap.parse_args()
@@ -874,8 +1153,14 @@ def main() -> None:
         only = (only or set()) | {"oracle"}
     if only and not only <= set(PARTS):
         ap.error(f"--only {args.only}: choose from {', '.join(PARTS)}")
-    run = only if only else {"synthetic", "ednet", "scaling"} - ({"ednet"} if args.no_real else set()) \
-        - ({"scaling"} if args.no_scaling else set()) | ({"oracle"} if args.oracle else set())
+    run = (
+        only
+        if only
+        else {"synthetic", "ednet", "scaling"}
+        - ({"ednet"} if args.no_real else set())
+        - ({"scaling"} if args.no_scaling else set())
+        | ({"oracle"} if args.oracle else set())
+    )
     sets = dict(BENCH_SETS)
     for kv in args.sets:
         k, _, v = kv.partition("=")
@@ -890,16 +1175,33 @@ def main() -> None:
             print(json.dumps({k: v for k, v in row.items() if k != "generator"}), flush=True)
         syn = [r for r in rows if "edge_auroc" in r]
         if syn:
-            keys = ("edge_auroc", "edge_auprc", "spearman_alpha", "spearman_mu", "spearman_sigma", "spearman_gamma",
-                    "seconds_per_update", "train_seconds")
+            keys = (
+                "edge_auroc",
+                "edge_auprc",
+                "spearman_alpha",
+                "spearman_mu",
+                "spearman_sigma",
+                "spearman_gamma",
+                "seconds_per_update",
+                "train_seconds",
+            )
             mean = {k: float(sum(r[k] for r in syn) / len(syn)) for k in keys}
-            rows.append({"dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps}, mean over seeds {seeds}",
-                         "split": "as the seed rows", "model": "psikt", "impl": "kt", **{f"mean_{k}": v for k, v in mean.items()},
-                         "notes": NOTE_MEAN,
-                         "acceptance": {"edge_auroc >= 0.75": mean["edge_auroc"] >= 0.75,
-                                        "spearman_alpha >= 0.5": mean["spearman_alpha"] >= 0.5,
-                                        "spearman_mu >= 0.5": mean["spearman_mu"] >= 0.5},
-                         "config": sets})
+            rows.append(
+                {
+                    "dataset": f"synthetic/ou-graph K={args.kcs} {args.learners}x{args.steps}, mean over seeds {seeds}",
+                    "split": "as the seed rows",
+                    "model": "psikt",
+                    "impl": "kt",
+                    **{f"mean_{k}": v for k, v in mean.items()},
+                    "notes": NOTE_MEAN,
+                    "acceptance": {
+                        "edge_auroc >= 0.75": mean["edge_auroc"] >= 0.75,
+                        "spearman_alpha >= 0.5": mean["spearman_alpha"] >= 0.5,
+                        "spearman_mu >= 0.5": mean["spearman_mu"] >= 0.5,
+                    },
+                    "config": sets,
+                }
+            )
         if args.ablation:
             a = argparse.Namespace(**{**vars(args), "decoupled": 0.0})
             row = synthetic(0, a, sets)
@@ -926,20 +1228,28 @@ def main() -> None:
     print(f"\n{'row':60} {'AUROC':>6} {'rho_a':>6} {'rho_mu':>6} {'s/upd':>7} {'train s':>8}")
     for r in rows:
         if "edge_auroc" in r:
-            print(f"{r['dataset'][:60]:60} {r['edge_auroc']:6.3f} {r['spearman_alpha']:6.3f} {r['spearman_mu']:6.3f} "
-                  f"{r['seconds_per_update']:7.4f} {r['train_seconds']:8.1f}")
+            print(
+                f"{r['dataset'][:60]:60} {r['edge_auroc']:6.3f} {r['spearman_alpha']:6.3f} {r['spearman_mu']:6.3f} "
+                f"{r['seconds_per_update']:7.4f} {r['train_seconds']:8.1f}"
+            )
         elif "mean_edge_auroc" in r:
-            print(f"{'mean':60} {r['mean_edge_auroc']:6.3f} {r['mean_spearman_alpha']:6.3f} {r['mean_spearman_mu']:6.3f} "
-                  f"{r['mean_seconds_per_update']:7.4f} {r['mean_train_seconds']:8.1f}")
+            print(
+                f"{'mean':60} {r['mean_edge_auroc']:6.3f} {r['mean_spearman_alpha']:6.3f} {r['mean_spearman_mu']:6.3f} "
+                f"{r['mean_seconds_per_update']:7.4f} {r['mean_train_seconds']:8.1f}"
+            )
         elif "oracle_spearman_alpha" in r:
-            print(f"{r['dataset'][:60]:60} dLL graph removed {r['dll_graph_removed']:.1f}, alpha shuffled {r['dll_alpha_shuffled']:.1f}; "
-                  f"oracle rho_a {r['oracle_spearman_alpha']:.3f} rho_mu {r['oracle_spearman_mu']:.3f}")
+            print(
+                f"{r['dataset'][:60]:60} dLL graph removed {r['dll_graph_removed']:.1f}, alpha shuffled {r['dll_alpha_shuffled']:.1f}; "
+                f"oracle rho_a {r['oracle_spearman_alpha']:.3f} rho_mu {r['oracle_spearman_mu']:.3f}"
+            )
         elif _part(r) == "ednet":
             print(f"EdNet window  {r['model']:26} acc {r['accuracy']:.3f} F1 {r['f1']:.3f} AUC {r['auc']:.3f}")
         elif _part(r) == "scaling":
-            print(f"scaling {r['learners']:>6} learners: {r['seconds_per_epoch_steady']:8.2f} s/epoch, "
-                  f"{r['ms_per_learner_epoch']:.2f} ms/learner-epoch (x{r['per_learner_time_ratio_vs_smallest']:.2f}), "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB")
+            print(
+                f"scaling {r['learners']:>6} learners: {r['seconds_per_epoch_steady']:8.2f} s/epoch, "
+                f"{r['ms_per_learner_epoch']:.2f} ms/learner-epoch (x{r['per_learner_time_ratio_vs_smallest']:.2f}), "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
     cohorts_table(rows)
 
 

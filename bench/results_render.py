@@ -55,79 +55,107 @@ class Script:
 
 SCRIPTS: tuple[Script, ...] = (
     Script(
-        "ingest", "ingest.json", "Ingestion (kt.load + build_sequences)",
-        full=((),), quick=(("--rows", "20000", "--no-breakdown"),), repeats=True,
+        "ingest",
+        "ingest.json",
+        "Ingestion (kt.load + build_sequences)",
+        full=((),),
+        quick=(("--rows", "20000", "--no-breakdown"),),
+        repeats=True,
         note="1M-row seeded synthetic CSV in a fresh subprocess; rows/s and seconds are medians of the repeats.",
     ),
     Script(
-        "bkt_vs_pybkt", "bkt.json", "BKT vs pyBKT 1.4.1",
-        full=((),), quick=(("--skip-a2012", "--no-cpp-rule", "--wait-quiet", "0"),), repeats=True,
-        note="Test AUC/accuracy over every test row (pyBKT convention). pyBKT train s = `model.fit` only, median of "
-             "the repeats; kt train s = the whole `kt train` process (import, load, compile, EM, save), cold (fresh "
-             "compile cache); the second run with a warm cache and the compiled in-process refit are in the ratios. "
-             "Speed ratio = pyBKT fit seconds / kt seconds (> 1: kt faster).",
-    ),
-    Script(
-        "bkt_same_init", "bkt_same_init.json", "BKT parameters from identical initial values (kt vs pyBKT 1.4.1)",
-        full=((),), quick=((),),
-        note="Per-KC parameters of kt and pyBKT started from the same initial values (num_fits = 1), KCs with >= 100 "
-             "learners; acceptance max |difference| <= 0.02 with pyBKT's stopping rule in float64.",
-    ),
-    Script(
-        "dkt_vs_pykt", "dkt_vs_pykt.json", "DKT vs pyKT 0.0.38",
+        "bkt_vs_pybkt",
+        "bkt.json",
+        "BKT vs pyBKT 1.4.1",
         full=((),),
-        quick=(("--max-learners", "100", "--epochs", "1", "--skip-memory", "--acc-epochs", "1",
-                "--wait-quiet", "0"),),
+        quick=(("--skip-a2012", "--no-cpp-rule", "--wait-quiet", "0"),),
+        repeats=True,
+        note="Test AUC/accuracy over every test row (pyBKT convention). pyBKT train s = `model.fit` only, median of "
+        "the repeats; kt train s = the whole `kt train` process (import, load, compile, EM, save), cold (fresh "
+        "compile cache); the second run with a warm cache and the compiled in-process refit are in the ratios. "
+        "Speed ratio = pyBKT fit seconds / kt seconds (> 1: kt faster).",
+    ),
+    Script(
+        "bkt_same_init",
+        "bkt_same_init.json",
+        "BKT parameters from identical initial values (kt vs pyBKT 1.4.1)",
+        full=((),),
+        quick=((),),
+        note="Per-KC parameters of kt and pyBKT started from the same initial values (num_fits = 1), KCs with >= 100 "
+        "learners; acceptance max |difference| <= 0.02 with pyBKT's stopping rule in float64.",
+    ),
+    Script(
+        "dkt_vs_pykt",
+        "dkt_vs_pykt.json",
+        "DKT vs pyKT 0.0.38",
+        full=((),),
+        quick=(("--max-learners", "100", "--epochs", "1", "--skip-memory", "--acc-epochs", "1", "--wait-quiet", "0"),),
         repeats=True,
         note="interactions/s = steady-state scored training positions per second on assist2009/gervet train (batch "
-             "256, hidden 200, dropout 0.1, Adam 1e-3, chunks of 200, 2 threads), median of the repeats per side "
-             "(fresh processes, alternating); train s = the timed epochs of the median run. AUC/accuracy: a separate "
-             "run per side trains a fixed number of epochs on the whole train file and scores the test file under "
-             "pyKT's test protocol (chunks of 200, first step of each chunk unscored; the same positions on both "
-             "sides). The assist2015 row is the memory check (1 epoch, peak RSS < 4 GB).",
+        "256, hidden 200, dropout 0.1, Adam 1e-3, chunks of 200, 2 threads), median of the repeats per side "
+        "(fresh processes, alternating); train s = the timed epochs of the median run. AUC/accuracy: a separate "
+        "run per side trains a fixed number of epochs on the whole train file and scores the test file under "
+        "pyKT's test protocol (chunks of 200, first step of each chunk unscored; the same positions on both "
+        "sides). The assist2015 row is the memory check (1 epoch, peak RSS < 4 GB).",
     ),
     Script(
-        "stream", "stream.json", "Streaming ingestion",
-        full=((),), quick=(("--rows", "1000000", "--learners", "5000", "--partitions", "4"),), repeats=False,
+        "stream",
+        "stream.json",
+        "Streaming ingestion",
+        full=((),),
+        quick=(("--rows", "1000000", "--learners", "5000", "--partitions", "4"),),
+        repeats=False,
         optional=True,
         note="bench/stream.py: 20M-row generated CSV -> learner-hash Parquet partitions -> one streamed DKT epoch.",
     ),
     Script(
-        "dkt", "dkt.json", "DKT accuracy on the issue's splits",
-        full=(("--datasets", "assist2009"),
-              ("--datasets", "statics2011", "--kc", "item", "--epochs", "30"),
-              ("--datasets", "assist2015", "--epochs", "20")),
+        "dkt",
+        "dkt.json",
+        "DKT accuracy on the issue's splits",
+        full=(
+            ("--datasets", "assist2009"),
+            ("--datasets", "statics2011", "--kc", "item", "--epochs", "30"),
+            ("--datasets", "assist2015", "--epochs", "20"),
+        ),
         quick=(("--datasets", "assist2009", "--epochs", "1"),),
         note="pyKT defaults, early stopping on 10% of the training learners (patience 10), window-mode test scoring, "
-             "first attempts unscored; the epochs column shows any cap. run_all runs three invocations (rows merged): "
-             "assist2009 to early stopping, statics2011 with KC = problem step capped at 30 epochs, assist2015 capped "
-             "at 20. interactions/s = median over epochs 2.. of one training run (indicative only when other jobs "
-             "shared the cores).",
+        "first attempts unscored; the epochs column shows any cap. run_all runs three invocations (rows merged): "
+        "assist2009 to early stopping, statics2011 with KC = problem step capped at 30 epochs, assist2015 capped "
+        "at 20. interactions/s = median over epochs 2.. of one training run (indicative only when other jobs "
+        "shared the cores).",
     ),
     Script(
-        "dkt_select", "dkt_select.json", "DKT settings selected on validation AUC",
-        full=((),), quick=None,
+        "dkt_select",
+        "dkt_select.json",
+        "DKT settings selected on validation AUC",
+        full=((),),
+        quick=None,
         note="Six configurations trained as bench/dkt.py (early stopping), the selected one has the best validation "
-             "AUC; test AUCs of all are shown. Not capped (no epoch option): six DKT trainings to early stopping "
-             "(the lr 1e-4 one runs about 90 epochs).",
+        "AUC; test AUCs of all are shown. Not capped (no epoch option): six DKT trainings to early stopping "
+        "(the lr 1e-4 one runs about 90 epochs).",
     ),
     Script(
-        "psikt", "psikt.json", "PSI-KT on simulated OU-graph data (+ EdNet rows, training-cohort comparison)",
-        full=(("--ablation",),), quick=(("--seeds", "0", "--learners", "200", "--steps", "20", "--no-real"),),
+        "psikt",
+        "psikt.json",
+        "PSI-KT on simulated OU-graph data (+ EdNet rows, training-cohort comparison)",
+        full=(("--ablation",),),
+        quick=(("--seeds", "0", "--learners", "200", "--steps", "20", "--no-real"),),
         note="Edge AUROC/AUPRC against the true prerequisite DAG and Spearman correlations of inferred vs true traits; "
-             "seconds per continual update of all learners (compiled). The EdNet row uses the within-learner protocol "
-             "(observe 10, predict 11-20).",
+        "seconds per continual update of all learners (compiled). The EdNet row uses the within-learner protocol "
+        "(observe 10, predict 11-20).",
     ),
     Script(
-        "cakt", "cakt.json", "CAKT vs DKT (and the no-3D-CNN ablation)",
+        "cakt",
+        "cakt.json",
+        "CAKT vs DKT (and the no-3D-CNN ablation)",
         full=(("--datasets", "assist2009", "--models", "dkt,cakt-nocnn", "--epochs", "5"),),
         quick=(("--datasets", "assist2009", "--models", "cakt-nocnn", "--epochs", "1"),),
         note="Same split, seed and validation protocol for every model; DKT trains to early stopping, cakt and "
-             "cakt-nocnn up to the epoch cap (config column). run_all's default is capped for CPU: assist2009 only, "
-             "DKT and the no-3D-CNN ablation at 5 epochs; the full CAKT (3D-CNN) is left out because on 2 CPU cores "
-             "one assist2009 epoch of it takes about half an hour to an hour and window-mode test scoring several "
-             "times that (the official 30 epochs: a day or more). On a GPU or with hours to spare: "
-             "`--args cakt=\"--datasets assist2009 --epochs 1\"` (all three models).",
+        "cakt-nocnn up to the epoch cap (config column). run_all's default is capped for CPU: assist2009 only, "
+        "DKT and the no-3D-CNN ablation at 5 epochs; the full CAKT (3D-CNN) is left out because on 2 CPU cores "
+        "one assist2009 epoch of it takes about half an hour to an hour and window-mode test scoring several "
+        "times that (the official 30 epochs: a day or more). On a GPU or with hours to spare: "
+        '`--args cakt="--datasets assist2009 --epochs 1"` (all three models).',
     ),
 )
 
@@ -187,7 +215,7 @@ def signed(v, digits: int = 4) -> str:
     x = _num(v)
     if x is None:
         return "n/a"
-    if x != 0 and abs(x) < 0.5 * 10 ** -digits:
+    if x != 0 and abs(x) < 0.5 * 10**-digits:
         digits += 1
     return f"{x:+.{digits}f}"
 
@@ -220,6 +248,7 @@ def md_table(rows: list[dict], cols: list[tuple[str, object]]) -> list[str]:
     Returns:
         The table's lines (none when every column is empty).
     """
+
     def get(r, g):
         return cell(g(r)) if callable(g) else cell(r.get(g))
 
@@ -228,8 +257,10 @@ def md_table(rows: list[dict], cols: list[tuple[str, object]]) -> list[str]:
     if not keep:
         return []
     numeric = [all(_looks_numeric(b[i]) for b in body if b[i]) for i in range(len(cols))]
-    out = ["| " + " | ".join(cols[i][0] for i in keep) + " |",
-           "|" + "|".join("---:" if numeric[i] else "---" for i in keep) + "|"]
+    out = [
+        "| " + " | ".join(cols[i][0] for i in keep) + " |",
+        "|" + "|".join("---:" if numeric[i] else "---" for i in keep) + "|",
+    ]
     out += ["| " + " | ".join(b[i] for i in keep) + " |" for b in body]
     return out
 
@@ -243,8 +274,12 @@ def _looks_numeric(text: str) -> bool:
 
 
 BASE_COLS: list[tuple[str, object]] = [
-    ("dataset", "dataset"), ("split", "split"), ("model", "model"), ("impl", "impl"),
-    ("AUC", lambda r: f4(r.get("auc"))), ("accuracy", lambda r: f4(r.get("accuracy"))),
+    ("dataset", "dataset"),
+    ("split", "split"),
+    ("model", "model"),
+    ("impl", "impl"),
+    ("AUC", lambda r: f4(r.get("auc"))),
+    ("accuracy", lambda r: f4(r.get("accuracy"))),
     ("train s", lambda r: f1(r.get("train_seconds"))),
     ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
     ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))),
@@ -271,8 +306,11 @@ def _busy_cores(d: dict) -> list[str]:
     busy = {k: v for k, v in (d.get("other_processes_cores") or {}).items() if isinstance(v, (int, float)) and v > 0.2}
     if not busy:
         return []
-    return ["- Other processes shared the cores while timed (" + ", ".join(
-        f"{k} {v:.2f}" for k, v in busy.items()) + " cores): timings inflated."]
+    return [
+        "- Other processes shared the cores while timed ("
+        + ", ".join(f"{k} {v:.2f}" for k, v in busy.items())
+        + " cores): timings inflated."
+    ]
 
 
 # --------------------------------------------------------------------------- per-script sections
@@ -289,25 +327,37 @@ def sec_bkt(d: dict) -> tuple[list[str], list[str], dict | None]:
         cmp_lines.append(
             f"- **Speed ratio** (same run; pyBKT `fit` seconds / kt seconds, > 1 = kt faster): whole `kt train` "
             f"process cold {f2(cold)}x, second run with a warm compile cache {f2(warm)}x; compiled in-process refit "
-            f"{f2(steady)}x.")
+            f"{f2(steady)}x."
+        )
         cmp_lines.append(
             f"- **Accuracy delta** (kt − pyBKT, same {f0(p.get('n_test_kt'))} test rows): AUC "
             f"{signed(p.get('auc_delta_kt_minus_pybkt'), 5)}, accuracy {signed(p.get('accuracy_delta'), 5)}, RMSE "
             f"{signed(p.get('rmse_delta'), 5)} (target |ΔAUC| <= {p.get('auc_target_abs_delta', '?')}: "
-            f"{'ok' if p.get('auc_ok') else 'not met'}).")
-        summary = {"speed": f"pyBKT fit / kt process: cold {f2(cold)}x, warm {f2(warm)}x (compiled refit {f2(steady)}x)",
-                   "kt_auc": p.get("auc_kt"), "peer_auc": p.get("auc_pybkt"),
-                   "auc_delta": p.get("auc_delta_kt_minus_pybkt"), "acc_delta": p.get("accuracy_delta"),
-                   "peer": (d.get("versions") or {}).get("peer", "pyBKT"), "model": "BKT",
-                   "dataset": next((x["dataset"] for x in d.get("rows", []) if x.get("impl") != "kt"), "")}
+            f"{'ok' if p.get('auc_ok') else 'not met'})."
+        )
+        summary = {
+            "speed": f"pyBKT fit / kt process: cold {f2(cold)}x, warm {f2(warm)}x (compiled refit {f2(steady)}x)",
+            "kt_auc": p.get("auc_kt"),
+            "peer_auc": p.get("auc_pybkt"),
+            "auc_delta": p.get("auc_delta_kt_minus_pybkt"),
+            "acc_delta": p.get("accuracy_delta"),
+            "peer": (d.get("versions") or {}).get("peer", "pyBKT"),
+            "model": "BKT",
+            "dataset": next((x["dataset"] for x in d.get("rows", []) if x.get("impl") != "kt"), ""),
+        }
     return lines, cmp_lines + _busy_cores(d), summary
 
 
 def sec_dkt_vs_pykt(d: dict) -> tuple[list[str], list[str], dict | None]:
     """DKT vs pyKT (``d`` = dkt_vs_pykt.json): rows, throughput ratio, accuracy deltas, memory; summary row."""
-    lines = md_table(d.get("rows", []), _cols(("RMSE", lambda r: f4(r.get("rmse"))),
-                                              ("test positions scored", lambda r: f0(r.get("n_scored_test"))),
-                                              ("accuracy-run epochs", "acc_epochs")))
+    lines = md_table(
+        d.get("rows", []),
+        _cols(
+            ("RMSE", lambda r: f4(r.get("rmse"))),
+            ("test positions scored", lambda r: f0(r.get("n_scored_test"))),
+            ("accuracy-run epochs", "acc_epochs"),
+        ),
+    )
     r, dl, acc = d.get("ratios") or {}, d.get("deltas") or {}, d.get("accuracy") or {}
     reps = d.get("repeats") or {}
     cmp_lines, summary = [], None
@@ -318,7 +368,8 @@ def sec_dkt_vs_pykt(d: dict) -> tuple[list[str], list[str], dict | None]:
             f"**{f2(r.get('kt_over_pykt'))}x**, medians of {n} fresh processes per side (per repeat "
             f"{f2(r.get('min_over_repeats'))}-{f2(r.get('max_over_repeats'))}x; target >= "
             f"{r.get('target', 2)}x: {'ok' if r.get('ok') else 'not met'}; same scored positions per epoch: "
-            f"{cell(r.get('scored_positions_agree'))}).")
+            f"{cell(r.get('scored_positions_agree'))})."
+        )
     if dl:
         cmp_lines.append(
             f"- **Accuracy delta** (kt − pyKT, same run, {dl.get('epochs')} epochs each on the whole train file, "
@@ -326,43 +377,68 @@ def sec_dkt_vs_pykt(d: dict) -> tuple[list[str], list[str], dict | None]:
             f"**{signed(dl.get('accuracy_kt_minus_pykt'))}**, RMSE {signed(dl.get('rmse_kt_minus_pykt'))}; scored "
             f"test positions kt {f0((dl.get('n_scored_test') or {}).get('kt'))}, pyKT "
             f"{f0((dl.get('n_scored_test') or {}).get('pykt'))} (same positions: "
-            f"{cell(dl.get('scored_positions_agree'))}).")
+            f"{cell(dl.get('scored_positions_agree'))})."
+        )
     elif r:
-        cmp_lines.append("- **Accuracy delta**: not in this JSON (written before dkt_vs_pykt.py compared accuracy, "
-                         "or run with `--skip-accuracy`/`--skip-peer`); rerun the script.")
+        cmp_lines.append(
+            "- **Accuracy delta**: not in this JSON (written before dkt_vs_pykt.py compared accuracy, "
+            "or run with `--skip-accuracy`/`--skip-peer`); rerun the script."
+        )
     if d.get("memory"):
         m = d["memory"]
-        cmp_lines.append(f"- Memory check: kt DKT on the full assist2015 file, peak RSS {f0(m.get('assist2015_peak_rss_mb'))} "
-                         f"MB (target < {m.get('target_mb')} MB: {'ok' if m.get('ok') else 'not met'}).")
+        cmp_lines.append(
+            f"- Memory check: kt DKT on the full assist2015 file, peak RSS {f0(m.get('assist2015_peak_rss_mb'))} "
+            f"MB (target < {m.get('target_mb')} MB: {'ok' if m.get('ok') else 'not met'})."
+        )
     cmp_lines += _busy_cores(d)
     if r:
         kt_row = next((x for x in d.get("rows", []) if x.get("impl") == "kt"), {})
-        summary = {"speed": f"kt / pyKT throughput {f2(r.get('kt_over_pykt'))}x",
-                   "kt_auc": (acc.get("kt") or {}).get("auc"), "peer_auc": (acc.get("pykt") or {}).get("auc"),
-                   "auc_delta": dl.get("auc_kt_minus_pykt"), "acc_delta": dl.get("accuracy_kt_minus_pykt"),
-                   "peer": (d.get("versions") or {}).get("peer") or "pyKT", "model": "DKT",
-                   "dataset": kt_row.get("dataset", "") + (f" ({dl['epochs']} epoch{'s' if dl.get('epochs') != 1 else ''}"
-                                                            " each)" if dl else "")}
+        summary = {
+            "speed": f"kt / pyKT throughput {f2(r.get('kt_over_pykt'))}x",
+            "kt_auc": (acc.get("kt") or {}).get("auc"),
+            "peer_auc": (acc.get("pykt") or {}).get("auc"),
+            "auc_delta": dl.get("auc_kt_minus_pykt"),
+            "acc_delta": dl.get("accuracy_kt_minus_pykt"),
+            "peer": (d.get("versions") or {}).get("peer") or "pyKT",
+            "model": "DKT",
+            "dataset": kt_row.get("dataset", "")
+            + (f" ({dl['epochs']} epoch{'s' if dl.get('epochs') != 1 else ''} each)" if dl else ""),
+        }
     return lines, cmp_lines, summary
 
 
 def sec_dkt(d: dict) -> tuple[list[str], list[str], None]:
     """DKT accuracy (``d`` = dkt.json): rows with KC, epochs (best, cap) and scored test positions."""
+
     def epochs(r):
         cap = r.get("epoch_cap")
         return f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')}{f', cap {cap}' if cap else ''})"
 
-    return md_table(d.get("rows", []), _cols(("KC", "kc"), ("epochs", epochs),
-                                             ("test positions scored", lambda r: f0(r.get("n_scored"))),
-                                             ("eval", "eval_window"))), [], None
+    return (
+        md_table(
+            d.get("rows", []),
+            _cols(
+                ("KC", "kc"),
+                ("epochs", epochs),
+                ("test positions scored", lambda r: f0(r.get("n_scored"))),
+                ("eval", "eval_window"),
+            ),
+        ),
+        [],
+        None,
+    )
 
 
 def sec_dkt_select(d: dict) -> tuple[list[str], list[str], None]:
     """DKT selection (``d`` = dkt_select.json): one row per configuration, the selected one marked."""
     rows = d.get("rows", [])
-    cols = [("config", lambda r: cell(r.get("config") or {}) or "defaults"), ("valid AUC", lambda r: f4(r.get("best_valid_auc"))),
-            ("selected", lambda r: "**selected**" if r.get("selected") else ""),
-            *BASE_COLS[4:], ("epochs", lambda r: f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')})")]
+    cols = [
+        ("config", lambda r: cell(r.get("config") or {}) or "defaults"),
+        ("valid AUC", lambda r: f4(r.get("best_valid_auc"))),
+        ("selected", lambda r: "**selected**" if r.get("selected") else ""),
+        *BASE_COLS[4:],
+        ("epochs", lambda r: f"{r.get('epochs_run', '')} (best {r.get('best_epoch', '')})"),
+    ]
     extra = [f"- Selection: {cell(d.get('selection'))}"] if d.get("selection") else []
     return md_table(rows, [("dataset", "dataset"), *cols]), extra, None
 
@@ -370,15 +446,21 @@ def sec_dkt_select(d: dict) -> tuple[list[str], list[str], None]:
 def sec_cakt(d: dict) -> tuple[list[str], list[str], None]:
     """CAKT vs DKT (``d`` = cakt.json): rows with configuration and epoch timings, then the ratios."""
     rows = [r for r in d.get("rows", [])]
+
     def config(r):
         timing = f"timing estimate from {r['timing_learners']} learners; " if r.get("kind") == "timing" else ""
         return timing + (cell(r.get("config")) if r.get("config") else "")
 
-    lines = md_table(rows, _cols(("config", config),
-                                 ("epochs", lambda r: f"{r.get('epochs_run', '')}" + (f" (best {r['best_epoch']})" if "best_epoch" in r else "")),
-                                 ("s/epoch", lambda r: f1(r.get("seconds_per_epoch"))),
-                                 ("test s", lambda r: f1(r.get("test_seconds"))),
-                                 ("error", lambda r: (r.get("error") or "")[-120:])))
+    lines = md_table(
+        rows,
+        _cols(
+            ("config", config),
+            ("epochs", lambda r: f"{r.get('epochs_run', '')}" + (f" (best {r['best_epoch']})" if "best_epoch" in r else "")),
+            ("s/epoch", lambda r: f1(r.get("seconds_per_epoch"))),
+            ("test s", lambda r: f1(r.get("test_seconds"))),
+            ("error", lambda r: (r.get("error") or "")[-120:]),
+        ),
+    )
     extra = [f"- {k}: {signed(v, 2)}" for k, v in (d.get("ratios") or {}).items()]
     if d.get("epoch_cap") is not None:
         extra.append(f"- Epoch cap of cakt / cakt-nocnn in this JSON: {d['epoch_cap']}.")
@@ -387,18 +469,25 @@ def sec_cakt(d: dict) -> tuple[list[str], list[str], None]:
 
 def sec_psikt(d: dict) -> tuple[list[str], list[str], None]:
     """PSI-KT (``d`` = psikt.json): graph and trait recovery, EdNet prediction rows, acceptance lines."""
+
     def g(key):
         return lambda r: f4(r.get(key, r.get("mean_" + key)))
 
-    cols = [("dataset", "dataset"), ("model", "model"),
-            ("edge AUROC", g("edge_auroc")), ("edge AUPRC", g("edge_auprc")),
-            ("Spearman mu", g("spearman_mu")), ("Spearman alpha", g("spearman_alpha")),
-            ("s/update", lambda r: f4(r.get("seconds_per_update", r.get("mean_seconds_per_update")))),
-            ("AUC", lambda r: f4(r.get("auc"))), ("accuracy", lambda r: f4(r.get("accuracy"))),
-            ("F1", lambda r: f4(r.get("f1"))),
-            ("train s", lambda r: f1(r.get("train_seconds", r.get("mean_train_seconds")))),
-            ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
-            ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb")))]
+    cols = [
+        ("dataset", "dataset"),
+        ("model", "model"),
+        ("edge AUROC", g("edge_auroc")),
+        ("edge AUPRC", g("edge_auprc")),
+        ("Spearman mu", g("spearman_mu")),
+        ("Spearman alpha", g("spearman_alpha")),
+        ("s/update", lambda r: f4(r.get("seconds_per_update", r.get("mean_seconds_per_update")))),
+        ("AUC", lambda r: f4(r.get("auc"))),
+        ("accuracy", lambda r: f4(r.get("accuracy"))),
+        ("F1", lambda r: f4(r.get("f1"))),
+        ("train s", lambda r: f1(r.get("train_seconds", r.get("mean_train_seconds")))),
+        ("interactions/s", lambda r: f0(r.get("interactions_per_second"))),
+        ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))),
+    ]
     extra = []
     rows = [r for r in d.get("rows", []) if r.get("experiment") != "cohorts"]
     for r in rows:
@@ -407,27 +496,48 @@ def sec_psikt(d: dict) -> tuple[list[str], list[str], None]:
     lines = md_table(rows, cols)
     summ = [r for r in d.get("rows", []) if r.get("experiment") == "cohorts" and r.get("summary")]
     if summ:
+
         def pm(key, digits=3):
             def cell(r):
                 m, s = _num(r.get(key)), _num(r.get(key + "_sd"))
                 if m is None:
                     return ""
                 return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None else f"{m:.{digits}f}"
+
             return cell
 
-        ccols = [("dataset", "dataset"), ("cohort", "cohort"), ("model", "model"), ("seeds", lambda r: len(r.get("seeds") or [])),
-                 ("window acc", pm("accuracy")), ("window F1", pm("f1")), ("window AUC", pm("auc")),
-                 ("next-step AUC", pm("next_auc")), ("prob > 0.5 at step 10", pm("positive_share_h10", 2)),
-                 ("observed at step 10", pm("observed_correct_h10", 2)), ("train s", pm("train_seconds", 1))]
-        lines += ["", "Training-cohort comparison (part `cohorts`; mean ± sd over seeds; test learners, observe 1-10, "
-                  "predict 11-20 open loop):", ""] + md_table(summ, ccols)
+        ccols = [
+            ("dataset", "dataset"),
+            ("cohort", "cohort"),
+            ("model", "model"),
+            ("seeds", lambda r: len(r.get("seeds") or [])),
+            ("window acc", pm("accuracy")),
+            ("window F1", pm("f1")),
+            ("window AUC", pm("auc")),
+            ("next-step AUC", pm("next_auc")),
+            ("prob > 0.5 at step 10", pm("positive_share_h10", 2)),
+            ("observed at step 10", pm("observed_correct_h10", 2)),
+            ("train s", pm("train_seconds", 1)),
+        ]
+        lines += [
+            "",
+            "Training-cohort comparison (part `cohorts`; mean ± sd over seeds; test learners, observe 1-10, "
+            "predict 11-20 open loop):",
+            "",
+        ] + md_table(summ, ccols)
         for r in summ:
             a = r.get("acceptance")
             if isinstance(a, dict) and _num(a.get("mean_difference")) is not None:
-                miss = "" if a.get("met") or _num(a.get("miss_in_sd")) is None else f", short by {a['miss_in_sd']:.1f} sd of the paired difference"
-                extra.append(f"- Acceptance ({r['dataset']}, cohort {r['cohort']}): psikt-filter window accuracy minus "
-                             f"{a.get('best_baseline')} {signed(a['mean_difference'], 3)} over seeds {a.get('paired_seeds')}: "
-                             f"{'met' if a.get('met') else 'not met'}{miss}.")
+                miss = (
+                    ""
+                    if a.get("met") or _num(a.get("miss_in_sd")) is None
+                    else f", short by {a['miss_in_sd']:.1f} sd of the paired difference"
+                )
+                extra.append(
+                    f"- Acceptance ({r['dataset']}, cohort {r['cohort']}): psikt-filter window accuracy minus "
+                    f"{a.get('best_baseline')} {signed(a['mean_difference'], 3)} over seeds {a.get('paired_seeds')}: "
+                    f"{'met' if a.get('met') else 'not met'}{miss}."
+                )
     if _num(d.get("peak_rss_mb")) is not None:
         extra.append(f"- Peak RSS of the whole run: {f0(d['peak_rss_mb'])} MB.")
     return lines, extra, None
@@ -435,37 +545,69 @@ def sec_psikt(d: dict) -> tuple[list[str], list[str], None]:
 
 def sec_ingest(d: dict) -> tuple[list[str], list[str], None]:
     """Ingestion (``d`` = ingest.json): rows/s and the seconds of each stage."""
-    cols = [("dataset", "dataset"), ("rows", lambda r: f0(r.get("n_rows"))), ("learners", lambda r: f0(r.get("learners"))),
-            ("rows/s", lambda r: f0(r.get("rows_per_second"))), ("total s", lambda r: f"{_num(r.get('total_seconds')) or 0:.3f}"),
-            ("kt.load s", lambda r: f"{_num(r.get('load_seconds')) or 0:.3f}"),
-            ("build_sequences s", lambda r: f"{_num(r.get('sequences_seconds')) or 0:.3f}"),
-            ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))), ("target met", "target_met")]
+    cols = [
+        ("dataset", "dataset"),
+        ("rows", lambda r: f0(r.get("n_rows"))),
+        ("learners", lambda r: f0(r.get("learners"))),
+        ("rows/s", lambda r: f0(r.get("rows_per_second"))),
+        ("total s", lambda r: f"{_num(r.get('total_seconds')) or 0:.3f}"),
+        ("kt.load s", lambda r: f"{_num(r.get('load_seconds')) or 0:.3f}"),
+        ("build_sequences s", lambda r: f"{_num(r.get('sequences_seconds')) or 0:.3f}"),
+        ("peak RSS MB", lambda r: f0(r.get("peak_rss_mb"))),
+        ("target met", "target_met"),
+    ]
     return md_table(d.get("rows", []), cols), [], None
 
 
 def sec_bkt_same_init(d: dict) -> tuple[list[str], list[str], None]:
     """BKT from identical initial values (``d`` = bkt_same_init.json): one row per kt fit setting."""
     rows = []
-    for key, label in (("kt_pybkt_stop_rule_float64", "pyBKT's stopping rule, float64 (EM equivalence)"),
-                       ("kt_exact_rule_float32", "kt's default exact rule, float32")):
+    for key, label in (
+        ("kt_pybkt_stop_rule_float64", "pyBKT's stopping rule, float64 (EM equivalence)"),
+        ("kt_exact_rule_float32", "kt's default exact rule, float32"),
+    ):
         v = d.get(key)
         if isinstance(v, dict):
-            rows.append({"kt fit": label, "settings": ", ".join(v.get("settings") or []) or "defaults",
-                         "KCs compared": v.get("kcs_with_min_learners"), "max abs diff": f"{_num(v.get('max_abs_diff')) or 0:.2g}",
-                         "median max abs diff": f"{_num(v.get('median_max_abs_diff')) or 0:.2g}",
-                         "KCs > 0.02": v.get("kcs_exceeding_0.02"), "within 0.02": v.get("ok")})
-    cols = [(k, k) for k in ("kt fit", "settings", "KCs compared", "max abs diff", "median max abs diff", "KCs > 0.02",
-                             "within 0.02")]
-    extra = [f"- Data: {d['data']}; init: {d.get('init', '')}; pyBKT EM iterations (median): "
-             f"{d.get('pybkt_em_iterations_median', '?')}."] if d.get("data") else []
+            rows.append(
+                {
+                    "kt fit": label,
+                    "settings": ", ".join(v.get("settings") or []) or "defaults",
+                    "KCs compared": v.get("kcs_with_min_learners"),
+                    "max abs diff": f"{_num(v.get('max_abs_diff')) or 0:.2g}",
+                    "median max abs diff": f"{_num(v.get('median_max_abs_diff')) or 0:.2g}",
+                    "KCs > 0.02": v.get("kcs_exceeding_0.02"),
+                    "within 0.02": v.get("ok"),
+                }
+            )
+    cols = [
+        (k, k) for k in ("kt fit", "settings", "KCs compared", "max abs diff", "median max abs diff", "KCs > 0.02", "within 0.02")
+    ]
+    extra = (
+        [
+            f"- Data: {d['data']}; init: {d.get('init', '')}; pyBKT EM iterations (median): "
+            f"{d.get('pybkt_em_iterations_median', '?')}."
+        ]
+        if d.get("data")
+        else []
+    )
     return md_table(rows, cols), extra, None
 
 
 def sec_generic(d: dict) -> tuple[list[str], list[str], None]:
     """Rows of an unknown script (``d`` = its JSON): the base columns plus up to six other numeric fields."""
     rows = d.get("rows", [])
-    base_keys = {"dataset", "split", "model", "impl", "auc", "accuracy", "train_seconds", "interactions_per_second",
-                 "peak_rss_mb", "rmse"}
+    base_keys = {
+        "dataset",
+        "split",
+        "model",
+        "impl",
+        "auc",
+        "accuracy",
+        "train_seconds",
+        "interactions_per_second",
+        "peak_rss_mb",
+        "rmse",
+    }
     counts: dict[str, int] = {}
     for r in rows:
         for k, v in r.items():
@@ -483,13 +625,28 @@ def _fmt_any(v) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 or float(x).is_integer() else f"{x:.4g}"
 
 
-SECTIONS = {"bkt_vs_pybkt": sec_bkt, "dkt_vs_pykt": sec_dkt_vs_pykt, "dkt": sec_dkt, "dkt_select": sec_dkt_select,
-            "cakt": sec_cakt, "psikt": sec_psikt, "ingest": sec_ingest, "bkt_same_init": sec_bkt_same_init}
+SECTIONS = {
+    "bkt_vs_pybkt": sec_bkt,
+    "dkt_vs_pykt": sec_dkt_vs_pykt,
+    "dkt": sec_dkt,
+    "dkt_select": sec_dkt_select,
+    "cakt": sec_cakt,
+    "psikt": sec_psikt,
+    "ingest": sec_ingest,
+    "bkt_same_init": sec_bkt_same_init,
+}
 
 
 # --------------------------------------------------------------------------- render
-def render(results_dir: Path, *, env: dict, ran: dict[str, dict] | None = None, now: dt.datetime | None = None,
-           scripts: tuple[Script, ...] = SCRIPTS, invocation: str = "") -> str:
+def render(
+    results_dir: Path,
+    *,
+    env: dict,
+    ran: dict[str, dict] | None = None,
+    now: dt.datetime | None = None,
+    scripts: tuple[Script, ...] = SCRIPTS,
+    invocation: str = "",
+) -> str:
     """The Markdown report of every result JSON in ``results_dir``.
 
     Args:
@@ -509,7 +666,8 @@ def render(results_dir: Path, *, env: dict, ran: dict[str, dict] | None = None, 
     full_manifest = load_manifest(results_dir)
     manifest = full_manifest.get("scripts", {})
     quick = any(r.get("mode") == "quick" for r in ran.values()) or (
-        not ran and (full_manifest.get("last_invocation") or {}).get("mode") == "quick")
+        not ran and (full_manifest.get("last_invocation") or {}).get("mode") == "quick"
+    )
     v = env.get("versions", {})
     out = [
         "# Benchmark results",
@@ -518,11 +676,18 @@ def render(results_dir: Path, *, env: dict, ran: dict[str, dict] | None = None, 
         "",
         f"- Rendered: {now.strftime('%Y-%m-%d %H:%M')} by `{invocation or 'bench/run_all.py'}`"
         + ("" if ran else " (render only: no benchmark ran in this invocation; each table shows its JSON as found)"),
-        *(["- **Smoke run (`--quick`)**: tiny settings (subsets, one epoch, one repeat); the numbers only show that "
-            "the scripts run."] if quick else []),
+        *(
+            [
+                "- **Smoke run (`--quick`)**: tiny settings (subsets, one epoch, one repeat); the numbers only show that "
+                "the scripts run."
+            ]
+            if quick
+            else []
+        ),
         f"- Machine (where run_all ran): {env.get('machine', '?')}; {env.get('platform', '')}; each table "
         "also gives the machine its JSON records",
-        "- Versions (this environment): " + ", ".join(f"{k} {x}" for k, x in v.items())
+        "- Versions (this environment): "
+        + ", ".join(f"{k} {x}" for k, x in v.items())
         + (f"; commit {env['commit']}" if env.get("commit") else ""),
         "- Peers run in their own virtual environments (`/tmp/kt-peer-pybkt`, `/tmp/kt-peer-pykt`); their versions "
         "are in each table's line.",
@@ -563,8 +728,11 @@ def render(results_dir: Path, *, env: dict, ran: dict[str, dict] | None = None, 
         if s.note:
             sections += [f"*Note:* {s.note}", ""]
         sections += [_commands_line(s, ran.get(s.name), manifest.get(s.name)), ""]
-        notes = [(r.get("dataset", ""), r.get("impl", ""), r.get("model", ""), r["notes"]) for r in d.get("rows", [])
-                 if isinstance(r.get("notes"), str) and r["notes"]]
+        notes = [
+            (r.get("dataset", ""), r.get("impl", ""), r.get("model", ""), r["notes"])
+            for r in d.get("rows", [])
+            if isinstance(r.get("notes"), str) and r["notes"]
+        ]
         if notes:
             sections += ["<details><summary>Row notes (from the JSON)</summary>", ""]
             sections += [f"- **{ds} / {m} / {im}**: {cell(n)}" for ds, im, m, n in notes]
@@ -572,18 +740,32 @@ def render(results_dir: Path, *, env: dict, ran: dict[str, dict] | None = None, 
 
     out += ["## kt against its peers", ""]
     if summaries:
+
         def delta(v) -> str:
             # "n/a" (signed's fallback) would read as "does not apply"; the peer row exists, the delta was not taken.
             return signed(v) if _num(v) is not None else "not measured"
 
-        rows = [{"comparison": f"{x['model']}: kt vs {x['peer']}", "dataset": x["dataset"], "kt AUC": f4(x["kt_auc"]),
-                 "peer AUC": f4(x["peer_auc"]), "AUC delta (kt − peer)": delta(x["auc_delta"]),
-                 "accuracy delta": delta(x["acc_delta"]), "speed ratio": x["speed"],
-                 "JSON date": d.get("date", "?"), "run in this invocation": _ran_word(ran.get(s.name))}
-                for s, d, x in summaries]
+        rows = [
+            {
+                "comparison": f"{x['model']}: kt vs {x['peer']}",
+                "dataset": x["dataset"],
+                "kt AUC": f4(x["kt_auc"]),
+                "peer AUC": f4(x["peer_auc"]),
+                "AUC delta (kt − peer)": delta(x["auc_delta"]),
+                "accuracy delta": delta(x["acc_delta"]),
+                "speed ratio": x["speed"],
+                "JSON date": d.get("date", "?"),
+                "run in this invocation": _ran_word(ran.get(s.name)),
+            }
+            for s, d, x in summaries
+        ]
         out += md_table(rows, [(k, k) for k in rows[0]])
-        out += ["", "Ratios and deltas are each measured within one run of the script (both sides on the same split, "
-                "alternating fresh processes); details in the sections below.", ""]
+        out += [
+            "",
+            "Ratios and deltas are each measured within one run of the script (both sides on the same split, "
+            "alternating fresh processes); details in the sections below.",
+            "",
+        ]
     else:
         out += ["No peer comparison JSON found.", ""]
     return "\n".join(out + sections).rstrip() + "\n"
@@ -600,8 +782,11 @@ def _commands_line(s: Script, rec: dict | None, prev: dict | None) -> str:
         which = "this invocation ran" if rec else f"the last run_all run ({r.get('finished', '?')}, {r.get('mode', '?')}) was"
         return f"*Commands:* {which} " + "; ".join(f"`{_short(c)}`" for c in r.get("commands", [])) + "."
     parts = [[*p, "--repeats", "3"] if s.repeats and "--repeats" not in p else list(p) for p in s.full]
-    return ("*Commands:* not run by run_all yet; it runs " + "; ".join(
-        f"`{shlex.join(['python', f'bench/{s.name}.py', *p])}`" for p in parts) + ".")
+    return (
+        "*Commands:* not run by run_all yet; it runs "
+        + "; ".join(f"`{shlex.join(['python', f'bench/{s.name}.py', *p])}`" for p in parts)
+        + "."
+    )
 
 
 def _ran_word(rec: dict | None) -> str:
@@ -625,15 +810,19 @@ def _status(s: Script, d: dict | None, rec: dict | None, prev: dict | None, erro
     else:
         head = f"Result {where} dated **{d.get('date', '?')}**; machine: {cell(d.get('machine', '?'))}"
         vs = _versions(d)
-        head += (f"; versions: {vs}." if vs else ".")
+        head += f"; versions: {vs}." if vs else "."
     if rec is not None:
         if rec.get("rc") == 0:
             flag = f"Run in this invocation ({rec.get('seconds', 0):,.0f} s)."
         else:
-            flag = (f"**FAILED in this invocation** (exit {rec.get('rc')}, log `{_rel(Path(rec.get('log', '')))}`)"
-                    + ("; the table shows the earlier JSON." if d is not None else "."))
+            flag = f"**FAILED in this invocation** (exit {rec.get('rc')}, log `{_rel(Path(rec.get('log', '')))}`)" + (
+                "; the table shows the earlier JSON." if d is not None else "."
+            )
     else:
-        last = (f"last run by run_all at {prev.get('finished', '?')}, {prev.get('mode', '?')}, exit {prev.get('rc')}"
-                if prev else "not produced by run_all")
+        last = (
+            f"last run by run_all at {prev.get('finished', '?')}, {prev.get('mode', '?')}, exit {prev.get('rc')}"
+            if prev
+            else "not produced by run_all"
+        )
         flag = f"**Not run in this invocation** ({last})."
     return head + " " + flag

@@ -140,7 +140,7 @@ def help_flags(path: Path) -> set[str]:
         r = subprocess.run([sys.executable, str(path), "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.SubprocessError):
         return set()
-    return {w.strip(",[]") .split("=")[0] for w in r.stdout.split() if w.strip("[").startswith("--")}
+    return {w.strip(",[]").split("=")[0] for w in r.stdout.split() if w.strip("[").startswith("--")}
 
 
 def run_child(cmd: list[str], log_path: Path, timeout: float | None) -> tuple[int, float]:
@@ -160,9 +160,17 @@ def run_child(cmd: list[str], log_path: Path, timeout: float | None) -> tuple[in
         log.write(f"$ {shlex.join(cmd)}\n")
         log.flush()
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             errors="replace", bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                             start_new_session=True)
+        p = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
 
         def pump() -> None:
             for line in p.stdout:
@@ -215,8 +223,10 @@ def merge_parts(parts: list[dict], args: list[list[str]]) -> dict:
     out["date"] = max(str(p.get("date", "")) for p in parts)
     machines = list(dict.fromkeys(str(p.get("machine", "")) for p in parts))
     out["machine"] = machines[0] if len(machines) == 1 else " | ".join(machines)
-    out["parts"] = [{"args": a, "date": p.get("date"), "machine": p.get("machine"), "rows": len(p.get("rows", []))}
-                    for a, p in zip(args, parts)]
+    out["parts"] = [
+        {"args": a, "date": p.get("date"), "machine": p.get("machine"), "rows": len(p.get("rows", []))}
+        for a, p in zip(args, parts)
+    ]
     return out
 
 
@@ -267,8 +277,11 @@ def run_script(s: Script, parts: list[list[str]], results_dir: Path, timeout: fl
             print(f"  could not merge the parts of {s.name}: {exc}", flush=True)
             rc = 1
     return {
-        "rc": rc, "seconds": round(time.perf_counter() - t0, 1), "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now().isoformat(timespec="seconds"), "commands": cmds,
+        "rc": rc,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "commands": cmds,
         "json_written": rc == 0 and out.exists() and out.stat().st_mtime >= started.timestamp() - 1,
         "log": str(log),
     }
@@ -294,25 +307,44 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         0 when every script that ran succeeded, else 1.
     """
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--only", help="comma-separated scripts to run (default: all); see --list")
     ap.add_argument("--skip", help="comma-separated scripts not to run")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"smallest settings (smoke run), written to --results-dir (default {QUICK_DIR})")
+    ap.add_argument(
+        "--quick", action="store_true", help=f"smallest settings (smoke run), written to --results-dir (default {QUICK_DIR})"
+    )
     ap.add_argument("--repeats", type=int, default=3, help="--repeats passed to the scripts that take it (default 3)")
-    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
-                    help="replace run_all's arguments for one script (repeatable), e.g. cakt=\"--epochs 5\"")
-    ap.add_argument("--results-dir", type=Path, default=None,
-                    help=f"where the JSON goes (default {_rel(RESULTS_DIR)}; with --quick {QUICK_DIR})")
-    ap.add_argument("--md", type=Path, default=None,
-                    help=f"report path (default {_rel(RESULTS_MD)} for {_rel(RESULTS_DIR)}, else RESULTS.md in "
-                         "--results-dir)")
+    ap.add_argument(
+        "--args",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help='replace run_all\'s arguments for one script (repeatable), e.g. cakt="--epochs 5"',
+    )
+    ap.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help=f"where the JSON goes (default {_rel(RESULTS_DIR)}; with --quick {QUICK_DIR})",
+    )
+    ap.add_argument(
+        "--md",
+        type=Path,
+        default=None,
+        help=f"report path (default {_rel(RESULTS_MD)} for {_rel(RESULTS_DIR)}, else RESULTS.md in --results-dir)",
+    )
     ap.add_argument("--render-only", action="store_true", help="run nothing; render the report from the JSON")
-    ap.add_argument("--timeout", type=float, default=0, help="seconds per script invocation before it is stopped "
-                    "(0: no limit)")
-    ap.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=True,
-                    help="after a failed script, run the others (default) or stop")
+    ap.add_argument("--timeout", type=float, default=0, help="seconds per script invocation before it is stopped (0: no limit)")
+    ap.add_argument(
+        "--keep-going",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after a failed script, run the others (default) or stop",
+    )
     ap.add_argument("--list", action="store_true", help="print the scripts and the arguments run_all passes")
     ap.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     args = ap.parse_args(argv)
@@ -333,11 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         ap.error(f"not found: {', '.join(f'bench/{n}.py' for n in missing)}")
     chosen = [s for s in SCRIPTS if (not only or s.name in only) and s.name not in skip and s.path.exists()]
-    invocation = "bench/run_all.py" + ("" if argv is None and len(sys.argv) < 2 else " " + shlex.join(
-        sys.argv[1:] if argv is None else argv))
+    invocation = "bench/run_all.py" + (
+        "" if argv is None and len(sys.argv) < 2 else " " + shlex.join(sys.argv[1:] if argv is None else argv)
+    )
 
     if args.list or args.dry_run:
-        for s in (SCRIPTS if args.list else chosen):
+        for s in SCRIPTS if args.list else chosen:
             present = s.path.exists()
             parts = script_args(s, quick=args.quick, repeats=args.repeats, extra=extra) if present else []
             print(f"{s.name:14} -> {s.json}" + ("" if present else "  (absent: skipped)"))
@@ -354,27 +387,36 @@ def main(argv: list[str] | None = None) -> int:
         results_dir.mkdir(parents=True, exist_ok=True)
         manifest = load_manifest(results_dir)
         manifest.setdefault("scripts", {})
-        inv = {"started": dt.datetime.now().isoformat(timespec="seconds"), "command": invocation,
-               "mode": "quick" if args.quick else "full", "scripts": [s.name for s in chosen]}
+        inv = {
+            "started": dt.datetime.now().isoformat(timespec="seconds"),
+            "command": invocation,
+            "mode": "quick" if args.quick else "full",
+            "scripts": [s.name for s in chosen],
+        }
         for i, s in enumerate(chosen, 1):
             parts = script_args(s, quick=args.quick, repeats=args.repeats, extra=extra)
             if not parts:
                 print(f"[{i}/{len(chosen)}] {s.name}: no small setting, skipped by --quick", flush=True)
                 continue
-            print(f"[{i}/{len(chosen)}] {s.name} ({len(parts)} invocation{'s' if len(parts) > 1 else ''}) ...",
-                  flush=True)
+            print(f"[{i}/{len(chosen)}] {s.name} ({len(parts)} invocation{'s' if len(parts) > 1 else ''}) ...", flush=True)
             rec = run_script(s, parts, results_dir, args.timeout or None)
             rec["mode"] = inv["mode"]
             ran[s.name] = rec
             manifest["scripts"][s.name] = rec
             manifest["last_invocation"] = {**inv, "finished": None}
             _write_json(results_dir / MANIFEST, manifest)
-            print(f"[{i}/{len(chosen)}] {s.name}: {'ok' if rec['rc'] == 0 else 'FAILED (exit %d)' % rec['rc']} "
-                  f"in {rec['seconds']:,.0f} s", flush=True)
+            print(
+                f"[{i}/{len(chosen)}] {s.name}: {'ok' if rec['rc'] == 0 else 'FAILED (exit %d)' % rec['rc']} "
+                f"in {rec['seconds']:,.0f} s",
+                flush=True,
+            )
             if rec["rc"] != 0 and not args.keep_going:
                 break
-        manifest["last_invocation"] = {**inv, "finished": dt.datetime.now().isoformat(timespec="seconds"),
-                                       "seconds": round(time.perf_counter() - t_all, 1)}
+        manifest["last_invocation"] = {
+            **inv,
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - t_all, 1),
+        }
         _write_json(results_dir / MANIFEST, manifest)
 
     text = render(results_dir, env=environment(), ran=ran, invocation=invocation)

@@ -56,8 +56,9 @@ KT = [sys.executable, "-m", "kt.cli"]
 
 
 # --------------------------------------------------------------------------- data
-def generate_csv(path: Path, rows: int, learners: int, *, kcs: int = 100, items: int = 10_000, seed: int = 0,
-                 chunk_learners: int = 2000) -> dict:
+def generate_csv(
+    path: Path, rows: int, learners: int, *, kcs: int = 100, items: int = 10_000, seed: int = 0, chunk_learners: int = 2000
+) -> dict:
     """Write a seeded interactions CSV of exactly ``rows`` rows in chunks (light on memory).
 
     Log-normal sequence lengths (sigma 0.8, at least 2), ``items`` items each
@@ -102,24 +103,43 @@ def generate_csv(path: Path, rows: int, learners: int, *, kcs: int = 100, items:
             gaps[pos == 0] = 0
             ts = start[who] + np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[np.cumsum(n) - n], n)
             o = np.argsort(ts, kind="stable")  # a log: learners interleaved in time order
-            pl.DataFrame({"user_id": user_ids[who][o], "item_id": item[o] + 1_000_000, "skill_id": kc[o] + 1,
-                          "correct": correct[o], "timestamp": ts[o]}).write_csv(fh, include_header=False)
-    return {"rows": rows, "learners": learners, "kcs": kcs, "items": items, "seed": seed,
-            "median_len": float(np.median(lengths)), "max_len": int(lengths.max()),
-            "attempts_past_200": int(np.maximum(lengths - 200, 0).sum()),
-            "bytes": path.stat().st_size, "generate_seconds": round(time.perf_counter() - t0, 1)}
+            pl.DataFrame(
+                {
+                    "user_id": user_ids[who][o],
+                    "item_id": item[o] + 1_000_000,
+                    "skill_id": kc[o] + 1,
+                    "correct": correct[o],
+                    "timestamp": ts[o],
+                }
+            ).write_csv(fh, include_header=False)
+    return {
+        "rows": rows,
+        "learners": learners,
+        "kcs": kcs,
+        "items": items,
+        "seed": seed,
+        "median_len": float(np.median(lengths)),
+        "max_len": int(lengths.max()),
+        "attempts_past_200": int(np.maximum(lengths - 200, 0).sum()),
+        "bytes": path.stat().st_size,
+        "generate_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 # --------------------------------------------------------------------------- steps
 def convert(csv: Path, out: Path, partitions: int, repeats: int) -> dict:
     runs = []
     for _ in range(repeats):
-        res = harness.check(harness.run_proc([*KT, "data", "convert", csv, "--out", out, "--partitions", partitions],
-                                             timeout=3 * 3600), "kt data convert --partitions")
+        res = harness.check(
+            harness.run_proc([*KT, "data", "convert", csv, "--out", out, "--partitions", partitions], timeout=3 * 3600),
+            "kt data convert --partitions",
+        )
         meta = json.loads((out / "meta.json").read_text())
         runs.append({**res, "in_process_seconds": meta["seconds"], "meta": meta})
-        print(f"  convert: {res['wall']:.1f} s wall ({meta['seconds']:.1f} s in process), peak RSS {res['rss_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"  convert: {res['wall']:.1f} s wall ({meta['seconds']:.1f} s in process), peak RSS {res['rss_mb']:.0f} MB",
+            flush=True,
+        )
     walls = [r["wall"] for r in runs]
     best = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
     return {**best, "walls": walls, "peak_mb": max(r["rss_mb"] for r in runs)}
@@ -132,8 +152,11 @@ def train(part_dir: Path, model_dir: Path, eval_mode: str | None) -> dict:
     res = harness.check(harness.run_proc(cmd, timeout=6 * 3600), "kt train PARTDIR --model dkt")
     header = json.loads((model_dir / "model.json").read_text())
     hist = header["meta"]["history"][0]
-    print(f"  train: {res['wall']:.1f} s wall, epoch {hist['seconds']:.1f} s, "
-          f"{hist['interactions_per_second']:,.0f} interactions/s, peak RSS {res['rss_mb']:.0f} MB", flush=True)
+    print(
+        f"  train: {res['wall']:.1f} s wall, epoch {hist['seconds']:.1f} s, "
+        f"{hist['interactions_per_second']:,.0f} interactions/s, peak RSS {res['rss_mb']:.0f} MB",
+        flush=True,
+    )
     return {**res, "epoch": hist, "meta": header["meta"], "config": header["config"]}
 
 
@@ -181,8 +204,11 @@ def main() -> None:
         mem = None
         if not args.skip_inmemory:
             mem = harness.run_proc([*KT, "data", "convert", csv, "--out", pq], timeout=3 * 3600)
-            print(f"  in-memory convert: {'ok' if mem['rc'] == 0 else 'FAILED (exit %d)' % mem['rc']}, "
-                  f"{mem['wall']:.1f} s, peak RSS {mem['rss_mb']:.0f} MB", flush=True)
+            print(
+                f"  in-memory convert: {'ok' if mem['rc'] == 0 else 'FAILED (exit %d)' % mem['rc']}, "
+                f"{mem['wall']:.1f} s, peak RSS {mem['rss_mb']:.0f} MB",
+                flush=True,
+            )
         tr = None if args.skip_train else train(part_dir, model_dir, args.eval_mode or None)
     finally:
         if not args.keep:
@@ -193,64 +219,105 @@ def main() -> None:
 
     meta = conv["meta"]
     rows_per_s = gen["rows"] / statistics.median(conv["walls"])
-    rows = [{
-        "dataset": dataset, "split": "all", "model": "convert --partitions", "impl": "kt",
-        "n_rows": gen["rows"], "learners": meta["learners"], "partitions": args.partitions,
-        "rows_per_second": round(rows_per_s, 1),
-        "in_process_rows_per_second": round(gen["rows"] / meta["seconds"], 1),
-        "train_seconds": None, "convert_seconds": round(statistics.median(conv["walls"]), 2),
-        "convert_seconds_all": [round(w, 2) for w in conv["walls"]],
-        "peak_rss_mb": round(conv["peak_mb"], 1), "target_met": conv["peak_mb"] < TARGET_PEAK_MB,
-        "other_processes_cores": round(conv["other_cores"], 2),
-        "notes": (f"process wall (imports included; {meta['seconds']:.1f} s inside convert_partitioned), "
-                  f"median of {args.repeats}; peak RSS < {TARGET_PEAK_MB} MB: "
-                  f"{'met' if conv['peak_mb'] < TARGET_PEAK_MB else 'NOT met'}" + harness.busy_note(("convert", conv))),
-    }]
+    rows = [
+        {
+            "dataset": dataset,
+            "split": "all",
+            "model": "convert --partitions",
+            "impl": "kt",
+            "n_rows": gen["rows"],
+            "learners": meta["learners"],
+            "partitions": args.partitions,
+            "rows_per_second": round(rows_per_s, 1),
+            "in_process_rows_per_second": round(gen["rows"] / meta["seconds"], 1),
+            "train_seconds": None,
+            "convert_seconds": round(statistics.median(conv["walls"]), 2),
+            "convert_seconds_all": [round(w, 2) for w in conv["walls"]],
+            "peak_rss_mb": round(conv["peak_mb"], 1),
+            "target_met": conv["peak_mb"] < TARGET_PEAK_MB,
+            "other_processes_cores": round(conv["other_cores"], 2),
+            "notes": (
+                f"process wall (imports included; {meta['seconds']:.1f} s inside convert_partitioned), "
+                f"median of {args.repeats}; peak RSS < {TARGET_PEAK_MB} MB: "
+                f"{'met' if conv['peak_mb'] < TARGET_PEAK_MB else 'NOT met'}" + harness.busy_note(("convert", conv))
+            ),
+        }
+    ]
     if mem is not None:
-        rows.append({
-            "dataset": dataset, "split": "all", "model": "convert (in memory, one Parquet)", "impl": "kt",
-            "n_rows": gen["rows"], "rows_per_second": round(gen["rows"] / mem["wall"], 1) if mem["rc"] == 0 else None,
-            "convert_seconds": round(mem["wall"], 2), "peak_rss_mb": round(mem["rss_mb"], 1),
-            "other_processes_cores": round(mem["other_cores"], 2),
-            "notes": ("for comparison: kt.load of the whole file, then one Parquet file"
-                      + ("" if mem["rc"] == 0 else f"; FAILED with exit {mem['rc']}: {mem['stderr'][-300:]}")
-                      + harness.busy_note(("in-memory convert", mem))),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "split": "all",
+                "model": "convert (in memory, one Parquet)",
+                "impl": "kt",
+                "n_rows": gen["rows"],
+                "rows_per_second": round(gen["rows"] / mem["wall"], 1) if mem["rc"] == 0 else None,
+                "convert_seconds": round(mem["wall"], 2),
+                "peak_rss_mb": round(mem["rss_mb"], 1),
+                "other_processes_cores": round(mem["other_cores"], 2),
+                "notes": (
+                    "for comparison: kt.load of the whole file, then one Parquet file"
+                    + ("" if mem["rc"] == 0 else f"; FAILED with exit {mem['rc']}: {mem['stderr'][-300:]}")
+                    + harness.busy_note(("in-memory convert", mem))
+                ),
+            }
+        )
     if tr is not None:
         vm = tr["meta"].get("valid_metrics", {})
         ep = tr["epoch"]
-        rows.append({
-            "dataset": dataset, "split": "train->valid (10% of learners by hash)", "model": "dkt", "impl": "kt",
-            "auc": vm.get("auc"), "accuracy": vm.get("accuracy"), "rmse": vm.get("rmse"),
-            "train_seconds": round(ep["seconds"], 1), "interactions_per_second": round(ep["interactions_per_second"], 1),
-            "wall_seconds": round(tr["wall"], 1), "peak_rss_mb": round(tr["rss_mb"], 1),
-            "train_attempts": tr["meta"].get("train_attempts"), "valid_scored": vm.get("n"),
-            "epoch_valid_auc": ep.get("valid_auc"), "target_met": tr["rss_mb"] < TARGET_PEAK_MB,
-            "other_processes_cores": round(tr["other_cores"], 2),
-            "notes": (f"1 epoch, DKT defaults (hidden {tr['config'].get('hidden')}, batch {tr['config'].get('batch_size')}, "
-                      f"window {tr['config'].get('window')}), {args.partitions} partitions streamed; train_seconds and "
-                      "interactions/s = the epoch (scored positions, partition loading included, compilation included); "
-                      "wall_seconds = the whole kt train process (streamed post-training validation with "
-                      f"eval_mode={tr['config'].get('eval_mode')}, graph, save); peak RSS < {TARGET_PEAK_MB} MB: "
-                      f"{'met' if tr['rss_mb'] < TARGET_PEAK_MB else 'NOT met'}" + harness.busy_note(("train", tr))),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "split": "train->valid (10% of learners by hash)",
+                "model": "dkt",
+                "impl": "kt",
+                "auc": vm.get("auc"),
+                "accuracy": vm.get("accuracy"),
+                "rmse": vm.get("rmse"),
+                "train_seconds": round(ep["seconds"], 1),
+                "interactions_per_second": round(ep["interactions_per_second"], 1),
+                "wall_seconds": round(tr["wall"], 1),
+                "peak_rss_mb": round(tr["rss_mb"], 1),
+                "train_attempts": tr["meta"].get("train_attempts"),
+                "valid_scored": vm.get("n"),
+                "epoch_valid_auc": ep.get("valid_auc"),
+                "target_met": tr["rss_mb"] < TARGET_PEAK_MB,
+                "other_processes_cores": round(tr["other_cores"], 2),
+                "notes": (
+                    f"1 epoch, DKT defaults (hidden {tr['config'].get('hidden')}, batch {tr['config'].get('batch_size')}, "
+                    f"window {tr['config'].get('window')}), {args.partitions} partitions streamed; train_seconds and "
+                    "interactions/s = the epoch (scored positions, partition loading included, compilation included); "
+                    "wall_seconds = the whole kt train process (streamed post-training validation with "
+                    f"eval_mode={tr['config'].get('eval_mode')}, graph, save); peak RSS < {TARGET_PEAK_MB} MB: "
+                    f"{'met' if tr['rss_mb'] < TARGET_PEAK_MB else 'NOT met'}" + harness.busy_note(("train", tr))
+                ),
+            }
+        )
     result = {
         "machine": harness.machine(),
         "date": _dt.date.today().isoformat(),
         "versions": {k: metadata.version(k) for k in ("kt", "polars", "jax", "equinox", "optax")},
         "data": gen,
-        "acceptance": {"convert_peak_rss_lt_3gb": rows[0]["target_met"],
-                       **({"train_peak_rss_lt_3gb": rows[-1]["target_met"]} if tr is not None else {})},
+        "acceptance": {
+            "convert_peak_rss_lt_3gb": rows[0]["target_met"],
+            **({"train_peak_rss_lt_3gb": rows[-1]["target_met"]} if tr is not None else {}),
+        },
         "rows": rows,
     }
     print_table(
         f"kt streaming ingestion: {gen['rows']:,} rows, {meta['learners']:,} learners, {args.partitions} partitions "
         f"— {result['machine']}",
         ["step", "wall s", "rows/s or interactions/s", "peak RSS MB", "< 3 GB"],
-        [[r["model"], f"{r.get('convert_seconds') or r.get('wall_seconds') or 0:,.1f}",
-          f"{(r.get('rows_per_second') or r.get('interactions_per_second') or 0):,.0f}",
-          f"{r['peak_rss_mb']:,.0f}", "" if "target_met" not in r else ("yes" if r["target_met"] else "NO")]
-         for r in rows],
+        [
+            [
+                r["model"],
+                f"{r.get('convert_seconds') or r.get('wall_seconds') or 0:,.1f}",
+                f"{(r.get('rows_per_second') or r.get('interactions_per_second') or 0):,.0f}",
+                f"{r['peak_rss_mb']:,.0f}",
+                "" if "target_met" not in r else ("yes" if r["target_met"] else "NO"),
+            ]
+            for r in rows
+        ],
     )
     if tr is not None:
         print(f"dkt epoch: {tr['epoch']['seconds']:.1f} s; validation AUC {rows[-1]['auc']}")

@@ -80,7 +80,20 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 __all__ = [
-    "DISTRIBUTION", "Interactions", "compare", "create", "cross_validate", "distribution_version", "evaluate",
-    "export_graph", "from_frame", "list_models", "load", "load_model", "prerequisite_graph", "simulate", "train",
+    "DISTRIBUTION",
+    "Interactions",
+    "compare",
+    "create",
+    "cross_validate",
+    "distribution_version",
+    "evaluate",
+    "export_graph",
+    "from_frame",
+    "list_models",
+    "load",
+    "load_model",
+    "prerequisite_graph",
+    "simulate",
+    "train",
     "__version__",
 ]

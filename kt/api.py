@@ -181,7 +181,9 @@ def epoch_line(rec: dict, prefix: str = "", rate: bool = True) -> str:
     return "  " + prefix + " | ".join(parts)
 
 
-def _progress(progress: Callable[[dict], None] | None, ui: Reporter, prefix: str = "", rate: bool = True) -> Callable[[dict], None]:
+def _progress(
+    progress: Callable[[dict], None] | None, ui: Reporter, prefix: str = "", rate: bool = True
+) -> Callable[[dict], None]:
     if progress is not None:
         return progress
     return lambda rec: ui.line(epoch_line(rec, prefix, rate))
@@ -318,8 +320,14 @@ def load(
     if _is_frame(data):
         if encoding is not None:
             raise KTError("encoding= applies to files; a DataFrame is already decoded")
-        return from_frame(data, map=_overrides(map, overrides), vocab=vocab, min_attempts=min_attempts, drop_duplicates=drop_duplicates,
-                          drop_nulls=drop_nulls)
+        return from_frame(
+            data,
+            map=_overrides(map, overrides),
+            vocab=vocab,
+            min_attempts=min_attempts,
+            drop_duplicates=drop_duplicates,
+            drop_nulls=drop_nulls,
+        )
     if not _is_path(data):
         raise KTError(f"expected a path, a DataFrame or Interactions, got {type(data).__name__}")
     from kt.data.partitioned import PartitionedData, is_partitioned
@@ -334,19 +342,42 @@ def load(
         import dataclasses
 
         return dataclasses.replace(out, notes=(note, *out.notes))
-    return load_file(str(Path(data)), overrides=_overrides(map, overrides), vocab=vocab, min_attempts=min_attempts,
-                     drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding)
+    return load_file(
+        str(Path(data)),
+        overrides=_overrides(map, overrides),
+        vocab=vocab,
+        min_attempts=min_attempts,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+    )
 
 
-def _data(data: DataLike, ui: Reporter, *, map=None, vocab=None, min_attempts: int = 2, drop_duplicates: bool = False,
-          drop_nulls: bool = False, encoding=None) -> Interactions:
+def _data(
+    data: DataLike,
+    ui: Reporter,
+    *,
+    map=None,
+    vocab=None,
+    min_attempts: int = 2,
+    drop_duplicates: bool = False,
+    drop_nulls: bool = False,
+    encoding=None,
+) -> Interactions:
     """:func:`load` with the command line's status line and notes (not for Interactions given as such)."""
     if isinstance(data, Interactions):
         return data
     what = data if _is_path(data) else "data frame"
     with ui.status(f"reading {what}"):
-        out = load(data, map=map, vocab=vocab, min_attempts=min_attempts, drop_duplicates=drop_duplicates,
-                   drop_nulls=drop_nulls, encoding=encoding)
+        out = load(
+            data,
+            map=map,
+            vocab=vocab,
+            min_attempts=min_attempts,
+            drop_duplicates=drop_duplicates,
+            drop_nulls=drop_nulls,
+            encoding=encoding,
+        )
     ui.notes(out.notes)
     return out
 
@@ -356,8 +387,10 @@ def _test_data(data: DataLike, model: "Model", ui: Reporter, **load_opts) -> Int
     if isinstance(data, Interactions):
         v, mv = data.vocab, model.vocab
         if v is not mv and (list(v.skill_id) != list(mv.skill_id) or list(v.item_id) != list(mv.item_id)):
-            raise KTError(f"{data.source}: encoded with another vocabulary than the model's; "
-                          "load it with kt.load(path, vocab=model.vocab), or pass the path or DataFrame itself")
+            raise KTError(
+                f"{data.source}: encoded with another vocabulary than the model's; "
+                "load it with kt.load(path, vocab=model.vocab), or pass the path or DataFrame itself"
+            )
         return data
     return _data(data, ui, vocab=model.vocab, **load_opts)
 
@@ -378,13 +411,18 @@ def list_models() -> dict[str, dict]:
     from kt.models.base import REGISTRY, _ensure_builtin
 
     _ensure_builtin()
-    return {name: {"summary": REGISTRY[name].summary,
-                   "options": {f.name: f.default for f in dataclasses.fields(REGISTRY[name].Config)}}
-            for name in sorted(REGISTRY)}
+    return {
+        name: {
+            "summary": REGISTRY[name].summary,
+            "options": {f.name: f.default for f in dataclasses.fields(REGISTRY[name].Config)},
+        }
+        for name in sorted(REGISTRY)
+    }
 
 
-def create(model: ModelName | str = "bkt", *, config: PathLike | None = None, sets: Sequence[str] | None = None,
-           **options) -> "Model":
+def create(
+    model: ModelName | str = "bkt", *, config: PathLike | None = None, sets: Sequence[str] | None = None, **options
+) -> "Model":
     """An unfitted model with its options resolved (defaults, then ``config``, ``sets``, ``options``).
 
     Args:
@@ -504,8 +542,9 @@ def train(
         check_output(out_dir, overwrite=overwrite, what="model directory", kind="dir")
     if _is_path(data) and is_partitioned(data):  # DKT streams it, other models load it whole
         source = str(Path(data))
-        full, tr, va, notes = open_for_training(Path(data), m, valid_frac, seed, map_=map, encoding=encoding,
-                                                drop_duplicates=drop_duplicates)
+        full, tr, va, notes = open_for_training(
+            Path(data), m, valid_frac, seed, map_=map, encoding=encoding, drop_duplicates=drop_duplicates
+        )
         ui.notes(notes)
     else:
         source = str(Path(data)) if _is_path(data) else (data.source if isinstance(data, Interactions) else "<frame>")
@@ -543,8 +582,17 @@ def train(
         m.fit(tr, valid=va, key=seed, progress=bars.on_epoch(_progress(progress, ui)), **extra)
     seconds = time.perf_counter() - t0
     ui.notes(m.meta.get("warnings", []))
-    m.meta.update({"train_seconds": seconds, "train_file": source, "seed": seed, "valid_frac": valid_frac,
-                   "data_fingerprint": full.fingerprint(), "train_attempts": tr.n_rows, "train_learners": tr.n_users})
+    m.meta.update(
+        {
+            "train_seconds": seconds,
+            "train_file": source,
+            "seed": seed,
+            "valid_frac": valid_frac,
+            "data_fingerprint": full.fingerprint(),
+            "train_attempts": tr.n_rows,
+            "train_learners": tr.n_users,
+        }
+    )
     if va is not None:
         from kt.eval.protocols import next_step  # only with a validation split (import costs ~40 ms)
 
@@ -599,9 +647,11 @@ def prepare(data: Interactions, spec, collapse: bool, ui: Reporter) -> Interacti
     elif not data.multi_kc:
         n = expanded_rows(data)
         if n:
-            ui.note(f"{data.source}: {n:,} rows repeat the previous row's item and outcome with another KC "
-                    "(multi-KC questions expanded into KC rows, as in pyKT/AKT files); scoring them one by one leaks answers; "
-                    "pass --collapse-kc-rows to score whole questions")
+            ui.note(
+                f"{data.source}: {n:,} rows repeat the previous row's item and outcome with another KC "
+                "(multi-KC questions expanded into KC rows, as in pyKT/AKT files); scoring them one by one leaks answers; "
+                "pass --collapse-kc-rows to score whole questions"
+            )
     return data
 
 
@@ -676,8 +726,12 @@ def evaluate(
         check = getattr(m.config, "validate", None)
         if check is not None:
             check()
-    test = prepare(_test_data(data, m, ui, map=map, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls,
-                              encoding=encoding), spec, collapse_kc_rows, ui)
+    test = prepare(
+        _test_data(data, m, ui, map=map, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding),
+        spec,
+        collapse_kc_rows,
+        ui,
+    )
     with ui.status(f"predicting {test.n_rows:,} attempts ({spec.protocol})"):
         res = spec.run(m, test)
     if _is_path(model):
@@ -744,20 +798,40 @@ def cross_validate(
     ui = _reporter(_ui, verbose)
     get(model)  # fail on an unknown name before reading data
     spec = _spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
-    data = prepare(_data(data, ui, map=map, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding),
-                   spec, collapse_kc_rows, ui)
+    data = prepare(
+        _data(data, ui, map=map, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding),
+        spec,
+        collapse_kc_rows,
+        ui,
+    )
     bars = StepBars(ui)
-    with ui.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"), \
-            ui.progress("folds", total=folds) as fold_bar, bars:
+    with (
+        ui.status(f"{folds}-fold cross-validation of {model} on {data.n_users:,} learners"),
+        ui.progress("folds", total=folds) as fold_bar,
+        bars,
+    ):
+
         def fold_done(k: int, fold: dict) -> None:
             bars.close()
             fold_bar(k + 1)
             if on_fold is not None:
                 on_fold(k, fold)
 
-        return _cv(data, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, spec=spec, sets=list(sets or []),
-                   toml_path=config, progress=bars.on_epoch(_progress(progress, ui, rate=False)), on_fold=fold_done,
-                   options=options, on_step=bars.on_step)
+        return _cv(
+            data,
+            model,
+            folds=folds,
+            seed=seed,
+            valid_frac=valid_frac,
+            scheme=scheme,
+            spec=spec,
+            sets=list(sets or []),
+            toml_path=config,
+            progress=bars.on_epoch(_progress(progress, ui, rate=False)),
+            on_fold=fold_done,
+            options=options,
+            on_step=bars.on_step,
+        )
 
 
 def compare(
@@ -841,8 +915,14 @@ def compare(
     spec = _spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
     load_opts = {"map": map, "drop_duplicates": drop_duplicates, "drop_nulls": drop_nulls, "encoding": encoding}
     full = prepare(_data(data, ui, **load_opts), spec, collapse_kc_rows, ui)
-    record: dict = {"kind": "compare", "models": names, "data": full.source, "seed": seed, "settings": spec.settings(),
-                    "model_options": per_model}
+    record: dict = {
+        "kind": "compare",
+        "models": names,
+        "data": full.source,
+        "seed": seed,
+        "settings": spec.settings(),
+        "model_options": per_model,
+    }
     if folds:
         record.update({"split": "kfold", "folds": folds, "valid_frac": valid_frac})
     elif test is not None:
@@ -851,8 +931,14 @@ def compare(
         record.update({"split": "files", "test_data": test_data.source, "valid_frac": valid_frac})
     else:
         train_data, test_data = holdout(full, test_frac, seed)
-        record.update({"split": "learners", "test_frac": test_frac, "valid_frac": valid_frac,
-                       "test_users": sorted(test_data.frame["user_id"].unique().to_list())})
+        record.update(
+            {
+                "split": "learners",
+                "test_frac": test_frac,
+                "valid_frac": valid_frac,
+                "test_users": sorted(test_data.frame["user_id"].unique().to_list()),
+            }
+        )
     results = []
     with ui.progress("models", total=len(names)) as model_bar:
         for i, name in enumerate(names):
@@ -862,14 +948,35 @@ def compare(
             with ui.status(f"{name}: training and evaluating"), bars:
                 if folds:
                     with ui.progress(f"{name} folds", total=folds) as fold_bar:
-                        r = _cv(full, name, folds=folds, seed=seed, valid_frac=valid_frac, spec=spec, sets=per_model[name],
-                                toml_path=config, progress=epoch_lines, options=py_opts.get(name), on_step=bars.on_step,
-                                on_fold=lambda k, _f, bar=fold_bar, b=bars: (b.close(), bar(k + 1)))
+                        r = _cv(
+                            full,
+                            name,
+                            folds=folds,
+                            seed=seed,
+                            valid_frac=valid_frac,
+                            spec=spec,
+                            sets=per_model[name],
+                            toml_path=config,
+                            progress=epoch_lines,
+                            options=py_opts.get(name),
+                            on_step=bars.on_step,
+                            on_fold=lambda k, _f, bar=fold_bar, b=bars: (b.close(), bar(k + 1)),
+                        )
                 else:
-                    r = fit_and_evaluate(name, train_data, test_data, valid_frac=valid_frac, seed=seed, spec=spec,
-                                         sets=per_model[name], toml_path=config, progress=epoch_lines,
-                                         save_to=(Path(save_models) / name) if save_models is not None else None,
-                                         options=py_opts.get(name), on_step=bars.on_step)
+                    r = fit_and_evaluate(
+                        name,
+                        train_data,
+                        test_data,
+                        valid_frac=valid_frac,
+                        seed=seed,
+                        spec=spec,
+                        sets=per_model[name],
+                        toml_path=config,
+                        progress=epoch_lines,
+                        save_to=(Path(save_models) / name) if save_models is not None else None,
+                        options=py_opts.get(name),
+                        on_step=bars.on_step,
+                    )
             results.append(r)
             model_bar(i + 1, None, name)
             done = r["summary"]["auc"]["mean"] if folds else r["auc"]
@@ -1008,6 +1115,16 @@ def export_graph(
 
 
 __all__ = [
-    "compare", "create", "cross_validate", "evaluate", "export_graph", "from_frame", "list_models", "load", "load_model",
-    "prerequisite_graph", "simulate", "train",
+    "compare",
+    "create",
+    "cross_validate",
+    "evaluate",
+    "export_graph",
+    "from_frame",
+    "list_models",
+    "load",
+    "load_model",
+    "prerequisite_graph",
+    "simulate",
+    "train",
 ]

@@ -21,7 +21,9 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def _unusable(target: Path, anchor: Path, reason: str, option: str) -> KTError:
-    problem = f"cannot create it: {anchor} is not a directory" if not anchor.is_dir() else f"cannot create files in {anchor} ({reason})"
+    problem = (
+        f"cannot create it: {anchor} is not a directory" if not anchor.is_dir() else f"cannot create files in {anchor} ({reason})"
+    )
     return KTError(f"{target}: {problem}; choose another {option}")
 
 
@@ -54,8 +56,9 @@ def check_location(path: str | Path, option: str = "--out") -> None:
     os.unlink(probe)
 
 
-def check_output(path: str | Path, *, overwrite: bool, what: str = "output file", kind: str = "file",
-                 option: str = "--out") -> Path:
+def check_output(
+    path: str | Path, *, overwrite: bool, what: str = "output file", kind: str = "file", option: str = "--out"
+) -> Path:
     """Check, before any work is done, that an output can be written as asked.
 
     Missing parent directories are fine (the writers create them); a parent

@@ -63,13 +63,17 @@ def test_kt_train_stays_the_function_after_the_subpackage_is_imported():
 
 
 def test_pandas_frame_with_pybkt_columns_trains_bkt(frame):
-    pd = pytest.importorskip("pandas")
-    df = frame.select(
-        pl.col("user_id").alias("Anon Student Id"),
-        pl.col("skill_id").alias("skill_name"),
-        "correct",
-        pl.int_range(pl.len()).alias("order_id"),
-    ).reverse().to_pandas()  # rows out of order: order_id orders them
+    pytest.importorskip("pandas")
+    df = (
+        frame.select(
+            pl.col("user_id").alias("Anon Student Id"),
+            pl.col("skill_id").alias("skill_name"),
+            "correct",
+            pl.int_range(pl.len()).alias("order_id"),
+        )
+        .reverse()
+        .to_pandas()
+    )  # rows out of order: order_id orders them
     data = kt.from_frame(df)
     assert data.colmap.columns["user_id"] == "Anon Student Id" and data.colmap.columns["skill_id"] == "skill_name"
     assert data.colmap.columns["order"] == "order_id"
@@ -143,7 +147,9 @@ def test_evaluate_equals_kt_evaluate_json(saved, csv_file, tmp_path):
     assert json.loads(_json_dump(got)) == want
     model = kt.load_model(saved["cli"])
     again = kt.evaluate(model, kt.load(csv_file, vocab=model.vocab), verbose=False)
-    assert {k: again[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")} == {k: want[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
+    assert {k: again[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")} == {
+        k: want[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")
+    }
     foreign = dataclasses.replace(kt.load(csv_file), vocab=_other_vocab(model))
     with pytest.raises(KTError, match="another vocabulary"):
         kt.evaluate(model, foreign, verbose=False)

@@ -31,7 +31,11 @@ def test_split_disjoint_sizes_and_nested(bench):
         parts = [set(s["train"]), set(s["valid"]), set(s["test"])]
         assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
         assert set().union(*parts) <= set(eligible)
-    assert sall["n_train"] + sall["n_valid"] + 200 <= len(eligible) < sall["n_train"] + 1 + bench._valid_size(sall["n_train"] + 1) + 200
+    assert (
+        sall["n_train"] + sall["n_valid"] + 200
+        <= len(eligible)
+        < sall["n_train"] + 1 + bench._valid_size(sall["n_train"] + 1) + 200
+    )
     assert np.array_equal(s100["test"], sall["test"])  # same test learners at every cohort size of a seed
     assert set(s100["train"]) <= set(s1000["train"]) <= set(sall["train"])
     assert not np.array_equal(bench.cohort_split(eligible, "100", 4)["test"], s100["test"])
@@ -48,10 +52,26 @@ def test_split_small_dataset(bench):
 
 def _rows():
     acc = {"psikt-filter": [0.60, 0.62, 0.58], "bkt": [0.61, 0.63, 0.60], "dkt": [0.59, 0.60, 0.58]}
-    return [{"experiment": "cohorts", "dataset": "ds", "cohort": "100", "seed": s, "model": m, "accuracy": a[s],
-             "f1": 0.5, "auc": 0.6, "next_auc": 0.65, "positive_share_h10": 0.5 + 0.1 * s, "observed_correct_h10": 0.5,
-             "train_seconds": 1.0, "train_learners": 100, "test_learners": 200}
-            for m, a in acc.items() for s in range(3)]
+    return [
+        {
+            "experiment": "cohorts",
+            "dataset": "ds",
+            "cohort": "100",
+            "seed": s,
+            "model": m,
+            "accuracy": a[s],
+            "f1": 0.5,
+            "auc": 0.6,
+            "next_auc": 0.65,
+            "positive_share_h10": 0.5 + 0.1 * s,
+            "observed_correct_h10": 0.5,
+            "train_seconds": 1.0,
+            "train_learners": 100,
+            "test_learners": 200,
+        }
+        for m, a in acc.items()
+        for s in range(3)
+    ]
 
 
 def test_summaries_and_acceptance(bench):

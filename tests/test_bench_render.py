@@ -30,58 +30,147 @@ def results_render(run_all):
     return importlib.import_module("results_render")
 
 
-ENV = {"machine": "2 CPU cores, 24 GB, no GPU", "platform": "Linux x86_64",
-       "versions": {"python": "3.11.7", "kt": "0.1.0"}, "commit": "abc1234"}
+ENV = {
+    "machine": "2 CPU cores, 24 GB, no GPU",
+    "platform": "Linux x86_64",
+    "versions": {"python": "3.11.7", "kt": "0.1.0"},
+    "commit": "abc1234",
+}
 NOW = dt.datetime(2026, 1, 2, 3, 4)
 
 
 def _row(impl, **kw):
-    return {"dataset": "assist2009/gervet", "split": "train->test", "model": kw.pop("model", "bkt"), "impl": impl,
-            "auc": None, "accuracy": None, "rmse": None, "train_seconds": None, "interactions_per_second": None,
-            "peak_rss_mb": None, "notes": "", **kw}
+    return {
+        "dataset": "assist2009/gervet",
+        "split": "train->test",
+        "model": kw.pop("model", "bkt"),
+        "impl": impl,
+        "auc": None,
+        "accuracy": None,
+        "rmse": None,
+        "train_seconds": None,
+        "interactions_per_second": None,
+        "peak_rss_mb": None,
+        "notes": "",
+        **kw,
+    }
 
 
 def _results(tmp_path: Path) -> Path:
     d = tmp_path / "results"
     d.mkdir()
-    (d / "bkt.json").write_text(json.dumps({
-        "machine": "2 CPU cores", "date": "2026-01-01", "versions": {"kt": "0.1.0", "peer": "pyBKT 1.4.1"},
-        "rows": [_row("kt", auc=0.71529, accuracy=0.7079, train_seconds=10.36, interactions_per_second=21236.2,
-                      peak_rss_mb=535.1, notes="cold | process"),
-                 _row("pybkt", auc=0.71526, accuracy=0.7078, train_seconds=4.6, peak_rss_mb=281.2)],
-        "ratios": {"speed_pybkt_fit_over_kt_process_cold": 0.444, "speed_pybkt_fit_over_kt_process_second": 0.768,
-                   "speed_pybkt_fit_over_kt_steady_fit": 1.7585},
-        "parity": {"auc_kt": 0.71529, "auc_pybkt": 0.71526, "auc_delta_kt_minus_pybkt": 3e-5,
-                   "accuracy_delta": 1e-4, "rmse_delta": -2e-5, "n_test_kt": 58266, "auc_target_abs_delta": 0.003,
-                   "auc_ok": True},
-    }))
-    (d / "dkt_vs_pykt.json").write_text(json.dumps({
-        "machine": "2 CPU cores", "date": "2026-01-02", "versions": {"kt": "0.1.0", "peer": "pyKT 0.0.38"},
-        "rows": [_row("kt", model="dkt", auc=0.7412, accuracy=0.7201, interactions_per_second=25892.7,
-                      n_scored_test=57512, acc_epochs=10),
-                 _row("pykt", model="dkt", auc=0.7380, accuracy=0.7190, interactions_per_second=11259.2,
-                      n_scored_test=57512, acc_epochs=10)],
-        "repeats": {"kt": [1, 2, 3], "pykt": [1, 2, 3]},
-        "ratios": {"kt_over_pykt": 2.2997, "target": 2.0, "ok": True, "scored_positions_agree": True,
-                   "min_over_repeats": 2.2, "max_over_repeats": 2.44},
-        "accuracy": {"kt": {"auc": 0.7412}, "pykt": {"auc": 0.7380}, "scored_positions_agree": True},
-        "deltas": {"auc_kt_minus_pykt": 0.0032, "accuracy_kt_minus_pykt": 0.0011, "rmse_kt_minus_pykt": -0.0005,
-                   "n_scored_test": {"kt": 57512, "pykt": 57512}, "scored_positions_agree": True, "epochs": 10},
-    }))
-    (d / "psikt.json").write_text(json.dumps({
-        "machine": "2 CPU cores", "date": "2025-12-31", "versions": {"kt": "0.1.0"},
-        "rows": [{"dataset": "synthetic", "model": "psikt", "impl": "kt", "edge_auroc": 0.679, "spearman_mu": 0.5},
-                 {"dataset": "mean", "model": "psikt", "impl": "kt", "mean_edge_auroc": 0.55,
-                  "acceptance": {"edge_auroc >= 0.75": False}}],
-    }))
+    (d / "bkt.json").write_text(
+        json.dumps(
+            {
+                "machine": "2 CPU cores",
+                "date": "2026-01-01",
+                "versions": {"kt": "0.1.0", "peer": "pyBKT 1.4.1"},
+                "rows": [
+                    _row(
+                        "kt",
+                        auc=0.71529,
+                        accuracy=0.7079,
+                        train_seconds=10.36,
+                        interactions_per_second=21236.2,
+                        peak_rss_mb=535.1,
+                        notes="cold | process",
+                    ),
+                    _row("pybkt", auc=0.71526, accuracy=0.7078, train_seconds=4.6, peak_rss_mb=281.2),
+                ],
+                "ratios": {
+                    "speed_pybkt_fit_over_kt_process_cold": 0.444,
+                    "speed_pybkt_fit_over_kt_process_second": 0.768,
+                    "speed_pybkt_fit_over_kt_steady_fit": 1.7585,
+                },
+                "parity": {
+                    "auc_kt": 0.71529,
+                    "auc_pybkt": 0.71526,
+                    "auc_delta_kt_minus_pybkt": 3e-5,
+                    "accuracy_delta": 1e-4,
+                    "rmse_delta": -2e-5,
+                    "n_test_kt": 58266,
+                    "auc_target_abs_delta": 0.003,
+                    "auc_ok": True,
+                },
+            }
+        )
+    )
+    (d / "dkt_vs_pykt.json").write_text(
+        json.dumps(
+            {
+                "machine": "2 CPU cores",
+                "date": "2026-01-02",
+                "versions": {"kt": "0.1.0", "peer": "pyKT 0.0.38"},
+                "rows": [
+                    _row(
+                        "kt",
+                        model="dkt",
+                        auc=0.7412,
+                        accuracy=0.7201,
+                        interactions_per_second=25892.7,
+                        n_scored_test=57512,
+                        acc_epochs=10,
+                    ),
+                    _row(
+                        "pykt",
+                        model="dkt",
+                        auc=0.7380,
+                        accuracy=0.7190,
+                        interactions_per_second=11259.2,
+                        n_scored_test=57512,
+                        acc_epochs=10,
+                    ),
+                ],
+                "repeats": {"kt": [1, 2, 3], "pykt": [1, 2, 3]},
+                "ratios": {
+                    "kt_over_pykt": 2.2997,
+                    "target": 2.0,
+                    "ok": True,
+                    "scored_positions_agree": True,
+                    "min_over_repeats": 2.2,
+                    "max_over_repeats": 2.44,
+                },
+                "accuracy": {"kt": {"auc": 0.7412}, "pykt": {"auc": 0.7380}, "scored_positions_agree": True},
+                "deltas": {
+                    "auc_kt_minus_pykt": 0.0032,
+                    "accuracy_kt_minus_pykt": 0.0011,
+                    "rmse_kt_minus_pykt": -0.0005,
+                    "n_scored_test": {"kt": 57512, "pykt": 57512},
+                    "scored_positions_agree": True,
+                    "epochs": 10,
+                },
+            }
+        )
+    )
+    (d / "psikt.json").write_text(
+        json.dumps(
+            {
+                "machine": "2 CPU cores",
+                "date": "2025-12-31",
+                "versions": {"kt": "0.1.0"},
+                "rows": [
+                    {"dataset": "synthetic", "model": "psikt", "impl": "kt", "edge_auroc": 0.679, "spearman_mu": 0.5},
+                    {
+                        "dataset": "mean",
+                        "model": "psikt",
+                        "impl": "kt",
+                        "mean_edge_auroc": 0.55,
+                        "acceptance": {"edge_auroc >= 0.75": False},
+                    },
+                ],
+            }
+        )
+    )
     (d / "dkt.json").write_text("{not json")
     return d
 
 
 def test_render_tables_ratios_and_flags(results_render, tmp_path):
     d = _results(tmp_path)
-    ran = {"dkt_vs_pykt": {"rc": 0, "seconds": 754.0, "commands": ["python bench/dkt_vs_pykt.py --repeats 3"]},
-           "psikt": {"rc": 3, "seconds": 5.0, "commands": ["python bench/psikt.py"], "log": str(d / "logs/psikt.log")}}
+    ran = {
+        "dkt_vs_pykt": {"rc": 0, "seconds": 754.0, "commands": ["python bench/dkt_vs_pykt.py --repeats 3"]},
+        "psikt": {"rc": 3, "seconds": 5.0, "commands": ["python bench/psikt.py"], "log": str(d / "logs/psikt.log")},
+    }
     text = results_render.render(d, ran=ran, env=ENV, now=NOW, invocation="bench/run_all.py --only dkt_vs_pykt,psikt")
     assert text.startswith("# Benchmark results")
     assert "2026-01-02 03:04" in text and "abc1234" in text and "2 CPU cores, 24 GB" in text
@@ -143,8 +232,9 @@ print("done", a.name)
 def test_run_script_parts_manifest_and_failure(run_all, results_render, tmp_path):
     script = tmp_path / "fake.py"
     script.write_text(FAKE)
-    s = results_render.Script("fake", "fake.json", "Fake", full=(("--name", "a"), ("--name", "b")), quick=None,
-                              repeats=True, file=str(script))
+    s = results_render.Script(
+        "fake", "fake.json", "Fake", full=(("--name", "a"), ("--name", "b")), quick=None, repeats=True, file=str(script)
+    )
     parts = run_all.script_args(s, quick=False, repeats=3, extra={})
     assert parts == [["--name", "a", "--repeats", "3"], ["--name", "b", "--repeats", "3"]]
     assert run_all.script_args(s, quick=True, repeats=3, extra={}) == []
@@ -178,14 +268,18 @@ def test_main_render_only_and_quick_guard(run_all, tmp_path):
 
 def test_optional_script_gets_only_the_options_it_lists(run_all, results_render, tmp_path):
     script = tmp_path / "stream_fake.py"
-    script.write_text("import argparse\nap = argparse.ArgumentParser()\nap.add_argument('--quick', action='store_true')\n"
-                      "ap.add_argument('--out')\nap.parse_args()\n")
-    s = results_render.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), repeats=True,
-                              optional=True, file=str(script))
+    script.write_text(
+        "import argparse\nap = argparse.ArgumentParser()\nap.add_argument('--quick', action='store_true')\n"
+        "ap.add_argument('--out')\nap.parse_args()\n"
+    )
+    s = results_render.Script(
+        "stream", "stream.json", "Streaming", full=((),), quick=((),), repeats=True, optional=True, file=str(script)
+    )
     assert run_all.script_args(s, quick=False, repeats=3, extra={}) == [[]]  # no --repeats: not listed
     assert run_all.script_args(s, quick=True, repeats=3, extra={}) == [["--quick"]]
-    absent = results_render.Script("stream", "stream.json", "Streaming", full=((),), quick=((),), optional=True,
-                                   file=str(tmp_path / "missing.py"))
+    absent = results_render.Script(
+        "stream", "stream.json", "Streaming", full=((),), quick=((),), optional=True, file=str(tmp_path / "missing.py")
+    )
     d = tmp_path / "res"
     d.mkdir()
     assert "Streaming" not in results_render.render(d, env=ENV, now=NOW, scripts=(absent,))

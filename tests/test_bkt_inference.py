@@ -56,8 +56,12 @@ def brute_force(obs, prior, learn, forget, guess, slip):
 def one_sequence_grid(obs, n_res, n_gs, res, gs):
     T = len(obs)
     packed, _ = build_packed(
-        np.zeros(T, np.int64), np.zeros(T, np.int64), np.asarray(obs),
-        np.zeros(T, np.int32), np.asarray(res, np.int32), np.asarray(gs, np.int32),
+        np.zeros(T, np.int64),
+        np.zeros(T, np.int64),
+        np.asarray(obs),
+        np.zeros(T, np.int32),
+        np.asarray(res, np.int32),
+        np.asarray(gs, np.int32),
     )
     return em.Grid(*(jnp.asarray(getattr(packed, f)) for f in em.Grid._fields)), packed
 
@@ -83,15 +87,21 @@ def test_forward_backward_matches_enumeration(x64, seed):
     fw = em.forward(grid.first, prior_t, l1, l0, learn_t, forget_t)
     c = fw.c
     gamma, gamma0, xi01, xi10 = em.backward(grid.last, fw.f1, fw.f0, learn_t, forget_t)
-    np.testing.assert_allclose(np.asarray(gamma + gamma0)[:T, :, 0][:, np.flatnonzero(packed.valid.any(axis=0))[0]], 1, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(gamma + gamma0)[:T, :, 0][:, np.flatnonzero(packed.valid.any(axis=0))[0]], 1, atol=1e-12
+    )
 
     col = int(np.flatnonzero(packed.valid.any(axis=0))[0])
     sl = slice(0, T)
     ll = float(jnp.log(c[sl, col, 0]).sum())
     L = np.asarray
     ll_bf, g_bf, x01_bf, x10_bf = brute_force(
-        obs, float(params.prior[0, 0]), L(params.learn)[res, 0], L(params.forget)[res, 0],
-        L(params.guess)[gs, 0], L(params.slip)[gs, 0],
+        obs,
+        float(params.prior[0, 0]),
+        L(params.learn)[res, 0],
+        L(params.forget)[res, 0],
+        L(params.guess)[gs, 0],
+        L(params.slip)[gs, 0],
     )
     np.testing.assert_allclose(ll, ll_bf, rtol=0, atol=1e-10)
     np.testing.assert_allclose(L(gamma)[sl, col, 0], g_bf, atol=1e-10)
@@ -267,11 +277,25 @@ def test_lane_em_step_matches_enumeration(x64, small_kernels, seed):
     obs = rng.integers(-1, 2, T) if seed % 2 else rng.integers(0, 2, T)
     forgets = seed >= 3
     missing = bool((obs < 0).any())
-    pi, tr, fo, gu, sl = rng.uniform(0.05, 0.95), rng.uniform(0.05, 0.6), rng.uniform(0.0, 0.3) * forgets, rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.3)
+    pi, tr, fo, gu, sl = (
+        rng.uniform(0.05, 0.95),
+        rng.uniform(0.05, 0.6),
+        rng.uniform(0.0, 0.3) * forgets,
+        rng.uniform(0.05, 0.4),
+        rng.uniform(0.05, 0.3),
+    )
     init = em.BKTParams(*(np.full((1, 1), v) for v in (pi, tr, fo, gu, sl)))
     data, K = _lane_data(np.zeros(T, int), np.zeros(T, int), obs)
-    st, _ = lanes_mod.fit_lanes(init, data, (np.zeros(1, int),) * 3, n_kc=1, forgets=forgets, tol=0.0, max_iter=1,
-                         kernel=small_kernels[(forgets, missing)])
+    st, _ = lanes_mod.fit_lanes(
+        init,
+        data,
+        (np.zeros(1, int),) * 3,
+        n_kc=1,
+        forgets=forgets,
+        tol=0.0,
+        max_iter=1,
+        kernel=small_kernels[(forgets, missing)],
+    )
     ll, g, x01, x10 = brute_force(obs, pi, np.full(T, tr), np.full(T, fo), np.full(T, gu), np.full(T, sl))
     seen = obs >= 0
     np.testing.assert_allclose(st.loglik[0, 0], ll, atol=1e-10)
@@ -300,8 +324,9 @@ def test_lane_engine_equals_grid_engine(x64, small_kernels, forgets, missing):
     grid = em.fit_em_jit(init, _grid(kc, user, obs), (jnp.arange(K),) * 3, row_const=(True, True), **kw)
     data, _ = _lane_data(kc, user, obs)
     assert data.missing == missing
-    lanes, info = lanes_mod.fit_lanes(jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3,
-                               kernel=small_kernels[(forgets, missing)], **kw)
+    lanes, info = lanes_mod.fit_lanes(
+        jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3, kernel=small_kernels[(forgets, missing)], **kw
+    )
     assert info["kernel_calls"] > 0
     for name in ("prior", "learn", "forget", "guess", "slip"):
         np.testing.assert_allclose(getattr(lanes.params, name), np.asarray(getattr(grid.params, name)), atol=1e-9, err_msg=name)
@@ -318,7 +343,9 @@ def test_lane_engine_truncated_stop_rule_matches_grid(x64, small_kernels):
     kw = dict(n_kc=K, forgets=False, tol=1e-3, max_iter=50, truncate_ll=True)
     grid = em.em_phase_jit(em.init_state(init, K), _grid(kc, user, obs), (jnp.arange(K),) * 3, row_const=(True, True), **kw)
     data, _ = _lane_data(kc, user, obs)
-    lanes, _ = lanes_mod.fit_lanes(jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3, kernel=small_kernels[(False, False)], **kw)
+    lanes, _ = lanes_mod.fit_lanes(
+        jax.tree.map(np.asarray, init), data, (np.arange(K),) * 3, kernel=small_kernels[(False, False)], **kw
+    )
     np.testing.assert_array_equal(lanes.iterations, np.asarray(grid.iterations))
     np.testing.assert_allclose(lanes.params.learn, np.asarray(grid.params.learn), atol=1e-9)
     assert np.all(lanes.loglik == np.trunc(lanes.loglik))

@@ -51,7 +51,12 @@ def test_parameter_recovery_within_003(synthetic, fitted):
 @pytest.mark.parametrize("variant", ["forgets", "multigs"])
 def test_parameter_recovery_variants(variant):
     frame, truth = simulate_bkt(
-        3000, 2, 20, seed=11, forgets=variant == "forgets", items_per_kc=3 if variant == "multigs" else 1,
+        3000,
+        2,
+        20,
+        seed=11,
+        forgets=variant == "forgets",
+        items_per_kc=3 if variant == "multigs" else 1,
         multigs=variant == "multigs",
     )
     model = create("bkt", **{variant: True}).fit(frame_to_data(frame), key=1)
@@ -89,7 +94,9 @@ def test_predict_uses_only_history_and_prefix_is_stable(synthetic, fitted):
     joined = pre.join(full, on=["user_id", "position"], suffix="_full")
     np.testing.assert_allclose(joined["prob"], joined["prob_full"], atol=1e-6)
     # Flipping an outcome never changes its own prediction.
-    flipped = sub.frame.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(1 - pl.col("correct")).otherwise(pl.col("correct")).alias("correct"))
+    flipped = sub.frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(1 - pl.col("correct")).otherwise(pl.col("correct")).alias("correct")
+    )
     other = fitted.predict(type(sub)(flipped, sub.vocab))
     assert abs(other["prob"][5] - full["prob"][5]) < 1e-7
     assert abs(other["prob"][6] - full["prob"][6]) > 0 or full["skill_id"][6] != full["skill_id"][5]
@@ -172,7 +179,21 @@ def test_cli_train_evaluate_export_roundtrip(tmp_path, synthetic, fitted):
     mastery = pl.read_csv(tmp_path / "m.csv")
     assert {"p_known", "p_known_next"} <= set(mastery.columns)
     assert mastery["p_known"].is_between(0, 1).all()
-    r = runner.invoke(app, ["train", str(csv), "--model", "bkt", "--out", str(tmp_path / "bad"), "--set", "multiprior=true", "--set", "multilearn=true"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(csv),
+            "--model",
+            "bkt",
+            "--out",
+            str(tmp_path / "bad"),
+            "--set",
+            "multiprior=true",
+            "--set",
+            "multilearn=true",
+        ],
+    )
     assert r.exit_code == 1 and "cannot be combined" in r.output and "Traceback" not in r.output
 
 

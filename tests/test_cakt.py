@@ -36,7 +36,7 @@ def brute_neighbours(skill, mask, k, mode):
                     continue
                 key = skill[n, t + 1]
             hits = [i for i in range(t + 1) if mask[n, i] and skill[n, i] == key][-k:]
-            idx[n, t, k - len(hits):] = hits
+            idx[n, t, k - len(hits) :] = hits
     return idx
 
 
@@ -72,8 +72,14 @@ def tiny_net(key=0, K=5, **over):
 def make_batch(skill, correct, mask, k=3, mode="next"):
     idx, delta = cakt.neighbours(skill, mask, k, mode)
     prev = loop.prev_index(np.where(mask, np.broadcast_to(np.arange(skill.shape[1]), skill.shape), -1), mask)
-    return {"skill": jnp.asarray(np.maximum(skill, 0)), "correct": jnp.asarray(correct), "mask": jnp.asarray(mask),
-            "prev": jnp.asarray(prev), "nb_idx": jnp.asarray(idx), "nb_delta": jnp.asarray(delta)}
+    return {
+        "skill": jnp.asarray(np.maximum(skill, 0)),
+        "correct": jnp.asarray(correct),
+        "mask": jnp.asarray(mask),
+        "prev": jnp.asarray(prev),
+        "nb_idx": jnp.asarray(idx),
+        "nb_delta": jnp.asarray(delta),
+    }
 
 
 def rand_data(seed, B=3, T=12, K=5):
@@ -145,7 +151,7 @@ def test_masked_batchnorm_ignores_padding_in_training_mode(monkeypatch):
         # float32 sums over a differently padded batch: equal to a few ulps of values near 1
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
     tgt, tgt_p = loop.targets(b), loop.targets(_pad(b))
-    bce = lambda l, bb, m: optax.sigmoid_binary_cross_entropy(l, bb["correct"].astype(l.dtype))[m].mean()  # noqa: E731
+    bce = lambda lg_, bb, m: optax.sigmoid_binary_cross_entropy(lg_, bb["correct"].astype(lg_.dtype))[m].mean()  # noqa: E731
     np.testing.assert_allclose(bce(lg, b, tgt), bce(lg_p, _pad(b), tgt_p), rtol=1e-5)
     # The same check fails when padded positions enter the statistics.
     real = cakt.normalise
@@ -219,7 +225,7 @@ def test_lr_schedule_follows_the_rule():
         lr = loop.next_lr(lr, epoch, prev, loss, s)
         prev = loss
     # decays after epoch 3 (rise), 5 (every 5th), 6 (rise), 10 (rise and 10th: once)
-    want = [1, 1, 1, .3, .3, .09, .027, .027, .027, .027, .0081]
+    want = [1, 1, 1, 0.3, 0.3, 0.09, 0.027, 0.027, 0.027, 0.027, 0.0081]
     np.testing.assert_allclose(trace, want, rtol=1e-9)
     assert loop.next_lr(1.0, 5, 0.1, 0.2, loop.LoopSettings()) == 1.0  # no schedule by default
 
@@ -260,7 +266,9 @@ def test_feature_table_equals_computing_features_on_the_fly(fitted, small):
 
             seqs, _ = window_sequences(_known(small), 50)
         kw = dict(state=st)
-        _, p_table, r1 = loop.predict_positions(net, cakt.next_logits, seqs, 16, (16, 32, 50), make_batch=m._feature_table(seqs), **kw)
+        _, p_table, r1 = loop.predict_positions(
+            net, cakt.next_logits, seqs, 16, (16, 32, 50), make_batch=m._feature_table(seqs), **kw
+        )
         _, p_direct, r2 = loop.predict_positions(net, cakt.next_logits, seqs, 16, (16, 32, 50), make_batch=m.make_batch, **kw)
         np.testing.assert_array_equal(r1, r2)
         np.testing.assert_allclose(p_table, p_direct, atol=1e-5)
@@ -313,7 +321,12 @@ def test_mastery_next_mode_matches_predicting_a_next_attempt(fitted, small):
 
 @pytest.mark.slow
 def test_ablations_run(small):
-    for over in (dict(cnn=False), dict(decay=False, fusion="gate"), dict(norm="group", recent_key="current"), dict(fusion="concat")):
+    for over in (
+        dict(cnn=False),
+        dict(decay=False, fusion="gate"),
+        dict(norm="group", recent_key="current"),
+        dict(fusion="concat"),
+    ):
         m = create("cakt", epochs=1, batch_size=16, **{**TINY, **over}).fit(small, key=0)
         assert np.isfinite(m.predict(small)["prob"].to_numpy()).all()
 

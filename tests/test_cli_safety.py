@@ -86,8 +86,12 @@ def test_version_prints_the_distribution_name():
 
 def test_train_refuses_an_existing_model_without_overwrite(work):
     before = snapshot(work / "model")
-    line = error_line(invoke("train", work / "d.csv", "-m", "kc-rate", "-o", work / "model", "--seed", 7),
-                      str(work / "model"), "already exists", "--overwrite")
+    line = error_line(
+        invoke("train", work / "d.csv", "-m", "kc-rate", "-o", work / "model", "--seed", 7),
+        str(work / "model"),
+        "already exists",
+        "--overwrite",
+    )
     assert line.startswith(f"error: {work / 'model'}: ")
     assert snapshot(work / "model") == before
     ok("train", work / "d.csv", "-m", "kc-rate", "-o", work / "model2")
@@ -104,8 +108,11 @@ def test_train_into_an_empty_directory_needs_no_overwrite(work):
 
 def test_train_never_replaces_a_file_even_with_overwrite(work):
     before = snapshot(work / "afile.txt")
-    error_line(invoke("train", work / "d.csv", "-m", "kc-rate", "-o", work / "afile.txt", "--overwrite"),
-               "not a directory", "choose another --out")
+    error_line(
+        invoke("train", work / "d.csv", "-m", "kc-rate", "-o", work / "afile.txt", "--overwrite"),
+        "not a directory",
+        "choose another --out",
+    )
     assert snapshot(work / "afile.txt") == before
 
 
@@ -164,7 +171,9 @@ def test_update_refuses_another_existing_model_without_overwrite(work):
 # --- unusable output locations ---------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["train", "predict", "export-graph", "update", "convert", "convert-partitions", "evaluate-json"])
+@pytest.mark.parametrize(
+    "command", ["train", "predict", "export-graph", "update", "convert", "convert-partitions", "evaluate-json"]
+)
 def test_output_under_a_regular_file_is_one_line(work, command):
     target = work / "afile.txt" / "sub" / "out.csv"
     args = {
@@ -181,7 +190,9 @@ def test_output_under_a_regular_file_is_one_line(work, command):
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 def test_output_in_proc_is_one_line(work):
-    error_line(invoke("predict", work / "model", work / "d.csv", "--out", "/proc/kt-test.csv"), "/proc/kt-test.csv", "cannot create")
+    error_line(
+        invoke("predict", work / "model", work / "d.csv", "--out", "/proc/kt-test.csv"), "/proc/kt-test.csv", "cannot create"
+    )
     error_line(invoke("export-graph", work / "model", "--out", "/proc/kt-test/g.json"), "cannot create")
 
 
@@ -294,8 +305,12 @@ DUP = "user_id,correct,skill_id,correct\nu1,1,a,0\nu1,1,b,0\nu2,1,a,0\nu2,1,b,1\
 def test_duplicate_used_column_is_an_error_naming_both(tmp_path):
     p = tmp_path / "dup.csv"
     p.write_text(DUP)
-    line = error_line(invoke("data", "inspect", p), "columns 2 and 4 are both named 'correct'",
-                      "--map correct=correct (column 2)", "--map correct=correct_duplicated_0 (column 4)")
+    line = error_line(
+        invoke("data", "inspect", p),
+        "columns 2 and 4 are both named 'correct'",
+        "--map correct=correct (column 2)",
+        "--map correct=correct_duplicated_0 (column 4)",
+    )
     assert line.startswith(f"error: {p}: ")
     error_line(invoke("train", p, "-m", "kc-rate", "-o", tmp_path / "m"), "both named 'correct'")
     error_line(invoke("data", "convert", p, "--out", tmp_path / "parts", "--partitions", 2), "both named 'correct'")

@@ -361,7 +361,12 @@ def trained(tmp_path_factory):
 
 def test_unknown_model_name(cli, write_file, tmp_path):
     p = write_file("good.csv", GOOD)
-    assert_error(cli("train", p, "--model", "no-such-model", "--out", tmp_path / "m"), "unknown model 'no-such-model'", "kc-rate", "kt models")
+    assert_error(
+        cli("train", p, "--model", "no-such-model", "--out", tmp_path / "m"),
+        "unknown model 'no-such-model'",
+        "kc-rate",
+        "kt models",
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -418,7 +423,9 @@ def test_newer_model_format_version(cli, trained, tmp_path):
     header = json.loads((newer / "model.json").read_text())
     header["format_version"] = header["format_version"] + 1
     (newer / "model.json").write_text(json.dumps(header))
-    assert_error(cli("evaluate", newer, data), str(newer / "model.json"), f"model format {header['format_version']}", "upgrade kt")
+    assert_error(
+        cli("evaluate", newer, data), str(newer / "model.json"), f"model format {header['format_version']}", "upgrade kt"
+    )
 
 
 def test_corrupt_model_json(cli, trained, tmp_path):
@@ -451,7 +458,9 @@ def test_debug_reraises(cli, tmp_path):
 def test_debug_shows_traceback_in_a_real_process(tmp_path):
     missing = tmp_path / "missing.csv"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    run = functools.partial(subprocess.run, capture_output=True, text=True, env=env, cwd=Path(kt.__file__).parents[1], timeout=120)
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, env=env, cwd=Path(kt.__file__).parents[1], timeout=120
+    )
     plain = run([sys.executable, "-m", "kt.cli", "data", "inspect", str(missing)])
     assert plain.returncode == 1
     assert plain.stderr.strip() == f"error: {missing}: file not found; check the path"

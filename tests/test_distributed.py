@@ -42,16 +42,18 @@ def _free_port() -> int:
 
 def _env(devices: int, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in DIST_VARS and not k.startswith(("SLURM_", "OMPI_"))}
-    env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               KT_NO_COMPILE_CACHE="1", **extra)
+    env.update(
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu", KT_NO_COMPILE_CACHE="1", **extra
+    )
     return env
 
 
 def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
     # Output goes to files: two processes writing to pipes nobody drains could block.
     with open(log, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "kt.cli", "train", *args], stdout=fh,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "kt.cli", "train", *args], stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def _wait_all(procs: list[subprocess.Popen], logs: list[Path]) -> None:

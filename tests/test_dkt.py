@@ -100,8 +100,20 @@ def _frame(lengths):
         skills += list(rng.integers(0, 3, n))
         corr += list(rng.integers(0, 2, n))
     return pl.DataFrame(
-        {"user_idx": users, "skill_idx": skills, "item_idx": [-1] * len(users), "correct": corr, "timestamp": [None] * len(users)},
-        schema_overrides={"user_idx": pl.Int32, "skill_idx": pl.Int32, "item_idx": pl.Int32, "correct": pl.Int8, "timestamp": pl.Float64},
+        {
+            "user_idx": users,
+            "skill_idx": skills,
+            "item_idx": [-1] * len(users),
+            "correct": corr,
+            "timestamp": [None] * len(users),
+        },
+        schema_overrides={
+            "user_idx": pl.Int32,
+            "skill_idx": pl.Int32,
+            "item_idx": pl.Int32,
+            "correct": pl.Int8,
+            "timestamp": pl.Float64,
+        },
     )
 
 
@@ -191,7 +203,9 @@ def test_cli_resume_without_checkpoint_is_a_clear_error(tmp_path):
         app, ["train", str(SAMPLE / "train.csv"), "--model", "dkt", "--out", str(tmp_path / "m"), "--resume", "--epochs", "1"]
     )
     assert r.exit_code == 1 and "no checkpoint found" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(app, ["train", str(SAMPLE / "train.csv"), "--model", "kc-rate", "--out", str(tmp_path / "k"), "--resume"])
+    r = CliRunner().invoke(
+        app, ["train", str(SAMPLE / "train.csv"), "--model", "kc-rate", "--out", str(tmp_path / "k"), "--resume"]
+    )
     assert r.exit_code == 1 and "no checkpoints" in r.output
 
 
@@ -203,8 +217,22 @@ def test_cli_train_dkt_writes_history_and_removes_checkpoint(tmp_path):
     out = tmp_path / "m"
     r = CliRunner().invoke(
         app,
-        ["train", str(SAMPLE / "train.csv"), "--model", "dkt", "--out", str(out), "--epochs", "2",
-         "--set", "hidden=8", "--set", "batch_size=32", "--valid-frac", "0.2"],
+        [
+            "train",
+            str(SAMPLE / "train.csv"),
+            "--model",
+            "dkt",
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--set",
+            "hidden=8",
+            "--set",
+            "batch_size=32",
+            "--valid-frac",
+            "0.2",
+        ],
     )
     assert r.exit_code == 0, r.output
     assert "epoch 2" in r.output and "valid AUC" in r.output

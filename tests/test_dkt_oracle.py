@@ -45,11 +45,13 @@ def test_dkt_comes_within_002_auc_of_the_generating_bkt():
 def test_dkt_overfits_eight_short_sequences():
     rng = np.random.default_rng(0)
     n = 8 * 12
-    frame = pl.DataFrame({
-        "user_id": np.repeat([f"u{i}" for i in range(8)], 12),
-        "skill_id": [f"k{k}" for k in rng.integers(0, 3, n)],
-        "correct": rng.integers(0, 2, n),
-    })
+    frame = pl.DataFrame(
+        {
+            "user_id": np.repeat([f"u{i}" for i in range(8)], 12),
+            "skill_id": [f"k{k}" for k in rng.integers(0, 3, n)],
+            "correct": rng.integers(0, 2, n),
+        }
+    )
     data = frame_to_data(frame)
     dkt = create("dkt", hidden=64, lr=2e-2, dropout=0.0, batch_size=8, epochs=300, patience=300).fit(data, key=0)
     assert dkt.meta["history"][-1]["train_loss"] < 0.05

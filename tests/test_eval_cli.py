@@ -33,8 +33,22 @@ def model_dir(tmp_path_factory):
 
 
 def test_evaluate_multistep(cli, model_dir, tmp_path):
-    out = ok(cli, "evaluate", model_dir, SAMPLE / "test.csv", "--protocol", "multistep", "--history", "5", "--horizon", "4",
-             "--mode", "acc", "--json", tmp_path / "ms.json")
+    out = ok(
+        cli,
+        "evaluate",
+        model_dir,
+        SAMPLE / "test.csv",
+        "--protocol",
+        "multistep",
+        "--history",
+        "5",
+        "--horizon",
+        "4",
+        "--mode",
+        "acc",
+        "--json",
+        tmp_path / "ms.json",
+    )
     assert "by horizon step" in out and "accumulative" in out
     r = json.loads((tmp_path / "ms.json").read_text())
     assert (r["protocol"], r["history"], r["horizon"], r["mode"]) == ("multistep", 5, 4, "accumulative")
@@ -45,7 +59,18 @@ def test_evaluate_multistep(cli, model_dir, tmp_path):
 
 
 def test_evaluate_history_fraction(cli, model_dir, tmp_path):
-    ok(cli, "evaluate", model_dir, SAMPLE / "test.csv", "--protocol", "multistep", "--history-frac", "0.8", "--json", tmp_path / "f.json")
+    ok(
+        cli,
+        "evaluate",
+        model_dir,
+        SAMPLE / "test.csv",
+        "--protocol",
+        "multistep",
+        "--history-frac",
+        "0.8",
+        "--json",
+        tmp_path / "f.json",
+    )
     r = json.loads((tmp_path / "f.json").read_text())
     assert r["history_frac"] == 0.8 and r["history"] is None and r["horizon"] is None
     assert r["split_skipped_learners"] == 0  # every learner with 2 attempts has a history and a future

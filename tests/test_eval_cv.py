@@ -34,7 +34,9 @@ def cv_runs(tmp_path_factory):
     d = tmp_path_factory.mktemp("cv")
     outs = []
     for name in ("a", "b"):
-        r = CliRunner().invoke(app, ["cv", str(TRAIN), "--model", "kc-rate", "--folds", "5", "--seed", "3", "--json", str(d / f"{name}.json")])
+        r = CliRunner().invoke(
+            app, ["cv", str(TRAIN), "--model", "kc-rate", "--folds", "5", "--seed", "3", "--json", str(d / f"{name}.json")]
+        )
         assert r.exit_code == 0, r.output
         outs.append((r.output, json.loads((d / f"{name}.json").read_text())))
     return outs
@@ -117,8 +119,9 @@ def test_model_sets():
 
 
 def test_compare_one_split_for_all_models(cli, tmp_path):
-    r = cli("compare", TRAIN, "--models", "kc-rate,majority", "--set", "kc-rate.prior=5", "--seed", "2",
-            "--json", tmp_path / "c.json")
+    r = cli(
+        "compare", TRAIN, "--models", "kc-rate,majority", "--set", "kc-rate.prior=5", "--seed", "2", "--json", tmp_path / "c.json"
+    )
     assert r.exit_code == 0, r.output
     assert "kc-rate" in r.output and "majority" in r.output and "train s" in r.output
     rec = json.loads((tmp_path / "c.json").read_text())
@@ -130,8 +133,22 @@ def test_compare_one_split_for_all_models(cli, tmp_path):
 
 
 def test_compare_with_test_file_and_folds(cli, tmp_path, sample_dir):
-    r = cli("compare", TRAIN, "--models", "kc-rate", "--test", sample_dir / "test.csv", "--protocol", "multistep",
-            "--history", "5", "--horizon", "3", "--json", tmp_path / "t.json")
+    r = cli(
+        "compare",
+        TRAIN,
+        "--models",
+        "kc-rate",
+        "--test",
+        sample_dir / "test.csv",
+        "--protocol",
+        "multistep",
+        "--history",
+        "5",
+        "--horizon",
+        "3",
+        "--json",
+        tmp_path / "t.json",
+    )
     assert r.exit_code == 0, r.output
     rec = json.loads((tmp_path / "t.json").read_text())
     assert rec["split"] == "files" and rec["results"][0]["protocol"] == "multistep" and "by horizon step" not in r.output

@@ -41,8 +41,10 @@ def test_kc_row_scoring_inflates_dkt_auc(split, trained_on, tmp_path, cli):
     model.fit(train if trained_on == "questions" else kc_rows(train), key=0)
     question = next_step(model, test, breakdown=False)
     leaky = next_step(model, test, scoring="kc-row", breakdown=False)
-    print(f"\nDKT trained on {trained_on}: question-level AUC {question['auc']:.4f} (n={question['n']}), "
-          f"kc-row AUC {leaky['auc']:.4f} (n={leaky['n']})")
+    print(
+        f"\nDKT trained on {trained_on}: question-level AUC {question['auc']:.4f} (n={question['n']}), "
+        f"kc-row AUC {leaky['auc']:.4f} (n={leaky['n']})"
+    )
     assert question["scoring"] == "question" and leaky["leaky"] is True
     assert leaky["n"] > question["n"]
     # pyKT-style training on expanded rows learns to exploit the leak more.

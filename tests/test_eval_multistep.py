@@ -24,7 +24,9 @@ class RunningRate(Model):
         c = pl.col("correct").cast(pl.Float64)
         f = data.frame.select(
             ((c.cum_sum().over("user_idx") - c + 1) / (pl.int_range(pl.len()).over("user_idx") + 2)).alias("u"),
-            ((c.cum_sum().over("user_idx", "skill_idx") - c + 1) / (pl.int_range(pl.len()).over("user_idx", "skill_idx") + 2)).alias("k"),
+            (
+                (c.cum_sum().over("user_idx", "skill_idx") - c + 1) / (pl.int_range(pl.len()).over("user_idx", "skill_idx") + 2)
+            ).alias("k"),
         )
         return ((f["u"] + f["k"]) / 2).to_numpy()
 

@@ -16,8 +16,9 @@ from kt.eval.protocols import EvalSpec, learning_curves, next_step
 from kt.models.base import Model, create
 
 # Item -> KCs; several items have two or three KCs.
-ITEM_KCS = {f"i{n}": kcs for n, kcs in enumerate(
-    ["a", "b", "c", "d", "a~~b", "b~~c", "c~~d", "a~~d", "a~~b~~c", "b", "c", "d~~a"])}
+ITEM_KCS = {
+    f"i{n}": kcs for n, kcs in enumerate(["a", "b", "c", "d", "a~~b", "b~~c", "c~~d", "a~~d", "a~~b~~c", "b", "c", "d~~a"])
+}
 
 
 def write_multi_kc(path: Path, learners: int = 30, questions: int = 16, seed: int = 0) -> Path:
@@ -184,10 +185,15 @@ def test_curve_data_in_the_result(multi, bkt):
 
 
 def test_learning_curve_counts_opportunities_per_kc():
-    preds = pl.DataFrame({
-        "user_id": ["u"] * 5, "skill_id": ["a", "b", "a", "a", "b"], "position": [0, 1, 2, 3, 4],
-        "correct": [0, 1, 1, 1, 0], "prob": [0.5, 0.6, 0.7, 0.8, 0.4],
-    })
+    preds = pl.DataFrame(
+        {
+            "user_id": ["u"] * 5,
+            "skill_id": ["a", "b", "a", "a", "b"],
+            "position": [0, 1, 2, 3, 4],
+            "correct": [0, 1, 1, 1, 0],
+            "prob": [0.5, 0.6, 0.7, 0.8, 0.4],
+        }
+    )
     lc = learning_curves(preds, include_first=True)
     by = {p["opportunity"]: p for p in lc["all"]}
     assert by[1]["n"] == 2 and by[2]["n"] == 2 and by[3]["n"] == 1

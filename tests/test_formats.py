@@ -34,7 +34,13 @@ def test_tsv5(write_file):
     )
     d = load(p)
     assert (d.fmt, d.colmap.layout) == ("tsv", "tsv5")
-    assert mapping(d) == {"user_id": "user_id", "skill_id": "skill_id", "item_id": "item_id", "correct": "correct", "timestamp": "timestamp"}
+    assert mapping(d) == {
+        "user_id": "user_id",
+        "skill_id": "skill_id",
+        "item_id": "item_id",
+        "correct": "correct",
+        "timestamp": "timestamp",
+    }
     assert (d.n_rows, d.n_users) == (5, 2)
     assert not d.has_time  # all-zero timestamps are "no time"
     assert any("timestamps are constant" in n for n in d.notes)
@@ -49,14 +55,20 @@ ASSIST09 = (
     "33022537,277618,64525,33139,51424,1,1,1,32454,tutor,algebra,5948,13241,126,MasteryLearning,5948,10,Box and Whisker,22763,73,0,3,32454,30799,,26,0,,1,1\n"
     "33022709,277618,64525,33150,51435,1,0,2,4922,tutor,algebra,5948,13241,126,MasteryLearning,5948,10,Box and Whisker,22763,73,1,3,4922,30799,,55,0,,2,2\n"
     "33022600,277618,70363,33159,51444,1,1,1,15560,tutor,algebra,5948,11816,22,MasteryLearning,5948,10,Box and Whisker,22763,73,0,3,15560,30799,,88,0,,1,1\n"
-    "33022590,277618,70363,33110,51401,1,0,1,20000,tutor,algebra,5948,11816,22,MasteryLearning,5948,10_13,\"Box and Whisker, Median\",22763,73,0,3,20000,30799,,88,0,,2,2\n"
+    '33022590,277618,70363,33110,51401,1,0,1,20000,tutor,algebra,5948,11816,22,MasteryLearning,5948,10_13,"Box and Whisker, Median",22763,73,0,3,20000,30799,,88,0,,2,2\n'
 )
 
 
 def test_assistments_2009_skill_builder(write_file):
     d = load(write_file("skill_builder_data.csv", ASSIST09))
     assert (d.fmt, d.colmap.layout) == ("csv", "assistments-2009")
-    assert mapping(d) == {"user_id": "user_id", "skill_id": "skill_id", "item_id": "problem_id", "correct": "correct", "order": "order_id"}
+    assert mapping(d) == {
+        "user_id": "user_id",
+        "skill_id": "skill_id",
+        "item_id": "problem_id",
+        "correct": "correct",
+        "order": "order_id",
+    }
     assert (d.n_rows, d.n_users) == (4, 2)
     # order_id order within each learner, not file order
     u70363 = d.frame.filter(pl.col("user_id") == "70363")
@@ -76,8 +88,12 @@ def test_assistments_2012_with_datetimes(write_file):
     d = load(p)
     assert (d.fmt, d.colmap.layout) == ("csv", "assistments-2012")
     assert mapping(d) == {
-        "user_id": "user_id", "skill_id": "skill_id", "item_id": "problem_id",
-        "correct": "correct", "timestamp": "start_time", "order": "problem_log_id",
+        "user_id": "user_id",
+        "skill_id": "skill_id",
+        "item_id": "problem_id",
+        "correct": "correct",
+        "timestamp": "start_time",
+        "order": "problem_log_id",
     }
     assert d.n_rows == 3 and d.has_time
     u7 = d.frame.filter(pl.col("user_id") == "7")
@@ -95,7 +111,13 @@ def test_assistments_2017(write_file):
     )
     d = load(p)
     assert (d.fmt, d.colmap.layout) == ("csv", "assistments-2017")
-    assert mapping(d) == {"user_id": "studentId", "skill_id": "skill", "item_id": "problemId", "correct": "correct", "timestamp": "startTime"}
+    assert mapping(d) == {
+        "user_id": "studentId",
+        "skill_id": "skill",
+        "item_id": "problemId",
+        "correct": "correct",
+        "timestamp": "startTime",
+    }
     assert (d.n_rows, d.n_users) == (3, 2) and d.has_time
     assert not d.multi_kc  # hyphenated names are single KCs
 
@@ -129,8 +151,12 @@ def test_datashop_step_export(write_file):
     d = load(p, drop_nulls=True)
     assert (d.fmt, d.colmap.layout) == ("tsv", "datashop")
     assert mapping(d) == {
-        "user_id": "Anon Student Id", "skill_id": "KC(Default)", "item_id": "Problem Name",
-        "correct": "Correct First Attempt", "timestamp": "First Transaction Time", "order": "Row",
+        "user_id": "Anon Student Id",
+        "skill_id": "KC(Default)",
+        "item_id": "Problem Name",
+        "correct": "Correct First Attempt",
+        "timestamp": "First Transaction Time",
+        "order": "Row",
     }
     assert d.colmap.item_step == "Step Name"
     assert d.n_rows == 3 and d.has_time and d.multi_kc
@@ -167,7 +193,12 @@ def test_ednet_riiid(write_file):
     )
     d = load(p)
     assert (d.fmt, d.colmap.layout) == ("csv", "ednet-riiid")
-    assert mapping(d) == {"user_id": "user_id", "item_id": "content_id", "correct": "answered_correctly", "timestamp": "timestamp"}
+    assert mapping(d) == {
+        "user_id": "user_id",
+        "item_id": "content_id",
+        "correct": "answered_correctly",
+        "timestamp": "timestamp",
+    }
     assert (d.n_rows, d.n_users) == (5, 2) and d.has_time
     assert any("using the item column 'content_id' as the KC" in n for n in d.notes)
     assert d.frame["skill_id"].to_list() == d.frame["item_id"].to_list()
@@ -252,7 +283,9 @@ def test_akt_three_line(write_file):
 
 
 def test_akt_four_line(write_file):
-    d = load(write_file("assist2009_pid_test1.csv", "891,78276\n7410,7410,10076\n37,54,54\n0,0,1\n1104,89171\n8340,8341\n54,45\n1,1\n"))
+    d = load(
+        write_file("assist2009_pid_test1.csv", "891,78276\n7410,7410,10076\n37,54,54\n0,0,1\n1104,89171\n8340,8341\n54,45\n1,1\n")
+    )
     assert (d.fmt, d.colmap.layout) == ("akt-4line", "akt-4line")
     assert d.vocab.user_id == ["78276", "89171"]
     assert d.vocab.item_id == ["10076", "7410", "8340", "8341"]
@@ -289,7 +322,14 @@ def test_multi_kc_splitting(write_file):
     d = load(p)
     assert d.multi_kc
     assert d.frame["skill_id"].to_list() == [
-        ["A", "B"], ["c", "d"], ["1", "13"], ["3", "5"], ["Calculate_unit_rate"], ["7"], ["2"], ["x", "y"],
+        ["A", "B"],
+        ["c", "d"],
+        ["1", "13"],
+        ["3", "5"],
+        ["Calculate_unit_rate"],
+        ["7"],
+        ["2"],
+        ["x", "y"],
     ]
     assert "Calculate_unit_rate" in d.vocab.skill_id and "Calculate" not in d.vocab.skill_id
     # every list element is encoded
@@ -323,12 +363,12 @@ def test_sort_by_timestamp_then_order_then_file_order(write_file):
     p = write_file(
         "o.csv",
         "user_id,skill_id,correct,timestamp,order_id\n"
-        "u1,r1,1,20,1\n"   # line 2
-        "u2,s1,1,5,9\n"    # line 3
-        "u1,r2,0,10,5\n"   # line 4
-        "u1,r3,1,10,2\n"   # line 5
-        "u1,r4,0,10,2\n"   # line 6: ties r3 on time and order -> file order
-        "u2,s2,0,,1\n"     # line 7: no time -> after timed rows
+        "u1,r1,1,20,1\n"  # line 2
+        "u2,s1,1,5,9\n"  # line 3
+        "u1,r2,0,10,5\n"  # line 4
+        "u1,r3,1,10,2\n"  # line 5
+        "u1,r4,0,10,2\n"  # line 6: ties r3 on time and order -> file order
+        "u2,s2,0,,1\n"  # line 7: no time -> after timed rows
         "u1,r5,1,10,2\n",  # line 8
     )
     d = load(p)
@@ -373,7 +413,13 @@ def test_real_gervet_inspect(cli, shared_file):
     assert rep["format"] == "tsv"
     assert rep["mapping"] == {
         "layout": "tsv5",
-        "columns": {"user_id": "user_id", "skill_id": "skill_id", "item_id": "item_id", "correct": "correct", "timestamp": "timestamp"},
+        "columns": {
+            "user_id": "user_id",
+            "skill_id": "skill_id",
+            "item_id": "item_id",
+            "correct": "correct",
+            "timestamp": "timestamp",
+        },
     }
     assert rep["kcs"] == 149 and rep["time_span_days"] is None
     assert rep["correct_rate"] == pytest.approx(0.658, abs=0.005)

@@ -84,15 +84,27 @@ def test_graph_json_round_trip_is_exact(tmp_path):
     k = 7
     score = rng.normal(size=(k, k)) * 1e3
     score[0, 1], score[1, 0], score[2, 3], score[3, 2] = np.nan, np.inf, -np.inf, -0.0
-    g = PrerequisiteGraph([f"kc{i}" for i in range(k)], rng.random((k, k)), "causal-support",
-                          confidence=rng.random((k, k)).astype(np.float32), support=rng.integers(0, 70000, (k, k)),
-                          score=score, difficulty=[0.1, np.nan, 1 / 3, 0, 1, 0.5, 0.25], meta={"x": [1, None]})
+    g = PrerequisiteGraph(
+        [f"kc{i}" for i in range(k)],
+        rng.random((k, k)),
+        "causal-support",
+        confidence=rng.random((k, k)).astype(np.float32),
+        support=rng.integers(0, 70000, (k, k)),
+        score=score,
+        difficulty=[0.1, np.nan, 1 / 3, 0, 1, 0.5, 0.25],
+        meta={"x": [1, None]},
+    )
     (tmp_path / "graph.json").write_text(g.to_json())
     d = json.loads((tmp_path / "graph.json").read_text())
     assert d["kt_graph"] == 2 and d["prob"]["shape"] == [k, k] and d["prob"]["encoding"] == "zlib+base64"
     # the smallest exact type per array: float64, float32-valued, counts up to 70000, float64 with NaN/inf
     assert [d[n]["dtype"] for n in ("prob", "confidence", "support", "score", "difficulty")] == [
-        "<f8", "<f4", "<u4", "<f8", "<f8"]
+        "<f8",
+        "<f4",
+        "<u4",
+        "<f8",
+        "<f8",
+    ]
     h = read_graph(tmp_path)
     assert h.kcs == g.kcs and h.method == g.method and h.meta == g.meta
     for name in ("prob", "confidence", "support", "score", "difficulty"):
@@ -102,9 +114,19 @@ def test_graph_json_round_trip_is_exact(tmp_path):
     assert np.signbit(h.score[3, 2]) and np.isnan(h.score[0, 1]) and h.score[2, 3] == -np.inf
 
 
-@pytest.mark.parametrize("a", [
-    np.arange(12.0).reshape(3, 4), -np.arange(5.0), np.array([2.0 ** 40, 1.0]), np.array([0.5, -0.0]),
-    np.zeros((0, 3)), np.array([np.nan, 0.1]), np.full((2, 2), 255.0), np.array([-129.0, 3.0])])
+@pytest.mark.parametrize(
+    "a",
+    [
+        np.arange(12.0).reshape(3, 4),
+        -np.arange(5.0),
+        np.array([2.0**40, 1.0]),
+        np.array([0.5, -0.0]),
+        np.zeros((0, 3)),
+        np.array([np.nan, 0.1]),
+        np.full((2, 2), 255.0),
+        np.array([-129.0, 3.0]),
+    ],
+)
 def test_typed_arrays_are_exact(a):
     from kt.graph.graph import decode_array, encode_array
 
@@ -117,10 +139,12 @@ def test_typed_arrays_are_exact(a):
 
 def test_old_nested_list_graph_json_is_read(tmp_path):
     # format 1, as saved models and exports before typed arrays have it: nested lists, null for NaN
-    old = ('{\n "kt_graph": 1,\n "method": "causal-support",\n "kcs": ["a", "b", "c"],\n "prob": [\n'
-           '  [0, 0.731059, 0],\n  [0.5, 0, 0],\n  [0, 0.25, 0]\n ],\n "support": [\n  [0, 3, 0],\n'
-           '  [1, 0, 0],\n  [0, 2, 0]\n ],\n "score": [\n  [0, 1.0, null],\n  [0, 0, 0],\n  [0, -1.1, 0]\n ],\n'
-           ' "difficulty": [0.2, null, 0.5],\n "meta": {"grid": 50}\n}\n')
+    old = (
+        '{\n "kt_graph": 1,\n "method": "causal-support",\n "kcs": ["a", "b", "c"],\n "prob": [\n'
+        '  [0, 0.731059, 0],\n  [0.5, 0, 0],\n  [0, 0.25, 0]\n ],\n "support": [\n  [0, 3, 0],\n'
+        '  [1, 0, 0],\n  [0, 2, 0]\n ],\n "score": [\n  [0, 1.0, null],\n  [0, 0, 0],\n  [0, -1.1, 0]\n ],\n'
+        ' "difficulty": [0.2, null, 0.5],\n "meta": {"grid": 50}\n}\n'
+    )
     (tmp_path / "graph.json").write_text(old)
     g = read_graph(tmp_path)
     assert g.kcs == ["a", "b", "c"] and g.method == "causal-support" and g.meta == {"grid": 50}
@@ -137,8 +161,16 @@ def test_old_nested_list_graph_json_is_read(tmp_path):
 
 def test_bad_typed_arrays_are_one_line_errors(tmp_path):
     good = json.loads(_graph(k=3).to_json())
-    for bad in ({"dtype": "<c16"}, {"dtype": "object"}, {"encoding": "gzip"}, {"shape": [3, 4]}, {"shape": [3, -3]},
-                {"data": "@@@"}, {"data": "eJw="}, {"encoding": "base64"}):
+    for bad in (
+        {"dtype": "<c16"},
+        {"dtype": "object"},
+        {"encoding": "gzip"},
+        {"shape": [3, 4]},
+        {"shape": [3, -3]},
+        {"data": "@@@"},
+        {"data": "eJw="},
+        {"encoding": "base64"},
+    ):
         d = json.loads(json.dumps(good))
         d["prob"].update(bad)
         (tmp_path / "g.json").write_text(json.dumps(d))
@@ -159,8 +191,7 @@ def test_graph_json_at_400_kcs_is_much_smaller_than_nested_lists():
     score = causal_support(counts)
     n = counts.sum(axis=(2, 3))
     prob = np.where(n >= 2, 1 / (1 + np.exp(-score)), 0.0)
-    g = PrerequisiteGraph([f"kc{i}" for i in range(k)], prob, "causal-support", support=n, score=score,
-                          difficulty=rng.random(k))
+    g = PrerequisiteGraph([f"kc{i}" for i in range(k)], prob, "causal-support", support=n, score=score, difficulty=rng.random(k))
     compact, nested = g.to_json(), g.to_json(compact=False)
     assert len(compact) * 5 < len(nested)
     h = PrerequisiteGraph.from_dict(json.loads(compact))
@@ -265,8 +296,7 @@ def _load(tmp_path, rows, name="d.csv"):
 
 
 def test_transition_counts_pairs_consecutive_attempts(tmp_path):
-    rows = [("u1", "a", 1, 0), ("u1", "b", 0, 1), ("u1", "b", 1, 2), ("u1", "a", 1, 3),
-            ("u2", "b", 1, 0), ("u2", "a", 0, 1)]
+    rows = [("u1", "a", 1, 0), ("u1", "b", 0, 1), ("u1", "b", 1, 2), ("u1", "a", 1, 3), ("u2", "b", 1, 0), ("u2", "a", 0, 1)]
     d = _load(tmp_path, rows)
     n = transition_counts(d, 2)  # vocab sorted: a=0, b=1
     assert n[0, 1].tolist() == [[0, 0], [1, 0]]  # a correct -> b wrong
@@ -287,8 +317,7 @@ def _support_brute(t, grid=50):
     w = (np.arange(grid) + 0.5) / grid
     (n00, n01), (n10, n11) = t
     l0 = [w0 ** (n01 + n11) * (1 - w0) ** (n00 + n10) for w0 in w]
-    l1 = [w0 ** n01 * (1 - w0) ** n00 * (1 - (1 - w0) * (1 - w1)) ** n11 * ((1 - w0) * (1 - w1)) ** n10
-          for w0 in w for w1 in w]
+    l1 = [w0**n01 * (1 - w0) ** n00 * (1 - (1 - w0) * (1 - w1)) ** n11 * ((1 - w0) * (1 - w1)) ** n10 for w0 in w for w1 in w]
     return np.log(np.mean(l1)) - np.log(np.mean(l0))
 
 
@@ -306,8 +335,11 @@ def test_causal_support_graph(tmp_path):
     for u in range(40):  # correct on a -> next b correct; c unrelated
         for t in range(20):
             a = int(rng.random() < 0.5)
-            rows += [(f"u{u}", "a", a, 3 * t), (f"u{u}", "b", a if rng.random() < 0.9 else 1 - a, 3 * t + 1),
-                     (f"u{u}", "c", int(rng.random() < 0.5), 3 * t + 2)]
+            rows += [
+                (f"u{u}", "a", a, 3 * t),
+                (f"u{u}", "b", a if rng.random() < 0.9 else 1 - a, 3 * t + 1),
+                (f"u{u}", "c", int(rng.random() < 0.5), 3 * t + 2),
+            ]
     d = _load(tmp_path, rows)
     g = causal_support_graph(d, kcs=["b", "a", "c", "zz"])  # re-indexed to a model's KC order
     assert g.method == "causal-support" and g.kcs == ["b", "a", "c", "zz"]
@@ -367,7 +399,9 @@ def test_graph_for_dispatch(tmp_path):
 
 
 def test_truth_json_variants(write_file):
-    t = read_truth(write_file("t.json", json.dumps({"kcs": ["a", "b", "c"], "edges": [["a", "b"], {"source": "b", "target": "c"}]})))
+    t = read_truth(
+        write_file("t.json", json.dumps({"kcs": ["a", "b", "c"], "edges": [["a", "b"], {"source": "b", "target": "c"}]}))
+    )
     assert t.edges == [("a", "b"), ("b", "c")] and t.kcs == ["a", "b", "c"]
     adj = [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
     t = read_truth(write_file("a.json", json.dumps({"kcs": ["a", "b", "c"], "adjacency": adj})))
@@ -393,7 +427,9 @@ def test_truth_json_errors(write_file, payload, fragment):
         read_truth(write_file("t.json", json.dumps(payload)))
 
 
-@pytest.mark.parametrize("header", ["source,target", "Source,Target", "from,to", "prerequisite,dependent", "src,dst", "parent,child"])
+@pytest.mark.parametrize(
+    "header", ["source,target", "Source,Target", "from,to", "prerequisite,dependent", "src,dst", "parent,child"]
+)
 def test_truth_edge_list_aliases(write_file, header):
     t = read_truth(write_file("e.csv", f"{header}\na,b\nb,c\nc,c\na,b\n"))
     assert t.edges == [("a", "b"), ("b", "c")] and t.kcs is None  # self-loops and repeats dropped
@@ -404,7 +440,7 @@ def test_truth_edge_list_tsv(write_file):
 
 
 def test_truth_node_table_like_junyi(write_file):
-    text = "\ufeffname,live,prerequisites,topic\nc,TRUE,\"a,b\",t\nb,TRUE,a,t\na,TRUE,,t\nd,FALSE,,t\n"
+    text = '\ufeffname,live,prerequisites,topic\nc,TRUE,"a,b",t\nb,TRUE,a,t\na,TRUE,,t\nd,FALSE,,t\n'
     t = read_truth(write_file("ex.csv", text))
     assert sorted(t.edges) == [("a", "b"), ("a", "c"), ("b", "c")]
     assert sorted(t.kcs) == ["a", "b", "c", "d"] and t.layout.startswith("node-table")
@@ -474,8 +510,10 @@ def test_metrics_hand_example():
     assert r["orientation_accuracy"] == pytest.approx(0.5)  # a>b yes; b>c .3 < c>b .8
     assert r["precision_at_top_true"] == pytest.approx(0.5)  # top 2: a>b, c>b
     assert r["n_edges_at_threshold"] == 2 and r["jaccard_at_threshold"] == pytest.approx(1 / 3)
-    perfect = graph_metrics(PrerequisiteGraph(list("abc"), [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "learned"),
-                            Truth([("a", "b"), ("b", "c")], None, "t", "edge-list"))
+    perfect = graph_metrics(
+        PrerequisiteGraph(list("abc"), [[0, 1, 0], [0, 0, 1], [0, 0, 0]], "learned"),
+        Truth([("a", "b"), ("b", "c")], None, "t", "edge-list"),
+    )
     assert perfect["auroc"] == 1 and perfect["auprc"] == 1 and perfect["f1_at_threshold"] == 1
     assert perfect["mrr"] == pytest.approx((1 + 1 / 2) / 2)  # two tied true edges: E[1/rank] over their order
     assert expected_reciprocal_rank(np.array([0.1, 0.9, 0.5, 0.5]))[[1, 2]] == pytest.approx([1, (1 / 2 + 1 / 3) / 2])

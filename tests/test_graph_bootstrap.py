@@ -171,8 +171,9 @@ def test_psikt_keeps_its_learned_graph_by_default(tmp_path):
     d.mkdir()
     p = np.array([[0, 0.9, 0.2], [0.1, 0, 0.8], [0.3, 0.2, 0]])
     (d / "graph.json").write_text(PrerequisiteGraph(["a", "b", "c"], p, "learned").to_json())
-    (d / "model.json").write_text(json.dumps({"model": "psikt", "meta": {"train_file": str(tmp_path / "gone.csv")},
-                                              "vocab": {"skill_id": ["a", "b", "c"]}}))
+    (d / "model.json").write_text(
+        json.dumps({"model": "psikt", "meta": {"train_file": str(tmp_path / "gone.csv")}, "vocab": {"skill_id": ["a", "b", "c"]}})
+    )
     res = run("export-graph", d, "--out", tmp_path / "g.json")
     assert "(learned)" in res.output and res.stderr.strip() == ""  # no note: nothing fell back
     line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--bootstrap", "5", ok=False))

@@ -207,8 +207,22 @@ def test_junyi_expert_edges_as_truth(work, shared_file):
 def test_simulated_ou_graph_truth(tmp_path):
     """The truth JSON of `kt simulate --kind ou-graph` (or its library function) is a graph-eval TRUTH."""
     data, truth = tmp_path / "ou.csv", tmp_path / "truth.json"
-    res = run("simulate", "--kind", "ou-graph", "--learners", "60", "--kcs", "6", "--steps", "30", "--out", data,
-              "--truth", truth, ok=False)
+    res = run(
+        "simulate",
+        "--kind",
+        "ou-graph",
+        "--learners",
+        "60",
+        "--kcs",
+        "6",
+        "--steps",
+        "30",
+        "--out",
+        data,
+        "--truth",
+        truth,
+        ok=False,
+    )
     if res.exit_code != 0:
         synthetic = pytest.importorskip("kt.data.synthetic")
         if not hasattr(synthetic, "simulate_ou_graph"):
@@ -238,12 +252,15 @@ def test_model_dir_without_graph(work, model_dir, tmp_path):
     assert not (tmp_path / "g.json").exists()
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("--threshold", "1.5"), "--threshold 1.5: must be in [0, 1]"),
-    (("--threshold", "-0.1"), "--threshold -0.1: must be in [0, 1]"),
-    (("--format", "pdf"), "--format 'pdf': unknown format; choose one of json, dot, graphml, mermaid, html"),
-    (("--top-k", "0"), "--top-k 0: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--threshold", "1.5"), "--threshold 1.5: must be in [0, 1]"),
+        (("--threshold", "-0.1"), "--threshold -0.1: must be in [0, 1]"),
+        (("--format", "pdf"), "--format 'pdf': unknown format; choose one of json, dot, graphml, mermaid, html"),
+        (("--top-k", "0"), "--top-k 0: must be >= 1"),
+    ],
+)
 def test_export_bad_options(model_dir, tmp_path, args, fragment):
     line = error_line(run("export-graph", model_dir, "--out", tmp_path / "g.json", *args, ok=False))
     assert fragment in line
@@ -254,13 +271,16 @@ def test_export_not_a_model_dir(tmp_path):
     assert "not a kt model directory" in error_line(run("export-graph", tmp_path, "--out", tmp_path / "g.json", ok=False))
 
 
-@pytest.mark.parametrize("name, content, fragment", [
-    ("missing.json", None, "no such truth file"),
-    ("bad.json", "{oops", "not valid JSON"),
-    ("cols.csv", "a,b\n1,2\n", "no source/target or name/prerequisites columns (columns: a, b)"),
-    ("bin.csv", b"\x89PNG\r\n\x1a\n\xff\xfe", "not UTF-8"),
-    ("other.json", '{"kcs": ["x", "y"], "edges": [["x", "y"]]}', "shares 0 KC names with the graph"),
-])
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("missing.json", None, "no such truth file"),
+        ("bad.json", "{oops", "not valid JSON"),
+        ("cols.csv", "a,b\n1,2\n", "no source/target or name/prerequisites columns (columns: a, b)"),
+        ("bin.csv", b"\x89PNG\r\n\x1a\n\xff\xfe", "not UTF-8"),
+        ("other.json", '{"kcs": ["x", "y"], "edges": [["x", "y"]]}', "shares 0 KC names with the graph"),
+    ],
+)
 def test_graph_eval_bad_truth(work, model_dir, tmp_path, name, content, fragment):
     p = tmp_path / name
     if content is not None:

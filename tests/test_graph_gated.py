@@ -34,8 +34,25 @@ def _load(tmp_path, frame, name="d.csv"):
 
 def test_gated_truth_round_trips_through_graph_eval(tmp_path):
     csv, truth = tmp_path / "g.csv", tmp_path / "truth.json"
-    run("simulate", "--kind", "gated", "--learners", 60, "--kcs", 6, "--steps", 30, "--seed", 3,
-        "--schedule", "curriculum", "--out", csv, "--truth", truth)
+    run(
+        "simulate",
+        "--kind",
+        "gated",
+        "--learners",
+        60,
+        "--kcs",
+        6,
+        "--steps",
+        30,
+        "--seed",
+        3,
+        "--schedule",
+        "curriculum",
+        "--out",
+        csv,
+        "--truth",
+        truth,
+    )
     t = json.loads(truth.read_text())
     assert t["kind"] == "gated" and len(t["kcs"]) == 6 and len(t["learners"]) == 60
     assert set(pl.read_csv(csv)["item_id"].to_list()) <= set(t["items"])
@@ -77,7 +94,9 @@ def test_gated_bad_options_are_one_line_errors(tmp_path):
 
 
 def test_gated_exact_likelihood_matches_a_particle_filter_and_the_graph_gains():
-    f, t = simulate_gated(40, 4, 30, seed=2, effect=0.9, adjacency=np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
+    f, t = simulate_gated(
+        40, 4, 30, seed=2, effect=0.9, adjacency=np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    )
     exact = gated_loglik(f, t).sum()
     pf = gated_loglik(f, t, exact=False, particles=4096, seed=0).sum()
     assert abs(exact - pf) < 0.01 * abs(exact)
@@ -86,8 +105,9 @@ def test_gated_exact_likelihood_matches_a_particle_filter_and_the_graph_gains():
 
 def test_mastery_recovers_a_three_kc_chain_with_orientation(tmp_path):
     chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])  # a -> b -> c
-    f, t = simulate_gated(400, 3, 60, seed=0, effect=0.95, adjacency=chain, withheld=0.3, multi_kc=0.0,
-                          items_per_kc=1, forget=0.0)
+    f, t = simulate_gated(
+        400, 3, 60, seed=0, effect=0.95, adjacency=chain, withheld=0.3, multi_kc=0.0, items_per_kc=1, forget=0.0
+    )
     d = _load(tmp_path, f)
     g = mastery_graph(d, t["kcs"])
     assert g.method == "mastery"
@@ -99,7 +119,9 @@ def test_mastery_recovers_a_three_kc_chain_with_orientation(tmp_path):
 
 
 def test_transition_baseline_follows_practice_order(tmp_path):
-    rows = [("u1", k, 1, t) for t, k in enumerate(["a", "b", "c"] * 5)] + [("u2", k, 0, t) for t, k in enumerate(["a", "b", "c"] * 5)]
+    rows = [("u1", k, 1, t) for t, k in enumerate(["a", "b", "c"] * 5)] + [
+        ("u2", k, 0, t) for t, k in enumerate(["a", "b", "c"] * 5)
+    ]
     d = _load(tmp_path, pl.DataFrame(rows, schema=["user_id", "skill_id", "correct", "timestamp"], orient="row"))
     g = data_graph(d, "transition")
     names = g.kcs

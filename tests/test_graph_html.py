@@ -118,9 +118,18 @@ def test_html_renders_in_headless_chromium(tmp_path):
 
     def dom(fragment: str) -> str:
         res = subprocess.run(
-            [exe, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=3000", "--dump-dom",
-             f.as_uri() + fragment],
-            capture_output=True, text=True, timeout=120,
+            [
+                exe,
+                "--headless",
+                "--disable-gpu",
+                "--no-sandbox",
+                "--virtual-time-budget=3000",
+                "--dump-dom",
+                f.as_uri() + fragment,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert res.returncode == 0, res.stderr[-2000:]
         return res.stdout

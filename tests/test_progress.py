@@ -84,8 +84,16 @@ def test_training_loop_steps_feed_one_bar_per_epoch_closed_before_the_epoch_line
     ui = Recorder()
     settings = loop.LoopSettings(epochs=2, batch_size=10, buckets=(32,))
     with StepBars(ui) as bars:
-        loop.fit(Bias(jnp.zeros(3)), _bias_logits, seqs, None, settings, jax.random.key(0), on_step=bars.on_step,
-                 on_epoch=bars.on_epoch(lambda rec: ui.line(epoch_line(rec))))
+        loop.fit(
+            Bias(jnp.zeros(3)),
+            _bias_logits,
+            seqs,
+            None,
+            settings,
+            jax.random.key(0),
+            on_step=bars.on_step,
+            on_epoch=bars.on_epoch(lambda rec: ui.line(epoch_line(rec))),
+        )
     steps = -(-n // 10)
     assert loop.n_batches(seqs, 10) == steps > 1
     for epoch in (1, 2):
@@ -154,13 +162,23 @@ def test_cv_and_compare_bars_count_folds_and_models(frame):
     ui = Recorder()
     kt.cross_validate(frame, "kc-rate", folds=2, _ui=ui)
     assert [e for e in ui.events if e[1] == "folds"] == [
-        ("open", "folds", 2), ("update", "folds", 1, None, ""), ("update", "folds", 2, None, ""), ("close", "folds")]
+        ("open", "folds", 2),
+        ("update", "folds", 1, None, ""),
+        ("update", "folds", 2, None, ""),
+        ("close", "folds"),
+    ]
 
     ui = Recorder()
     kt.compare(frame, ["kc-rate", "majority"], _ui=ui)
     got = [e[:3] for e in ui.events if e[1] == "models"]
-    assert got == [("open", "models", 2), ("update", "models", 0), ("update", "models", 1),
-                   ("update", "models", 1), ("update", "models", 2), ("close", "models")]
+    assert got == [
+        ("open", "models", 2),
+        ("update", "models", 0),
+        ("update", "models", 1),
+        ("update", "models", 1),
+        ("update", "models", 2),
+        ("close", "models"),
+    ]
 
 
 def test_step_bars_close_on_errors():
@@ -183,6 +201,7 @@ def test_cli_output_has_no_bars_without_a_terminal_and_quiet_drops_progress_line
     assert "fold 1/2: AUC" in out
     quiet = _cli("--quiet", "cv", csv_file, "--model", "kc-rate", "--folds", "2", "--json", tmp_path / "b.json")
     assert "fold 1/2" not in quiet and not BAR.search(quiet)
+
     def result(p):  # the JSON without its timings
         rec = json.loads(p.read_text())
         for f in rec["fold_results"]:

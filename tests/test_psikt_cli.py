@@ -24,8 +24,23 @@ def run(*args, ok: bool = True) -> str:
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
     d = tmp_path_factory.mktemp("psikt_cli")
-    out = run("simulate", "--kind", "ou-graph", "--learners", 40, "--kcs", 4, "--steps", 14, "--seed", 3,
-              "--out", d / "sim.csv", "--truth", d / "truth.json")
+    out = run(
+        "simulate",
+        "--kind",
+        "ou-graph",
+        "--learners",
+        40,
+        "--kcs",
+        4,
+        "--steps",
+        14,
+        "--seed",
+        3,
+        "--out",
+        d / "sim.csv",
+        "--truth",
+        d / "truth.json",
+    )
     assert "prerequisite edges" in out
     sets = [a for kv in SETS for a in ("--set", kv)]
     out = run("train", d / "sim.csv", "--model", "psikt", "--out", d / "model", "--valid-frac", 0.2, *sets)
@@ -40,8 +55,9 @@ def test_simulate_writes_rows_and_the_agreed_truth(flow):
     assert {"kcs", "edges", "adjacency", "traits", "settings"} <= set(truth)
     assert sorted(frame["skill_id"].unique()) <= sorted(truth["kcs"])
     assert len(truth["traits"]) == 40 and set(truth["traits"][0]) == {"user_id", "alpha", "mu", "sigma", "gamma"}
-    again = run("simulate", "--kind", "ou-graph", "--learners", 40, "--kcs", 4, "--steps", 14, "--seed", 3,
-                "--out", flow / "again.csv")
+    again = run(
+        "simulate", "--kind", "ou-graph", "--learners", 40, "--kcs", 4, "--steps", 14, "--seed", 3, "--out", flow / "again.csv"
+    )
     assert "wrote" in again and pl.read_csv(flow / "again.csv").equals(frame)
 
 
@@ -55,8 +71,10 @@ def test_train_saves_model_history_and_graph(flow):
 def test_update_refines_states_and_reports_seconds(flow):
     new = pl.read_csv(flow / "sim.csv").group_by("user_id", maintain_order=True).tail(2)
     new = new.with_columns(pl.col("timestamp") + 30 * 86400.0)
-    new = pl.concat([new, pl.DataFrame({"user_id": ["fresh"], "skill_id": [new["skill_id"][0]], "timestamp": [2e9], "correct": [1]})],
-                    how="vertical_relaxed")
+    new = pl.concat(
+        [new, pl.DataFrame({"user_id": ["fresh"], "skill_id": [new["skill_id"][0]], "timestamp": [2e9], "correct": [1]})],
+        how="vertical_relaxed",
+    )
     new.write_csv(flow / "new.csv")
     out = run("update", flow / "model", flow / "new.csv", "--out", flow / "model2", "--json", flow / "upd.json")
     assert "continual update" in out and "saved updated psikt" in out

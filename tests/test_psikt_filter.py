@@ -23,8 +23,14 @@ DAY = 86400.0
 def _net(K: int, seed: int = 0, gamma_raw: float = 1.0) -> pf.FilterNet:
     rng = np.random.default_rng(seed)
     net = pf.FilterNet.init(seed, K, dim=4, graph_init_std=1.0, b=rng.normal(0, 0.5, K))
-    return net.__class__(**{**net.__dict__, "g_raw": jnp.asarray(gamma_raw, jnp.float32), "d0": jnp.asarray(-0.3, jnp.float32),
-                            "m_mu": jnp.asarray(0.2, jnp.float32)})
+    return net.__class__(
+        **{
+            **net.__dict__,
+            "g_raw": jnp.asarray(gamma_raw, jnp.float32),
+            "d0": jnp.asarray(-0.3, jnp.float32),
+            "m_mu": jnp.asarray(0.2, jnp.float32),
+        }
+    )
 
 
 def _gauss(R: float):
@@ -106,9 +112,14 @@ def test_logistic_update_matches_numerical_integration(mk, vk, y):
 
 def _steps(ks, ys, dts, mask=None, new=None) -> pf.Steps:
     T = len(ks)
-    return pf.Steps(jnp.asarray(ks, jnp.int32), jnp.asarray(ys, jnp.int32), jnp.asarray(dts, jnp.float32),
-                    jnp.asarray(np.ones(T, bool) if mask is None else mask), jnp.asarray(np.ones(T, bool) if new is None else new),
-                    jnp.asarray(ks, jnp.int32))
+    return pf.Steps(
+        jnp.asarray(ks, jnp.int32),
+        jnp.asarray(ys, jnp.int32),
+        jnp.asarray(dts, jnp.float32),
+        jnp.asarray(np.ones(T, bool) if mask is None else mask),
+        jnp.asarray(np.ones(T, bool) if new is None else new),
+        jnp.asarray(ks, jnp.int32),
+    )
 
 
 def test_slot_filter_equals_the_full_filter():
@@ -126,8 +137,12 @@ def test_slot_filter_equals_the_full_filter():
     kcs, slot = window_slots(np.where(mask, ks, -1)[None], mask[None], C, K)
     assert kcs[0].tolist() == [1, 4, 7, 8, K + 1]
     st = _steps(ks, ys, dts, mask)._replace(slot=jnp.asarray(slot[0]))
-    compact = pf.run_batch(net, *pf.prior_batch(net, hyper, 1, C), jax.tree.map(lambda a: a[None], st), hyper, kcs=jnp.asarray(kcs))
-    np.testing.assert_allclose(np.asarray(compact[1].prob)[0, :T - 3], np.asarray(full[1].prob)[0, :T - 3], rtol=1e-5, atol=1e-6)
+    compact = pf.run_batch(
+        net, *pf.prior_batch(net, hyper, 1, C), jax.tree.map(lambda a: a[None], st), hyper, kcs=jnp.asarray(kcs)
+    )
+    np.testing.assert_allclose(
+        np.asarray(compact[1].prob)[0, : T - 3], np.asarray(full[1].prob)[0, : T - 3], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(np.asarray(compact[0][0]), np.asarray(full[0][0]), rtol=1e-5, atol=1e-6)
     Pf, Pc = np.asarray(full[0][1][0]), np.asarray(compact[0][1][0])
     idx = [1, 4, 7, 8, K]
@@ -144,8 +159,13 @@ def test_padding_does_not_change_outputs_or_final_state():
     (m, P), out = pf.run(net, m0, P0, _steps(ks, ys, dts), hyper)
     pad = 7
     mask = np.r_[np.ones(12, bool), np.zeros(pad, bool)]
-    (m2, P2), out2 = pf.run(net, m0, P0, _steps(np.r_[ks, rng.integers(0, K, pad)], np.r_[ys, np.ones(pad, int)],
-                                                np.r_[dts, np.full(pad, 5.0)], mask), hyper)
+    (m2, P2), out2 = pf.run(
+        net,
+        m0,
+        P0,
+        _steps(np.r_[ks, rng.integers(0, K, pad)], np.r_[ys, np.ones(pad, int)], np.r_[dts, np.full(pad, 5.0)], mask),
+        hyper,
+    )
     np.testing.assert_allclose(np.asarray(out2.prob)[:12], np.asarray(out.prob), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(m2), np.asarray(m), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(P2), np.asarray(P), rtol=1e-6)
@@ -227,7 +247,9 @@ def test_continual_update_equals_filtering_the_concatenated_history(sim, tmp_pat
     b = m3.predict_ahead(None, rest)["prob"].to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-5)
     # Open-loop predictions do not look at the future outcomes.
-    flipped = kt.Interactions(rest.frame.with_columns(1 - pl.col("correct")), data.vocab, data.source, data.colmap, data.fmt, [], {})
+    flipped = kt.Interactions(
+        rest.frame.with_columns(1 - pl.col("correct")), data.vocab, data.source, data.colmap, data.fmt, [], {}
+    )
     np.testing.assert_array_equal(a, m.predict_ahead(first, flipped)["prob"].to_numpy())
 
 

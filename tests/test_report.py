@@ -79,7 +79,19 @@ def inputs(tmp_path_factory):
     hist = [{"epoch": e, "train_loss": 0.7 - 0.03 * e, "valid_auc": 0.6 + 0.02 * e, "seconds": 1.0} for e in range(1, 6)]
     (d / "m" / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
     run("evaluate", d / "m", SAMPLE / "test.csv", "--json", d / "next.json")
-    run("evaluate", d / "m", SAMPLE / "test.csv", "--protocol", "multistep", "--history", "5", "--horizon", "5", "--json", d / "ms.json")
+    run(
+        "evaluate",
+        d / "m",
+        SAMPLE / "test.csv",
+        "--protocol",
+        "multistep",
+        "--history",
+        "5",
+        "--horizon",
+        "5",
+        "--json",
+        d / "ms.json",
+    )
     run("cv", SAMPLE / "train.csv", "-m", "majority", "--folds", "3", "--json", d / "cv.json")
     run("compare", SAMPLE / "train.csv", "--models", "kc-rate,majority", "--json", d / "cmp.json")
     return d
@@ -92,8 +104,21 @@ def report(inputs):
     from kt.cli import app
 
     out = inputs / "report.html"
-    r = CliRunner().invoke(app, ["report", str(inputs / "m"), str(inputs / "next.json"), str(inputs / "ms.json"),
-                                 str(inputs / "cv.json"), str(inputs / "cmp.json"), "--out", str(out), "--title", "Sample <report>"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(inputs / "m"),
+            str(inputs / "next.json"),
+            str(inputs / "ms.json"),
+            str(inputs / "cv.json"),
+            str(inputs / "cmp.json"),
+            "--out",
+            str(out),
+            "--title",
+            "Sample <report>",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "wrote" in r.output
     return out
@@ -174,7 +199,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert {"roc", "reliability", "horizon-accuracy", "learning-curve", "training-loss"} <= kinds
     assert sum(p["polyline"] for p in page.plots) > 20
     shot = tmp_path / "shot.png"
-    res = subprocess.run([*flags, "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [*flags, "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a page of plots, not a blank one

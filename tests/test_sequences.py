@@ -60,9 +60,7 @@ def test_build_pads_and_masks_exactly(small):
     np.testing.assert_array_equal(s.item, [[0, 1, 2], [0, 1, -1], [0, -1, -1]])
     np.testing.assert_array_equal(s.correct, [[0, 1, 1], [0, 1, 0], [1, 0, 0]])
     np.testing.assert_array_equal(s.time, [[10, 20, 30], [1, 5, NAN], [7, NAN, NAN]])
-    np.testing.assert_array_equal(
-        s.mask, [[True, True, True], [True, True, False], [True, False, False]]
-    )
+    np.testing.assert_array_equal(s.mask, [[True, True, True], [True, True, False], [True, False, False]])
     np.testing.assert_array_equal(s.row, [[0, 1, 2], [3, 4, -1], [5, -1, -1]])
     np.testing.assert_array_equal(s.user, [0, 1, 2])
     np.testing.assert_array_equal(s.start, [0, 0, 0])

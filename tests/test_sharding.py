@@ -25,8 +25,7 @@ def small_csv(sample_dir, tmp_path_factory) -> Path:
 
 def _run_with_devices(args: list[str], n: int = 4) -> subprocess.CompletedProcess:
     # The device count is fixed when JAX starts, so the run needs its own process.
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu",
-               KT_NO_COMPILE_CACHE="1")
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu", KT_NO_COMPILE_CACHE="1")
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -45,8 +44,26 @@ def test_sharded_training_equals_single_device(small_csv, model):
 
 def test_cli_devices_trains_and_saves(small_csv, tmp_path):
     out = tmp_path / "m"
-    proc = _run_with_devices(["-m", "kt.cli", "train", str(small_csv), "--model", "dkt", "--out", str(out),
-                              "--epochs", "1", "--devices", "4", "--set", "hidden=8", "--set", "batch_size=16"])
+    proc = _run_with_devices(
+        [
+            "-m",
+            "kt.cli",
+            "train",
+            str(small_csv),
+            "--model",
+            "dkt",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--devices",
+            "4",
+            "--set",
+            "hidden=8",
+            "--set",
+            "batch_size=16",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "model.json").exists()
 

@@ -161,8 +161,7 @@ def test_drop_nulls_drops_rows_instead_of_failing(tmp_path):
     assert meta["rows"] == 4 and meta["stats"]["dropped_nulls"] == 2
     assert sum(1 for p in meta["partitions"] if not p["files"]) >= 6
     assert sum(p.n_rows for p in PartitionedData.open(tmp_path / "p").partitions()) == 4
-    assert_frame_equal(PartitionedData.open(tmp_path / "p").to_interactions().frame,
-                       kt.load(str(src), drop_nulls=True).frame)
+    assert_frame_equal(PartitionedData.open(tmp_path / "p").to_interactions().frame, kt.load(str(src), drop_nulls=True).frame)
 
 
 # --- training ----------------------------------------------------------------------
@@ -215,8 +214,9 @@ def test_one_partition_trains_exactly_as_in_memory_with_validation(tmp_path, sma
     for leaf_a, leaf_b in zip(*(pl_leaves(m.params) for m in (a, b))):
         np.testing.assert_array_equal(leaf_a, leaf_b)
     drop = ("seconds", "interactions_per_second")
-    assert [{k: v for k, v in r.items() if k not in drop} for r in a.meta["history"]] == \
-           [{k: v for k, v in r.items() if k not in drop} for r in b.meta["history"]]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in a.meta["history"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in b.meta["history"]
+    ]
     assert a.meta["train_windows"] == b.meta["train_windows"] and a.meta["base_rate"] == pytest.approx(b.meta["base_rate"])
 
 
@@ -237,8 +237,9 @@ def test_cli_train_dkt_from_partitions(tmp_path, cli, small):
     assert (tmp_path / "m1" / "params.eqx").read_bytes() == (tmp_path / "mem" / "params.eqx").read_bytes()
 
     assert cli("data", "convert", small, "--out", tmp_path / "three", "--partitions", "3").exit_code == 0
-    r = cli("train", tmp_path / "three", "--model", "dkt", "--epochs", "1", "--valid-frac", "0.2", *DKT_SETS,
-            "--out", tmp_path / "m3")
+    r = cli(
+        "train", tmp_path / "three", "--model", "dkt", "--epochs", "1", "--valid-frac", "0.2", *DKT_SETS, "--out", tmp_path / "m3"
+    )
     assert r.exit_code == 0, r.output
     assert "valid" in r.output and is_partitioned(tmp_path / "three")
     header = json.loads((tmp_path / "m3" / "model.json").read_text())

@@ -36,27 +36,51 @@ err = Console(stderr=True, soft_wrap=True)
 
 MapOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--map", help="Column override canonical=Column (user_id, skill_id, item_id, correct, timestamp, order); repeatable."),
+    typer.Option(
+        "--map", help="Column override canonical=Column (user_id, skill_id, item_id, correct, timestamp, order); repeatable."
+    ),
 ]
 DropDupOpt = Annotated[bool, typer.Option("--drop-duplicates", help="Drop duplicated attempts instead of only reporting them.")]
 DropNullOpt = Annotated[bool, typer.Option("--drop-nulls", help="Drop rows with an empty learner or KC id instead of failing.")]
-EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the file (default: UTF-8, Latin-1 fallback).")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out (atomically); without it kt refuses and changes nothing.")]
+EncodingOpt = Annotated[
+    Optional[str], typer.Option("--encoding", help="Text encoding of the file (default: UTF-8, Latin-1 fallback).")
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace an existing --out (atomically); without it kt refuses and changes nothing.")
+]
 
 # Options shared by evaluate, cv and compare.
 HistoryOpt = Annotated[Optional[int], typer.Option("--history", help="multistep: observed attempts per learner.")]
 HistoryFracOpt = Annotated[
-    Optional[float], typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio).")
+    Optional[float],
+    typer.Option("--history-frac", help="multistep: observe this share of each learner's attempts instead (pyKT train_ratio)."),
 ]
-HorizonOpt = Annotated[Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).")]
+HorizonOpt = Annotated[
+    Optional[int], typer.Option("--horizon", help="multistep: attempts predicted after the history (default: all).")
+]
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="multistep: nonacc (from the history only) or acc (earlier predictions fed back as outcomes, 1 if p >= 0.5).",
+    ),
+]
 ScoringOpt = Annotated[
-    str, typer.Option("--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky).")
+    str,
+    typer.Option(
+        "--scoring", help="question (default: one score per question, KC rows fused) or kc-row (pyKT's expanded rows; leaky)."
+    ),
 ]
 FusionOpt = Annotated[str, typer.Option("--fusion", help="Fusion of a question's KC-row predictions: mean, vote or all.")]
-IncludeFirstOpt = Annotated[bool, typer.Option("--include-first", help="next: also score each learner's first attempt (pyBKT convention).")]
+IncludeFirstOpt = Annotated[
+    bool, typer.Option("--include-first", help="next: also score each learner's first attempt (pyBKT convention).")
+]
 CollapseOpt = Annotated[
-    bool, typer.Option("--collapse-kc-rows", help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.")
+    bool,
+    typer.Option(
+        "--collapse-kc-rows",
+        help="Merge consecutive rows with the same item and outcome (a question expanded into KC rows) into one multi-KC question.",
+    ),
 ]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Model option key=value; repeatable (see `kt models`).")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML file with model options ([MODEL] tables).")]
@@ -147,9 +171,14 @@ class CliReporter(Reporter):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
-            console=err, transient=True, redirect_stdout=False,  # stdout (--json, tables) is never captured
+            console=err,
+            transient=True,
+            redirect_stdout=False,  # stdout (--json, tables) is never captured
         )
         task = bar.add_task(what, total=total, info="")
         try:
@@ -210,10 +239,17 @@ def main_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
     quiet: Annotated[
         bool,
-        typer.Option("--quiet", "-q", help="No progress bars, spinners or per-epoch/per-fold lines on stderr (notes, warnings and errors stay)."),
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="No progress bars, spinners or per-epoch/per-fold lines on stderr (notes, warnings and errors stay).",
+        ),
     ] = False,
     version: Annotated[
-        bool, typer.Option("--version", help="Print the distribution name (kt-trace) and version, and exit.", is_eager=True, callback=_version_cb)
+        bool,
+        typer.Option(
+            "--version", help="Print the distribution name (kt-trace) and version, and exit.", is_eager=True, callback=_version_cb
+        ),
     ] = False,
 ):
     """Knowledge tracing toolkit."""
@@ -234,8 +270,15 @@ def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, mi
             data = part.to_interactions(vocab=vocab)
             _notes([f"loading all {part.n_rows:,} attempts of the partitioned dataset {file} into memory"])
         else:
-            data = load(str(file), overrides=_overrides(map_), vocab=vocab, drop_duplicates=drop_duplicates,
-                        drop_nulls=drop_nulls, encoding=encoding, min_attempts=min_attempts)
+            data = load(
+                str(file),
+                overrides=_overrides(map_),
+                vocab=vocab,
+                drop_duplicates=drop_duplicates,
+                drop_nulls=drop_nulls,
+                encoding=encoding,
+                min_attempts=min_attempts,
+            )
     _notes(data.notes)
     return data
 

@@ -8,14 +8,30 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import data_app, out, UI, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, _load_data, _notes, _overrides
+from kt.cli.common import (
+    data_app,
+    out,
+    UI,
+    MapOpt,
+    DropDupOpt,
+    DropNullOpt,
+    EncodingOpt,
+    handle_errors,
+    _fmt,
+    _json_dump,
+    _load_data,
+    _notes,
+    _overrides,
+)
 from kt.errors import KTError
 
 
 @data_app.command("inspect")
 @handle_errors
 def data_inspect(
-    file: Annotated[Path, typer.Argument(help="CSV/TSV(.gz), Parquet, 3/4-line sequence file, or a `kt data convert --partitions` directory.")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV/TSV(.gz), Parquet, 3/4-line sequence file, or a `kt data convert --partitions` directory.")
+    ],
     map_: MapOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     encoding: EncodingOpt = None,
@@ -47,7 +63,10 @@ def data_convert(
     out_path: Annotated[Path, typer.Option("--out", help="Output file: .parquet or .csv (with --partitions: a directory).")],
     partitions: Annotated[
         Optional[int],
-        typer.Option("--partitions", help="Stream a CSV/TSV/Parquet log larger than memory into N Parquet files by learner hash (a directory for `kt train DIR`)."),
+        typer.Option(
+            "--partitions",
+            help="Stream a CSV/TSV/Parquet log larger than memory into N Parquet files by learner hash (a directory for `kt train DIR`).",
+        ),
     ] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
@@ -72,8 +91,14 @@ def data_convert(
     from kt.report import canonical_export
 
     with UI.status(f"reading {file}"):
-        data = load(str(file), overrides=_overrides(map_), min_attempts=1, drop_duplicates=drop_duplicates,
-                    drop_nulls=drop_nulls, encoding=encoding)
+        data = load(
+            str(file),
+            overrides=_overrides(map_),
+            min_attempts=1,
+            drop_duplicates=drop_duplicates,
+            drop_nulls=drop_nulls,
+            encoding=encoding,
+        )
     frame = canonical_export(data)
     suffix = out_path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
@@ -94,9 +119,19 @@ def _convert_partitioned(file: Path, out_dir: Path, partitions: int, map_, drop_
     from kt.data.stream import convert_partitioned
 
     with UI.status(f"streaming {file} into {partitions} partitions"), StepBars(UI) as bars:
-        meta = convert_partitioned(file, out_dir, partitions, overrides=_overrides(map_), drop_duplicates=drop_duplicates,
-                                   drop_nulls=drop_nulls, encoding=encoding, on_step=bars.on_step)
+        meta = convert_partitioned(
+            file,
+            out_dir,
+            partitions,
+            overrides=_overrides(map_),
+            drop_duplicates=drop_duplicates,
+            drop_nulls=drop_nulls,
+            encoding=encoding,
+            on_step=bars.on_step,
+        )
     _notes(meta["notes"])
     secs = meta["seconds"]
-    out.print(f"wrote {meta['rows']:,} rows of {meta['learners']:,} learners to {out_dir} ({partitions} partitions) "
-              f"in {secs:.1f} s ({meta['rows'] / max(secs, 1e-9):,.0f} rows/s)")
+    out.print(
+        f"wrote {meta['rows']:,} rows of {meta['learners']:,} learners to {out_dir} ({partitions} partitions) "
+        f"in {secs:.1f} s ({meta['rows'] / max(secs, 1e-9):,.0f} rows/s)"
+    )

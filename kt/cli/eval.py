@@ -9,8 +9,27 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, err, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, handle_errors, _fmt, _json_dump, UI,
-    HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
+    app,
+    out,
+    err,
+    MapOpt,
+    DropDupOpt,
+    DropNullOpt,
+    EncodingOpt,
+    handle_errors,
+    _fmt,
+    _json_dump,
+    UI,
+    HistoryOpt,
+    HistoryFracOpt,
+    HorizonOpt,
+    ModeOpt,
+    ScoringOpt,
+    FusionOpt,
+    IncludeFirstOpt,
+    CollapseOpt,
+    SetOpt,
+    ConfigOpt,
 )
 from kt.errors import KTError
 
@@ -68,8 +87,11 @@ def print_result(res: dict, title: str) -> None:
     if res.get("by_step"):
         out.print(step_table(res))
     if res.get("split_skipped_learners"):
-        err.print(f"[yellow]note:[/] {res['split_skipped_learners']:,} learners have too few attempts for the history/horizon "
-                  "and were skipped", highlight=False)
+        err.print(
+            f"[yellow]note:[/] {res['split_skipped_learners']:,} learners have too few attempts for the history/horizon "
+            "and were skipped",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -79,11 +101,19 @@ def cv(
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `kt models`).")],
     folds: Annotated[int, typer.Option("--folds", help="Number of learner folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the folds, the validation split and the model.")] = 0,
-    valid_frac: Annotated[float, typer.Option("--valid-frac", help="kfold: share of each fold's training learners used for validation.")] = 0.1,
+    valid_frac: Annotated[
+        float, typer.Option("--valid-frac", help="kfold: share of each fold's training learners used for validation.")
+    ] = 0.1,
     scheme: Annotated[
-        str, typer.Option("--protocol", help="kfold (each fold is the test set once) or pykt (fixed 20% test set, seed 1024; 5 models early-stopped on one fold each).")
+        str,
+        typer.Option(
+            "--protocol",
+            help="kfold (each fold is the test set once) or pykt (fixed 20% test set, seed 1024; 5 models early-stopped on one fold each).",
+        ),
     ] = "kfold",
-    eval_protocol: Annotated[str, typer.Option("--eval", help="Evaluation protocol on each test set: next, multistep or psikt-window.")] = "next",
+    eval_protocol: Annotated[
+        str, typer.Option("--eval", help="Evaluation protocol on each test set: next, multistep or psikt-window.")
+    ] = "next",
     history: HistoryOpt = None,
     history_frac: HistoryFracOpt = None,
     horizon: HorizonOpt = None,
@@ -95,7 +125,9 @@ def cv(
     set_: SetOpt = None,
     config: ConfigOpt = None,
     collapse: CollapseOpt = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write per-fold results and the summary as JSON here.")] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write per-fold results and the summary as JSON here.")
+    ] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
@@ -113,13 +145,35 @@ def cv(
 
     def on_fold(k: int, fold: dict) -> None:
         r = fold["result"]
-        UI.line(f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} "
-                f"({r['train_seconds']:.1f}s training)")
+        UI.line(
+            f"  fold {k + 1}/{folds}: AUC {_fmt(r['auc'])}, accuracy {_fmt(r['accuracy'])} ({r['train_seconds']:.1f}s training)"
+        )
 
-    rec = cross_validate(file, model, folds=folds, seed=seed, valid_frac=valid_frac, scheme=scheme, protocol=eval_protocol,
-                         include_first=include_first, scoring=scoring, fusion=fusion, history=history, history_frac=history_frac,
-                         horizon=horizon, mode=mode, collapse_kc_rows=collapse, config=config, sets=sets, map=map_,
-                         drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, on_fold=on_fold, _ui=UI)
+    rec = cross_validate(
+        file,
+        model,
+        folds=folds,
+        seed=seed,
+        valid_frac=valid_frac,
+        scheme=scheme,
+        protocol=eval_protocol,
+        include_first=include_first,
+        scoring=scoring,
+        fusion=fusion,
+        history=history,
+        history_frac=history_frac,
+        horizon=horizon,
+        mode=mode,
+        collapse_kc_rows=collapse,
+        config=config,
+        sets=sets,
+        map=map_,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+        on_fold=on_fold,
+        _ui=UI,
+    )
     t = Table(title=f"{model}: {scheme} {folds} folds, seed {seed} ({describe(rec['fold_results'][0]['result'])})")
     t.add_column("fold")
     t.add_column("learners", justify="right")
@@ -142,9 +196,19 @@ def cv(
 def compare(
     file: Annotated[Path, typer.Argument(help="Interactions (training learners, or all learners when no --test is given).")],
     models: Annotated[str, typer.Option("--models", help="Comma-separated model names, e.g. kc-rate,bkt,dkt.")],
-    test_file: Annotated[Optional[Path], typer.Option("--test", help="Separate test file (e.g. a published split); otherwise --test-frac of the learners.")] = None,
-    test_frac: Annotated[float, typer.Option("--test-frac", help="Share of learners held out for testing (without --test).")] = 0.2,
-    folds: Annotated[int, typer.Option("--folds", help="Use learner-level k-fold CV (same folds for every model) instead of one split; 0 = one split.")] = 0,
+    test_file: Annotated[
+        Optional[Path],
+        typer.Option("--test", help="Separate test file (e.g. a published split); otherwise --test-frac of the learners."),
+    ] = None,
+    test_frac: Annotated[
+        float, typer.Option("--test-frac", help="Share of learners held out for testing (without --test).")
+    ] = 0.2,
+    folds: Annotated[
+        int,
+        typer.Option(
+            "--folds", help="Use learner-level k-fold CV (same folds for every model) instead of one split; 0 = one split."
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split(s), validation split and models.")] = 0,
     valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of training learners used for validation.")] = 0.1,
     protocol: Annotated[str, typer.Option("--protocol", help="Evaluation protocol: next, multistep or psikt-window.")] = "next",
@@ -157,12 +221,19 @@ def compare(
     include_first: IncludeFirstOpt = False,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs of the gradient models.")] = None,
     set_: Annotated[
-        Optional[list[str]], typer.Option("--set", help="MODEL.KEY=VALUE for one model (dkt.hidden=64), or KEY=VALUE for every model that has KEY; repeatable.")
+        Optional[list[str]],
+        typer.Option(
+            "--set", help="MODEL.KEY=VALUE for one model (dkt.hidden=64), or KEY=VALUE for every model that has KEY; repeatable."
+        ),
     ] = None,
     config: ConfigOpt = None,
-    save_models: Annotated[Optional[Path], typer.Option("--save-models", help="Also save each trained model to DIR/MODEL (one split only).")] = None,
+    save_models: Annotated[
+        Optional[Path], typer.Option("--save-models", help="Also save each trained model to DIR/MODEL (one split only).")
+    ] = None,
     collapse: CollapseOpt = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all results as JSON here (input for kt report).")] = None,
+    json_out: Annotated[
+        Optional[Path], typer.Option("--json", help="Write all results as JSON here (input for kt report).")
+    ] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
@@ -175,11 +246,33 @@ def compare(
     names = [m.strip() for m in models.split(",") if m.strip()]
     if len(set(names)) != len(names):
         raise KTError(f"--models {models!r}: a model is listed twice")
-    record = compare_models(file, names, test=test_file, test_frac=test_frac, folds=folds, seed=seed, valid_frac=valid_frac,
-                            protocol=protocol, include_first=include_first, scoring=scoring, fusion=fusion, history=history,
-                            history_frac=history_frac, horizon=horizon, mode=mode, epochs=epochs, sets=set_, config=config,
-                            save_models=save_models, collapse_kc_rows=collapse, map=map_, drop_duplicates=drop_duplicates,
-                            drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
+    record = compare_models(
+        file,
+        names,
+        test=test_file,
+        test_frac=test_frac,
+        folds=folds,
+        seed=seed,
+        valid_frac=valid_frac,
+        protocol=protocol,
+        include_first=include_first,
+        scoring=scoring,
+        fusion=fusion,
+        history=history,
+        history_frac=history_frac,
+        horizon=horizon,
+        mode=mode,
+        epochs=epochs,
+        sets=set_,
+        config=config,
+        save_models=save_models,
+        collapse_kc_rows=collapse,
+        map=map_,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+        _ui=UI,
+    )
     results = record["results"]
     first = results[0]["fold_results"][0]["result"] if folds else results[0]
     split = f"{folds}-fold CV" if folds else (f"test file {test_file}" if test_file else f"{test_frac:g} of learners held out")

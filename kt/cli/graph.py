@@ -17,8 +17,11 @@ EXPORT_METHODS = ("learned", "influence", "mastery", "transition", "causal-suppo
 
 BootstrapOpt = Annotated[
     Optional[int],
-    typer.Option("--bootstrap", help="Refit the graph on N learner resamples (e.g. 20) and store each edge's stability "
-                                    "(share of refits keeping it) and a 95% interval of its strength."),
+    typer.Option(
+        "--bootstrap",
+        help="Refit the graph on N learner resamples (e.g. 20) and store each edge's stability "
+        "(share of refits keeping it) and a 95% interval of its strength.",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the --bootstrap resampling (same seed, same stability).")]
 MinStabilityOpt = Annotated[
@@ -42,8 +45,17 @@ def run_bootstrap(data, method: str, kcs, *, n: int, seed: int, threshold: float
     from kt.graph.bootstrap import bootstrap_graph
 
     with err.status(f"bootstrap: refitting the {method} graph on {n} learner resamples") as st:
-        return bootstrap_graph(data, method, kcs, n=n, seed=seed, threshold=threshold, top_k=top_k, graph=graph,
-                               progress=lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}"))
+        return bootstrap_graph(
+            data,
+            method,
+            kcs,
+            n=n,
+            seed=seed,
+            threshold=threshold,
+            top_k=top_k,
+            graph=graph,
+            progress=lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}"),
+        )
 
 
 def _check_threshold(threshold: float) -> None:
@@ -76,13 +88,21 @@ def _model_graph(model_dir: Path, method: str | None = None):
     elif want == "learned":
         g = m.graph() if callable(getattr(m, "graph", None)) else None
     else:
-        g = influence_graph(list(m.vocab.skill_id), m.influence_matrix()) if callable(getattr(m, "influence_matrix", None)) else None
+        g = (
+            influence_graph(list(m.vocab.skill_id), m.influence_matrix())
+            if callable(getattr(m, "influence_matrix", None))
+            else None
+        )
     if g is None:
         if want is not None:
-            raise KTError(f"{model_dir}: model {m.name!r} has no {want} graph; --method learned is PSI-KT's, influence DKT's "
-                          "and CAKT's; any model takes mastery, transition or causal-support (with its training data)")
-        raise KTError(f"{model_dir}: model {m.name!r} has no prerequisite graph (no graph.json); "
-                      "pass --data FILE (its training data) for the mastery graph, or retrain with this kt version")
+            raise KTError(
+                f"{model_dir}: model {m.name!r} has no {want} graph; --method learned is PSI-KT's, influence DKT's "
+                "and CAKT's; any model takes mastery, transition or causal-support (with its training data)"
+            )
+        raise KTError(
+            f"{model_dir}: model {m.name!r} has no prerequisite graph (no graph.json); "
+            "pass --data FILE (its training data) for the mastery graph, or retrain with this kt version"
+        )
     return g
 
 
@@ -118,14 +138,27 @@ def _training_data(model_dir: Path, header: dict, data_path: Path | None, map_, 
     data = _load_data(data_path, map_, False, False, encoding)
     fp = meta.get("data_fingerprint")
     if fp and data.fingerprint() != fp:
-        _notes([f"{data_path}: not the data the model was trained on (fingerprint {data.fingerprint()} != {fp}); "
-                "the graph describes this file"])
+        _notes(
+            [
+                f"{data_path}: not the data the model was trained on (fingerprint {data.fingerprint()} != {fp}); "
+                "the graph describes this file"
+            ]
+        )
     return data, None
 
 
-def _default_graph(model_dir: Path, method: str | None, data_path: Path | None, map_, encoding, *,
-                   bootstrap: int | None = None, seed: int = 0, threshold: float = 0.5,
-                   top_k: int | None = None):
+def _default_graph(
+    model_dir: Path,
+    method: str | None,
+    data_path: Path | None,
+    map_,
+    encoding,
+    *,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+):
     """The graph ``kt export-graph`` shows for a model directory (and ``kt graph-eval`` scores), with notes.
 
     Args:
@@ -160,13 +193,17 @@ def _default_graph(model_dir: Path, method: str | None, data_path: Path | None, 
             raise KTError(f"{model_dir}: {what} needs the training data and {why}; pass --data FILE")
         if data is None:
             g = _model_graph(model_dir)
-            notes.append(f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the mastery "
-                         "graph, which recovers known graphs better (bench/results/graphs.json)")
+            notes.append(
+                f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the mastery "
+                "graph, which recovers known graphs better (bench/results/graphs.json)"
+            )
         else:
             method = method or "mastery"
             if own and bootstrap is not None:
-                notes.append("--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
-                             "training data with its stability (--method mastery)")
+                notes.append(
+                    "--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
+                    "training data with its stability (--method mastery)"
+                )
             kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
             try:
                 with err.status(f"learning the {method} graph from {data.n_rows:,} attempts"):
@@ -188,21 +225,30 @@ def _default_graph(model_dir: Path, method: str | None, data_path: Path | None, 
 @handle_errors
 def export_graph(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file; missing parents are created; an existing file needs --overwrite.")],
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Output file; missing parents are created; an existing file needs --overwrite.")
+    ],
     fmt: Annotated[
-        Optional[str], typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json).")
+        Optional[str],
+        typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json)."),
     ] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")] = 0.5,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")
+    ] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
     reduce: Annotated[bool, typer.Option("--reduce", help="Transitive reduction: drop edges implied by longer paths.")] = False,
     method: Annotated[
         Optional[str],
-        typer.Option("--method", help="learned (PSI-KT), influence (DKT/CAKT), mastery, transition or causal-support (from the "
-                                      "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
-                                      "else the graph saved with the model."),
+        typer.Option(
+            "--method",
+            help="learned (PSI-KT), influence (DKT/CAKT), mastery, transition or causal-support (from the "
+            "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
+            "else the graph saved with the model.",
+        ),
     ] = None,
     data_path: Annotated[
-        Optional[Path], typer.Option("--data", help="Training data for the data methods and --bootstrap (default: the file model.json records).")
+        Optional[Path],
+        typer.Option("--data", help="Training data for the data methods and --bootstrap (default: the file model.json records)."),
     ] = None,
     bootstrap: BootstrapOpt = None,
     seed: SeedOpt = 0,
@@ -234,17 +280,22 @@ def export_graph(
         raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
     check_bootstrap(bootstrap, min_stability)
     if bootstrap is not None and method in MODEL_METHODS:
-        raise KTError(f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
-                      f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap")
+        raise KTError(
+            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
+            f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
+        )
     check_output(out_path, overwrite=overwrite, what="graph file")
     f = format_for(out_path, fmt)
-    g, notes = _default_graph(model_dir, method, data_path, map_, encoding, bootstrap=bootstrap, seed=seed,
-                              threshold=threshold, top_k=top_k)
+    g, notes = _default_graph(
+        model_dir, method, data_path, map_, encoding, bootstrap=bootstrap, seed=seed, threshold=threshold, top_k=top_k
+    )
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, reduce=reduce, min_stability=min_stability)
     if v.cycles:
         shown = "; ".join(" <-> ".join(g.kcs[i] for i in c[:4]) + (" ..." if len(c) > 4 else "") for c in v.cycles[:3])
-        notes.append(f"{len(v.cycles)} cycle(s) among edges >= {threshold}: {shown}; the weakest edge of each cycle "
-                     f"({len(v.dropped)} in all) is left out of the learning order")
+        notes.append(
+            f"{len(v.cycles)} cycle(s) among edges >= {threshold}: {shown}; the weakest edge of each cycle "
+            f"({len(v.dropped)} in all) is left out of the learning order"
+        )
     if not v.edges:
         notes.append(f"no edge reaches --threshold {threshold}; lower it or use --top-k")
     _notes(notes)
@@ -256,16 +307,22 @@ def export_graph(
 @handle_errors
 def graph_eval(
     graph_path: Annotated[Path, typer.Argument(help="Graph JSON (kt export-graph --format json) or a saved model directory.")],
-    truth_path: Annotated[Path, typer.Argument(help="True graph: kt simulate --truth JSON, an edge-list CSV, or a node table with prerequisites.")],
+    truth_path: Annotated[
+        Path, typer.Argument(help="True graph: kt simulate --truth JSON, an edge-list CSV, or a node table with prerequisites.")
+    ],
     threshold: Annotated[float, typer.Option("--threshold", help="Edge threshold for precision/recall/F1.")] = 0.5,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics as JSON here.")] = None,
     method: Annotated[
         Optional[str],
-        typer.Option("--method", help="For a model directory: the graph to score, as in kt export-graph (default: the one "
-                                      "kt export-graph writes by default)."),
+        typer.Option(
+            "--method",
+            help="For a model directory: the graph to score, as in kt export-graph (default: the one "
+            "kt export-graph writes by default).",
+        ),
     ] = None,
     data_path: Annotated[
-        Optional[Path], typer.Option("--data", help="For a model directory: its training data (default: the file model.json records).")
+        Optional[Path],
+        typer.Option("--data", help="For a model directory: its training data (default: the file model.json records)."),
     ] = None,
     map_: MapOpt = None,
     encoding: EncodingOpt = None,
@@ -297,15 +354,27 @@ def graph_eval(
     res = graph_metrics(g, truth, threshold)
     res.update({"graph": str(graph_path), "truth": str(truth_path), "truth_layout": truth.layout})
     if res["truth_edges_outside_graph"]:
-        notes.append(f"{res['truth_edges_outside_graph']} of {res['truth_edges']} truth edges name a KC the graph does not have; not scored")
+        notes.append(
+            f"{res['truth_edges_outside_graph']} of {res['truth_edges']} truth edges name a KC the graph does not have; not scored"
+        )
     if res["graph_kcs_not_in_truth"]:
         notes.append(f"{res['graph_kcs_not_in_truth']} graph KCs are not in the truth; not scored")
     _notes(notes)
     t = Table(title=f"{g.method} graph vs {truth_path.name} ({res['n_kcs']} KCs, {res['n_true_edges']} true edges)")
     t.add_column("metric")
     t.add_column("value", justify="right")
-    for key in ("auroc", "auprc", "base_rate", "f1_at_threshold", "precision_at_threshold", "recall_at_threshold",
-                "f1_at_top_true", "jaccard_at_threshold", "orientation_accuracy", "mrr"):
+    for key in (
+        "auroc",
+        "auprc",
+        "base_rate",
+        "f1_at_threshold",
+        "precision_at_threshold",
+        "recall_at_threshold",
+        "f1_at_top_true",
+        "jaccard_at_threshold",
+        "orientation_accuracy",
+        "mrr",
+    ):
         t.add_row(key.replace("_at_threshold", f" @{threshold:g}").replace("_at_top_true", " @top-|E|"), _fmt(float(res[key])))
     out.print(t)
     if json_out is not None:

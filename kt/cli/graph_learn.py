@@ -16,14 +16,28 @@ from kt.errors import KTError
 @handle_errors
 def learn_graph(
     file: Annotated[Path, typer.Argument(help="Interactions (any format kt reads).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file (json, dot, graphml, mermaid or html by suffix; json otherwise); an existing file needs --overwrite.")],
+    out_path: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output file (json, dot, graphml, mermaid or html by suffix; json otherwise); an existing file needs --overwrite.",
+        ),
+    ],
     method: Annotated[
-        str, typer.Option("--method", help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
-                                           "transition (how often i is practised right before k; a baseline) or causal-support.")
+        str,
+        typer.Option(
+            "--method",
+            help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
+            "transition (how often i is practised right before k; a baseline) or causal-support.",
+        ),
     ] = "mastery",
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (default: from the --out suffix, else json).")] = None,
+    fmt: Annotated[
+        Optional[str], typer.Option("--format", help="Output format (default: from the --out suffix, else json).")
+    ] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Non-JSON formats: keep edges with probability >= this.")] = 0.5,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges (non-JSON formats and the JSON edge list).")] = None,
+    top_k: Annotated[
+        Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges (non-JSON formats and the JSON edge list).")
+    ] = None,
     bootstrap: BootstrapOpt = None,
     seed: SeedOpt = 0,
     min_stability: MinStabilityOpt = None,
@@ -60,5 +74,7 @@ def learn_graph(
         g = run_bootstrap(data, method, None, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, min_stability=min_stability)
     stab = "" if bootstrap is None else f", stability from {bootstrap} learner resamples"
-    out.print(f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}{stab}) to {out_path} ({f})",
-              highlight=False)
+    out.print(
+        f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}{stab}) to {out_path} ({f})",
+        highlight=False,
+    )

@@ -19,9 +19,15 @@ def update(
     file: Annotated[Path, typer.Argument(help="New interactions (appended to each learner's history, in time order).")],
     out_dir: Annotated[
         Optional[Path],
-        typer.Option("--out", "-o", help="Write the updated model here (default: update MODEL_DIR in place); an existing model here other than MODEL_DIR needs --overwrite."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write the updated model here (default: update MODEL_DIR in place); an existing model here other than MODEL_DIR needs --overwrite.",
+        ),
     ] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps per arrival (default: the model's update_steps).")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", help="Optimisation steps per arrival (default: the model's update_steps).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the Monte-Carlo samples.")] = 0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the update report as JSON here.")] = None,
     map_: MapOpt = None,
@@ -52,8 +58,10 @@ def update(
     data = load_data(str(file), overrides=_overrides(map_), vocab=m.vocab, min_attempts=1, encoding=encoding)
     _notes(data.notes)
     if data.stats.get("unknown_kcs"):
-        err.print("[yellow]note:[/] rows with KCs unknown to the model update the learner's state without an outcome term",
-                  highlight=False)
+        err.print(
+            "[yellow]note:[/] rows with KCs unknown to the model update the learner's state without an outcome term",
+            highlight=False,
+        )
     n_before = len(m.meta.get("warnings", []))
     with err.status(f"updating {data.n_users:,} learners with {data.n_rows:,} interactions"):
         report = m.update(data, steps=steps, key=seed)
@@ -63,9 +71,16 @@ def update(
     t = Table(title=f"{m.name} continual update")
     for col in ("interactions", "learners", "new learners", "arrivals", "steps", "s / update", "first (compile) s", "total s"):
         t.add_column(col, justify="right")
-    t.add_row(f"{report['interactions']:,}", f"{report['learners']:,}", f"{report['new_learners']:,}", str(report["arrivals"]),
-              str(report["steps"]), f"{report['seconds_per_update']:.4f}", f"{report['first_update_seconds']:.2f}",
-              f"{report['seconds']:.2f}")
+    t.add_row(
+        f"{report['interactions']:,}",
+        f"{report['learners']:,}",
+        f"{report['new_learners']:,}",
+        str(report["arrivals"]),
+        str(report["steps"]),
+        f"{report['seconds_per_update']:.4f}",
+        f"{report['first_update_seconds']:.2f}",
+        f"{report['seconds']:.2f}",
+    )
     out.print(t)
     report["model_dir"] = str(target)
     if json_out is not None:

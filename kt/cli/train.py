@@ -9,9 +9,28 @@ import typer
 from rich.table import Table
 
 from kt.cli.common import (
-    app, out, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _load_data, _metrics_table,
+    app,
+    out,
+    MapOpt,
+    DropDupOpt,
+    DropNullOpt,
+    EncodingOpt,
+    OverwriteOpt,
+    handle_errors,
+    _json_dump,
+    _load_data,
+    _metrics_table,
     UI,
-    HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt, SetOpt, ConfigOpt,
+    HistoryOpt,
+    HistoryFracOpt,
+    HorizonOpt,
+    ModeOpt,
+    ScoringOpt,
+    FusionOpt,
+    IncludeFirstOpt,
+    CollapseOpt,
+    SetOpt,
+    ConfigOpt,
 )
 from kt.errors import KTError
 
@@ -19,10 +38,20 @@ from kt.errors import KTError
 @app.command()
 @handle_errors
 def train(
-    file: Annotated[Path, typer.Argument(help="Training interactions: a file, or a directory from `kt data convert --partitions` (dkt streams it).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Training interactions: a file, or a directory from `kt data convert --partitions` (dkt streams it)."
+        ),
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (see `kt models`).")],
     out_dir: Annotated[
-        Path, typer.Option("--out", "-o", help="Directory to write the model to (missing parents are created; an existing model needs --overwrite).")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory to write the model to (missing parents are created; an existing model needs --overwrite).",
+        ),
     ],
     valid_frac: Annotated[float, typer.Option("--valid-frac", help="Share of learners held out for validation.")] = 0.1,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Training epochs (gradient models).")] = None,
@@ -30,15 +59,23 @@ def train(
     set_: SetOpt = None,
     config: ConfigOpt = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run from OUT.ckpt (gradient models; same data, options and seed).")
+        bool,
+        typer.Option(
+            "--resume", help="Continue an interrupted run from OUT.ckpt (gradient models; same data, options and seed)."
+        ),
     ] = False,
     devices: Annotated[
         Optional[int],
-        typer.Option("--devices", help="Gradient models: split each batch over this many devices (default: all; parameters replicated)."),
+        typer.Option(
+            "--devices", help="Gradient models: split each batch over this many devices (default: all; parameters replicated)."
+        ),
     ] = None,
     distributed: Annotated[
         bool,
-        typer.Option("--distributed", help="Multi-host: join a JAX cluster first (KT_COORDINATOR_ADDRESS, KT_NUM_PROCESSES, KT_PROCESS_ID, or Slurm/Open MPI)."),
+        typer.Option(
+            "--distributed",
+            help="Multi-host: join a JAX cluster first (KT_COORDINATOR_ADDRESS, KT_NUM_PROCESSES, KT_PROCESS_ID, or Slurm/Open MPI).",
+        ),
     ] = False,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
@@ -62,9 +99,24 @@ def train(
     sets = list(set_ or [])
     if epochs is not None:
         sets.append(f"epochs={epochs}")
-    m = train_model(file, model, valid_frac=valid_frac, seed=seed, out=out_dir, overwrite=overwrite, config=config,
-                    sets=sets, resume=resume, devices=devices, distributed=distributed, map=map_,
-                    drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
+    m = train_model(
+        file,
+        model,
+        valid_frac=valid_frac,
+        seed=seed,
+        out=out_dir,
+        overwrite=overwrite,
+        config=config,
+        sets=sets,
+        resume=resume,
+        devices=devices,
+        distributed=distributed,
+        map=map_,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+        _ui=UI,
+    )
     if distributed:
         import jax
 
@@ -83,7 +135,11 @@ def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
     file: Annotated[Path, typer.Argument(help="Test interactions (a file, or a `kt data convert --partitions` directory).")],
     protocol: Annotated[
-        str, typer.Option("--protocol", help="next (one step ahead), multistep (--history/--horizon, open loop) or psikt-window (observe 10, predict 11-20).")
+        str,
+        typer.Option(
+            "--protocol",
+            help="next (one step ahead), multistep (--history/--horizon, open loop) or psikt-window (observe 10, predict 11-20).",
+        ),
     ] = "next",
     history: HistoryOpt = None,
     history_frac: HistoryFracOpt = None,
@@ -93,10 +149,17 @@ def evaluate(
     fusion: FusionOpt = "mean",
     include_first: IncludeFirstOpt = False,
     eval_mode: Annotated[
-        Optional[str], typer.Option("--eval-mode", help="Override the model's history mode for long learners: window, chunk or full (models with eval_mode, e.g. dkt).")
+        Optional[str],
+        typer.Option(
+            "--eval-mode",
+            help="Override the model's history mode for long learners: window, chunk or full (models with eval_mode, e.g. dkt).",
+        ),
     ] = None,
     collapse: CollapseOpt = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full result (settings, metrics, per-KC, calibration, curve data) as JSON here.")] = None,
+    json_out: Annotated[
+        Optional[Path],
+        typer.Option("--json", help="Write the full result (settings, metrics, per-KC, calibration, curve data) as JSON here."),
+    ] = None,
     map_: MapOpt = None,
     drop_duplicates: DropDupOpt = False,
     drop_nulls: DropNullOpt = False,
@@ -112,9 +175,25 @@ def evaluate(
     from kt.atomic import write_text
     from kt.cli.eval import print_result
 
-    res = evaluate_model(model_dir, file, protocol, include_first=include_first, scoring=scoring, fusion=fusion, history=history,
-                         history_frac=history_frac, horizon=horizon, mode=mode, collapse_kc_rows=collapse, eval_mode=eval_mode,
-                         map=map_, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls, encoding=encoding, _ui=UI)
+    res = evaluate_model(
+        model_dir,
+        file,
+        protocol,
+        include_first=include_first,
+        scoring=scoring,
+        fusion=fusion,
+        history=history,
+        history_frac=history_frac,
+        horizon=horizon,
+        mode=mode,
+        collapse_kc_rows=collapse,
+        eval_mode=eval_mode,
+        map=map_,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+        _ui=UI,
+    )
     print_result(res, f"{res['model']} on {file}")
     if json_out is not None:
         write_text(json_out, _json_dump(res))
@@ -125,11 +204,16 @@ def evaluate(
 @handle_errors
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="Saved model directory.")],
-    file: Annotated[Path, typer.Argument(help="Interactions to predict (a file, or a `kt data convert --partitions` directory).")],
-    out_path: Annotated[
-        Path, typer.Option("--out", help="Output CSV (or .parquet); missing parents are created; an existing file needs --overwrite.")
+    file: Annotated[
+        Path, typer.Argument(help="Interactions to predict (a file, or a `kt data convert --partitions` directory).")
     ],
-    mastery: Annotated[bool, typer.Option("--mastery", help="Write per learner x KC knowledge state instead of per-attempt predictions.")] = False,
+    out_path: Annotated[
+        Path,
+        typer.Option("--out", help="Output CSV (or .parquet); missing parents are created; an existing file needs --overwrite."),
+    ],
+    mastery: Annotated[
+        bool, typer.Option("--mastery", help="Write per learner x KC knowledge state instead of per-attempt predictions.")
+    ] = False,
     map_: MapOpt = None,
     encoding: EncodingOpt = None,
     overwrite: OverwriteOpt = False,

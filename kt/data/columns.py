@@ -135,8 +135,7 @@ def detect(header: list[str], overrides: dict[str, str] | None = None, *, source
             real = wanted if wanted in header else by_norm.get(_norm(wanted))
             if real is None:
                 raise KTError(
-                    f"{source}: --map {canonical}={wanted!r} names no column of this file; "
-                    f"columns are: {', '.join(header)}"
+                    f"{source}: --map {canonical}={wanted!r} names no column of this file; columns are: {', '.join(header)}"
                 )
             columns[canonical] = real
             continue

@@ -333,13 +333,17 @@ def sniff_input(p: Path, *, encoding: str | None = None) -> str:
         raise DataError(src, f"not a text table ({kind})", fix)
     if head.startswith(_GZIP_MAGIC):
         if p.suffix != ".gz":
-            raise DataError(src, "gzip-compressed but not named .gz", f"rename it to {p.name}.gz, or decompress it (gunzip -c {src} > x.csv)")
+            raise DataError(
+                src, "gzip-compressed but not named .gz", f"rename it to {p.name}.gz, or decompress it (gunzip -c {src} > x.csv)"
+            )
         try:
             with gzip.open(p, "rb") as fh:
                 inner = fh.read(4096)
         except (OSError, EOFError) as exc:
             raise DataError(src, f"cannot read file ({exc})", "check the file (gzip -t)") from None
-        kind = _binary_kind(inner) or (None if encoding or inner.startswith(_WIDE_BOMS) or b"\x00" not in inner else "binary data")
+        kind = _binary_kind(inner) or (
+            None if encoding or inner.startswith(_WIDE_BOMS) or b"\x00" not in inner else "binary data"
+        )
         if inner.startswith(_PARQUET_MAGIC):
             kind = "Parquet"
         if kind is not None:
@@ -403,7 +407,9 @@ def check_duplicate_columns(first_line: str, sep: str, header: list[str], colmap
         named = f"{'both' if len(pos) == 2 else 'all'} named {name!r}"
         if canon in colmap.explicit:
             chosen = colmap.columns[canon]
-            notes.append(f"{src}: columns {where} are {named}; --map {canon}={chosen} reads column {pos[aliases.index(chosen)] + 1}")
+            notes.append(
+                f"{src}: columns {where} are {named}; --map {canon}={chosen} reads column {pos[aliases.index(chosen)] + 1}"
+            )
             continue
         choices = " or ".join(f"--map {canon}={a} (column {i + 1})" for a, i in zip(aliases, pos))
         raise DataError(src, f"columns {where} are {named}", f"rename one, or pick one with {choices}")
@@ -447,7 +453,9 @@ def scan_parquet(p: Path) -> tuple[pl.LazyFrame, dict]:
         lf = pl.scan_parquet(p)
         return lf, dict(lf.collect_schema())
     except pl.exceptions.PolarsError as exc:
-        raise DataError(str(p), f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it") from None
+        raise DataError(
+            str(p), f"cannot read Parquet ({str(exc).splitlines()[0]})", "check that the file is complete, or re-export it"
+        ) from None
 
 
 def _read_parquet(p: Path, overrides) -> RawTable:

@@ -118,8 +118,11 @@ class PartitionedData:
         root = Path(path)
         src = str(path)
         if not is_partitioned(root):
-            raise DataError(src, f"no {META}: not a partitioned dataset (or its conversion did not finish)",
-                            "convert the log again with kt data convert FILE --out DIR --partitions N")
+            raise DataError(
+                src,
+                f"no {META}: not a partitioned dataset (or its conversion did not finish)",
+                "convert the log again with kt data convert FILE --out DIR --partitions N",
+            )
         try:
             meta = json.loads((root / META).read_text())
         except (OSError, ValueError) as exc:
@@ -127,18 +130,26 @@ class PartitionedData:
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise DataError(src, f"{META} is not a kt partitioned dataset", "convert the log again")
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise DataError(src, f"written by a newer kt (format {meta['format_version']} > {FORMAT_VERSION})",
-                            "upgrade kt or convert the log again with this version")
+            raise DataError(
+                src,
+                f"written by a newer kt (format {meta['format_version']} > {FORMAT_VERSION})",
+                "upgrade kt or convert the log again with this version",
+            )
         try:
             learners = pl.read_parquet(root / meta["learners_file"])
         except (OSError, KeyError, pl.exceptions.PolarsError) as exc:
-            raise DataError(src, f"cannot read the learner table ({' '.join(str(exc).split())[:200]})",
-                            "convert the log again") from None
+            raise DataError(
+                src, f"cannot read the learner table ({' '.join(str(exc).split())[:200]})", "convert the log again"
+            ) from None
         learners = learners.filter(pl.col("rows") >= min_attempts)
         vocab = Vocab(user_id=[], skill_id=list(meta["vocab"]["skill_id"]), item_id=list(meta["vocab"]["item_id"]))
         cols = meta["columns"]
-        colmap = ColumnMap(columns=dict(cols["columns"]), layout=cols.get("layout", "generic"),
-                           item_step=cols.get("item_step"), explicit=frozenset(cols.get("explicit", [])))
+        colmap = ColumnMap(
+            columns=dict(cols["columns"]),
+            layout=cols.get("layout", "generic"),
+            item_step=cols.get("item_step"),
+            explicit=frozenset(cols.get("explicit", [])),
+        )
         drop = drop_duplicates or bool(meta.get("options", {}).get("drop_duplicates"))
         return cls(root, meta, vocab, learners, min_attempts, drop, True, colmap)
 
@@ -327,9 +338,18 @@ class PartitionedData:
             ps.append(s["prob"].to_numpy())
         y = np.concatenate(ys) if ys else np.zeros(0)
         p = np.concatenate(ps) if ps else np.zeros(0)
-        return {"protocol": "next", "model": model.name, "data": self.source, "data_format": "partitioned",
-                "learners": self.n_users, "attempts": self.n_rows, "scoring": "question" if self.multi_kc else "attempt",
-                "window": getattr(model.config, "eval_mode", "full"), "scored_rows": int(len(y)), **_scores(y, p)}
+        return {
+            "protocol": "next",
+            "model": model.name,
+            "data": self.source,
+            "data_format": "partitioned",
+            "learners": self.n_users,
+            "attempts": self.n_rows,
+            "scoring": "question" if self.multi_kc else "attempt",
+            "window": getattr(model.config, "eval_mode", "full"),
+            "scored_rows": int(len(y)),
+            **_scores(y, p),
+        }
 
 
 class PartitionStream:
@@ -384,8 +404,9 @@ class PartitionStream:
         return sum(s for _, _, s in self.seen.values())
 
 
-def open_for_training(path: Path, model, valid_frac: float, seed: int, *, map_=None, encoding=None,
-                      drop_duplicates: bool = False):
+def open_for_training(
+    path: Path, model, valid_frac: float, seed: int, *, map_=None, encoding=None, drop_duplicates: bool = False
+):
     """Training data from a partitioned directory, for ``kt train DIR``.
 
     Models that stream (``model.streams``, e.g. DKT) get learner-level views

@@ -307,7 +307,9 @@ def to_interactions(
     else:
         correct = _to_float(raw, "correct", raw_correct)
     if correct.is_null().any():
-        raise DataError(src, f"{_where(raw, correct.is_null())}, {_col_label(raw, 'correct')}: empty outcome", "every attempt needs 0 or 1")
+        raise DataError(
+            src, f"{_where(raw, correct.is_null())}, {_col_label(raw, 'correct')}: empty outcome", "every attempt needs 0 or 1"
+        )
     out_of_range = (correct < 0) | (correct > 1) | correct.is_nan()
     if out_of_range.any():
         raise DataError(
@@ -341,12 +343,16 @@ def to_interactions(
                     "fill it in, remove those rows, or pass --drop-nulls",
                 )
             keep = ~empty
-            f, user, skill, item, correct = f.filter(keep), user.filter(keep), skill.filter(keep), item.filter(keep), correct.filter(keep)
+            f, user, skill, item, correct = (
+                f.filter(keep),
+                user.filter(keep),
+                skill.filter(keep),
+                item.filter(keep),
+                correct.filter(keep),
+            )
             timestamp, order = timestamp.filter(keep), order.filter(keep)
             stats["dropped_nulls"] = stats.get("dropped_nulls", 0) + int(empty.sum())
-    frame = pl.DataFrame(
-        [user, skill, item, correct, timestamp, order.alias("order"), f[LINE_COL].cast(pl.Int64).alias("line")]
-    )
+    frame = pl.DataFrame([user, skill, item, correct, timestamp, order.alias("order"), f[LINE_COL].cast(pl.Int64).alias("line")])
     frame = _order(frame)
     frame, dup_count = _duplicates(frame, drop_duplicates)
     stats["duplicates"] = dup_count
@@ -463,6 +469,4 @@ def load(
     from kt.data.io import read_table
 
     raw = read_table(path, overrides=overrides, encoding=encoding)
-    return to_interactions(
-        raw, vocab=vocab, min_attempts=min_attempts, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls
-    )
+    return to_interactions(raw, vocab=vocab, min_attempts=min_attempts, drop_duplicates=drop_duplicates, drop_nulls=drop_nulls)

@@ -96,8 +96,17 @@ def build_sequences(
     n = len(user)
     if n == 0:
         z = np.zeros((0, 0), np.int32)
-        return Sequences(z, z, z.astype(np.int8), z.astype(np.float64), z.astype(bool), z.astype(np.int64),
-                         np.zeros(0, np.int32), np.zeros(0, np.int64), z.astype(np.int64))
+        return Sequences(
+            z,
+            z,
+            z.astype(np.int8),
+            z.astype(np.float64),
+            z.astype(bool),
+            z.astype(np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int64),
+            z.astype(np.int64),
+        )
     boundary = np.empty(n, dtype=bool)
     boundary[0] = True
     np.not_equal(user[1:], user[:-1], out=boundary[1:])

@@ -40,8 +40,16 @@ import polars as pl
 
 from kt.data.columns import ColumnMap, detect
 from kt.data.io import (
-    LINE_COL, _first_ragged_line, _is_utf8_file, _looks_line_format, _open_text_head, _sniff_separator, require_file,
-    check_duplicate_columns, scan_parquet, sniff_input,
+    LINE_COL,
+    _first_ragged_line,
+    _is_utf8_file,
+    _looks_line_format,
+    _open_text_head,
+    _sniff_separator,
+    require_file,
+    check_duplicate_columns,
+    scan_parquet,
+    sniff_input,
 )
 from kt.data.partitioned import FORMAT, FORMAT_VERSION, HASH_SCHEME, LEARNERS, META, is_partitioned, partition_of
 from kt.data.schema import _DATETIME_FORMATS, _split_kcs
@@ -73,27 +81,38 @@ def _scan(path: Path, overrides: dict | None, encoding: str | None) -> _Source:
         lf, schema = scan_parquet(path)
         header = list(schema)
         colmap = detect(header, overrides, source=src)
-        return _Source(lf.select(_used(colmap)).with_row_index(LINE_COL, offset=1), colmap, header, schema,
-                       "parquet", "row", None, path, src)
+        return _Source(
+            lf.select(_used(colmap)).with_row_index(LINE_COL, offset=1), colmap, header, schema, "parquet", "row", None, path, src
+        )
     if path.suffix == ".gz":
-        raise DataError(src, "compressed files are not streamed",
-                        f"decompress it first (gunzip -k {src}) or convert without --partitions")
+        raise DataError(
+            src, "compressed files are not streamed", f"decompress it first (gunzip -k {src}) or convert without --partitions"
+        )
     try:
         utf8 = not encoding or codecs.lookup(encoding).name == "utf-8"
     except LookupError:
         raise DataError(src, f"--encoding {encoding}: unknown encoding", "give a Python codec name such as utf-8") from None
     if not utf8:
-        raise DataError(src, f"--encoding {encoding}: streaming conversion reads UTF-8 only",
-                        f"convert the file first (iconv -f {encoding} -t utf-8 {src} > {path.stem}.utf8{path.suffix})")
+        raise DataError(
+            src,
+            f"--encoding {encoding}: streaming conversion reads UTF-8 only",
+            f"convert the file first (iconv -f {encoding} -t utf-8 {src} > {path.stem}.utf8{path.suffix})",
+        )
     head = _open_text_head(path)
     if not head.strip():
         raise DataError(src, "file is empty", "give a file with a header row and at least one interaction")
     if _looks_line_format(head):
-        raise DataError(src, "3/4-line sequence files are not streamed",
-                        "convert it without --partitions (kt data convert FILE --out x.parquet), then partition x.parquet")
+        raise DataError(
+            src,
+            "3/4-line sequence files are not streamed",
+            "convert it without --partitions (kt data convert FILE --out x.parquet), then partition x.parquet",
+        )
     if not _is_utf8_file(path):
-        raise DataError(src, "not valid UTF-8; streaming conversion reads UTF-8 only",
-                        f"convert it first (iconv -f latin1 -t utf-8 {src} > {path.stem}.utf8{path.suffix})")
+        raise DataError(
+            src,
+            "not valid UTF-8; streaming conversion reads UTF-8 only",
+            f"convert it first (iconv -f latin1 -t utf-8 {src} > {path.stem}.utf8{path.suffix})",
+        )
     first_line = head.decode("utf-8", "replace").lstrip("\ufeff").splitlines()[0]
     sep = _sniff_separator(first_line)
     try:
@@ -104,8 +123,9 @@ def _scan(path: Path, overrides: dict | None, encoding: str | None) -> _Source:
     check_duplicate_columns(first_line, sep, header, colmap, src)  # its note (a --map choice) has nowhere to go here
     lf = pl.scan_csv(path, separator=sep, infer_schema=False, row_index_name=LINE_COL, row_index_offset=2)
     schema = {c: pl.String for c in header}
-    return _Source(lf.select(LINE_COL, *_used(colmap)), colmap, header, schema, "tsv" if sep == "\t" else "csv",
-                   "line", sep, path, src)
+    return _Source(
+        lf.select(LINE_COL, *_used(colmap)), colmap, header, schema, "tsv" if sep == "\t" else "csv", "line", sep, path, src
+    )
 
 
 @contextlib.contextmanager
@@ -148,8 +168,9 @@ class _Plan:
         cm = s.colmap
         for req in ("user_id", "correct"):
             if cm.get(req) is None:
-                raise DataError(s.src, f"no column for '{req}' (columns: {', '.join(s.header) or 'none'})",
-                                f"name it with --map {req}=COLUMN")
+                raise DataError(
+                    s.src, f"no column for '{req}' (columns: {', '.join(s.header) or 'none'})", f"name it with --map {req}=COLUMN"
+                )
         self.notes: list[str] = []
         self.skill_col = cm.get("skill_id")
         if self.skill_col is None:
@@ -168,8 +189,12 @@ class _Plan:
         self.null_user = u.is_null() | (u == "")
         self.null_skill = sk.is_null() | (sk == "")
         self.keep = ~(self.null_user | self.null_skill) if drop_nulls else None
-        cols = [pl.col(LINE_COL), self.text(cm.get("user_id")).alias("u"), self.text(self.skill_col).alias("s"),
-                (item if item is not None else pl.lit(None, pl.String)).alias("i")]
+        cols = [
+            pl.col(LINE_COL),
+            self.text(cm.get("user_id")).alias("u"),
+            self.text(self.skill_col).alias("s"),
+            (item if item is not None else pl.lit(None, pl.String)).alias("i"),
+        ]
         cols += self.number(cm.get("correct"), "c", bool_text=bool_correct)
         time_cols = self._time()
         self.has_time = bool(time_cols)
@@ -207,11 +232,13 @@ class _Plan:
         if dt.is_numeric():
             return [e.cast(pl.Float64).alias("t")]
         text = self.text(col)
+
         # The format is chosen on the first present values (as Polars infers
         # it from the first value in load), then checked on every row.
         def first_times(lf: pl.LazyFrame) -> pl.DataFrame:
-            q = lf.select(pl.col(LINE_COL), text.alias("t"), self.text(cm.get("user_id")).alias("u"),
-                          self.text(self.skill_col).alias("s"))
+            q = lf.select(
+                pl.col(LINE_COL), text.alias("t"), self.text(cm.get("user_id")).alias("u"), self.text(self.skill_col).alias("s")
+            )
             if self.keep is not None:
                 q = q.filter(self.keep)
             return q.filter(pl.col("t").is_not_null() & (pl.col("t") != "")).head(5000).collect(engine="streaming")
@@ -224,8 +251,10 @@ class _Plan:
         values = sample["t"]
         if values.cast(pl.Float64, strict=False).is_not_null().all():
             return [text.cast(pl.Float64, strict=False).alias("t"), text.alias("tt")]
-        fmt = next((f for f in _DATETIME_FORMATS
-                    if values.str.to_datetime(format=f, strict=False, time_unit="us").is_not_null().all()), None)
+        fmt = next(
+            (f for f in _DATETIME_FORMATS if values.str.to_datetime(format=f, strict=False, time_unit="us").is_not_null().all()),
+            None,
+        )
         if fmt is None:
             try:
                 ok = values.str.to_datetime(strict=False, time_unit="us").is_not_null().any()
@@ -234,10 +263,15 @@ class _Plan:
             if not ok:
                 first = f"{s.unit} {sample[LINE_COL][0]}"
                 if "timestamp" in cm.explicit:
-                    raise DataError(s.src, f"{first}, column '{col}': cannot parse timestamps such as {values[0]!r}",
-                                    "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp")
-                self.notes.append(f"{s.src}: column '{col}' does not hold parseable times (e.g. {values[0]!r}); "
-                                  "ignored, ordering by the order column and file order")
+                    raise DataError(
+                        s.src,
+                        f"{first}, column '{col}': cannot parse timestamps such as {values[0]!r}",
+                        "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp",
+                    )
+                self.notes.append(
+                    f"{s.src}: column '{col}' does not hold parseable times (e.g. {values[0]!r}); "
+                    "ignored, ordering by the order column and file order"
+                )
                 return []
         value = text.str.to_datetime(format=fmt, strict=False, time_unit="us").dt.epoch("us").cast(pl.Float64) / 1e6
         return [value.alias("t"), text.alias("tt")]
@@ -255,22 +289,50 @@ class _Plan:
 
         if not self.drop_nulls:
             fix = "fill it in, remove those rows, or pass --drop-nulls"
-            out += [("null_user", self.null_user, None, f"column '{cm.get('user_id')}': empty learner id", fix),
-                    ("null_skill", self.null_skill, None, f"column '{self.skill_col}': empty KC id", fix)]
+            out += [
+                ("null_user", self.null_user, None, f"column '{cm.get('user_id')}': empty learner id", fix),
+                ("null_skill", self.null_skill, None, f"column '{self.skill_col}': empty KC id", fix),
+            ]
         if "ct" in names:
-            out.append(("correct_nan", bad_text("c"), "ct", ccol + ": {v!r} is not a number",
-                        "fix the value or map another column with --map correct=COLUMN"))
+            out.append(
+                (
+                    "correct_nan",
+                    bad_text("c"),
+                    "ct",
+                    ccol + ": {v!r} is not a number",
+                    "fix the value or map another column with --map correct=COLUMN",
+                )
+            )
         out += [
             ("correct_null", c.is_null(), None, ccol + ": empty outcome", "every attempt needs 0 or 1"),
-            ("correct_range", (c < 0) | (c > 1) | c.is_nan(), "c", ccol + ": value {v:g} is outside [0, 1]",
-             "outcomes must be 0/1 (partial credit in [0, 1] is rounded)"),
+            (
+                "correct_range",
+                (c < 0) | (c > 1) | c.is_nan(),
+                "c",
+                ccol + ": value {v:g} is outside [0, 1]",
+                "outcomes must be 0/1 (partial credit in [0, 1] is rounded)",
+            ),
         ]
         if "tt" in names:
-            out.append(("time_bad", bad_text("t"), "tt", f"column '{cm.get('timestamp')}': cannot parse {{v!r}} as a time",
-                        "fix the value (ISO dates or seconds), or map another column with --map timestamp=COLUMN"))
+            out.append(
+                (
+                    "time_bad",
+                    bad_text("t"),
+                    "tt",
+                    f"column '{cm.get('timestamp')}': cannot parse {{v!r}} as a time",
+                    "fix the value (ISO dates or seconds), or map another column with --map timestamp=COLUMN",
+                )
+            )
         if "ot" in names:
-            out.append(("order_nan", bad_text("o"), "ot", f"column '{cm.get('order')}': {{v!r}} is not a number",
-                        "fix the value or map another column with --map order=COLUMN"))
+            out.append(
+                (
+                    "order_nan",
+                    bad_text("o"),
+                    "ot",
+                    f"column '{cm.get('order')}': {{v!r}} is not a number",
+                    "fix the value or map another column with --map order=COLUMN",
+                )
+            )
         if self.keep is not None:
             out = [(n, m & self.keep, *rest) for n, m, *rest in out]
         return out
@@ -332,17 +394,28 @@ def _first_pass(s: _Source, plan: _Plan) -> tuple[dict, pl.DataFrame, pl.DataFra
     for name, mask, *_ in plan.checks():
         aggs += [mask.sum().alias(f"{name}_n"), pl.when(mask).then(pl.col(LINE_COL)).min().alias(f"{name}_line")]
     if keep is None:
-        aggs += [pl.len().alias("rows"), ((c != 0) & (c != 1)).sum().alias("partial"),
-                 pl.col("t").min().alias("tmin"), pl.col("t").max().alias("tmax")]
+        aggs += [
+            pl.len().alias("rows"),
+            ((c != 0) & (c != 1)).sum().alias("partial"),
+            pl.col("t").min().alias("tmin"),
+            pl.col("t").max().alias("tmax"),
+        ]
     else:
-        aggs += [keep.sum().alias("rows"), ((c != 0) & (c != 1) & keep).sum().alias("partial"),
-                 pl.col("t").filter(keep).min().alias("tmin"), pl.col("t").filter(keep).max().alias("tmax")]
+        aggs += [
+            keep.sum().alias("rows"),
+            ((c != 0) & (c != 1) & keep).sum().alias("partial"),
+            pl.col("t").filter(keep).min().alias("tmin"),
+            pl.col("t").filter(keep).max().alias("tmax"),
+        ]
     canon = plan.canonical(with_time=False)
-    counts, pairs, users = _collect(s, [
-        plan.typed.select(aggs),
-        _pairs(canon),
-        canon.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("rows")),
-    ])
+    counts, pairs, users = _collect(
+        s,
+        [
+            plan.typed.select(aggs),
+            _pairs(canon),
+            canon.group_by("user_id").agg(pl.len().cast(pl.Int64).alias("rows")),
+        ],
+    )
     row = counts.row(0, named=True)
     row.setdefault("correct_nan_n", 0)
     return row, _cells(pairs), pairs.select(pl.col("item_id").unique()), users
@@ -437,12 +510,22 @@ def convert_partitioned(
         raise KTError(f"--partitions {partitions}: must be >= 1")
     _check_target(Path(out))
     with _bounded_csv_chunks():
-        return _convert(Path(path), Path(out), partitions, overrides=overrides, drop_duplicates=drop_duplicates,
-                        drop_nulls=drop_nulls, encoding=encoding, min_attempts=min_attempts, on_step=on_step)
+        return _convert(
+            Path(path),
+            Path(out),
+            partitions,
+            overrides=overrides,
+            drop_duplicates=drop_duplicates,
+            drop_nulls=drop_nulls,
+            encoding=encoding,
+            min_attempts=min_attempts,
+            on_step=on_step,
+        )
 
 
-def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicates, drop_nulls, encoding,
-             min_attempts, on_step=None) -> dict:
+def _convert(
+    path: Path, out: Path, partitions: int, *, overrides, drop_duplicates, drop_nulls, encoding, min_attempts, on_step=None
+) -> dict:
     t0 = time.perf_counter()
     what = f"converting {path.name}"
     if on_step:
@@ -459,7 +542,9 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
     if row["rows"] == 0:
         raise DataError(s.src, "no rows left after --drop-nulls", "fill in the learner and KC columns")
     if on_step:
-        on_step(1, 2, {"what": what, "rows_read": int(row["rows_read"]), "phase": f"pass 2 of 2: writing {partitions} partitions"})
+        on_step(
+            1, 2, {"what": what, "rows_read": int(row["rows_read"]), "phase": f"pass 2 of 2: writing {partitions} partitions"}
+        )
     canon = plan.canonical(with_time=False)
     notes, stats = list(plan.notes), {"rows_read": row["rows_read"]}
     if drop_nulls and row["rows"] < row["rows_read"]:
@@ -483,8 +568,11 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
             bad = canon.filter(pl.col("skill_id").is_in(empty.implode()))
             got = _collect(s, [bad.select(pl.col("line").min(), pl.len())])[0].row(0)
             if not drop_nulls:
-                raise DataError(s.src, f"{_where(s, got[0], got[1])}, column '{plan.skill_col}': KC cell has only separators",
-                                "fill it in, remove those rows, or pass --drop-nulls")
+                raise DataError(
+                    s.src,
+                    f"{_where(s, got[0], got[1])}, column '{plan.skill_col}': KC cell has only separators",
+                    "fill it in, remove those rows, or pass --drop-nulls",
+                )
             stats["dropped_nulls"] = stats.get("dropped_nulls", 0) + got[1]
             notes.append(f"{s.src}: dropped {got[1]} rows whose KC cell has only separators (--drop-nulls)")
             canon = canon.filter(~pl.col("skill_id").is_in(empty.implode()))
@@ -500,8 +588,10 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
         kept = canon.join(short.lazy().select("user_id"), on="user_id", how="anti")
         pairs = _collect(s, [_pairs(kept)])[0]
         vocab_cells, vocab_items = pairs.select(pl.col("skill_id").unique()), pairs.select(pl.col("item_id").unique())
-        notes.append(f"{s.src}: {short.height} learners have fewer than {min_attempts} attempts ({int(short['rows'].sum())} rows); "
-                     "kept in the partitions, left out of the vocabularies and of training")
+        notes.append(
+            f"{s.src}: {short.height} learners have fewer than {min_attempts} attempts ({int(short['rows'].sum())} rows); "
+            "kept in the partitions, left out of the vocabularies and of training"
+        )
     if cellmap is not None:
         vocab_kcs = vocab_cells.join(cellmap, on="skill_id")["kcs"].explode()
         per_kc = cells.join(cellmap, on="skill_id").explode("kcs").group_by("kcs").agg(pl.col("n").sum(), pl.col("c").sum())
@@ -526,13 +616,18 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
             final = final.select("user_id", "skill_id", "item_id", "correct", "timestamp", "order", "line")
         final = final.join(users.lazy().select("user_id", "part"), on="user_id", how="left")
         sink = pl.PartitionBy(
-            tmp, key="part", include_key=False, approximate_bytes_per_file=None,
+            tmp,
+            key="part",
+            include_key=False,
+            approximate_bytes_per_file=None,
             file_path_provider=lambda a: f"part-{int(a.partition_keys['part'][0]):05d}-{a.index_in_partition}.parquet",
         )
         try:
             final.sink_parquet(sink, mkdir=True, engine="streaming")
         except pl.exceptions.PolarsError as exc:
-            raise DataError(s.src, f"cannot write partitions ({str(exc).splitlines()[0]})", "check the disk space and --out") from None
+            raise DataError(
+                s.src, f"cannot write partitions ({str(exc).splitlines()[0]})", "check the disk space and --out"
+            ) from None
         files: dict[int, list[str]] = {i: [] for i in range(partitions)}
         for f in sorted(tmp.iterdir()):
             m = _PART_FILE.match(f.name)
@@ -566,8 +661,12 @@ def _convert(path: Path, out: Path, partitions: int, *, overrides, drop_duplicat
             "kc_correct": [int(counts.get(kc, (0, 0))[1]) for kc in skill_vocab],
             "learners_file": LEARNERS,
             "partitions": [
-                {"id": i, "files": files[i], "rows": int(per_part.get(i, {}).get("rows", 0)),
-                 "learners": int(per_part.get(i, {}).get("learners", 0))}
+                {
+                    "id": i,
+                    "files": files[i],
+                    "rows": int(per_part.get(i, {}).get("rows", 0)),
+                    "learners": int(per_part.get(i, {}).get("learners", 0)),
+                }
                 for i in range(partitions)
             ],
             "stats": stats,

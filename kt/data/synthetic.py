@@ -85,9 +85,16 @@ def simulate_bkt(
     truth = {
         "kind": "bkt",
         "seed": seed,
-        "kcs": {f"kc{k}": {"prior": prior[k], "learn": learn[k], "forget": forget[k],
-                           "guess": float(guess[k * items_per_kc]), "slip": float(slip[k * items_per_kc])}
-                for k in range(K)},
+        "kcs": {
+            f"kc{k}": {
+                "prior": prior[k],
+                "learn": learn[k],
+                "forget": forget[k],
+                "guess": float(guess[k * items_per_kc]),
+                "slip": float(slip[k * items_per_kc]),
+            }
+            for k in range(K)
+        },
     }
     if multigs:
         truth["items"] = {f"i{i}": {"guess": float(guess[i]), "slip": float(slip[i])} for i in range(n_items)}
@@ -235,7 +242,9 @@ def simulate_ou_graph(
     s0 = np.stack([_inv_softplus(alpha), mu, sigma, np.log(gamma) - np.log1p(-gamma)], axis=1)
     s = np.repeat(s0[:, None, :], T, axis=1)
     if drift > 0:
-        s = s0[:, None, :] + np.concatenate([np.zeros((N, 1, 4)), np.cumsum(drift * rng.normal(size=(N, T - 1, 4)), axis=1)], axis=1)
+        s = s0[:, None, :] + np.concatenate(
+            [np.zeros((N, 1, 4)), np.cumsum(drift * rng.normal(size=(N, T - 1, 4)), axis=1)], axis=1
+        )
     a_t = np.logaddexp(0.0, s[..., 0])
     mu_t, sig_t, g_t = s[..., 1], s[..., 2], 1.0 / (1.0 + np.exp(-s[..., 3]))
 
@@ -286,8 +295,13 @@ def simulate_ou_graph(
         }
     )
     traits = [
-        {"user_id": users[n], "alpha": float(a_t[n].mean()), "mu": float(mu_t[n].mean()),
-         "sigma": float(np.abs(sig_t[n]).mean()), "gamma": float(g_t[n].mean())}
+        {
+            "user_id": users[n],
+            "alpha": float(a_t[n].mean()),
+            "mu": float(mu_t[n].mean()),
+            "sigma": float(np.abs(sig_t[n]).mean()),
+            "gamma": float(g_t[n].mean()),
+        }
         for n in range(N)
     ]
     src, tgt = np.nonzero(A)
@@ -300,13 +314,28 @@ def simulate_ou_graph(
         "order": [kcs[k] for k in order],
         "traits": traits,
         "settings": {
-            "learners": N, "kcs": K, "steps": T, "edge_prob": edge_prob, "decoupled": decoupled, "revisit": revisit,
-            "alpha_median_per_day": alpha_median, "alpha_log_sd": alpha_log_sd, "mu_sd": mu_sd,
-            "sigma_scale": sigma_scale, "gamma_beta": list(gamma_beta), "z0_mean": z0_mean, "z0_sd": z0_sd,
-            "session_attempts": [session_min, session_max], "within_gap_minutes": within_gap_minutes,
-            "between_gap_days": between_gap_days, "drift": drift, "realisable": realisable,
-            "realisable_tau": realisable_tau if realisable else None, "time_unit": "timestamp in seconds; model time in days",
-            "normalisation": "1/K", "emission": "sigmoid(z_k)",
+            "learners": N,
+            "kcs": K,
+            "steps": T,
+            "edge_prob": edge_prob,
+            "decoupled": decoupled,
+            "revisit": revisit,
+            "alpha_median_per_day": alpha_median,
+            "alpha_log_sd": alpha_log_sd,
+            "mu_sd": mu_sd,
+            "sigma_scale": sigma_scale,
+            "gamma_beta": list(gamma_beta),
+            "z0_mean": z0_mean,
+            "z0_sd": z0_sd,
+            "session_attempts": [session_min, session_max],
+            "within_gap_minutes": within_gap_minutes,
+            "between_gap_days": between_gap_days,
+            "drift": drift,
+            "realisable": realisable,
+            "realisable_tau": realisable_tau if realisable else None,
+            "time_unit": "timestamp in seconds; model time in days",
+            "normalisation": "1/K",
+            "emission": "sigmoid(z_k)",
         },
     }
     if effect != 1.0:  # only then, so the default truth JSON is byte-identical to earlier versions

@@ -105,8 +105,15 @@ def simulate_gated(
         raise KTError("simulate: --learners, --kcs, --steps and --items-per-kc must be >= 1")
     if schedule not in SCHEDULES:
         raise KTError(f"simulate: --schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
-    for name, v in (("--edge-prob", edge_prob), ("--effect", effect), ("--withheld", withheld), ("multi_kc", multi_kc),
-                    ("revisit", revisit), ("skip", skip), ("forget", 2 * forget)):
+    for name, v in (
+        ("--edge-prob", edge_prob),
+        ("--effect", effect),
+        ("--withheld", withheld),
+        ("multi_kc", multi_kc),
+        ("revisit", revisit),
+        ("skip", skip),
+        ("forget", 2 * forget),
+    ):
         if not 0 <= v <= 1:  # also rejects NaN
             raise KTError(f"simulate: {name} {v}: must be in [0, 1]")
     if not 0 < prior_mean < 1:
@@ -189,13 +196,33 @@ def simulate_gated(
         "items": {f"i{j}": kc_of[j].split("~~") for j in range(n_items)},
         "item_params": {f"i{j}": {"guess": float(g_item[j]), "slip": float(s_item[j])} for j in range(n_items)},
         "kc_params": {names[k]: {"learn": float(l_kc[k]), "forget": float(f_kc[k])} for k in range(K)},
-        "learners": [{"user_id": users[n], "prior": float(pi[n]), "speed": float(speed[n]),
-                      "withheld": names[held[n]] if held[n] >= 0 else None} for n in range(N)],
+        "learners": [
+            {
+                "user_id": users[n],
+                "prior": float(pi[n]),
+                "speed": float(speed[n]),
+                "withheld": names[held[n]] if held[n] >= 0 else None,
+            }
+            for n in range(N)
+        ],
         "settings": {
-            "learners": N, "kcs": K, "steps": T, "edge_prob": edge_prob, "effect": effect, "schedule": schedule,
-            "items_per_kc": items_per_kc, "withheld": withheld, "multi_kc": multi_kc, "prior_mean": prior_mean,
-            "speed_log_sd": speed_log_sd, "learn": list(learn), "guess": list(guess), "slip": list(slip),
-            "forget": forget, "revisit": revisit, "skip": skip,
+            "learners": N,
+            "kcs": K,
+            "steps": T,
+            "edge_prob": edge_prob,
+            "effect": effect,
+            "schedule": schedule,
+            "items_per_kc": items_per_kc,
+            "withheld": withheld,
+            "multi_kc": multi_kc,
+            "prior_mean": prior_mean,
+            "speed_log_sd": speed_log_sd,
+            "learn": list(learn),
+            "guess": list(guess),
+            "slip": list(slip),
+            "forget": forget,
+            "revisit": revisit,
+            "skip": skip,
         },
     }
     return frame, truth
@@ -276,9 +303,16 @@ def _arrays(frame: pl.DataFrame, truth: dict):
     return N, T, K, it, y, primary, second, g, s, lk, fk, pi, sp
 
 
-def gated_loglik(frame: pl.DataFrame, truth: dict, *, adjacency: np.ndarray | None = None,
-                 effect: float | None = None, particles: int = 512, seed: int = 0,
-                 exact: bool | None = None) -> np.ndarray:
+def gated_loglik(
+    frame: pl.DataFrame,
+    truth: dict,
+    *,
+    adjacency: np.ndarray | None = None,
+    effect: float | None = None,
+    particles: int = 512,
+    seed: int = 0,
+    exact: bool | None = None,
+) -> np.ndarray:
     """Per-learner log p(y) of :func:`simulate_gated` data under the true parameters and a given graph.
 
     Exact (forward pass over all 2^K knowledge states) for K <= 12 unless

@@ -30,9 +30,7 @@ class Vocab:
         """Two-column lookup frame for joins: ``user_id`` -> ``user_idx`` etc."""
         values = getattr(self, name)
         idx = name.removesuffix("_id") + "_idx"
-        return pl.DataFrame(
-            {name: pl.Series(values, dtype=pl.String), idx: pl.Series(range(len(values)), dtype=pl.Int32)}
-        )
+        return pl.DataFrame({name: pl.Series(values, dtype=pl.String), idx: pl.Series(range(len(values)), dtype=pl.Int32)})
 
     def to_dict(self) -> dict[str, list[str]]:
         """JSON-ready mapping of field name to its id list."""

@@ -50,8 +50,13 @@ def aggregate(results: list[dict], keys: tuple[str, ...] = SUMMARY_METRICS) -> d
         v = v[np.isfinite(v)]
         if not len(v):
             continue
-        out[k] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
-                  "min": float(v.min()), "max": float(v.max()), "values": [float(x) for x in v]}
+        out[k] = {
+            "mean": float(v.mean()),
+            "std": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+            "min": float(v.min()),
+            "max": float(v.max()),
+            "values": [float(x) for x in v],
+        }
     return out
 
 
@@ -112,13 +117,15 @@ def fit_and_evaluate(
     if save_to is not None:
         m.save(save_to)
     res = spec.run(m, test)
-    res.update({
-        "config": to_dict(m.config),
-        "seed": seed,
-        "train_seconds": seconds,
-        "train_learners": tr.n_users,
-        "valid_learners": va.n_users if va is not None else 0,
-    })
+    res.update(
+        {
+            "config": to_dict(m.config),
+            "seed": seed,
+            "train_seconds": seconds,
+            "train_learners": tr.n_users,
+            "valid_learners": va.n_users if va is not None else 0,
+        }
+    )
     if m.meta.get("history"):
         res["training_history"] = m.meta["history"]
     if save_to is not None:
@@ -170,9 +177,18 @@ def cross_validate(
         raise KTError(f"--protocol {scheme!r}: choose kfold or pykt")
     spec = (spec or EvalSpec()).checked()
     users = data.frame["user_idx"].unique().sort().to_numpy()
-    record: dict = {"kind": "cv", "scheme": scheme, "model": model_name, "folds": folds, "seed": seed,
-                    "valid_frac": valid_frac if scheme == "kfold" else None, "data": data.source,
-                    "learners": int(len(users)), "settings": spec.settings(), "std": "sample (ddof=1)"}
+    record: dict = {
+        "kind": "cv",
+        "scheme": scheme,
+        "model": model_name,
+        "folds": folds,
+        "seed": seed,
+        "valid_frac": valid_frac if scheme == "kfold" else None,
+        "data": data.source,
+        "learners": int(len(users)),
+        "settings": spec.settings(),
+        "std": "sample (ddof=1)",
+    }
     if scheme == "pykt":
         rest, test_u = split_learners(users, (1 - PYKT_TEST_FRAC, PYKT_TEST_FRAC), PYKT_TEST_SEED)
         if len(test_u) == 0 or len(rest) < folds:
@@ -186,15 +202,35 @@ def cross_validate(
     for k, part in enumerate(parts):
         if scheme == "kfold":
             train_u = np.setdiff1d(users, part)
-            res = fit_and_evaluate(model_name, data.subset(train_u), data.subset(part), valid_frac=valid_frac, seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options,
-                                   on_step=on_step)
+            res = fit_and_evaluate(
+                model_name,
+                data.subset(train_u),
+                data.subset(part),
+                valid_frac=valid_frac,
+                seed=seed,
+                spec=spec,
+                sets=sets,
+                toml_path=toml_path,
+                progress=progress,
+                options=options,
+                on_step=on_step,
+            )
             fold = {"fold": k, "test_users": _ids(data, part), "result": res}
         else:
             train_u = np.setdiff1d(np.concatenate(parts), part)
-            res = fit_and_evaluate(model_name, data.subset(train_u), test, valid=data.subset(part), seed=seed,
-                                   spec=spec, sets=sets, toml_path=toml_path, progress=progress, options=options,
-                                   on_step=on_step)
+            res = fit_and_evaluate(
+                model_name,
+                data.subset(train_u),
+                test,
+                valid=data.subset(part),
+                seed=seed,
+                spec=spec,
+                sets=sets,
+                toml_path=toml_path,
+                progress=progress,
+                options=options,
+                on_step=on_step,
+            )
             fold = {"fold": k, "valid_users": _ids(data, part), "result": res}
         results.append(fold)
         if on_fold is not None:

@@ -103,8 +103,10 @@ def collapse_kc_rows(data: Interactions) -> Interactions:
     )
     merged = f.height - grouped.height
     stats = {**data.stats, "collapsed_kc_rows": merged}
-    notes = (*data.notes, f"{data.source}: merged {merged} KC rows into multi-KC questions "
-             "(consecutive rows with the same item and outcome)")
+    notes = (
+        *data.notes,
+        f"{data.source}: merged {merged} KC rows into multi-KC questions (consecutive rows with the same item and outcome)",
+    )
     return Interactions(grouped, data.vocab, data.source, data.colmap, data.fmt, notes, stats)
 
 

@@ -106,8 +106,15 @@ def reliability(y: ArrayLike, p: ArrayLike, bins: int = 10) -> list[dict]:
         sel = idx == b
         n = int(sel.sum())
         if n:
-            out.append({"lo": b / bins, "hi": (b + 1) / bins, "count": n,
-                        "mean_pred": float(p[sel].mean()), "frac_correct": float(y[sel].mean())})
+            out.append(
+                {
+                    "lo": b / bins,
+                    "hi": (b + 1) / bins,
+                    "count": n,
+                    "mean_pred": float(p[sel].mean()),
+                    "frac_correct": float(y[sel].mean()),
+                }
+            )
     return out
 
 

@@ -85,9 +85,7 @@ def split_history(
         raise KTError(f"--horizon {horizon}: must be >= 1")
     if require_full and (history is None or horizon is None):
         raise KTError("multistep: a full horizon needs a fixed --history and --horizon")
-    f = data.frame.with_columns(
-        pl.int_range(pl.len()).over("user_idx").alias("_pos"), pl.len().over("user_idx").alias("_n")
-    )
+    f = data.frame.with_columns(pl.int_range(pl.len()).over("user_idx").alias("_pos"), pl.len().over("user_idx").alias("_n"))
     if history is not None:
         h = pl.lit(history, dtype=pl.Int64)
     else:
@@ -146,7 +144,8 @@ def _pseudo_predict(model, combined: pl.DataFrame, segments: np.ndarray, vocab: 
         pid = np.repeat(np.arange(len(seg), dtype=np.int32), per)
         names = [f"pseudo{i:09d}" for i in range(len(seg))]
         frame = combined[idx].with_columns(
-            pl.Series("user_idx", pid, dtype=pl.Int32), pl.Series("user_id", np.asarray(names, dtype=object)[pid], dtype=pl.String)
+            pl.Series("user_idx", pid, dtype=pl.Int32),
+            pl.Series("user_id", np.asarray(names, dtype=object)[pid], dtype=pl.String),
         )
         pseudo = Interactions(frame, Vocab(user_id=names, skill_id=vocab.skill_id, item_id=vocab.item_id), source)
         preds = model.predict(pseudo)
@@ -197,7 +196,9 @@ def predict_ahead(model, history: Interactions, future: Interactions, mode: str 
         parts: list[tuple[np.ndarray, pl.DataFrame]] = []
         for j in range(int(step.max()) + 1):
             rows = np.flatnonzero(step == j)
-            combined = pl.concat([H, F.with_columns(pl.Series("correct", fed, dtype=F.schema["correct"]))], how="vertical_relaxed")
+            combined = pl.concat(
+                [H, F.with_columns(pl.Series("correct", fed, dtype=F.schema["correct"]))], how="vertical_relaxed"
+            )
             seg = np.stack([h_start[rows], h_len[rows], base + f_first[rows], np.full(len(rows), j + 1)], axis=1)
             pr = _pseudo_predict(model, combined, seg, history.vocab, future.source)
             fed[rows] = (pr["prob"].to_numpy() >= 0.5).astype(fed.dtype)  # the model's own guess becomes the outcome
@@ -205,6 +206,13 @@ def predict_ahead(model, history: Interactions, future: Interactions, mode: str 
         order = np.concatenate([r for r, _ in parts])
         preds = pl.concat([p for _, p in parts], how="vertical_relaxed")[np.argsort(order, kind="stable").tolist()]
     extra = [c for c in preds.columns if c not in ("user_id", "skill_id", "item_id", "position", "line", "correct")]
-    return F.drop(drop).select("user_id", "skill_id", "item_id", "line", "correct").with_columns(
-        pl.Series("position", h_len + step, dtype=pl.Int64), pl.Series("step", step + 1, dtype=pl.Int64), *(preds[c] for c in extra)
-    ).select("user_id", "skill_id", "item_id", "position", "step", "line", "correct", *extra)
+    return (
+        F.drop(drop)
+        .select("user_id", "skill_id", "item_id", "line", "correct")
+        .with_columns(
+            pl.Series("position", h_len + step, dtype=pl.Int64),
+            pl.Series("step", step + 1, dtype=pl.Int64),
+            *(preds[c] for c in extra),
+        )
+        .select("user_id", "skill_id", "item_id", "position", "step", "line", "correct", *extra)
+    )

@@ -99,11 +99,15 @@ def learning_curves(
     f = scored(f, include_first=include_first).filter(pl.col("opportunity") <= max_opportunity)
 
     def curve(g: pl.DataFrame) -> list[dict]:
-        c = g.group_by("opportunity").agg(
-            pl.len().alias("n"), pl.col("correct").mean().alias("observed"), pl.col("prob").mean().alias("predicted")
-        ).sort("opportunity")
-        return [{"opportunity": int(o), "n": int(n), "observed": round(float(a), 5), "predicted": round(float(b), 5)}
-                for o, n, a, b in c.iter_rows()]
+        c = (
+            g.group_by("opportunity")
+            .agg(pl.len().alias("n"), pl.col("correct").mean().alias("observed"), pl.col("prob").mean().alias("predicted"))
+            .sort("opportunity")
+        )
+        return [
+            {"opportunity": int(o), "n": int(n), "observed": round(float(a), 5), "predicted": round(float(b), 5)}
+            for o, n, a, b in c.iter_rows()
+        ]
 
     counts = f.group_by("skill_id").len().sort(["len", "skill_id"], descending=[True, False]).head(top)
     per = [{"skill_id": kc, "n": int(n), "points": curve(f.filter(pl.col("skill_id") == kc))} for kc, n in counts.iter_rows()]
@@ -123,8 +127,17 @@ def by_step(preds: pl.DataFrame) -> list[dict]:
     out = []
     for (s,), g in preds.group_by("step", maintain_order=False):
         y, p = g["correct"].to_numpy(), g["prob"].to_numpy()
-        out.append({"step": int(s), "n": len(y), "accuracy": metrics.accuracy(y, p), "auc": metrics.auc(y, p),
-                    "f1": metrics.f1(y, p), "mean_pred": float(p.mean()), "frac_correct": float(y.mean())})
+        out.append(
+            {
+                "step": int(s),
+                "n": len(y),
+                "accuracy": metrics.accuracy(y, p),
+                "auc": metrics.auc(y, p),
+                "f1": metrics.f1(y, p),
+                "mean_pred": float(p.mean()),
+                "frac_correct": float(y.mean()),
+            }
+        )
     return sorted(out, key=lambda r: r["step"])
 
 
@@ -218,7 +231,9 @@ class EvalSpec:
             raise KTError("--include-first applies to --protocol next only")
         if self.protocol == "psikt-window":
             if any(v is not None for v in multi) or self.mode != "nonacc":
-                raise KTError("--protocol psikt-window fixes history 10, horizon 10, non-accumulative; drop --history/--horizon/--mode")
+                raise KTError(
+                    "--protocol psikt-window fixes history 10, horizon 10, non-accumulative; drop --history/--horizon/--mode"
+                )
             return self
         mode = canonical_mode(self.mode)
         if (self.history is None) == (self.history_frac is None):
@@ -239,13 +254,31 @@ class EvalSpec:
         """
         spec = self.checked()
         if spec.protocol == "next":
-            return next_step(model, data, include_first=spec.include_first, breakdown=spec.breakdown,
-                             scoring=spec.scoring, fusion=spec.fusion)
+            return next_step(
+                model, data, include_first=spec.include_first, breakdown=spec.breakdown, scoring=spec.scoring, fusion=spec.fusion
+            )
         if spec.protocol == "psikt-window":
-            return multistep(model, data, **PSIKT_WINDOW, require_full=True, scoring=spec.scoring, fusion=spec.fusion,
-                             breakdown=spec.breakdown, preset="psikt-window")
-        return multistep(model, data, history=spec.history, history_frac=spec.history_frac, horizon=spec.horizon,
-                         mode=spec.mode, scoring=spec.scoring, fusion=spec.fusion, breakdown=spec.breakdown)
+            return multistep(
+                model,
+                data,
+                **PSIKT_WINDOW,
+                require_full=True,
+                scoring=spec.scoring,
+                fusion=spec.fusion,
+                breakdown=spec.breakdown,
+                preset="psikt-window",
+            )
+        return multistep(
+            model,
+            data,
+            history=spec.history,
+            history_frac=spec.history_frac,
+            horizon=spec.horizon,
+            mode=spec.mode,
+            scoring=spec.scoring,
+            fusion=spec.fusion,
+            breakdown=spec.breakdown,
+        )
 
     def settings(self) -> dict:
         """JSON-ready settings (after presets are expanded)."""
@@ -416,9 +449,11 @@ def multistep(
         result["sample_accuracy"] = float(np.mean(np.where(y > 0, q, 1 - q)))
         result["sample_f1"] = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else float("nan")
     if preset == "psikt-window":
-        result["note"] = ("PSI-KT within-learner window (EVALUATION.md §8, evaluation side): first 10 attempts observed, "
-                          "11-20 predicted without feedback; accuracy/F1 at 0.5, AUC from the probabilities; "
-                          "not comparable with next-step AUC")
+        result["note"] = (
+            "PSI-KT within-learner window (EVALUATION.md §8, evaluation side): first 10 attempts observed, "
+            "11-20 predicted without feedback; accuracy/F1 at 0.5, AUC from the probabilities; "
+            "not comparable with next-step AUC"
+        )
     if breakdown:
         result["per_kc"] = per_kc(preds)
         result["reliability"] = metrics.reliability(y, p)

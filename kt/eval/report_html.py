@@ -57,7 +57,9 @@ def _read_json(path: Path) -> dict:
     try:
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise KTError(f"{path}: cannot read JSON ({exc}); give a kt evaluate/cv/compare --json file or a model directory") from None
+        raise KTError(
+            f"{path}: cannot read JSON ({exc}); give a kt evaluate/cv/compare --json file or a model directory"
+        ) from None
     if not isinstance(obj, dict):
         raise KTError(f"{path}: not a kt result (expected a JSON object)")
     return obj
@@ -128,17 +130,31 @@ def collect(paths: list[Path]) -> tuple[list[Run], list[Training]]:
         if "fold_results" in obj:  # kt cv
             for f in obj["fold_results"]:
                 add_result(f["result"], f"{obj.get('model', '?')} fold {f['fold']}", str(p))
-            runs.append(Run(f"{obj.get('model', '?')} ({obj.get('scheme', 'cv')} {obj.get('folds')} folds, mean ± sd)",
-                            {"protocol": obj.get("settings", {}).get("protocol"), "model": obj.get("model"),
-                             "scoring": (obj["fold_results"][0]["result"].get("scoring") if obj["fold_results"] else None)},
-                            str(p), obj.get("summary") or {}))
+            runs.append(
+                Run(
+                    f"{obj.get('model', '?')} ({obj.get('scheme', 'cv')} {obj.get('folds')} folds, mean ± sd)",
+                    {
+                        "protocol": obj.get("settings", {}).get("protocol"),
+                        "model": obj.get("model"),
+                        "scoring": (obj["fold_results"][0]["result"].get("scoring") if obj["fold_results"] else None),
+                    },
+                    str(p),
+                    obj.get("summary") or {},
+                )
+            )
         elif obj.get("kind") == "compare":
             for r in obj.get("results", []):
                 if "summary" in r and "fold_results" in r:
                     for f in r["fold_results"]:
                         add_result(f["result"], f"{r.get('model', '?')} fold {f['fold']}", str(p))
-                    runs.append(Run(f"{r.get('model', '?')} (mean ± sd)", {"protocol": obj.get("settings", {}).get("protocol"),
-                                    "model": r.get("model")}, str(p), r["summary"]))
+                    runs.append(
+                        Run(
+                            f"{r.get('model', '?')} (mean ± sd)",
+                            {"protocol": obj.get("settings", {}).get("protocol"), "model": r.get("model")},
+                            str(p),
+                            r["summary"],
+                        )
+                    )
                 else:
                     add_result(r, r.get("label") or r.get("model", "?"), str(p))
         elif "protocol" in obj:
@@ -242,23 +258,30 @@ def chart(
     def sy(y: float) -> float:
         return mt + ph - (y - ylim[0]) / (ylim[1] - ylim[0]) * ph
 
-    parts = [f'<svg class="kt-plot" data-plot="{_esc(plot)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-             f'role="img" aria-label="{_esc(title)}"><title>{_esc(title)}</title>',
-             f'<rect class="frame" x="{ml}" y="{mt}" width="{pw}" height="{ph}"/>']
+    parts = [
+        f'<svg class="kt-plot" data-plot="{_esc(plot)}" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{_esc(title)}"><title>{_esc(title)}</title>',
+        f'<rect class="frame" x="{ml}" y="{mt}" width="{pw}" height="{ph}"/>',
+    ]
     for t in _ticks(*xlim):
         x = sx(t)
-        parts.append(f'<line class="gridline" x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" y2="{mt + ph}"/>'
-                     f'<text class="tick" x="{x:.1f}" y="{mt + ph + 14}" text-anchor="middle">{_fmt_tick(t)}</text>')
+        parts.append(
+            f'<line class="gridline" x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" y2="{mt + ph}"/>'
+            f'<text class="tick" x="{x:.1f}" y="{mt + ph + 14}" text-anchor="middle">{_fmt_tick(t)}</text>'
+        )
     for t in _ticks(*ylim):
         y = sy(t)
-        parts.append(f'<line class="gridline" x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}"/>'
-                     f'<text class="tick" x="{ml - 5}" y="{y + 3:.1f}" text-anchor="end">{_fmt_tick(t)}</text>')
+        parts.append(
+            f'<line class="gridline" x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}"/>'
+            f'<text class="tick" x="{ml - 5}" y="{y + 3:.1f}" text-anchor="end">{_fmt_tick(t)}</text>'
+        )
     if diagonal:
         lo, hi = max(xlim[0], ylim[0]), min(xlim[1], ylim[1])
         parts.append(f'<line class="diagonal" x1="{sx(lo):.1f}" y1="{sy(lo):.1f}" x2="{sx(hi):.1f}" y2="{sy(hi):.1f}"/>')
     uid = f"clip{next(_CLIP_IDS)}"  # unique within the page
-    parts.append(f'<clipPath id="{uid}"><rect x="{ml}" y="{mt}" width="{pw}" height="{ph}"/></clipPath>'
-                 f'<g clip-path="url(#{uid})">')
+    parts.append(
+        f'<clipPath id="{uid}"><rect x="{ml}" y="{mt}" width="{pw}" height="{ph}"/></clipPath><g clip-path="url(#{uid})">'
+    )
     legend = []
     for i, (s, xy) in enumerate(zip(series, pts)):
         color = s.get("color") or PALETTE[i % len(PALETTE)]
@@ -269,15 +292,19 @@ def chart(
             parts.append(f'<polyline class="series" points="{coords}" stroke="{color}"{dash}><title>{label}</title></polyline>')
         if s.get("markers") or len(xy) == 1:
             for x, y in xy:
-                parts.append(f'<circle class="marker" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
-                             f'<title>{label}: ({x:.3g}, {y:.3g})</title></circle>')
+                parts.append(
+                    f'<circle class="marker" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
+                    f"<title>{label}: ({x:.3g}, {y:.3g})</title></circle>"
+                )
         style = "dashed" if s.get("dash") else "solid"
         legend.append(f'<span class="key"><span class="swatch {style}" style="border-color:{color}"></span>{label}</span>')
     parts.append("</g>")
     parts.append(f'<text class="title" x="{ml + pw / 2:.1f}" y="17" text-anchor="middle">{_esc(title)}</text>')
     parts.append(f'<text class="axis" x="{ml + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">{_esc(xlabel)}</text>')
-    parts.append(f'<text class="axis" x="14" y="{mt + ph / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 14 {mt + ph / 2:.1f})">{_esc(ylabel)}</text>')
+    parts.append(
+        f'<text class="axis" x="14" y="{mt + ph / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 14 {mt + ph / 2:.1f})">{_esc(ylabel)}</text>'
+    )
     parts.append("</svg>")
     return f'<figure class="chart">{"".join(parts)}<figcaption>{"".join(legend)}</figcaption></figure>'
 
@@ -303,8 +330,11 @@ def _summary_table(runs: list[Run]) -> str:
             cells = []
             for m in TABLE_METRICS:
                 s = r.summary.get(m)
-                cells.append(f"<td>{s['mean']:.4f} ± {s['std']:.4f}</td>" if s and _num(s.get("std")) is not None
-                             else (f"<td>{s['mean']:.4f}</td>" if s else "<td>–</td>"))
+                cells.append(
+                    f"<td>{s['mean']:.4f} ± {s['std']:.4f}</td>"
+                    if s and _num(s.get("std")) is not None
+                    else (f"<td>{s['mean']:.4f}</td>" if s else "<td>–</td>")
+                )
         else:
             cells = [f"<td>{_cell(res.get(m))}</td>" for m in TABLE_METRICS]
         proto = res.get("protocol") or "–"
@@ -319,59 +349,119 @@ def _summary_table(runs: list[Run]) -> str:
             extra.append(str(res["mode"]))
         proto_txt = _esc(proto) + (f" <small>({_esc(', '.join(extra))})</small>" if extra else "")
         leak = ' <span class="warn" title="per-KC-row scoring leaks answers">leaky</span>' if res.get("leaky") else ""
-        rows.append(f"<tr><td>{_esc(r.label)}</td><td>{_esc(res.get('model', '–'))}</td><td>{proto_txt}</td>"
-                    f"<td>{_esc(res.get('scoring') or '–')}{leak}</td>{''.join(cells)}</tr>")
-    return (f'<table class="summary"><thead><tr><th>run</th><th>model</th><th>protocol</th><th>scoring</th>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+        rows.append(
+            f"<tr><td>{_esc(r.label)}</td><td>{_esc(res.get('model', '–'))}</td><td>{proto_txt}</td>"
+            f"<td>{_esc(res.get('scoring') or '–')}{leak}</td>{''.join(cells)}</tr>"
+        )
+    return (
+        f'<table class="summary"><thead><tr><th>run</th><th>model</th><th>protocol</th><th>scoring</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _roc_section(runs: list[Run]) -> str:
-    series = [{"label": f"{r.label} (AUC {r.result['auc']:.3f})" if _num(r.result.get("auc")) is not None else r.label,
-               "x": r.result["roc"]["fpr"], "y": r.result["roc"]["tpr"]}
-              for r in runs if r.result.get("roc", {}).get("fpr")]
+    series = [
+        {
+            "label": f"{r.label} (AUC {r.result['auc']:.3f})" if _num(r.result.get("auc")) is not None else r.label,
+            "x": r.result["roc"]["fpr"],
+            "y": r.result["roc"]["tpr"],
+        }
+        for r in runs
+        if r.result.get("roc", {}).get("fpr")
+    ]
     if not series:
         return ""
-    return ('<section id="roc"><h2>ROC curves</h2>'
-            + chart(series, plot="roc", title="ROC", xlabel="false positive rate", ylabel="true positive rate",
-                    xlim=(0, 1), ylim=(0, 1), diagonal=True, width=480, height=420)
-            + "</section>")
+    return (
+        '<section id="roc"><h2>ROC curves</h2>'
+        + chart(
+            series,
+            plot="roc",
+            title="ROC",
+            xlabel="false positive rate",
+            ylabel="true positive rate",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            diagonal=True,
+            width=480,
+            height=420,
+        )
+        + "</section>"
+    )
 
 
 def _reliability_section(runs: list[Run]) -> str:
-    series = [{"label": r.label, "x": [b["mean_pred"] for b in r.result["reliability"]],
-               "y": [b["frac_correct"] for b in r.result["reliability"]], "markers": True}
-              for r in runs if r.result.get("reliability")]
+    series = [
+        {
+            "label": r.label,
+            "x": [b["mean_pred"] for b in r.result["reliability"]],
+            "y": [b["frac_correct"] for b in r.result["reliability"]],
+            "markers": True,
+        }
+        for r in runs
+        if r.result.get("reliability")
+    ]
     if not series:
         return ""
-    return ('<section id="reliability"><h2>Reliability diagram</h2><p>Mean predicted probability against the observed '
-            "share correct, per probability bin (diagonal: perfect calibration).</p>"
-            + chart(series, plot="reliability", title="Reliability", xlabel="mean predicted P(correct)",
-                    ylabel="observed share correct", xlim=(0, 1), ylim=(0, 1), diagonal=True, width=480, height=420)
-            + "</section>")
+    return (
+        '<section id="reliability"><h2>Reliability diagram</h2><p>Mean predicted probability against the observed '
+        "share correct, per probability bin (diagonal: perfect calibration).</p>"
+        + chart(
+            series,
+            plot="reliability",
+            title="Reliability",
+            xlabel="mean predicted P(correct)",
+            ylabel="observed share correct",
+            xlim=(0, 1),
+            ylim=(0, 1),
+            diagonal=True,
+            width=480,
+            height=420,
+        )
+        + "</section>"
+    )
 
 
 def _horizon_section(runs: list[Run]) -> str:
     ms = [r for r in runs if r.result.get("by_step")]
     if not ms:
         return ""
-    acc = [{"label": r.label, "x": [s["step"] for s in r.result["by_step"]], "y": [s["accuracy"] for s in r.result["by_step"]],
-            "markers": True} for r in ms]
-    auc = [{"label": r.label, "x": [s["step"] for s in r.result["by_step"]], "y": [s["auc"] for s in r.result["by_step"]],
-            "markers": True} for r in ms]
-    return ('<section id="horizon"><h2>Multi-step prediction by horizon step</h2><div class="charts">'
-            + chart(acc, plot="horizon-accuracy", title="Accuracy by horizon step", xlabel="steps after the history",
-                    ylabel="accuracy")
-            + chart(auc, plot="horizon-auc", title="AUC by horizon step", xlabel="steps after the history", ylabel="AUC")
-            + "</div></section>")
+    acc = [
+        {
+            "label": r.label,
+            "x": [s["step"] for s in r.result["by_step"]],
+            "y": [s["accuracy"] for s in r.result["by_step"]],
+            "markers": True,
+        }
+        for r in ms
+    ]
+    auc = [
+        {
+            "label": r.label,
+            "x": [s["step"] for s in r.result["by_step"]],
+            "y": [s["auc"] for s in r.result["by_step"]],
+            "markers": True,
+        }
+        for r in ms
+    ]
+    return (
+        '<section id="horizon"><h2>Multi-step prediction by horizon step</h2><div class="charts">'
+        + chart(
+            acc, plot="horizon-accuracy", title="Accuracy by horizon step", xlabel="steps after the history", ylabel="accuracy"
+        )
+        + chart(auc, plot="horizon-auc", title="AUC by horizon step", xlabel="steps after the history", ylabel="AUC")
+        + "</div></section>"
+    )
 
 
 def _learning_section(runs: list[Run]) -> str:
     lc = [r for r in runs if r.result.get("learning_curves")][:MAX_CURVE_RUNS]
     if not lc:
         return ""
-    out = ['<section id="learning-curves"><h2>Learning curves</h2><p>Observed (solid) and predicted (dashed) '
-           "share correct by the learner's attempt number on the KC, for all KCs and the KCs with most scored attempts "
-           f"(points with at least {MIN_CURVE_N} attempts).</p>"]
+    out = [
+        '<section id="learning-curves"><h2>Learning curves</h2><p>Observed (solid) and predicted (dashed) '
+        "share correct by the learner's attempt number on the KC, for all KCs and the KCs with most scored attempts "
+        f"(points with at least {MIN_CURVE_N} attempts).</p>"
+    ]
     for i, r in enumerate(lc):
         color = PALETTE[i % len(PALETTE)]
         curves = r.result["learning_curves"]
@@ -383,11 +473,22 @@ def _learning_section(runs: list[Run]) -> str:
             if len(points) < 2:
                 continue
             x = [p["opportunity"] for p in points]
-            figs.append(chart([{"label": "observed", "x": x, "y": [p["observed"] for p in points], "color": color},
-                               {"label": "predicted", "x": x, "y": [p["predicted"] for p in points], "color": color, "dash": True}],
-                              plot="learning-curve", title=f"{name} (n={n:,})", xlabel="attempt number on the KC",
-                              ylabel="share correct", ylim=(0, 1), width=300, height=230))
-        body = f"<div class=\"charts\">{''.join(figs)}</div>" if figs else f"<p>Fewer than {MIN_CURVE_N} attempts per point.</p>"
+            figs.append(
+                chart(
+                    [
+                        {"label": "observed", "x": x, "y": [p["observed"] for p in points], "color": color},
+                        {"label": "predicted", "x": x, "y": [p["predicted"] for p in points], "color": color, "dash": True},
+                    ],
+                    plot="learning-curve",
+                    title=f"{name} (n={n:,})",
+                    xlabel="attempt number on the KC",
+                    ylabel="share correct",
+                    ylim=(0, 1),
+                    width=300,
+                    height=230,
+                )
+            )
+        body = f'<div class="charts">{"".join(figs)}</div>' if figs else f"<p>Fewer than {MIN_CURVE_N} attempts per point.</p>"
         out.append(f"<h3>{_esc(r.label)}</h3>{body}")
     out.append("</section>")
     return "".join(out)
@@ -403,17 +504,51 @@ def _training_section(trainings: list[Training]) -> str:
         hist = [h for h in t.history if isinstance(h, dict) and "epoch" in h]
         if hist:
             ep = [h["epoch"] for h in hist]
-            figs = [chart([{"label": "train loss", "x": ep, "y": [h.get("train_loss") for h in hist], "color": color, "markers": True}],
-                          plot="training-loss", title="training loss", xlabel="epoch", ylabel="loss", width=360, height=260)]
+            figs = [
+                chart(
+                    [{"label": "train loss", "x": ep, "y": [h.get("train_loss") for h in hist], "color": color, "markers": True}],
+                    plot="training-loss",
+                    title="training loss",
+                    xlabel="epoch",
+                    ylabel="loss",
+                    width=360,
+                    height=260,
+                )
+            ]
             if any(_num(h.get("valid_auc")) is not None for h in hist):
-                figs.append(chart([{"label": "valid AUC", "x": ep, "y": [h.get("valid_auc") for h in hist], "color": color,
-                                    "markers": True}], plot="training-auc", title="validation AUC", xlabel="epoch",
-                                  ylabel="AUC", width=360, height=260))
-            out.append(f"<div class=\"charts\">{''.join(figs)}</div>")
+                figs.append(
+                    chart(
+                        [
+                            {
+                                "label": "valid AUC",
+                                "x": ep,
+                                "y": [h.get("valid_auc") for h in hist],
+                                "color": color,
+                                "markers": True,
+                            }
+                        ],
+                        plot="training-auc",
+                        title="validation AUC",
+                        xlabel="epoch",
+                        ylabel="AUC",
+                        width=360,
+                        height=260,
+                    )
+                )
+            out.append(f'<div class="charts">{"".join(figs)}</div>')
         else:
             out.append("<p>No per-epoch history (the model trains in one pass).</p>")
         rows = []
-        for k in ("train_seconds", "train_attempts", "train_learners", "best_epoch", "stopped", "seed", "valid_frac", "train_file"):
+        for k in (
+            "train_seconds",
+            "train_attempts",
+            "train_learners",
+            "best_epoch",
+            "stopped",
+            "seed",
+            "valid_frac",
+            "train_file",
+        ):
             if k in t.meta:
                 rows.append(f"<tr><th>{_esc(k)}</th><td>{_cell(t.meta[k])}</td></tr>")
         for k, v in (t.meta.get("valid_metrics") or {}).items():
@@ -430,17 +565,23 @@ def _details_section(runs: list[Run]) -> str:
     out = ['<section id="details"><h2>Per-KC metrics and settings</h2>']
     for r in runs:
         res = r.result
-        settings = {k: v for k, v in res.items()
-                    if not isinstance(v, (list, dict)) and k not in TABLE_METRICS}
-        body = [f"<p>source: <code>{_esc(r.source)}</code></p>",
-                f"<pre>{_esc(json.dumps(settings, indent=1, default=str))}</pre>"]
+        settings = {k: v for k, v in res.items() if not isinstance(v, (list, dict)) and k not in TABLE_METRICS}
+        body = [
+            f"<p>source: <code>{_esc(r.source)}</code></p>",
+            f"<pre>{_esc(json.dumps(settings, indent=1, default=str))}</pre>",
+        ]
         kcs = res.get("per_kc") or []
         if kcs:
-            trs = "".join(f"<tr><td>{_esc(k['skill_id'])}</td><td>{_cell(k['n'])}</td><td>{_cell(k.get('auc'))}</td>"
-                          f"<td>{_cell(k.get('accuracy'))}</td></tr>" for k in kcs[:50])
+            trs = "".join(
+                f"<tr><td>{_esc(k['skill_id'])}</td><td>{_cell(k['n'])}</td><td>{_cell(k.get('auc'))}</td>"
+                f"<td>{_cell(k.get('accuracy'))}</td></tr>"
+                for k in kcs[:50]
+            )
             more = f"<p>{len(kcs) - 50} more KCs in the JSON.</p>" if len(kcs) > 50 else ""
-            body.append(f'<table class="perkc"><thead><tr><th>KC</th><th>n</th><th>AUC</th><th>accuracy</th></tr></thead>'
-                        f"<tbody>{trs}</tbody></table>{more}")
+            body.append(
+                f'<table class="perkc"><thead><tr><th>KC</th><th>n</th><th>AUC</th><th>accuracy</th></tr></thead>'
+                f"<tbody>{trs}</tbody></table>{more}"
+            )
         out.append(f"<details><summary>{_esc(r.label)}</summary>{''.join(body)}</details>")
     out.append("</section>")
     return "".join(out)
@@ -478,17 +619,26 @@ def build_html(runs: list[Run], trainings: list[Training], *, title: str = "kt r
     global _CLIP_IDS
     _CLIP_IDS = itertools.count()  # the same inputs give the same page (apart from the time stamp)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
-             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>',
-             f"<h1>{_esc(title)}</h1><p>kt {_esc(__version__)}, generated {stamp}. "
-             f"{len(runs)} evaluation(s), {len(trainings)} training run(s).</p>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head><body>',
+        f"<h1>{_esc(title)}</h1><p>kt {_esc(__version__)}, generated {stamp}. "
+        f"{len(runs)} evaluation(s), {len(trainings)} training run(s).</p>",
+    ]
     if any(r.result.get("leaky") for r in runs):
-        parts.append('<p class="warn">Some results use per-KC-row scoring (--scoring kc-row): later KC rows of a question see '
-                     "its answer, so their AUC is inflated and not comparable with question-level results.</p>")
+        parts.append(
+            '<p class="warn">Some results use per-KC-row scoring (--scoring kc-row): later KC rows of a question see '
+            "its answer, so their AUC is inflated and not comparable with question-level results.</p>"
+        )
     if runs:
         parts.append(f'<section id="summary"><h2>Results</h2>{_summary_table(runs)}</section>')
-    parts += [_roc_section(runs), _reliability_section(runs), _horizon_section(runs), _learning_section(runs),
-              _training_section(trainings)]
+    parts += [
+        _roc_section(runs),
+        _reliability_section(runs),
+        _horizon_section(runs),
+        _learning_section(runs),
+        _training_section(trainings),
+    ]
     if runs:
         parts.append(_details_section(runs))
     parts.append("</body></html>")

@@ -39,8 +39,10 @@ from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt.graph.graph import PrerequisiteGraph
 
-KEEP_RULE = ("a refit keeps i -> k when its edge probability is >= threshold, exceeds that of k -> i, "
-             "and (with top_k) is among the refit's top_k such edges")
+KEEP_RULE = (
+    "a refit keeps i -> k when its edge probability is >= threshold, exceeds that of k -> i, "
+    "and (with top_k) is among the refit's top_k such edges"
+)
 
 
 def resample_learners(data: Interactions, rng: np.random.Generator) -> Interactions:
@@ -84,8 +86,9 @@ def kept_mask(prob: np.ndarray, threshold: float = 0.5, top_k: int | None = None
     return keep
 
 
-def refit_probs(data: Interactions, method: str, kcs: list[str], *, n: int, seed: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def refit_probs(
+    data: Interactions, method: str, kcs: list[str], *, n: int, seed: int = 0, progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
     """Edge probabilities of ``n`` refits on learner resamples, shape (n, K, K).
 
     Args:
@@ -112,10 +115,18 @@ def stability_of(probs: np.ndarray, threshold: float = 0.5, top_k: int | None = 
     return np.mean([kept_mask(p, threshold, top_k) for p in probs], axis=0)
 
 
-def bootstrap_graph(data: Interactions, method: str = "mastery", kcs: list[str] | None = None, *, n: int = 20,
-                    seed: int = 0, threshold: float = 0.5, top_k: int | None = None,
-                    graph: PrerequisiteGraph | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> PrerequisiteGraph:
+def bootstrap_graph(
+    data: Interactions,
+    method: str = "mastery",
+    kcs: list[str] | None = None,
+    *,
+    n: int = 20,
+    seed: int = 0,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    graph: PrerequisiteGraph | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PrerequisiteGraph:
     """A data-method graph with per-edge bootstrap stability and strength intervals.
 
     Args:
@@ -150,8 +161,14 @@ def bootstrap_graph(data: Interactions, method: str = "mastery", kcs: list[str] 
     for a in (stability, lo, hi):
         np.fill_diagonal(a, 0.0)
     meta = dict(g.meta)
-    meta["bootstrap"] = {"refits": n, "seed": seed, "resample": "learners with replacement", "method": method,
-                         "threshold": threshold, "top_k": top_k, "keep_rule": KEEP_RULE,
-                         "interval": "2.5% and 97.5% quantiles of the edge probability over the refits"}
+    meta["bootstrap"] = {
+        "refits": n,
+        "seed": seed,
+        "resample": "learners with replacement",
+        "method": method,
+        "threshold": threshold,
+        "top_k": top_k,
+        "keep_rule": KEEP_RULE,
+        "interval": "2.5% and 97.5% quantiles of the edge probability over the refits",
+    }
     return dataclasses.replace(g, stability=stability, strength_lo=lo, strength_hi=hi, meta=meta)
-

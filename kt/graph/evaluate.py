@@ -47,8 +47,10 @@ def align(graph: PrerequisiteGraph, truth: Truth) -> tuple[list[str], np.ndarray
     kcs = [graph.kcs[i] for i in keep]
     if len(kcs) < 2:
         some = ", ".join(list(truth.kcs or [k for e in truth.edges for k in e])[:3])
-        raise KTError(f"{truth.source}: shares {len(kcs)} KC names with the graph (graph: {', '.join(graph.kcs[:3])}, ...; "
-                      f"truth: {some}, ...); the truth must name KCs as the training data does")
+        raise KTError(
+            f"{truth.source}: shares {len(kcs)} KC names with the graph (graph: {', '.join(graph.kcs[:3])}, ...; "
+            f"truth: {some}, ...); the truth must name KCs as the training data does"
+        )
     pos = {k: i for i, k in enumerate(kcs)}
     adj = np.zeros((len(kcs), len(kcs)), dtype=np.int8)
     outside = 0
@@ -58,10 +60,17 @@ def align(graph: PrerequisiteGraph, truth: Truth) -> tuple[list[str], np.ndarray
         else:
             outside += 1
     if adj.sum() == 0:
-        raise KTError(f"{truth.source}: none of its {len(truth.edges)} edges joins two KCs of the graph; "
-                      "check that the truth and the training data name KCs the same way")
-    counts = {"n_kcs": len(kcs), "graph_kcs": graph.n_kcs, "graph_kcs_not_in_truth": graph.n_kcs - len(kcs),
-              "truth_edges": len(truth.edges), "truth_edges_outside_graph": outside}
+        raise KTError(
+            f"{truth.source}: none of its {len(truth.edges)} edges joins two KCs of the graph; "
+            "check that the truth and the training data name KCs the same way"
+        )
+    counts = {
+        "n_kcs": len(kcs),
+        "graph_kcs": graph.n_kcs,
+        "graph_kcs_not_in_truth": graph.n_kcs - len(kcs),
+        "truth_edges": len(truth.edges),
+        "truth_edges_outside_graph": outside,
+    }
     return kcs, graph.prob[np.ix_(keep, keep)], adj, counts
 
 

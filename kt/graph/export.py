@@ -21,8 +21,16 @@ from kt.graph import order as algo
 from kt.graph.graph import PrerequisiteGraph, dumps
 
 FORMATS = ("json", "dot", "graphml", "mermaid", "html")
-_SUFFIX = {".json": "json", ".dot": "dot", ".gv": "dot", ".graphml": "graphml", ".mmd": "mermaid",
-           ".mermaid": "mermaid", ".html": "html", ".htm": "html"}
+_SUFFIX = {
+    ".json": "json",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".graphml": "graphml",
+    ".mmd": "mermaid",
+    ".mermaid": "mermaid",
+    ".html": "html",
+    ".htm": "html",
+}
 STABLE = 0.9  # stability at or above which DOT/HTML/Mermaid draw an edge as stable (solid)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -59,8 +67,13 @@ class GraphView:
     min_stability: float | None = None
 
 
-def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = None, reduce: bool = False,
-         min_stability: float | None = None) -> GraphView:
+def view(
+    graph: PrerequisiteGraph,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    reduce: bool = False,
+    min_stability: float | None = None,
+) -> GraphView:
     """Select, de-cycle, optionally reduce and order a graph for export.
 
     Args:
@@ -95,8 +108,19 @@ def view(graph: PrerequisiteGraph, threshold: float = 0.5, top_k: int | None = N
         edges = algo.transitive_reduction(n, dag)
         cycle_edges = frozenset()
     order = algo.topological_order(n, dag, graph.difficulty, graph.kcs)
-    return GraphView(graph, threshold, top_k, reduce, edges, cycle_edges, sorted(cycles, key=len, reverse=True),
-                     dropped, order, algo.layers(n, dag), min_stability)
+    return GraphView(
+        graph,
+        threshold,
+        top_k,
+        reduce,
+        edges,
+        cycle_edges,
+        sorted(cycles, key=len, reverse=True),
+        dropped,
+        order,
+        algo.layers(n, dag),
+        min_stability,
+    )
 
 
 def format_for(path: str | Path, fmt: str | None) -> str:
@@ -130,8 +154,16 @@ def render(v: GraphView, fmt: str) -> str:
     return {"json": to_json, "dot": to_dot, "graphml": to_graphml, "mermaid": to_mermaid}[fmt](v)
 
 
-def export(graph: PrerequisiteGraph, path: str | Path, fmt: str | None = None, *, threshold: float = 0.5,
-           top_k: int | None = None, reduce: bool = False, min_stability: float | None = None) -> GraphView:
+def export(
+    graph: PrerequisiteGraph,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    reduce: bool = False,
+    min_stability: float | None = None,
+) -> GraphView:
     """Write a graph to ``path`` atomically (the Python side of ``kt export-graph``).
 
     Args:
@@ -187,8 +219,12 @@ def summary(v: GraphView) -> dict:
         "edges": [edge(*e) for e in v.edges],
         "cycles": [[names[i] for i in c] for c in v.cycles],
         "dropped_for_order": [
-            {"source": names[d["edge"][0]], "target": names[d["edge"][1]], "prob": round(d["edge"][2], 6),
-             "cycle": None if d["cycle"] is None else [names[i] for i in d["cycle"]]}
+            {
+                "source": names[d["edge"][0]],
+                "target": names[d["edge"][1]],
+                "prob": round(d["edge"][2], 6),
+                "cycle": None if d["cycle"] is None else [names[i] for i in d["cycle"]],
+            }
             for d in v.dropped
         ],
         "learning_order": [names[i] for i in v.order],
@@ -209,9 +245,15 @@ def to_dot(v: GraphView) -> str:
     graphs: a ``stability`` edge attribute, ``(s 0.95)`` in the label and
     ``style=dashed`` below :data:`STABLE`."""
     g = v.graph
-    lines = [f"// kt prerequisite graph: method {g.method}, threshold {v.threshold}"
-             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else "")
-             + _stability_note(v), "digraph prerequisites {", "  rankdir=LR;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
+    lines = [
+        f"// kt prerequisite graph: method {g.method}, threshold {v.threshold}"
+        + (f", top {v.top_k}" if v.top_k else "")
+        + (", transitively reduced" if v.reduced else "")
+        + _stability_note(v),
+        "digraph prerequisites {",
+        "  rankdir=LR;",
+        '  node [shape=box, style=rounded, fontname="Helvetica"];',
+    ]
     for i in _shown_nodes(v):
         tip = _dot_str(_tooltip(g, i))
         lines.append(f"  n{i} [label={_dot_str(g.kcs[i])}, tooltip={tip}];")
@@ -237,22 +279,26 @@ def to_graphml(v: GraphView) -> str:
     bootstrapped graphs ``stability``, ``strength_lo``, ``strength_hi``)."""
     g = v.graph
     pos = {i: r for r, i in enumerate(v.order)}
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
-           '  <key id="method" for="graph" attr.name="method" attr.type="string"/>',
-           '  <key id="threshold" for="graph" attr.name="threshold" attr.type="double"/>',
-           '  <key id="difficulty" for="node" attr.name="difficulty" attr.type="double"/>',
-           '  <key id="order" for="node" attr.name="order" attr.type="int"/>',
-           '  <key id="prob" for="edge" attr.name="prob" attr.type="double"/>',
-           '  <key id="breaks_cycle" for="edge" attr.name="breaks_cycle" attr.type="boolean"/>']
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">',
+        '  <key id="method" for="graph" attr.name="method" attr.type="string"/>',
+        '  <key id="threshold" for="graph" attr.name="threshold" attr.type="double"/>',
+        '  <key id="difficulty" for="node" attr.name="difficulty" attr.type="double"/>',
+        '  <key id="order" for="node" attr.name="order" attr.type="int"/>',
+        '  <key id="prob" for="edge" attr.name="prob" attr.type="double"/>',
+        '  <key id="breaks_cycle" for="edge" attr.name="breaks_cycle" attr.type="boolean"/>',
+    ]
     if g.support is not None:
         out.append('  <key id="support" for="edge" attr.name="support" attr.type="double"/>')
     boot = [a for a in ("stability", "strength_lo", "strength_hi") if getattr(g, a) is not None]
     for a in boot:
         out.append(f'  <key id="{a}" for="edge" attr.name="{a}" attr.type="double"/>')
-    out += ['  <graph id="prerequisites" edgedefault="directed">',
-            f'    <data key="method">{_xml(g.method)}</data>',
-            f'    <data key="threshold">{v.threshold}</data>']
+    out += [
+        '  <graph id="prerequisites" edgedefault="directed">',
+        f'    <data key="method">{_xml(g.method)}</data>',
+        f'    <data key="threshold">{v.threshold}</data>',
+    ]
     for i, name in enumerate(g.kcs):
         data = f'<data key="order">{pos[i]}</data>'
         if g.difficulty is not None and g.difficulty[i] == g.difficulty[i]:
@@ -275,10 +321,13 @@ def to_mermaid(v: GraphView) -> str:
     ``s`` + stability for bootstrapped graphs, dotted below :data:`STABLE`;
     cycle-closing edges dotted too)."""
     g = v.graph
-    lines = ["flowchart LR",
-             f"  %% kt prerequisite graph: method {_clean(g.method)}, threshold {v.threshold}"
-             + (f", top {v.top_k}" if v.top_k else "") + (", transitively reduced" if v.reduced else "")
-             + _stability_note(v)]
+    lines = [
+        "flowchart LR",
+        f"  %% kt prerequisite graph: method {_clean(g.method)}, threshold {v.threshold}"
+        + (f", top {v.top_k}" if v.top_k else "")
+        + (", transitively reduced" if v.reduced else "")
+        + _stability_note(v),
+    ]
     for i in _shown_nodes(v):
         lines.append(f'  n{i}["{_mermaid_label(g.kcs[i])}"]')
     for u, w, p in v.edges:
@@ -306,8 +355,9 @@ def _stability_note(v: GraphView) -> str:
         return ""
     b = g.meta.get("bootstrap") or {}
     n = f"{b['refits']} learner resamples" if "refits" in b else "the bootstrap"
-    return (f"; stability = share of {n} keeping the edge, dashed below {STABLE:g}"
-            + ("" if v.min_stability is None else f", edges below {v.min_stability:g} left out"))
+    return f"; stability = share of {n} keeping the edge, dashed below {STABLE:g}" + (
+        "" if v.min_stability is None else f", edges below {v.min_stability:g} left out"
+    )
 
 
 def _shown_nodes(v: GraphView) -> list[int]:

@@ -92,8 +92,9 @@ class PrerequisiteGraph:
         """Number of KCs."""
         return len(self.kcs)
 
-    def edge_index(self, threshold: float = 0.5, top_k: int | None = None,
-                   min_stability: float | None = None) -> list[tuple[int, int, float]]:
+    def edge_index(
+        self, threshold: float = 0.5, top_k: int | None = None, min_stability: float | None = None
+    ) -> list[tuple[int, int, float]]:
         """Edges as ``(source, target, prob)`` indices, strongest first.
 
         Args:
@@ -145,8 +146,12 @@ class PrerequisiteGraph:
             ``kcs``, the full ``prob`` matrix and the optional fields.
         """
         enc = encode_array if compact else _nested
-        d = {"kt_graph": GRAPH_FORMAT if compact else LIST_FORMAT, "method": self.method, "kcs": list(self.kcs),
-             "prob": enc(self.prob)}
+        d = {
+            "kt_graph": GRAPH_FORMAT if compact else LIST_FORMAT,
+            "method": self.method,
+            "kcs": list(self.kcs),
+            "prob": enc(self.prob),
+        }
         for name in MATRICES:
             v = getattr(self, name)
             if v is not None:
@@ -222,8 +227,10 @@ def read_graph(path: str | Path) -> PrerequisiteGraph:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise KTError(f"{p}: cannot read graph ({_one_line(exc.strerror if isinstance(exc, OSError) else exc)}); "
-                      "give a graph.json or a `kt export-graph --format json` file") from None
+        raise KTError(
+            f"{p}: cannot read graph ({_one_line(exc.strerror if isinstance(exc, OSError) else exc)}); "
+            "give a graph.json or a `kt export-graph --format json` file"
+        ) from None
     try:
         d = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -279,8 +286,10 @@ def _clean(o):
 
 def _vector(v: np.ndarray) -> list:
     # Six significant decimals keep files small; NaN becomes null.
-    return [None if not math.isfinite(x) else (int(x) if x.is_integer() else round(x, 6))
-            for x in np.asarray(v, dtype=np.float64).tolist()]
+    return [
+        None if not math.isfinite(x) else (int(x) if x.is_integer() else round(x, 6))
+        for x in np.asarray(v, dtype=np.float64).tolist()
+    ]
 
 
 def _nested(a: np.ndarray) -> list:
@@ -312,8 +321,12 @@ def encode_array(a) -> dict:
     a = np.asarray(a, dtype=np.float64)
     dt = _exact_dtype(a)
     raw = np.ascontiguousarray(a.astype(dt, copy=False)).tobytes()
-    return {"dtype": dt.str, "shape": list(a.shape), "encoding": "zlib+base64",
-            "data": base64.b64encode(zlib.compress(raw, _ZLIB_LEVEL)).decode("ascii")}
+    return {
+        "dtype": dt.str,
+        "shape": list(a.shape),
+        "encoding": "zlib+base64",
+        "data": base64.b64encode(zlib.compress(raw, _ZLIB_LEVEL)).decode("ascii"),
+    }
 
 
 def decode_array(d: dict) -> np.ndarray:

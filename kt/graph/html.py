@@ -79,12 +79,17 @@ def to_html(v: GraphView) -> str:
         "y": y,
         "lone": lone,
         "col_w": _COL_W,
-        "edges": [[u, w, round(p, 4), None if support is None else float(support[u, w]), int((u, w) in v.cycle_edges)]
-                  for u, w, p in v.edges],
+        "edges": [
+            [u, w, round(p, 4), None if support is None else float(support[u, w]), int((u, w) in v.cycle_edges)]
+            for u, w, p in v.edges
+        ],
         # Per edge [stability, 2.5% and 97.5% strength quantiles] of a bootstrapped graph, else null.
-        "stability": None if g.stability is None else [
+        "stability": None
+        if g.stability is None
+        else [
             [round(float(a[u, w]), 4) if a is not None else None for a in (g.stability, g.strength_lo, g.strength_hi)]
-            for u, w, _ in v.edges],
+            for u, w, _ in v.edges
+        ],
         "stable": STABLE,
         "min_stability": v.min_stability,
         "refits": (g.meta.get("bootstrap") or {}).get("refits"),
@@ -92,6 +97,11 @@ def to_html(v: GraphView) -> str:
         "dropped": [[g.kcs[d["edge"][0]], g.kcs[d["edge"][1]], round(d["edge"][2], 4)] for d in v.dropped],
     }
     # Escaping <, > and & keeps "</script>" in a KC name from ending the block; JSON.parse undoes it.
-    blob = json.dumps(data, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    blob = (
+        json.dumps(data, ensure_ascii=False, allow_nan=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     title = f"Prerequisite graph ({g.method}, {len(v.edges)} edges, {g.n_kcs} KCs)"
     return PAGE.replace("__KT_TITLE__", html.escape(title)).replace("__KT_DATA__", blob)

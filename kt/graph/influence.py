@@ -51,11 +51,15 @@ def influence_graph(kcs: list[str], y: np.ndarray) -> PrerequisiteGraph:
     y = np.asarray(y, dtype=np.float64)
     k = len(kcs)
     if y.shape != (k, k) or not np.all(np.isfinite(y)) or y.min(initial=0) < 0 or y.max(initial=0) > 1:
-        raise KTError(f"influence matrix: expected {k} x {k} probabilities, got shape {y.shape}; "
-                      "this is a bug in the model's influence_matrix()")
+        raise KTError(
+            f"influence matrix: expected {k} x {k} probabilities, got shape {y.shape}; "
+            "this is a bug in the model's influence_matrix()"
+        )
     j = piech_normalise(y)
     r = k * j
     prob = r / (1.0 + r)
-    meta = {"transform": "score J = y / column sum (Piech et al. 2015); prob = r / (1 + r), r = K * J",
-            "influence": "y[i, j] = P(correct on j | one correct answer on i)"}
+    meta = {
+        "transform": "score J = y / column sum (Piech et al. 2015); prob = r / (1 + r), r = K * J",
+        "influence": "y[i, j] = P(correct on j | one correct answer on i)",
+    }
     return PrerequisiteGraph(kcs, prob, "conditional-influence", score=j, meta=meta)

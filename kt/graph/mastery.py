@@ -142,8 +142,10 @@ def mastery_features(data: Interactions, *, decay: float = 0.5, prior_weight: fl
 
     R = len(kc)
     if R * K * 4 > 4e9:  # the (rows x KCs) feature matrix
-        raise KTError(f"{data.source}: the mastery graph needs {R * K * 4 / 1e9:.1f} GB for {R:,} KC-attempts x {K:,} KCs; "
-                      "run it on a sample of learners")
+        raise KTError(
+            f"{data.source}: the mastery graph needs {R * K * 4 / 1e9:.1f} GB for {R:,} KC-attempts x {K:,} KCs; "
+            "run it on a sample of learners"
+        )
     # Walk the sequences position by position (all learners' n-th attempts at once); the cost is
     # O(rows x K), touching only the learners who have an attempt at that position.
     order = np.lexsort((att, pos))
@@ -196,8 +198,9 @@ def _logistic(X: np.ndarray, y: np.ndarray, l2: float, iters: int = 25) -> tuple
     return w, se
 
 
-def mastery_scores(data: Interactions, *, decay: float = 0.5, prior_weight: float = 1.0, l2: float = 1.0,
-                   min_rows: int = 20) -> tuple[np.ndarray, np.ndarray]:
+def mastery_scores(
+    data: Interactions, *, decay: float = 0.5, prior_weight: float = 1.0, l2: float = 1.0, min_rows: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
     """z statistics of mastery of i predicting success on k, per ordered pair.
 
     Args:
@@ -246,13 +249,16 @@ def mastery_graph(data: Interactions, kcs: list[str] | None = None, **kwargs) ->
     prob = 1.0 / (1.0 + np.exp(-np.clip((z - m0) / s0 - NULL_SDS, -50, 50)))
     np.fill_diagonal(prob, 0.0)
     support = np.broadcast_to(n_rows[None, :].astype(np.float64), z.shape).copy()
-    meta = {"transform": f"prob = sigmoid((z_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal z, "
-                         "s0 = rms deviation of the z below m0 (at least 1)",
-            "score": "z statistic of KC i's recent-mastery deviation in an L2 logistic regression of success on KC k, "
-                     "controlling for k's own mastery and attempts, learner ability and attempt number",
-            "null_median": m0, "null_sd": s0, **{k: v for k, v in kwargs.items()}}
-    return _reindex(PrerequisiteGraph(list(data.vocab.skill_id), prob, "mastery", support=support, score=z, meta=meta),
-                    data, kcs)
+    meta = {
+        "transform": f"prob = sigmoid((z_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal z, "
+        "s0 = rms deviation of the z below m0 (at least 1)",
+        "score": "z statistic of KC i's recent-mastery deviation in an L2 logistic regression of success on KC k, "
+        "controlling for k's own mastery and attempts, learner ability and attempt number",
+        "null_median": m0,
+        "null_sd": s0,
+        **{k: v for k, v in kwargs.items()},
+    }
+    return _reindex(PrerequisiteGraph(list(data.vocab.skill_id), prob, "mastery", support=support, score=z, meta=meta), data, kcs)
 
 
 def transition_graph(data: Interactions, kcs: list[str] | None = None) -> PrerequisiteGraph:
@@ -275,8 +281,9 @@ def transition_graph(data: Interactions, kcs: list[str] | None = None) -> Prereq
     mean = n[off].mean() if off.any() and n[off].mean() > 0 else 1.0
     r = n / mean
     meta = {"transform": "prob = r / (1 + r), r = transitions i -> k / mean over ordered pairs", "transitions": int(n.sum())}
-    return _reindex(PrerequisiteGraph(list(data.vocab.skill_id), r / (1 + r), "transition", support=n, score=n, meta=meta),
-                    data, kcs)
+    return _reindex(
+        PrerequisiteGraph(list(data.vocab.skill_id), r / (1 + r), "transition", support=n, score=n, meta=meta), data, kcs
+    )
 
 
 def _reindex(g: PrerequisiteGraph, data: Interactions, kcs: list[str] | None) -> PrerequisiteGraph:
@@ -293,5 +300,12 @@ def _reindex(g: PrerequisiteGraph, data: Interactions, kcs: list[str] | None) ->
         b[np.ix_(have, have)] = a[np.ix_(src[have], src[have])]
         return b
 
-    return PrerequisiteGraph(kcs, move(g.prob), g.method, support=move(g.support), score=move(g.score),
-                             difficulty=kc_difficulty(data, kcs), meta=g.meta)
+    return PrerequisiteGraph(
+        kcs,
+        move(g.prob),
+        g.method,
+        support=move(g.support),
+        score=move(g.score),
+        difficulty=kc_difficulty(data, kcs),
+        meta=g.meta,
+    )

@@ -156,8 +156,9 @@ class _IncrementalOrder:
         return None
 
 
-def topological_order(n: int, edges: list[Edge], difficulty: np.ndarray | None = None,
-                      names: list[str] | None = None) -> list[int]:
+def topological_order(
+    n: int, edges: list[Edge], difficulty: np.ndarray | None = None, names: list[str] | None = None
+) -> list[int]:
     """Topological order of a DAG; among the KCs that are ready, easiest first.
 
     Args:

@@ -43,7 +43,9 @@ def transition_counts(data: Interactions, n_kcs: int) -> np.ndarray:
     ex = data.explode().select("attempt", "user_idx", "skill_idx", "correct")
     nxt = ex.with_columns(pl.col("attempt") - 1).rename({"user_idx": "u2", "skill_idx": "k2", "correct": "e"})
     pairs = ex.join(nxt, on="attempt", how="inner").filter(
-        (pl.col("user_idx") == pl.col("u2")) & (pl.col("skill_idx") >= 0) & (pl.col("k2") >= 0)
+        (pl.col("user_idx") == pl.col("u2"))
+        & (pl.col("skill_idx") >= 0)
+        & (pl.col("k2") >= 0)
         & (pl.col("skill_idx") != pl.col("k2"))
     )
     i = pairs["skill_idx"].to_numpy().astype(np.int64)
@@ -80,13 +82,15 @@ def causal_support(counts: np.ndarray, grid: int = 50, chunk: int = 1024) -> np.
     uniq = tables[first]
     res = np.zeros(len(uniq))
     for s in range(0, len(uniq), chunk):
-        m = uniq[s:s + chunk]
+        m = uniq[s : s + chunk]
         n00, n01, n10, n11 = (m[:, j, None] for j in range(4))
         ll0 = (n01 + n11) * lw + (n00 + n10) * l1w  # (P, grid) over w0
-        ll1 = ((n01 * lw + (n00 + n10) * l1w)[:, :, None]  # w0 terms
-               + (n10 * l1w)[:, None, :]  # (1 - w1) of c=1, e=0
-               + n11[:, :, None] * l_or[None])
-        res[s:s + chunk] = _logmeanexp(ll1.reshape(len(m), -1)) - _logmeanexp(ll0)
+        ll1 = (
+            (n01 * lw + (n00 + n10) * l1w)[:, :, None]  # w0 terms
+            + (n10 * l1w)[:, None, :]  # (1 - w1) of c=1, e=0
+            + n11[:, :, None] * l_or[None]
+        )
+        res[s : s + chunk] = _logmeanexp(ll1.reshape(len(m), -1)) - _logmeanexp(ll0)
     out[rows] = res[inverse.reshape(-1)]
     return out.reshape(shape)
 
@@ -112,8 +116,9 @@ def kc_difficulty(data: Interactions, kcs: list[str]) -> np.ndarray:
     return np.array([1.0 - table[k] if k in table else np.nan for k in kcs])
 
 
-def causal_support_graph(data: Interactions, kcs: list[str] | None = None, *, min_transitions: int = 2,
-                         grid: int = 50) -> PrerequisiteGraph:
+def causal_support_graph(
+    data: Interactions, kcs: list[str] | None = None, *, min_transitions: int = 2, grid: int = 50
+) -> PrerequisiteGraph:
     """The causal-support graph of a data set (see the module docstring).
 
     Args:
@@ -146,11 +151,10 @@ def causal_support_graph(data: Interactions, kcs: list[str] | None = None, *, mi
     np.fill_diagonal(prob, 0.0)
     meta = {
         "transform": "prob = 1 / (1 + exp(-support)) = P(G1 | D) at even prior odds; "
-                     f"0 for pairs with fewer than {min_transitions} transitions",
+        f"0 for pairs with fewer than {min_transitions} transitions",
         "support": "log P(D|G1) - log P(D|G0), noisy-OR G1, strengths on a uniform grid",
         "grid": grid,
         "min_transitions": min_transitions,
         "transitions": int(n.sum()),
     }
-    return PrerequisiteGraph(kcs, prob, "causal-support", support=n, score=score,
-                             difficulty=kc_difficulty(data, kcs), meta=meta)
+    return PrerequisiteGraph(kcs, prob, "causal-support", support=n, score=score, difficulty=kc_difficulty(data, kcs), meta=meta)

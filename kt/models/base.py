@@ -40,7 +40,9 @@ class KTModel(Protocol):
 
     name: ClassVar[str]
 
-    def fit(self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None) -> "KTModel": ...
+    def fit(
+        self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None
+    ) -> "KTModel": ...
 
     def predict(self, data: Interactions) -> pl.DataFrame: ...
 
@@ -100,8 +102,14 @@ def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | 
     return cls.variant(cfg)(cfg)
 
 
-_BUILTIN = {"majority": "kt.models.baselines", "kc-rate": "kt.models.baselines", "bkt": "kt.models.bkt",
-            "dkt": "kt.models.dkt", "cakt": "kt.models.cakt", "psikt": "kt.models.psikt"}
+_BUILTIN = {
+    "majority": "kt.models.baselines",
+    "kc-rate": "kt.models.baselines",
+    "bkt": "kt.models.bkt",
+    "dkt": "kt.models.dkt",
+    "cakt": "kt.models.cakt",
+    "psikt": "kt.models.psikt",
+}
 
 
 def _ensure_builtin(name: str | None = None) -> None:
@@ -112,7 +120,7 @@ def _ensure_builtin(name: str | None = None) -> None:
 
     if name is not None and name in REGISTRY:
         return
-    for module in ([_BUILTIN[name]] if name in _BUILTIN else sorted(set(_BUILTIN.values()))):
+    for module in [_BUILTIN[name]] if name in _BUILTIN else sorted(set(_BUILTIN.values())):
         importlib.import_module(module)
 
 

@@ -72,9 +72,7 @@ class _RateModel(Model):
         table = np.append(np.asarray(self.params.kc_rate), g)  # index -1 -> global rate
         ex = data.explode()
         rates = table[ex["skill_idx"].to_numpy()]
-        per_attempt = (
-            pl.DataFrame({"a": ex["attempt"], "r": rates}).group_by("a", maintain_order=True).agg(pl.col("r").mean())
-        )
+        per_attempt = pl.DataFrame({"a": ex["attempt"], "r": rates}).group_by("a", maintain_order=True).agg(pl.col("r").mean())
         return per_attempt["r"].to_numpy()
 
 

@@ -207,8 +207,10 @@ class BKT(Model):
         kw = dict(n_kc=K, forgets=cfg.forgets, tol=cfg.tol, max_iter=cfg.max_iter, truncate_ll=cfg.stop_rule == "pybkt_cpp")
         on_iter = None
         if on_step is not None:
+
             def on_iter(it: int, done: np.ndarray) -> None:
                 on_step(int(done.all(axis=1).sum()), K, {"what": "EM: KCs converged", "iteration": it})
+
         if kernel is not None:
             lanes = LaneData.build(kc, user, obs, p_slot, r_slot, g_slot, sizes)
             with _x64(cfg.x64):
@@ -218,8 +220,9 @@ class BKT(Model):
         else:
             packed, _ = build_packed(kc, user, obs, p_slot, r_slot, g_slot)
             with _x64(cfg.x64):
-                state, engine = self._fit_grid(start, packed, (kc, user, obs, p_slot, r_slot, g_slot), slot_kc, row_const, kw,
-                                               on_iter=on_iter)
+                state, engine = self._fit_grid(
+                    start, packed, (kc, user, obs, p_slot, r_slot, g_slot), slot_kc, row_const, kw, on_iter=on_iter
+                )
             n_first = np.bincount(packed.prior_slot[packed.first & packed.valid], minlength=sizes[0])
         best_params, best = em.best_restart(state.params, state.loglik, slot_kc)
         prior_out = self._prior_out(best_params.prior[:, 0], slots, n_first)
@@ -253,9 +256,11 @@ class BKT(Model):
         phases = []
         for phase in range(MAX_PHASES):
             keep = active[kc]
-            grid = packed if phase == 0 else build_packed(
-                kc[keep], user[keep], obs[keep], p_slot[keep], r_slot[keep], g_slot[keep]
-            )[0]
+            grid = (
+                packed
+                if phase == 0
+                else build_packed(kc[keep], user[keep], obs[keep], p_slot[keep], r_slot[keep], g_slot[keep])[0]
+            )
             g = em.Grid(*(jnp.asarray(getattr(grid, f)) for f in em.Grid._fields))
             shrink = SHRINK if phase < MAX_PHASES - 1 else 0.0
             state = em.em_phase_jit(state, g, slot_kc, shrink=shrink, row_const=row_const, **kw)
@@ -363,6 +368,7 @@ class BKT(Model):
         def slot(kind, cls):
             keys = pl.DataFrame({"skill_idx": kc_key, "cls": cls})
             return lookup(keys, getattr(s, kind), getattr(s, kind).height)
+
         p_slot, p_fb = slot("prior", prior_c)
         r_slot, r_fb = slot("res", res_c)
         g_slot, g_fb = slot("gs", gs_c)
@@ -388,13 +394,15 @@ class BKT(Model):
     def _predict_probs(self, data: Interactions):
         ex, (p_correct, p_before, _, _), kc_fb, cls_fb, first = self._run_filter(data)
         leaky = first & self.config.multiprior & (self.config.multiprior_mode == "pybkt")
-        per_row = pl.DataFrame(
-            {"a": ex["attempt"], "p": p_correct, "k": p_before, "kf": kc_fb, "cf": cls_fb, "lk": leaky}
-        )
+        per_row = pl.DataFrame({"a": ex["attempt"], "p": p_correct, "k": p_before, "kf": kc_fb, "cf": cls_fb, "lk": leaky})
         agg = per_row.group_by("a", maintain_order=True).agg(
             pl.col("p").mean(), pl.col("k").mean(), pl.col("kf").any(), pl.col("cf").any(), pl.col("lk").any()
         )
-        extra = {"p_known_before": agg["k"].to_numpy(), "kc_fallback": agg["kf"].to_numpy(), "class_fallback": agg["cf"].to_numpy()}
+        extra = {
+            "p_known_before": agg["k"].to_numpy(),
+            "kc_fallback": agg["kf"].to_numpy(),
+            "class_fallback": agg["cf"].to_numpy(),
+        }
         if self.config.multiprior and self.config.multiprior_mode == "pybkt":
             extra["leaky"] = agg["lk"].to_numpy()
         return agg["p"].to_numpy(), extra

@@ -327,8 +327,15 @@ def fit_lanes(
     counters = {"lane_steps": 0, "kernel_calls": 0, "layouts": 0}
     zeros = tuple(jax.device_put(list(kernel.initial())))
     sizes = {"p": n_p * R, "r": n_r * R, "g": n_g * R, "k": n_kc * R}
-    targets = {"prior_num": "p", "learn_num": "r", "learn_den": "r", "forget_num": "r", "guess_num": "g",
-               "gamma0_seen": "g", "loglik": "k"}
+    targets = {
+        "prior_num": "p",
+        "learn_num": "r",
+        "learn_den": "r",
+        "forget_num": "r",
+        "guess_num": "g",
+        "gamma0_seen": "g",
+        "loglik": "k",
+    }
     while it < max_iter and not done.all():
         active = ~done
         if blocks:
@@ -360,7 +367,11 @@ def fit_lanes(
             P, L, G, H, *rest = (host[2 + k] + host[2 + n + k] for k in range(n))
             A, m, e = host[2 + 2 * n : 5 + 2 * n]
             per_lane = {
-                "prior_num": P, "learn_num": L, "learn_den": G - A, "guess_num": H, "gamma0_seen": G,
+                "prior_num": P,
+                "learn_num": L,
+                "learn_den": G - A,
+                "guess_num": H,
+                "gamma0_seen": G,
                 "loglik": np.log(m.astype(np.float64)) + e.astype(np.float64) * np.log(2.0),
             }
             if forgets:
@@ -392,13 +403,18 @@ def fit_lanes(
         new_done = done | stop
         iterations = np.where(done, iterations, it + 1).astype(np.int32)
         new = m_step(counts, p, forgets, xp=np)
-        p = _HostParams(*(
-            np.where(new_done[kc_of], old, nw)
-            for kc_of, old, nw in (
-                (prior_kc, p.prior, new.prior), (res_kc, p.learn, new.learn), (res_kc, p.forget, new.forget),
-                (gs_kc, p.guess, new.guess), (gs_kc, p.slip, new.slip),
+        p = _HostParams(
+            *(
+                np.where(new_done[kc_of], old, nw)
+                for kc_of, old, nw in (
+                    (prior_kc, p.prior, new.prior),
+                    (res_kc, p.learn, new.learn),
+                    (res_kc, p.forget, new.forget),
+                    (gs_kc, p.guess, new.guess),
+                    (gs_kc, p.slip, new.slip),
+                )
             )
-        ))
+        )
         loglik, done, it = ll, new_done, it + 1
         if on_iter is not None:
             on_iter(it, done)  # progress: iterations run, [K, R] converged flags (host arrays)

@@ -228,10 +228,7 @@ class Slots:
 
     def to_dict(self) -> dict:
         """JSON-ready (kc, class) lists in slot order."""
-        return {
-            k: {c: getattr(self, k).sort("slot")[c].to_list() for c in ("skill_idx", "cls")}
-            for k in ("prior", "res", "gs")
-        }
+        return {k: {c: getattr(self, k).sort("slot")[c].to_list() for c in ("skill_idx", "cls")} for k in ("prior", "res", "gs")}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Slots":
@@ -265,7 +262,9 @@ def slots_of(kc: np.ndarray, cls: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]
     kc = np.asarray(kc, np.int64)
     cls = np.asarray(cls, np.int64)
     if len(kc) == 0:
-        return make_slots(pl.DataFrame({"skill_idx": pl.Series([], dtype=pl.Int32), "cls": pl.Series([], dtype=pl.Int64)})), np.zeros(0, np.int32)
+        return make_slots(
+            pl.DataFrame({"skill_idx": pl.Series([], dtype=pl.Int32), "cls": pl.Series([], dtype=pl.Int64)})
+        ), np.zeros(0, np.int32)
     lo = int(cls.min())
     span = int(cls.max()) - lo + 1
     if span * (int(kc.max()) + 1) >= 2**62:  # key would overflow: polars
@@ -273,11 +272,13 @@ def slots_of(kc: np.ndarray, cls: np.ndarray) -> tuple[pl.DataFrame, np.ndarray]
         table = make_slots(keys)
         return table, lookup(keys, table, 0)[0]
     uniq, inverse = np.unique(kc * span + (cls - lo), return_inverse=True)
-    table = pl.DataFrame({
-        "skill_idx": pl.Series(uniq // span, dtype=pl.Int32),
-        "cls": pl.Series(uniq % span + lo, dtype=pl.Int64),
-        "slot": pl.Series(np.arange(len(uniq)), dtype=pl.Int32),
-    })
+    table = pl.DataFrame(
+        {
+            "skill_idx": pl.Series(uniq // span, dtype=pl.Int32),
+            "cls": pl.Series(uniq % span + lo, dtype=pl.Int64),
+            "slot": pl.Series(np.arange(len(uniq)), dtype=pl.Int32),
+        }
+    )
     return table, inverse.reshape(-1).astype(np.int32)
 
 

@@ -298,7 +298,10 @@ class Block(eqx.Module):
         norm = lambda c: Norm(jnp.ones((c,)), jnp.zeros((c,)))  # noqa: E731
         kh = k // 2
         return Block(
-            conv1=conv(k1, ci, co), conv2=conv(k2, co, co), n1=norm(co), n2=norm(co),
+            conv1=conv(k1, ci, co),
+            conv2=conv(k2, co, co),
+            n1=norm(co),
+            n2=norm(co),
             se1=jax.random.uniform(k3, (kh, k), minval=-1 / math.sqrt(k), maxval=1 / math.sqrt(k)),
             se2=jax.random.uniform(k4, (k, kh), minval=-1 / math.sqrt(kh), maxval=1 / math.sqrt(kh)),
             proj=None if ci == co else jax.random.normal(k5, (ci, co)) * math.sqrt(2 / co),
@@ -370,13 +373,28 @@ class CAKTNet(eqx.Module):
         if not cfg.cnn:
             blocks = ()
         net = CAKTNet(
-            embed=embed, blocks=blocks, S=jnp.asarray(1.0),
-            f_ih=u(keys[2], (4 * E, E), E), f_hh=u(keys[3], (4 * E, E), E), f_b=u(keys[4], (4 * E,), E) + u(keys[5], (4 * E,), E),
-            r_ih=u(keys[6], (4 * E, E), E), r_hh=u(keys[7], (4 * E, E), E), r_b=u(keys[8], (4 * E,), E) + u(keys[9], (4 * E,), E),
-            w_c=u(keys[10], (E, 2 * E), 2 * E), b_c=u(keys[11], (E,), 2 * E),
-            w_h=u(keys[12], (E, 2 * E), 2 * E), b_h=u(keys[13], (E,), 2 * E),
-            w_out=u(keys[14], (n_kc, E), E), b_out=u(keys[15], (n_kc,), E),
-            n_kc=n_kc, k=cfg.k, frame=cfg.frame, cnn=cfg.cnn, decay=cfg.decay, fusion=cfg.fusion, norm=cfg.norm,
+            embed=embed,
+            blocks=blocks,
+            S=jnp.asarray(1.0),
+            f_ih=u(keys[2], (4 * E, E), E),
+            f_hh=u(keys[3], (4 * E, E), E),
+            f_b=u(keys[4], (4 * E,), E) + u(keys[5], (4 * E,), E),
+            r_ih=u(keys[6], (4 * E, E), E),
+            r_hh=u(keys[7], (4 * E, E), E),
+            r_b=u(keys[8], (4 * E,), E) + u(keys[9], (4 * E,), E),
+            w_c=u(keys[10], (E, 2 * E), 2 * E),
+            b_c=u(keys[11], (E,), 2 * E),
+            w_h=u(keys[12], (E, 2 * E), 2 * E),
+            b_h=u(keys[13], (E,), 2 * E),
+            w_out=u(keys[14], (n_kc, E), E),
+            b_out=u(keys[15], (n_kc,), E),
+            n_kc=n_kc,
+            k=cfg.k,
+            frame=cfg.frame,
+            cnn=cfg.cnn,
+            decay=cfg.decay,
+            fusion=cfg.fusion,
+            norm=cfg.norm,
         )
         return net, tuple(block_state(b) for b in blocks)
 
@@ -465,7 +483,11 @@ def trajectory(net: CAKTNet, state, batch: loop.Batch, train: bool):
         c = batch["c"]
     else:
         nb = batch["nb_idx"]
-        x_nb = jnp.where(nb >= 0, jnp.take_along_axis(x[:, :, None], jnp.maximum(nb, 0).reshape(B, -1)[:, :, None], axis=1).reshape(B, T, -1), 0)
+        x_nb = jnp.where(
+            nb >= 0,
+            jnp.take_along_axis(x[:, :, None], jnp.maximum(nb, 0).reshape(B, -1)[:, :, None], axis=1).reshape(B, T, -1),
+            0,
+        )
         vol = volume(net, x_nb, batch["nb_delta"])
         c, new_state, ses = cnn_features(net, state, vol.reshape(B * T, net.k, -1), mask.reshape(-1), train)
         c = c.reshape(B, T, -1)
@@ -589,13 +611,32 @@ class CAKT(Model):
     def _settings(self) -> loop.LoopSettings:
         cfg = self.config
         return loop.LoopSettings(
-            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(),
-            weight_decay=cfg.weight_decay, b1=0.9, b2=cfg.beta2,
-            lr_decay=cfg.lr_decay, lr_every=cfg.lr_every, lr_on_rise=cfg.lr_decay != 1.0,
+            cfg.epochs,
+            cfg.patience,
+            1e-3,
+            cfg.batch_size,
+            cfg.lr,
+            self._buckets(),
+            weight_decay=cfg.weight_decay,
+            b1=0.9,
+            b2=cfg.beta2,
+            lr_decay=cfg.lr_decay,
+            lr_every=cfg.lr_every,
+            lr_on_rise=cfg.lr_decay != 1.0,
         )
 
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
-            devices: int | None = 1, on_step=None) -> "CAKT":
+    def fit(
+        self,
+        data: Interactions,
+        *,
+        valid=None,
+        key=None,
+        progress=None,
+        checkpoint=None,
+        resume=False,
+        devices: int | None = 1,
+        on_step=None,
+    ) -> "CAKT":
         """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
 
         Args:
@@ -625,17 +666,33 @@ class CAKT(Model):
         net, state = CAKTNet.init(k_init, len(self.vocab.skill_id), cfg)
         try:
             res = loop.fit(
-                net, next_logits, train, val, self._settings(), k_train, on_epoch=progress,
-                checkpoint=checkpoint, resume=resume, make_batch=self.make_batch, state=state, devices=devices, on_step=on_step,
+                net,
+                next_logits,
+                train,
+                val,
+                self._settings(),
+                k_train,
+                on_epoch=progress,
+                checkpoint=checkpoint,
+                resume=resume,
+                make_batch=self.make_batch,
+                state=state,
+                devices=devices,
+                on_step=on_step,
             )
         except loop.NonFiniteLoss as exc:
             self.params = (exc.result.model, exc.result.state)
             self.meta = {"history": exc.result.history, "stopped": "non-finite"}
             raise
         self.params = (res.model, res.state)
-        self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                     "train_windows": int(train.mask.shape[0]), "base_rate": float(data.frame["correct"].mean()),
-                     "decay_S": float(res.model.S)}
+        self.meta = {
+            "history": res.history,
+            "best_epoch": res.best_epoch,
+            "stopped": res.stopped,
+            "train_windows": int(train.mask.shape[0]),
+            "base_rate": float(data.frame["correct"].mean()),
+            "decay_S": float(res.model.S),
+        }
         if val is not None and val.mask.shape[0] and cfg.cnn and cfg.fusion in ("gates", "gate"):
             b = self.make_batch(val.take(np.arange(min(cfg.batch_size, val.mask.shape[0]))), cfg.batch_size)
             g_c, g_h = _diagnostics(res.model, res.state, b)
@@ -736,7 +793,11 @@ class CAKT(Model):
         probs = np.concatenate(out) if out else np.zeros((0, K))
         users = [data.vocab.user_id[u] for u in sub.user]
         return pl.DataFrame(
-            {"user_id": np.repeat(users, K), "skill_id": np.tile(self.vocab.skill_id, len(users)), "p_correct_next": probs.ravel()}
+            {
+                "user_id": np.repeat(users, K),
+                "skill_id": np.tile(self.vocab.skill_id, len(users)),
+                "p_correct_next": probs.ravel(),
+            }
         )
 
     def _key_features(self, part: Sequences, last: np.ndarray, rows: int) -> np.ndarray:

@@ -83,7 +83,9 @@ def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] |
             table = {k: v for k, v in raw.items() if not isinstance(v, dict)}
         for k, v in table.items():
             if k not in fields:
-                raise KTError(f"{toml_path}: unknown option {k!r} for model {model!r}; options: {', '.join(sorted(fields)) or 'none'}")
+                raise KTError(
+                    f"{toml_path}: unknown option {k!r} for model {model!r}; options: {', '.join(sorted(fields)) or 'none'}"
+                )
             values[k] = _coerce(k, v, hints[k])
     for pair in sets or []:
         key, sep, value = pair.partition("=")

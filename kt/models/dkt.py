@@ -251,10 +251,14 @@ def _flat(frame: pl.DataFrame) -> dict[str, np.ndarray]:
     starts = np.flatnonzero(boundary)
     lengths = np.diff(np.append(starts, n))
     return {
-        "user": user, "starts": starts, "lengths": lengths,
+        "user": user,
+        "starts": starts,
+        "lengths": lengths,
         "pos": np.arange(n) - np.repeat(starts, lengths),
-        "skill": frame["skill_idx"].to_numpy(), "item": frame["item_idx"].to_numpy(),
-        "correct": frame["correct"].to_numpy(), "time": frame["timestamp"].to_numpy().astype(np.float64),
+        "skill": frame["skill_idx"].to_numpy(),
+        "item": frame["item_idx"].to_numpy(),
+        "correct": frame["correct"].to_numpy(),
+        "time": frame["timestamp"].to_numpy().astype(np.float64),
         "group": frame["attempt"].to_numpy() if "attempt" in frame.columns else np.arange(n),
     }
 
@@ -266,9 +270,15 @@ def _gather(f: dict, idx: np.ndarray, valid: np.ndarray, user: np.ndarray, start
         return np.where(valid, a[safe], fill).astype(dtype)
 
     return Sequences(
-        skill=g(f["skill"], -1, np.int32), item=g(f["item"], -1, np.int32), correct=g(f["correct"], 0, np.int8),
-        time=g(f["time"], np.nan, np.float64), mask=valid.copy(), row=np.where(valid, idx, -1).astype(np.int64),
-        user=user.astype(np.int32), start=start.astype(np.int64), group=g(f["group"], -1, np.int64),
+        skill=g(f["skill"], -1, np.int32),
+        item=g(f["item"], -1, np.int32),
+        correct=g(f["correct"], 0, np.int8),
+        time=g(f["time"], np.nan, np.float64),
+        mask=valid.copy(),
+        row=np.where(valid, idx, -1).astype(np.int64),
+        user=user.astype(np.int32),
+        start=start.astype(np.int64),
+        group=g(f["group"], -1, np.int64),
     )
 
 
@@ -295,8 +305,13 @@ def window_sequences(frame: pl.DataFrame, window: int) -> tuple[Sequences, np.nd
     tails = _gather(f, t[:, None] - window + 1 + cols, np.ones((len(t), window), bool), f["user"][t], f["pos"][t] - window + 1)
     score = np.concatenate([heads.mask, np.zeros(tails.mask.shape, bool)])
     score[len(starts) :, -1] = True
-    seqs = Sequences(**{k: np.concatenate([getattr(heads, k), getattr(tails, k)]) for k in Sequences.__dataclass_fields__
-                        if getattr(heads, k) is not None})
+    seqs = Sequences(
+        **{
+            k: np.concatenate([getattr(heads, k), getattr(tails, k)])
+            for k in Sequences.__dataclass_fields__
+            if getattr(heads, k) is not None
+        }
+    )
     return seqs, score
 
 
@@ -391,11 +406,22 @@ class DKT(Model):
 
     def _init_net(self, key) -> DKTNet:
         c = self.config
-        return DKTNet.init(key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type,
-                           compressed=c.compressed)
+        return DKTNet.init(
+            key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type, compressed=c.compressed
+        )
 
-    def fit(self, data: "Interactions | PartitionedData", *, valid=None, key=None, progress=None, checkpoint=None,
-            resume=False, devices: int | None = 1, on_step=None) -> "DKT":
+    def fit(
+        self,
+        data: "Interactions | PartitionedData",
+        *,
+        valid=None,
+        key=None,
+        progress=None,
+        checkpoint=None,
+        resume=False,
+        devices: int | None = 1,
+        on_step=None,
+    ) -> "DKT":
         """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
 
         Args:
@@ -423,6 +449,7 @@ class DKT(Model):
         if key is None or isinstance(key, int):
             key = jax.random.key(0 if key is None else key)
         k_init, k_train = jax.random.split(key)
+
         # One step per (question, KC) row; the KC rows of a question share a
         # group, so each is trained and scored from the state before the question.
         def windows(d: Interactions) -> Sequences:
@@ -440,8 +467,17 @@ class DKT(Model):
         )
         try:
             res = loop.fit(
-                net, next_logits, train, val, settings, k_train, on_epoch=progress, checkpoint=checkpoint, resume=resume,
-                devices=devices, on_step=on_step,
+                net,
+                next_logits,
+                train,
+                val,
+                settings,
+                k_train,
+                on_epoch=progress,
+                checkpoint=checkpoint,
+                resume=resume,
+                devices=devices,
+                on_step=on_step,
             )
         except loop.NonFiniteLoss as exc:
             self.params = exc.result.model
@@ -452,8 +488,13 @@ class DKT(Model):
             n_windows, base_rate = int(train.mask.shape[0]), float(data.frame["correct"].mean())
         else:  # counted while streaming (the whole dataset's rate if no epoch ran, e.g. a finished --resume)
             n_windows, base_rate = train.sequences, train.correct_rate or data.correct_rate
-        self.meta = {"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                     "train_windows": n_windows, "base_rate": float(base_rate)}
+        self.meta = {
+            "history": res.history,
+            "best_epoch": res.best_epoch,
+            "stopped": res.stopped,
+            "train_windows": n_windows,
+            "base_rate": float(base_rate),
+        }
         return self
 
     def _buckets(self) -> tuple[int, ...]:
@@ -480,10 +521,14 @@ class DKT(Model):
         for i in range(0, K, self.config.batch_size):
             kcs = np.arange(i, min(K, i + self.config.batch_size))
             seqs = Sequences(
-                skill=kcs[:, None].astype(np.int32), item=np.full((len(kcs), 1), -1, np.int32),
-                correct=np.ones((len(kcs), 1), np.int8), time=np.full((len(kcs), 1), np.nan),
-                mask=np.ones((len(kcs), 1), bool), row=np.zeros((len(kcs), 1), np.int64),
-                user=np.zeros(len(kcs), np.int32), start=np.zeros(len(kcs), np.int64),
+                skill=kcs[:, None].astype(np.int32),
+                item=np.full((len(kcs), 1), -1, np.int32),
+                correct=np.ones((len(kcs), 1), np.int8),
+                time=np.full((len(kcs), 1), np.nan),
+                mask=np.ones((len(kcs), 1), bool),
+                row=np.zeros((len(kcs), 1), np.int64),
+                user=np.zeros(len(kcs), np.int32),
+                start=np.zeros(len(kcs), np.int64),
                 group=np.zeros((len(kcs), 1), np.int64),
             )
             batch = loop.to_batch(seqs, self.config.batch_size)
@@ -514,5 +559,9 @@ class DKT(Model):
         probs = np.concatenate(out) if out else np.zeros((0, K))
         users = [data.vocab.user_id[u] for u in sub.user]
         return pl.DataFrame(
-            {"user_id": np.repeat(users, K), "skill_id": np.tile(self.vocab.skill_id, len(users)), "p_correct_next": probs.ravel()}
+            {
+                "user_id": np.repeat(users, K),
+                "skill_id": np.tile(self.vocab.skill_id, len(users)),
+                "p_correct_next": probs.ravel(),
+            }
         )

@@ -190,16 +190,34 @@ class PsiKTConfig:
     def validate(self) -> None:
         """Reject invalid values with a one-line message."""
         choices = {
-            "graph_category": ("kt", "official"), "alpha_link": ("softplus", "relu"), "select_on": SELECT,
-            "time_unit": tuple(tr.DAY_SECONDS), "multi_kc": ("error", "expand"), "encoder": ("causal", "bidirectional"),
+            "graph_category": ("kt", "official"),
+            "alpha_link": ("softplus", "relu"),
+            "select_on": SELECT,
+            "time_unit": tuple(tr.DAY_SECONDS),
+            "multi_kc": ("error", "expand"),
+            "encoder": ("causal", "bidirectional"),
             "prior_terms": ("analytic", "sampled"),
-            "z_prior_variance": ("propagated", "transition"), "trait_input": ("pooled", "category"), "objective": tuple(OBJECTIVES),
-            "inference": ("filter", "amortized"), "filter_cov": ("mean", "full"), "graph_scale": ("fixed", "learned"),
+            "z_prior_variance": ("propagated", "transition"),
+            "trait_input": ("pooled", "category"),
+            "objective": tuple(OBJECTIVES),
+            "inference": ("filter", "amortized"),
+            "filter_cov": ("mean", "full"),
+            "graph_scale": ("fixed", "learned"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise KTError(f"--set {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
-        for name in ("dim", "categories", "hidden", "mc_samples", "batch_size", "epochs", "select_history", "select_horizon", "filter_slots"):
+        for name in (
+            "dim",
+            "categories",
+            "hidden",
+            "mc_samples",
+            "batch_size",
+            "epochs",
+            "select_history",
+            "select_horizon",
+            "filter_slots",
+        ):
             if getattr(self, name) < 1:
                 raise KTError(f"--set {name}={getattr(self, name)}: must be >= 1")
         if self.window < 2:
@@ -233,8 +251,18 @@ class LearnerState(eqx.Module):
     @staticmethod
     def empty(n: int, S: int, K: int, Hd: int, P: int) -> "LearnerState":
         f = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
-        return LearnerState(f(n, S), np.ones((n, S), np.float32), f(n, K), np.ones((n, K), np.float32), f(n, Hd), f(n, Hd),
-                            f(n, P), f(n), np.zeros(n, np.float64), np.zeros(n, np.float64))
+        return LearnerState(
+            f(n, S),
+            np.ones((n, S), np.float32),
+            f(n, K),
+            np.ones((n, K), np.float32),
+            f(n, Hd),
+            f(n, Hd),
+            f(n, P),
+            f(n),
+            np.zeros(n, np.float64),
+            np.zeros(n, np.float64),
+        )
 
     def rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         return {k: getattr(self, k)[idx] for k in _STATE_FIELDS}
@@ -325,11 +353,18 @@ class PsiKT(Model):
     def _hyper(self) -> core.Hyper:
         c = self.config
         return core.Hyper(
-            n_kc=self.n_kc, n_traits=4 if self.use_graph else 3, mc=c.mc_samples, graph_samples=c.graph_samples,
-            graph_category=c.graph_category, alpha_link=c.alpha_link, **c.weights(), w_c=c.w_c,
+            n_kc=self.n_kc,
+            n_traits=4 if self.use_graph else 3,
+            mc=c.mc_samples,
+            graph_samples=c.graph_samples,
+            graph_category=c.graph_category,
+            alpha_link=c.alpha_link,
+            **c.weights(),
+            w_c=c.w_c,
             accumulate_variance=(c.z_prior_variance == "propagated") if c.accumulate_variance is None else c.accumulate_variance,
             objective=c.objective,
-            analytic=c.prior_terms == "analytic", propagate_z_var=c.z_prior_variance == "propagated",
+            analytic=c.prior_terms == "analytic",
+            propagate_z_var=c.z_prior_variance == "propagated",
         )
 
     def _buckets(self) -> tuple[int, ...]:
@@ -338,8 +373,17 @@ class PsiKT(Model):
 
     def _new_net(self, key) -> core.Net:
         c = self.config
-        return core.Net.init(key, self.n_kc, 4 if self.use_graph else 3, c.dim, c.categories, c.hidden,
-                             bidirectional=c.encoder == "bidirectional", pooled_traits=c.trait_input == "pooled", graph_init_std=c.initial_graph_std())
+        return core.Net.init(
+            key,
+            self.n_kc,
+            4 if self.use_graph else 3,
+            c.dim,
+            c.categories,
+            c.hidden,
+            bidirectional=c.encoder == "bidirectional",
+            pooled_traits=c.trait_input == "pooled",
+            graph_init_std=c.initial_graph_std(),
+        )
 
     def _skeleton(self) -> Params:
         c = self.config
@@ -389,8 +433,9 @@ class PsiKT(Model):
         return tr.DAY_SECONDS[self.config.time_unit]
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
-            on_step=None) -> "PsiKT":
+    def fit(
+        self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False, on_step=None
+    ) -> "PsiKT":
         """Train on ``data`` (windows of ``window`` steps), early-stopping on ``valid``.
 
         Args:
@@ -426,18 +471,45 @@ class PsiKT(Model):
             if valid.has_time != data.has_time:
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
             valid_score = self._valid_scorer(vframe, unit, hyper, buckets)
-        settings = tr.Settings(cfg.epochs, cfg.early_stop_patience(), 1e-4, cfg.batch_size, cfg.learning_rate(), cfg.weight_decay, cfg.clip_norm,
-                               buckets, cfg.select_on)
+        settings = tr.Settings(
+            cfg.epochs,
+            cfg.early_stop_patience(),
+            1e-4,
+            cfg.batch_size,
+            cfg.learning_rate(),
+            cfg.weight_decay,
+            cfg.clip_norm,
+            buckets,
+            cfg.select_on,
+        )
         net0 = self._new_net(k_init)
         try:
-            res = tr.fit(net0, hyper, train, unit, settings, k_train, valid_score=valid_score, on_epoch=progress,
-                         checkpoint=checkpoint, resume=resume, on_step=on_step)
+            res = tr.fit(
+                net0,
+                hyper,
+                train,
+                unit,
+                settings,
+                k_train,
+                valid_score=valid_score,
+                on_epoch=progress,
+                checkpoint=checkpoint,
+                resume=resume,
+                on_step=on_step,
+            )
         except tr.loop.NonFiniteLoss as exc:
             self.params = Params(exc.result.model, LearnerState.empty(0, hyper.n_traits, self.n_kc, 2 * cfg.dim, cfg.hidden))
             self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})
             raise
-        self.meta.update({"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                          "train_windows": int(train.mask.shape[0]), "select_on": cfg.select_on})
+        self.meta.update(
+            {
+                "history": res.history,
+                "best_epoch": res.best_epoch,
+                "stopped": res.stopped,
+                "train_windows": int(train.mask.shape[0]),
+                "select_on": cfg.select_on,
+            }
+        )
         self.params = Params(res.model, LearnerState.empty(0, hyper.n_traits, self.n_kc, 2 * cfg.dim, cfg.hidden))
         self.meta["state_users"] = []
         frames = [frame] if valid is None else [frame, self._frame(valid)]
@@ -596,14 +668,19 @@ class PsiKT(Model):
         prob = _fuse(out["prob"], attempt, future.n_rows)
         share = _fuse(out["pos_share"], attempt, future.n_rows)
         index = {u: i for i, u in enumerate(users)}
-        f = future.frame.select("user_id", "skill_id", "item_id", "line", "correct", (pl.int_range(pl.len()).over("user_idx") + 1).alias("step"))
+        f = future.frame.select(
+            "user_id", "skill_id", "item_id", "line", "correct", (pl.int_range(pl.len()).over("user_idx") + 1).alias("step")
+        )
         seen = np.array([st["count"][index[u]] if u in index else 0 for u in f["user_id"].to_list()], np.int64)
         return f.with_columns(
-            pl.Series("position", seen + f["step"].to_numpy() - 1, dtype=pl.Int64), pl.Series("prob", prob),
+            pl.Series("position", seen + f["step"].to_numpy() - 1, dtype=pl.Int64),
+            pl.Series("prob", prob),
             pl.Series("sample_positive_rate", share),
         ).select("user_id", "skill_id", "item_id", "position", "step", "line", "correct", "prob", "sample_positive_rate")
 
-    def _forecast(self, fframe: pl.DataFrame, unit, users: list[str], st: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
+    def _forecast(
+        self, fframe: pl.DataFrame, unit, users: list[str], st: dict[str, np.ndarray], net=None
+    ) -> dict[str, np.ndarray]:
         """Open-loop predictions for every row of ``fframe`` from the given start states."""
         net = self.params.net if net is None else net
         hyper = self._hyper()
@@ -634,16 +711,30 @@ class PsiKT(Model):
 
             rows = np.maximum(srow[idx], 0)
             if len(users):
-                start = {"s_mean": st["s_mean"][rows], "s_std": st["s_std"][rows], "z_mean": st["z_mean"][rows], "z_std": st["z_std"][rows]}
+                start = {
+                    "s_mean": st["s_mean"][rows],
+                    "s_std": st["s_std"][rows],
+                    "z_mean": st["z_mean"][rows],
+                    "z_std": st["z_std"][rows],
+                }
             else:
-                start = {"s_mean": np.zeros((len(idx), S), np.float32), "s_std": np.ones((len(idx), S), np.float32),
-                         "z_mean": np.zeros((len(idx), K), np.float32), "z_std": np.ones((len(idx), K), np.float32)}
+                start = {
+                    "s_mean": np.zeros((len(idx), S), np.float32),
+                    "s_std": np.ones((len(idx), S), np.float32),
+                    "z_mean": np.zeros((len(idx), K), np.float32),
+                    "z_std": np.ones((len(idx), K), np.float32),
+                }
             start = {k: jnp.asarray(pad(v.astype(np.float32), 1.0)) for k, v in start.items()}
             d = np.zeros((len(idx), T), np.float32)
             d[:, : min(T, dt.shape[1])] = dt[idx, :T]
             p, s, _, _ = _rollout(
-                net, start, jnp.asarray(pad(np.maximum(sub.skill, 0).astype(np.int32))), jnp.asarray(pad(d)),
-                jnp.asarray(pad(sub.mask & (sub.skill >= 0))), jnp.asarray(pad(has[idx])), hyper,
+                net,
+                start,
+                jnp.asarray(pad(np.maximum(sub.skill, 0).astype(np.int32))),
+                jnp.asarray(pad(d)),
+                jnp.asarray(pad(sub.mask & (sub.skill >= 0))),
+                jnp.asarray(pad(has[idx])),
+                hyper,
             )
             p, s = np.asarray(p)[: len(idx)], np.asarray(s)[: len(idx)]
             prob[sub.row[sub.mask]] = p[sub.mask]
@@ -668,17 +759,27 @@ class PsiKT(Model):
         zm, zv = st["z_mean"].astype(np.float32), st["z_std"].astype(np.float32) ** 2
         if at_days is not None and len(users):
             s_cov = np.stack([np.diag(v) for v in st["s_std"] ** 2]).astype(np.float32)
-            _, _, zm, zv = _propagate(self.params.net, jnp.asarray(st["s_mean"]), jnp.asarray(s_cov), jnp.asarray(zm),
-                                      jnp.asarray(zv), jnp.full((len(users),), float(at_days), jnp.float32), hyper)
+            _, _, zm, zv = _propagate(
+                self.params.net,
+                jnp.asarray(st["s_mean"]),
+                jnp.asarray(s_cov),
+                jnp.asarray(zm),
+                jnp.asarray(zv),
+                jnp.full((len(users),), float(at_days), jnp.float32),
+                hyper,
+            )
             zm, zv = np.asarray(zm), np.asarray(zv)
         p, _ = core.emission_probs(jnp.asarray(zm), jnp.asarray(zv), hyper)
         K = self.n_kc
-        return pl.DataFrame({
-            "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
-            "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
-            "z_mean": zm.ravel().astype(np.float64), "z_std": np.sqrt(zv).ravel().astype(np.float64),
-            "p_correct": np.asarray(p).ravel().astype(np.float64),
-        })
+        return pl.DataFrame(
+            {
+                "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
+                "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
+                "z_mean": zm.ravel().astype(np.float64),
+                "z_std": np.sqrt(zv).ravel().astype(np.float64),
+                "p_correct": np.asarray(p).ravel().astype(np.float64),
+            }
+        )
 
     def traits(self, data: Interactions | None = None) -> pl.DataFrame:
         """Per-learner trait posterior after the history (alpha per day, mu, sigma, gamma).
@@ -703,12 +804,20 @@ class PsiKT(Model):
         a = (np.logaddexp(0.0, x[:, 0]) if self.config.alpha_link == "softplus" else np.maximum(x[:, 0], 0)) + core.ALPHA_FLOOR
         mu, s2 = x[:, 1], x[:, 2] ** 2
         g = 1.0 / (1.0 + np.exp(-x[:, 3])) if hyper.use_graph else np.zeros_like(a)
-        return pl.DataFrame({
-            "user_id": pl.Series(users, dtype=pl.String),
-            "alpha": a.mean(1), "alpha_std": a.std(1), "mu": mu.mean(1), "mu_std": mu.std(1),
-            "sigma": np.sqrt(s2.mean(1)), "sigma2": s2.mean(1), "sigma2_std": s2.std(1),
-            "gamma": g.mean(1), "gamma_std": g.std(1),
-        })
+        return pl.DataFrame(
+            {
+                "user_id": pl.Series(users, dtype=pl.String),
+                "alpha": a.mean(1),
+                "alpha_std": a.std(1),
+                "mu": mu.mean(1),
+                "mu_std": mu.std(1),
+                "sigma": np.sqrt(s2.mean(1)),
+                "sigma2": s2.mean(1),
+                "sigma2_std": s2.std(1),
+                "gamma": g.mean(1),
+                "gamma_std": g.std(1),
+            }
+        )
 
     def graph(self):
         """The learned prerequisite graph (A = p, the matrix of the dynamics); None without a graph."""
@@ -815,8 +924,14 @@ class PsiKT(Model):
                 x = np.asarray(x).astype(dtype)
                 return jnp.asarray(np.concatenate([x, np.zeros((B - len(x), *x.shape[1:]), dtype)]))
 
-            arr = core.Arrival(pad(np.maximum(skill[rows], 0), np.int32), pad(correct[rows], np.int32), pad(dt, np.float32),
-                               pad(tau, np.float32), pad(skill[rows] >= 0, bool), pad(np.ones(len(rows), bool), bool))
+            arr = core.Arrival(
+                pad(np.maximum(skill[rows], 0), np.int32),
+                pad(correct[rows], np.int32),
+                pad(dt, np.float32),
+                pad(tau, np.float32),
+                pad(skill[rows] >= 0, bool),
+                pad(np.ones(len(rows), bool), bool),
+            )
             state = {k: pad(fields[k][who], np.float32) for k in _NET_FIELDS}
             res = _arrival(self.params.net, state, arr, tr.noise_key(nrng), hyper, steps, lr)
             for k in _NET_FIELDS:
@@ -830,11 +945,18 @@ class PsiKT(Model):
         total = time.perf_counter() - t_start
         steady = timings[1:] or timings
         report = {
-            "arrivals": n_rounds, "learners": len(users_new), "new_learners": len(fresh), "interactions": int(frame.height),
-            "steps": steps, "seconds": total, "first_update_seconds": timings[0] if timings else 0.0,
+            "arrivals": n_rounds,
+            "learners": len(users_new),
+            "new_learners": len(fresh),
+            "interactions": int(frame.height),
+            "steps": steps,
+            "seconds": total,
+            "first_update_seconds": timings[0] if timings else 0.0,
             "seconds_per_update": float(np.mean(steady)) if steady else 0.0,
         }
-        self.meta.setdefault("updates", []).append({k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")})
+        self.meta.setdefault("updates", []).append(
+            {k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")}
+        )
         return report
 
 
@@ -864,4 +986,9 @@ def within_learner_metrics(preds: pl.DataFrame) -> dict:
     y = preds["correct"].to_numpy().astype(np.float64)
     q = preds["sample_positive_rate"].to_numpy()
     p = preds["prob"].to_numpy()
-    return {"accuracy": float(np.mean(np.where(y > 0, q, 1 - q))), "f1": sample_f1(y, q), "auc": metrics.auc(y, p), "n": int(len(y))}
+    return {
+        "accuracy": float(np.mean(np.where(y > 0, q, 1 - q))),
+        "f1": sample_f1(y, q),
+        "auc": metrics.auc(y, p),
+        "n": int(len(y)),
+    }

@@ -276,8 +276,17 @@ class Net(eqx.Module):
     pooled_traits: bool = eqx.field(static=True, default=False)
 
     @staticmethod
-    def init(seed, n_kc: int, n_traits: int, dim: int = 16, n_cat: int = 10, hidden: int = 64, bidirectional: bool = False,
-             pooled_traits: bool = False, graph_init_std: float = 1.0) -> "Net":
+    def init(
+        seed,
+        n_kc: int,
+        n_traits: int,
+        dim: int = 16,
+        n_cat: int = 10,
+        hidden: int = 64,
+        bidirectional: bool = False,
+        pooled_traits: bool = False,
+        graph_init_std: float = 1.0,
+    ) -> "Net":
         """Initialise (u, M ~ N(0, 1); H = I; l_s0 = l_R = log 0.05; traits at ``TRAIT_INIT``).
 
         Args:
@@ -647,8 +656,10 @@ def elbo(net: Net, batch: Batch, noise: Noise, hyper: Hyper) -> tuple[Array, dic
             w = hyper.w_s * lps + hyper.w_z * lpz + hyper.w_y * lpy  # [N, B, ...]
             return ((w.mean(0) + hyper.lambda_s * hs + hyper.lambda_z * hz) * m).sum()
 
-        L = (per_step(lps1, lpz1, lpy1, m1, h_s[:, 1:], h_z[:, 1:])
-             + hyper.w_0 * per_step(lps0, lpz0, lpy0, m0, h_s[:, 0], h_z[:, 0])) / nall
+        L = (
+            per_step(lps1, lpz1, lpy1, m1, h_s[:, 1:], h_z[:, 1:])
+            + hyper.w_0 * per_step(lps0, lpz0, lpy0, m0, h_s[:, 0], h_z[:, 0])
+        ) / nall
     else:  # the official weighting
         t1 = (hyper.w_s * lps1 + hyper.w_z * lpz1 + hyper.w_y * lpy1) / 3.0  # [N, B, T-1] (priors broadcast)
         t0 = (hyper.w_s * lps0 + hyper.w_z * lpz0 + hyper.w_y * lpy0) / 3.0
@@ -765,8 +776,14 @@ def final_state(net: Net, batch: Batch):
         return jnp.take_along_axis(x, idx[:, None, None], axis=1)[:, 0]
 
     return {
-        "s_mean": at(post.s_mean), "s_std": at(post.s_std), "z_mean": at(post.z_mean), "z_std": at(post.z_std),
-        "h": at(post.h), "c": at(post.c), "pool_sum": at(post.pool_sum), "count": batch.mask.sum(axis=1).astype(jnp.float32),
+        "s_mean": at(post.s_mean),
+        "s_std": at(post.s_std),
+        "z_mean": at(post.z_mean),
+        "z_std": at(post.z_std),
+        "h": at(post.h),
+        "c": at(post.c),
+        "pool_sum": at(post.pool_sum),
+        "count": batch.mask.sum(axis=1).astype(jnp.float32),
     }
 
 
@@ -889,7 +906,9 @@ def arrival_update(net: Net, state: dict, arr: Arrival, key, hyper: Hyper, steps
         else:
             lps = _mvn_logpdf(ssamp, ps_m, ps_c).mean(0)
             lpz = _diag_logpdf(zsamp, pz_m, pz_v).sum(-1).mean(0)
-        logit = jnp.take_along_axis(zsamp, jnp.broadcast_to(arr.skill[None, :, None], (hyper.mc, zm.shape[0], 1)), axis=-1)[..., 0]
+        logit = jnp.take_along_axis(zsamp, jnp.broadcast_to(arr.skill[None, :, None], (hyper.mc, zm.shape[0], 1)), axis=-1)[
+            ..., 0
+        ]
         lpy = (_emission_logp(logit, arr.correct[None]) * arr.known).mean(0)
         ent = hyper.lambda_s * (0.5 * LOG_2PI_E + log_ss).sum(-1) + hyper.lambda_z * (0.5 * LOG_2PI_E + log_zs).sum(-1)
         J = hyper.w_s * lps / (S if hyper.objective == "official" else 1) + hyper.w_z * lpz + hyper.w_y * lpy + ent
@@ -906,7 +925,15 @@ def arrival_update(net: Net, state: dict, arr: Arrival, key, hyper: Hyper, steps
 
     (phi, _), _ = jax.lax.scan(body, (phi, opt.init(phi)), jax.random.split(key, steps))
     sm, log_ss, zm, log_zs = phi
-    new = {"s_mean": sm, "s_std": jnp.exp(log_ss), "z_mean": zm, "z_std": jnp.exp(log_zs), "h": h, "c": c,
-           "pool_sum": pool_sum, "count": count}
+    new = {
+        "s_mean": sm,
+        "s_std": jnp.exp(log_ss),
+        "z_mean": zm,
+        "z_std": jnp.exp(log_zs),
+        "h": h,
+        "c": c,
+        "pool_sum": pool_sum,
+        "count": count,
+    }
     a = arr.active
     return {k: jnp.where(a.reshape(-1, *([1] * (v.ndim - 1))), v, state[k]) for k, v in new.items()}

@@ -130,10 +130,18 @@ class FilterNet(eqx.Module):
         f = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         alpha = 0.5
         return FilterNet(
-            u=f(rng.normal(0.0, graph_init_std, (n_kc, dim))), M=f(rng.normal(0.0, graph_init_std, (dim, dim))),
-            a_raw=f(math.log(math.expm1(alpha))), log_s2=f(math.log(2 * alpha * 0.5)), g_raw=f(0.0),
-            m_mu=f(0.0), log_v_mu=f(0.0), log_q_mu=f(math.log(1e-3)), d0=f(0.0), log_v0=f(math.log(0.5)),
-            b=f(np.zeros(n_kc) if b is None else b), log_gscale=f(0.0),
+            u=f(rng.normal(0.0, graph_init_std, (n_kc, dim))),
+            M=f(rng.normal(0.0, graph_init_std, (dim, dim))),
+            a_raw=f(math.log(math.expm1(alpha))),
+            log_s2=f(math.log(2 * alpha * 0.5)),
+            g_raw=f(0.0),
+            m_mu=f(0.0),
+            log_v_mu=f(0.0),
+            log_q_mu=f(math.log(1e-3)),
+            d0=f(0.0),
+            log_v0=f(math.log(0.5)),
+            b=f(np.zeros(n_kc) if b is None else b),
+            log_gscale=f(0.0),
         )
 
 
@@ -240,8 +248,14 @@ def tilted_moments(mk: Array, vk: Array, y: Array) -> tuple[Array, Array, Array]
     return mean, var, logZ
 
 
-def logit_moments(m: Float[Array, " S"], P: Float[Array, "C1 C1"], k: Int[Array, ""], j: Int[Array, ""], bk: Float[Array, ""],
-                  hyper: FilterHyper):
+def logit_moments(
+    m: Float[Array, " S"],
+    P: Float[Array, "C1 C1"],
+    k: Int[Array, ""],
+    j: Int[Array, ""],
+    bk: Float[Array, ""],
+    hyper: FilterHyper,
+):
     """The practised KC's logit x = z_k + b_k = e_k + mu + b_k: (mean, variance, P h) with h = e_j + e_mu.
 
     ``k`` indexes the KC in the mean, ``j`` its slot in the covariance.
@@ -252,8 +266,15 @@ def logit_moments(m: Float[Array, " S"], P: Float[Array, "C1 C1"], k: Int[Array,
 
 
 def update(
-    m: Float[Array, " S"], P: Float[Array, "C1 C1"], k: Int[Array, ""], y: Int[Array, ""], bk: Float[Array, ""],
-    hyper: FilterHyper, moments=tilted_moments, j: Int[Array, ""] | None = None, kcs: Int[Array, " C"] | None = None,
+    m: Float[Array, " S"],
+    P: Float[Array, "C1 C1"],
+    k: Int[Array, ""],
+    y: Int[Array, ""],
+    bk: Float[Array, ""],
+    hyper: FilterHyper,
+    moments=tilted_moments,
+    j: Int[Array, ""] | None = None,
+    kcs: Int[Array, " C"] | None = None,
 ) -> tuple[Float[Array, " S"], Float[Array, "C1 C1"], Float[Array, ""]]:
     """ADF update on the outcome ``y`` of KC ``k`` (emission sig(z_k + bk), z_k = e_k + mu).
 
@@ -372,7 +393,9 @@ def run(net: FilterNet, m0: Array, P0: Array, steps: Steps, hyper: FilterHyper, 
     return carry[:2], out
 
 
-def run_batch(net: FilterNet, m0: Array, P0: Array, steps: Steps, hyper: FilterHyper, remat: bool = False, kcs: Array | None = None):
+def run_batch(
+    net: FilterNet, m0: Array, P0: Array, steps: Steps, hyper: FilterHyper, remat: bool = False, kcs: Array | None = None
+):
     """:func:`run` over a batch: ``m0`` [B, K + 1], ``P0`` [B, C + 1, C + 1], ``steps`` [B, T], ``kcs`` [B, C] or None."""
     if kcs is None:
         return jax.vmap(lambda a, b, s: run(net, a, b, s, hyper, remat))(m0, P0, steps)

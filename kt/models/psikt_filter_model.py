@@ -50,8 +50,12 @@ class FilterState(eqx.Module):
 
     @staticmethod
     def empty(n: int, K: int) -> "FilterState":
-        return FilterState(np.zeros((n, K + 1), np.float32), np.zeros((n, K + 1, K + 1), np.float32),
-                           np.zeros(n, np.float64), np.zeros(n, np.float64))
+        return FilterState(
+            np.zeros((n, K + 1), np.float32),
+            np.zeros((n, K + 1, K + 1), np.float32),
+            np.zeros(n, np.float64),
+            np.zeros(n, np.float64),
+        )
 
 
 _FIELDS = ("m", "P", "t_last", "count")
@@ -87,9 +91,16 @@ class PsiKTFilter(PsiKT):
     # -- set-up ---------------------------------------------------------------------------------
     def _fhyper(self) -> pf.FilterHyper:
         c = self.config
-        return pf.FilterHyper(n_kc=self.n_kc, use_graph=self.use_graph, cov=c.filter_cov, kc_bias=c.kc_bias,
-                              grouped=bool(self.meta.get("grouped", False)), alpha_link=c.alpha_link,
-                              graph_category=c.graph_category, graph_scale=c.graph_scale)
+        return pf.FilterHyper(
+            n_kc=self.n_kc,
+            use_graph=self.use_graph,
+            cov=c.filter_cov,
+            kc_bias=c.kc_bias,
+            grouped=bool(self.meta.get("grouped", False)),
+            alpha_link=c.alpha_link,
+            graph_category=c.graph_category,
+            graph_scale=c.graph_scale,
+        )
 
     def _skeleton(self) -> FilterParams:
         n = len(self.meta.get("state_users", []))
@@ -110,8 +121,14 @@ class PsiKTFilter(PsiKT):
             return jnp.asarray(x)
 
         skill = np.maximum(seqs.skill, 0)
-        return pf.Steps(arr(skill, np.int32), arr(seqs.correct, np.int32), arr(dt, np.float32),
-                        arr(seqs.mask & (seqs.skill >= 0), bool), arr(new, bool, True), arr(skill, np.int32))
+        return pf.Steps(
+            arr(skill, np.int32),
+            arr(seqs.correct, np.int32),
+            arr(dt, np.float32),
+            arr(seqs.mask & (seqs.skill >= 0), bool),
+            arr(new, bool, True),
+            arr(skill, np.int32),
+        )
 
     def _buckets(self) -> tuple[int, ...]:
         # Few lengths: each compiles a filter scan and its gradient (seconds each on 2 cores).
@@ -151,8 +168,9 @@ class PsiKTFilter(PsiKT):
             yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), self._buckets()))
 
     # -- training -------------------------------------------------------------------------------
-    def fit(self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False,
-            on_step=None) -> "PsiKTFilter":
+    def fit(
+        self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False, on_step=None
+    ) -> "PsiKTFilter":
         """Maximise the filter's marginal likelihood of ``data`` (windows of ``window`` steps).
 
         Args:
@@ -192,18 +210,43 @@ class PsiKTFilter(PsiKT):
         self.meta["base_rate"] = float(frame["correct"].mean()) if frame.height else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
-        settings = loop.LoopSettings(epochs=cfg.epochs, patience=cfg.early_stop_patience(), min_delta=1e-4, batch_size=cfg.batch_size,
-                                     lr=cfg.learning_rate(), buckets=self._buckets(), batching="bucket")
+        settings = loop.LoopSettings(
+            epochs=cfg.epochs,
+            patience=cfg.early_stop_patience(),
+            min_delta=1e-4,
+            batch_size=cfg.batch_size,
+            lr=cfg.learning_rate(),
+            buckets=self._buckets(),
+            batching="bucket",
+        )
         make_batch = functools.partial(self._make_batch, unit=unit)
         try:
-            res = loop.fit(net0, pf.TrainLogits(hyper), train, vseqs, settings, jax.random.key(seed), on_epoch=progress,
-                           checkpoint=checkpoint, resume=resume, make_batch=make_batch, on_step=on_step)
+            res = loop.fit(
+                net0,
+                pf.TrainLogits(hyper),
+                train,
+                vseqs,
+                settings,
+                jax.random.key(seed),
+                on_epoch=progress,
+                checkpoint=checkpoint,
+                resume=resume,
+                make_batch=make_batch,
+                on_step=on_step,
+            )
         except loop.NonFiniteLoss as exc:
             self.params = FilterParams(exc.result.model, FilterState.empty(0, self.n_kc))
             self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})
             raise
-        self.meta.update({"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped,
-                          "train_windows": int(train.mask.shape[0]), "select_on": "auc"})
+        self.meta.update(
+            {
+                "history": res.history,
+                "best_epoch": res.best_epoch,
+                "stopped": res.stopped,
+                "train_windows": int(train.mask.shape[0]),
+                "select_on": "auc",
+            }
+        )
         self.params = FilterParams(res.model, FilterState.empty(0, self.n_kc))
         self.meta["state_users"] = []
         for f in [frame] if valid is None else [frame, self._frame(valid)]:
@@ -211,7 +254,9 @@ class PsiKTFilter(PsiKT):
         return self
 
     # -- filtering ------------------------------------------------------------------------------
-    def _filter(self, seqs: Sequences, unit, start: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def _filter(
+        self, seqs: Sequences, unit, start: dict[str, np.ndarray] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Filter whole sequences; ``start`` = per-sequence stored states (m, P, t_last) or the prior.
 
         Returns:
@@ -253,15 +298,21 @@ class PsiKTFilter(PsiKT):
         users = [str(uid[r]) for r in seqs.row[:, 0]] if n else []
         return users, fin
 
-    def _start_for(self, users: list[str], st: dict[str, np.ndarray], wanted: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _start_for(
+        self, users: list[str], st: dict[str, np.ndarray], wanted: list[str]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Stored states for ``wanted`` learners; the prior (t_last NaN) for learners without one."""
         index = {u: i for i, u in enumerate(users)}
         rows = np.array([index.get(u, -1) for u in wanted], np.int64)
         has = rows >= 0
         m0, P0 = (np.asarray(a[0]) for a in _prior(self.params.net, self._fhyper(), 1))
         S = self.n_kc + 1
-        out = {"m": np.broadcast_to(m0, (len(wanted), S)).copy(), "P": np.broadcast_to(P0, (len(wanted), S, S)).copy(),
-               "t_last": np.full(len(wanted), np.nan), "count": np.zeros(len(wanted))}
+        out = {
+            "m": np.broadcast_to(m0, (len(wanted), S)).copy(),
+            "P": np.broadcast_to(P0, (len(wanted), S, S)).copy(),
+            "t_last": np.full(len(wanted), np.nan),
+            "count": np.zeros(len(wanted)),
+        }
         if has.any():
             for k in _FIELDS:
                 out[k][has] = st[k][rows[has]]
@@ -281,7 +332,9 @@ class PsiKTFilter(PsiKT):
         probs[np.flatnonzero(known)] = vals
         return _fuse(probs, frame["attempt"].to_numpy(), data.n_rows), {}
 
-    def _forecast(self, fframe: pl.DataFrame, unit, users: list[str], st: dict[str, np.ndarray], net=None) -> dict[str, np.ndarray]:
+    def _forecast(
+        self, fframe: pl.DataFrame, unit, users: list[str], st: dict[str, np.ndarray], net=None
+    ) -> dict[str, np.ndarray]:
         """Open-loop predictions for every row of ``fframe`` from the learners' filtered states."""
         del net
         hyper = self._fhyper()
@@ -303,10 +356,14 @@ class PsiKTFilter(PsiKT):
             T = part.mask.shape[1]
             d = np.zeros((len(idx), T))
             d[:, : min(T, dt.shape[1])] = dt[idx, :T]
-            p, s, _, _ = _forecast(self.params.net, jnp.asarray(_pad_rows(start["m"][idx], B)),
-                                   jnp.asarray(_pad_rows(start["P"][idx], B, eye=True)),
-                                   jnp.asarray(_pad_rows(np.maximum(part.skill, 0).astype(np.int32), B)),
-                                   jnp.asarray(_pad_rows(d.astype(np.float32), B)), hyper)
+            p, s, _, _ = _forecast(
+                self.params.net,
+                jnp.asarray(_pad_rows(start["m"][idx], B)),
+                jnp.asarray(_pad_rows(start["P"][idx], B, eye=True)),
+                jnp.asarray(_pad_rows(np.maximum(part.skill, 0).astype(np.int32), B)),
+                jnp.asarray(_pad_rows(d.astype(np.float32), B)),
+                hyper,
+            )
             p, s = np.asarray(p)[: len(idx)], np.asarray(s)[: len(idx)]
             p_out[part.row[part.mask]] = p[part.mask]
             s_out[part.row[part.mask]] = s[part.mask]
@@ -331,19 +388,24 @@ class PsiKTFilter(PsiKT):
         K = self.n_kc
         m, P = st["m"].astype(np.float32), st["P"].astype(np.float32)
         if at_days is not None and len(users):
-            m, P = pf.propagate(self.params.net, jnp.asarray(m), jnp.asarray(P), jnp.full((len(users),), float(at_days), jnp.float32), hyper)
+            m, P = pf.propagate(
+                self.params.net, jnp.asarray(m), jnp.asarray(P), jnp.full((len(users),), float(at_days), jnp.float32), hyper
+            )
         if len(users):
             zm, zv = (np.asarray(a) for a in pf.knowledge(jnp.asarray(m), jnp.asarray(P), hyper))
             p = np.asarray(pf.kc_probs(self.params.net, jnp.asarray(m), jnp.asarray(P), hyper))
         else:
             zm, zv, p = (np.zeros((0, K)) for _ in range(3))
         std = np.sqrt(np.maximum(zv, 0.0))
-        return pl.DataFrame({
-            "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
-            "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
-            "z_mean": zm.ravel().astype(np.float64), "z_std": std.ravel().astype(np.float64),
-            "p_correct": p.ravel().astype(np.float64),
-        })
+        return pl.DataFrame(
+            {
+                "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
+                "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
+                "z_mean": zm.ravel().astype(np.float64),
+                "z_std": std.ravel().astype(np.float64),
+                "p_correct": p.ravel().astype(np.float64),
+            }
+        )
 
     def traits(self, data: Interactions | None = None) -> pl.DataFrame:
         """Per-learner traits: mu (filtered level, with its std); alpha, sigma, gamma are population values.
@@ -362,21 +424,36 @@ class PsiKTFilter(PsiKT):
         mu = st["m"][:, K].astype(np.float64) if n else np.zeros(0)
         mu_std = np.sqrt(np.maximum(st["P"][:, K, K], 0.0)).astype(np.float64) if n else np.zeros(0)
         full = lambda v: np.full(n, float(v))  # noqa: E731
-        return pl.DataFrame({
-            "user_id": pl.Series(users, dtype=pl.String), "alpha": full(t.alpha), "alpha_std": full(0.0), "mu": mu, "mu_std": mu_std,
-            "sigma": full(np.sqrt(t.sigma2)), "sigma2": full(t.sigma2), "sigma2_std": full(0.0),
-            "gamma": full(t.gamma), "gamma_std": full(0.0),
-        })
+        return pl.DataFrame(
+            {
+                "user_id": pl.Series(users, dtype=pl.String),
+                "alpha": full(t.alpha),
+                "alpha_std": full(0.0),
+                "mu": mu,
+                "mu_std": mu_std,
+                "sigma": full(np.sqrt(t.sigma2)),
+                "sigma2": full(t.sigma2),
+                "sigma2_std": full(0.0),
+                "gamma": full(t.gamma),
+                "gamma_std": full(0.0),
+            }
+        )
 
     def params_table(self) -> pl.DataFrame:
         """Population parameters as a tidy table (alpha, sigma^2, gamma, priors, KC offsets)."""
         self._require_fitted()
         net = self.params.net
         t = pf.traits(net, self._fhyper())
-        rows = [("alpha", "", "", float(t.alpha)), ("sigma2", "", "", float(t.sigma2)), ("gamma", "", "", float(t.gamma)),
-                ("mu_prior_mean", "", "", float(net.m_mu)), ("mu_prior_var", "", "", float(jnp.exp(net.log_v_mu))),
-                ("mu_step_var", "", "", float(t.q_mu)),
-                ("z0_offset", "", "", float(net.d0)), ("z0_var", "", "", float(jnp.exp(net.log_v0)))]
+        rows = [
+            ("alpha", "", "", float(t.alpha)),
+            ("sigma2", "", "", float(t.sigma2)),
+            ("gamma", "", "", float(t.gamma)),
+            ("mu_prior_mean", "", "", float(net.m_mu)),
+            ("mu_prior_var", "", "", float(jnp.exp(net.log_v_mu))),
+            ("mu_step_var", "", "", float(t.q_mu)),
+            ("z0_offset", "", "", float(net.d0)),
+            ("z0_var", "", "", float(jnp.exp(net.log_v0))),
+        ]
         rows += [("kc_offset", str(s), "", float(v)) for s, v in zip(self.vocab.skill_id, np.asarray(net.b))]
         return pl.DataFrame(rows, schema=["param", "row", "col", "value"], orient="row")
 
@@ -425,9 +502,19 @@ class PsiKTFilter(PsiKT):
             self._warn(f"{new.source}: {backwards} learners' new interactions start before their last stored one; gap set to 0")
         total = time.perf_counter() - t0
         rounds = int(seqs.lengths.max()) if len(wanted) else 0
-        report = {"arrivals": rounds, "learners": len(wanted), "new_learners": int((~has).sum()), "interactions": int(frame.height),
-                  "steps": 0, "seconds": total, "first_update_seconds": total, "seconds_per_update": total / max(rounds, 1)}
-        self.meta.setdefault("updates", []).append({k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")})
+        report = {
+            "arrivals": rounds,
+            "learners": len(wanted),
+            "new_learners": int((~has).sum()),
+            "interactions": int(frame.height),
+            "steps": 0,
+            "seconds": total,
+            "first_update_seconds": total,
+            "seconds_per_update": total / max(rounds, 1),
+        }
+        self.meta.setdefault("updates", []).append(
+            {k: report[k] for k in ("arrivals", "learners", "new_learners", "interactions", "seconds")}
+        )
         return report
 
 

@@ -255,11 +255,23 @@ def fit(
             done += 1
             if on_step:
                 el = time.perf_counter() - t0
-                on_step(done, n_steps, {"epoch": epoch, "loss": sums.get("loss", 0.0) / max(steps, 1), "interactions": steps,
-                                        "interactions_per_second": steps / el if el > 0 else None})
+                on_step(
+                    done,
+                    n_steps,
+                    {
+                        "epoch": epoch,
+                        "loss": sums.get("loss", 0.0) / max(steps, 1),
+                        "interactions": steps,
+                        "interactions_per_second": steps / el if el > 0 else None,
+                    },
+                )
         seconds = time.perf_counter() - t0
-        rec = {"epoch": epoch, "train_loss": sums.get("loss", 0.0) / max(steps, 1), "seconds": seconds,
-               "interactions_per_second": steps / seconds if seconds > 0 else None}
+        rec = {
+            "epoch": epoch,
+            "train_loss": sums.get("loss", 0.0) / max(steps, 1),
+            "seconds": seconds,
+            "interactions_per_second": steps / seconds if seconds > 0 else None,
+        }
         rec.update({f"train_{k}": v / max(steps, 1) for k, v in sums.items() if k != "loss"})
         if valid_score is not None:
             vs = valid_score(net)
@@ -277,9 +289,20 @@ def fit(
         stop = valid_score is not None and bad >= settings.patience
         if checkpoint is not None:
             loop._save_checkpoint(
-                checkpoint, net, opt_state, best_net, key,
-                {"epoch": epoch, "best_auc": best, "best_epoch": best_epoch, "bad": bad,
-                 "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None},
+                checkpoint,
+                net,
+                opt_state,
+                best_net,
+                key,
+                {
+                    "epoch": epoch,
+                    "best_auc": best,
+                    "best_epoch": best_epoch,
+                    "bad": bad,
+                    "rng": rng.bit_generator.state,
+                    "history": result.history,
+                    "stopped": "patience" if stop else None,
+                },
             )
         if stop:
             result.stopped = "patience"

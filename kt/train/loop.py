@@ -256,9 +256,7 @@ def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm, optim=
     # every fit (and, through JAX's persistent cache, every run) reuses the
     # programs compiled for a given model type, optimiser and bucket shape.
     # ``state`` (None for stateless models) is threaded, not differentiated.
-    (_, (loss, n, new_state)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(
-        model, batch, key, logits_fn, norm, state
-    )
+    (_, (loss, n, new_state)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn, norm, state)
     updates, opt_state = make_optimizer(lr, optim).update(grads, opt_state, eqx.filter(model, eqx.is_array))
     if state is None:
         return eqx.apply_updates(model, updates), opt_state, loss, n
@@ -369,12 +367,17 @@ def fit(
         total, count, step = 0.0, 0, 0
         if on_step:
             on_step(0, n_steps, {"epoch": epoch})
-        for seqs in (b for part in _chunks(train, rng) for b in
-                     batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, batching=settings.batching)):
+        for seqs in (
+            b
+            for part in _chunks(train, rng)
+            for b in batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, batching=settings.batching)
+        ):
             key, sub = jax.random.split(key)
             batch = shard.shard_batch(make_batch(seqs, settings.batch_size), mesh)
             if stateful:
-                (new_model, new_bn), new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim, state)
+                (new_model, new_bn), new_opt, loss, n = _train_step(
+                    model, opt_state, batch, sub, lr, logits_fn, norm, optim, state
+                )
             else:
                 new_model, new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim)
             loss = float(loss)
@@ -396,17 +399,30 @@ def fit(
             step += 1
             if on_step:
                 el = time.perf_counter() - t0
-                on_step(step, n_steps, {"epoch": epoch, "loss": total / max(count, 1), "interactions": count,
-                                        "interactions_per_second": count / el if el > 0 else None})
+                on_step(
+                    step,
+                    n_steps,
+                    {
+                        "epoch": epoch,
+                        "loss": total / max(count, 1),
+                        "interactions": count,
+                        "interactions_per_second": count / el if el > 0 else None,
+                    },
+                )
         n_steps = step  # streamed data: the next epoch has as many batches
         seconds = time.perf_counter() - t0
-        rec = {"epoch": epoch, "train_loss": total / max(count, 1), "seconds": seconds,
-               "interactions_per_second": count / seconds if seconds > 0 else None}
+        rec = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "seconds": seconds,
+            "interactions_per_second": count / seconds if seconds > 0 else None,
+        }
         if settings.lr_decay != 1.0:
             rec["lr"] = lr_value
         if valid is not None:
-            y, p, _ = predict_positions(model, logits_fn, valid, settings.batch_size, settings.buckets,
-                                        make_batch=make_batch, state=state, mesh=mesh)
+            y, p, _ = predict_positions(
+                model, logits_fn, valid, settings.batch_size, settings.buckets, make_batch=make_batch, state=state, mesh=mesh
+            )
             rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
             if rec["valid_auc"] > best_auc + settings.min_delta:
                 best_auc, best_model, best_state, best_epoch, bad = rec["valid_auc"], model, state, epoch, 0
@@ -424,12 +440,20 @@ def fit(
             on_epoch(rec)
         stop = valid is not None and bad >= settings.patience
         if checkpoint is not None:
-            info = {"epoch": epoch, "best_auc": best_auc, "best_epoch": best_epoch, "bad": bad,
-                    "rng": rng.bit_generator.state, "history": result.history, "stopped": "patience" if stop else None}
+            info = {
+                "epoch": epoch,
+                "best_auc": best_auc,
+                "best_epoch": best_epoch,
+                "bad": bad,
+                "rng": rng.bit_generator.state,
+                "history": result.history,
+                "stopped": "patience" if stop else None,
+            }
             if settings.lr_decay != 1.0:
                 info.update(lr=lr_value, last_loss=prev_loss)
-            _save_checkpoint(checkpoint, model, opt_state, best_model, key, info,
-                             states=(state, best_state) if stateful else None)
+            _save_checkpoint(
+                checkpoint, model, opt_state, best_model, key, info, states=(state, best_state) if stateful else None
+            )
         if stop:
             result.stopped = "patience"
             break
@@ -525,8 +549,10 @@ def predict_positions(
     if not isinstance(seqs, Sequences):
         if score is not None:
             raise ValueError("predict_positions: score is only supported for in-memory Sequences")
-        got = [predict_positions(model, logits_fn, part, batch_size, buckets, make_batch=make_batch, state=state, mesh=mesh)
-               for part in _chunks(seqs, None)]
+        got = [
+            predict_positions(model, logits_fn, part, batch_size, buckets, make_batch=make_batch, state=state, mesh=mesh)
+            for part in _chunks(seqs, None)
+        ]
         if not got:
             return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
         return tuple(np.concatenate(parts) for parts in zip(*got))
@@ -534,7 +560,9 @@ def predict_positions(
     if score is None:
         score = prev_index(seqs.group, seqs.mask) >= 0
     for idx, sub in _ordered_batches(seqs, batch_size, buckets):
-        probs = shard.to_numpy(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[: len(idx)]
+        probs = shard.to_numpy(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[
+            : len(idx)
+        ]
         sel = fit_width(score[idx], probs.shape[1])
         ys.append(sub.correct[sel])
         ps.append(probs[sel])

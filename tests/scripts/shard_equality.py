@@ -19,8 +19,7 @@ from kt.models.base import create
 assert jax.device_count() == 4, jax.devices()
 data = kt.load(sys.argv[1])
 out = {}
-SETTINGS = {"dkt": ["hidden=16", "dropout=0.2", "batch_size=24", "window=30"],
-            "cakt": ["batch_size=16", "window=20", "frame=4"]}
+SETTINGS = {"dkt": ["hidden=16", "dropout=0.2", "batch_size=24", "window=30"], "cakt": ["batch_size=16", "window=20", "frame=4"]}
 for name in sys.argv[2:]:
     sets = SETTINGS[name]
     params = {}
@@ -32,6 +31,10 @@ for name in sys.argv[2:]:
     b = jax.tree.leaves(eqx.filter(params[4], eqx.is_array))
     diffs = [float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(a, b) if x.size]
     moved = max(float(np.max(np.abs(np.asarray(x)))) for x in a if x.size)
-    out[name] = {"max_abs_diff": max(diffs), "n_leaves": len(diffs), "max_abs_param": moved,
-                 "devices_of_result": len(a[0].devices())}
+    out[name] = {
+        "max_abs_diff": max(diffs),
+        "n_leaves": len(diffs),
+        "max_abs_param": moved,
+        "devices_of_result": len(a[0].devices()),
+    }
 print(json.dumps(out))
