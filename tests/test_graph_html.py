@@ -13,6 +13,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from screenshots import keep_screenshot
+
 from kt.graph.export import render, view
 from kt.graph.graph import PrerequisiteGraph
 
@@ -108,7 +110,6 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.mark.slow
 def test_html_renders_in_headless_chromium(tmp_path):
     exe = _chromium()
     if exe is None:
@@ -146,3 +147,30 @@ def test_html_renders_in_headless_chromium(tmp_path):
     assert re.search(r'class="node pre"[^>]*data-i="0"|data-i="0"[^>]*class="node pre"', sel)
     assert re.search(r'class="node dep"[^>]*data-i="2"|data-i="2"[^>]*class="node dep"', sel)
     assert 'id="sel-name"' in sel
+    # The picture the README shows: a mastery graph with bootstrap stability, learnt from a simulated curriculum.
+    from kt.api import from_frame
+    from kt.data.synthetic_gated import simulate_gated
+    from kt.graph.bootstrap import bootstrap_graph
+
+    frame, _ = simulate_gated(1000, 8, 100, seed=3)
+    g = bootstrap_graph(from_frame(frame, source="simulated"), "mastery", n=8, seed=0)
+    demo = tmp_path / "demo.html"
+    demo.write_text(render(view(g, 0.5), "html"), encoding="utf-8")
+    shot = tmp_path / "graph.png"
+    res = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--virtual-time-budget=3000",
+            "--window-size=1280,720",
+            f"--screenshot={shot}",
+            demo.as_uri() + "#kc=kc0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, res.stderr[-2000:]
+    keep_screenshot(shot, "graph-viewer.png")

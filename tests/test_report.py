@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from screenshots import keep_screenshot
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "datasets" / "assist2009_sample"
 VOID = {"meta", "br", "hr", "img", "input", "link"}
@@ -186,7 +188,6 @@ def _browser() -> str | None:
     return None
 
 
-@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     browser = _browser()
     if browser is None:
@@ -204,3 +205,4 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     )
     assert res.returncode == 0 and shot.exists(), res.stderr[-2000:]
     assert shot.stat().st_size > 20_000  # a page of plots, not a blank one
+    keep_screenshot(shot, "report.png")
