@@ -233,7 +233,11 @@ def export_graph(
         typer.Option("--format", help="json, dot, graphml, mermaid or html (default: from the --out suffix, else json)."),
     ] = None,
     threshold: Annotated[
-        float, typer.Option("--threshold", help="Keep edges with probability >= this (0.5 = no evidence either way).")
+        float,
+        typer.Option(
+            "--threshold",
+            help="Keep edges with probability >= this (0.5: mastery, two null sds above a typical pair; other methods, no evidence either way).",
+        ),
     ] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
     reduce: Annotated[bool, typer.Option("--reduce", help="Transitive reduction: drop edges implied by longer paths.")] = False,
