@@ -1044,35 +1044,199 @@ def simulate(
 
 
 # -- prerequisite graphs --------------------------------------------------
-def prerequisite_graph(model: "Model | PathLike", data: DataLike | None = None) -> "PrerequisiteGraph | None":
-    """A model's prerequisite graph, with its method named (what ``graph.json`` holds).
+GraphMethod = Literal["learned", "influence", "mastery", "transition", "causal-support"]
+#: Graphs a model has of its own (``--method learned|influence``) and their names in graph.json.
+MODEL_GRAPH_METHODS = {"learned": "learned", "influence": "conditional-influence"}
+GRAPH_METHODS = ("learned", "influence", "mastery", "transition", "causal-support")
 
-    PSI-KT learns one (``learned``); DKT/CAKT give the conditional influence
-    (``conditional-influence``); other models get the causal support of the
-    training data (``causal-support``), which needs ``data``.
+
+def _own_graph_class(name: str) -> bool:
+    """True for models that learn a graph of their own (PSI-KT's ``learned``)."""
+    from kt.models.base import Model, get
+
+    try:
+        cls = get(name)
+    except KTError:
+        return False
+    return getattr(cls, "graph", None) is not Model.graph
+
+
+def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "PrerequisiteGraph":
+    """The graph saved with a model directory (graph.json), else the model's own graph.
 
     Args:
-        model: a fitted model, or a saved model directory (its
-            ``graph.json`` is read when ``data`` is not given).
-        data: the model's training interactions (path, DataFrame or
-            :class:`Interactions`); needed for models without structure,
-            and used for per-KC difficulty.
-
-    Returns:
-        The :class:`~kt.graph.graph.PrerequisiteGraph`, or ``None`` when the
-        model has no structure and no data is given.
+        model: a fitted model or a saved model directory.
+        method: ``learned`` or ``influence`` to insist on that graph; None: whatever is saved.
     """
     from kt.graph.build import graph_for
+    from kt.graph.graph import read_graph
+    from kt.graph.influence import influence_graph
 
-    if _is_path(model) and data is None and (Path(model) / "graph.json").is_file():
-        from kt.graph.graph import read_graph
-
-        return read_graph(Path(model))
+    want = None if method is None else MODEL_GRAPH_METHODS[method]
+    if _is_path(model) and (Path(model) / "graph.json").is_file():
+        g = read_graph(Path(model))
+        if want is None or g.method == want:
+            return g
     m = _model(model)
-    d = None
-    if data is not None:
-        d = data if isinstance(data, Interactions) else load(data, vocab=m.vocab)
-    return graph_for(m, d)
+    where = str(model) if _is_path(model) else f"model {m.name!r}"
+    if want is None:
+        g = graph_for(m)
+    elif want == "learned":
+        g = m.graph() if callable(getattr(m, "graph", None)) else None
+    else:
+        g = (
+            influence_graph(list(m.vocab.skill_id), m.influence_matrix())
+            if callable(getattr(m, "influence_matrix", None))
+            else None
+        )
+    if g is None:
+        if want is not None:
+            raise KTError(
+                f"{where}: model {m.name!r} has no {want} graph; --method learned is PSI-KT's, influence DKT's "
+                "and CAKT's; any model takes mastery, transition or causal-support (with its training data)"
+            )
+        raise KTError(
+            f"{where}: model {m.name!r} has no prerequisite graph (no graph.json); "
+            "pass its training data for the mastery graph, or retrain with this kt version"
+        )
+    return g
+
+
+def _training_data(header: dict, data: DataLike | None, ui: Reporter, map, encoding) -> tuple[Interactions | None, str | None]:
+    """A model's training interactions: ``data``, else the file model.json records; ``(data or None, why not)``."""
+    meta = header.get("meta") or {}
+    if data is None:
+        rec = meta.get("train_file")
+        if not rec:
+            return None, "the model does not record its training file"
+        if not Path(rec).exists():
+            return None, f"its training file {rec} (recorded in model.json) is not found"
+        data = Path(rec)
+    elif _is_path(data) and not Path(data).exists():
+        raise KTError(f"--data {data}: no such file")
+    out = _data(data, ui, map=map, encoding=encoding)
+    fp = meta.get("data_fingerprint")
+    if fp and not isinstance(data, Interactions) and out.fingerprint() != fp:
+        ui.note(
+            f"{data}: not the data the model was trained on (fingerprint {out.fingerprint()} != {fp}); the graph describes this data"
+        )
+    return out, None
+
+
+def prerequisite_graph(
+    model: "Model | PathLike",
+    data: DataLike | None = None,
+    *,
+    method: GraphMethod | None = None,
+    bootstrap: int | None = None,
+    seed: int = 0,
+    threshold: float = 0.5,
+    top_k: int | None = None,
+    map: ColumnMapping | None = None,
+    encoding: str | None = None,
+    verbose: bool = True,
+    _ui: Reporter | None = None,
+) -> "PrerequisiteGraph":
+    """The prerequisite graph ``kt export-graph`` writes for a model, with its method named.
+
+    The default is the best method measured (``bench/results/graphs.json``):
+    PSI-KT's own ``learned`` graph; for every other model the ``mastery``
+    structure learner on its training data (``data``, else the file its
+    model.json records), falling back, with a note, to the graph saved with
+    the model (DKT/CAKT conditional influence, causal support) when the
+    data is not at hand.
+
+    Args:
+        model: a fitted model or a saved model directory.
+        data: the training interactions (path, DataFrame or :class:`Interactions`).
+        method: ``learned`` (PSI-KT), ``influence`` (DKT/CAKT), or a data
+            method (``mastery``, ``transition``, ``causal-support``; needs the data).
+        bootstrap: refit the data method on this many learner resamples and
+            store each edge's stability and strength interval
+            (:func:`kt.graph.bootstrap.bootstrap_graph`).
+        seed: seed of the resampling.
+        threshold, top_k: the export rule under which a refit keeps an edge.
+        map, encoding: how to read ``data`` when it is a file.
+        verbose: print notes on stderr.
+
+    Returns:
+        The :class:`~kt.graph.graph.PrerequisiteGraph`.
+
+    Raises:
+        KTError: an unknown method, a model without that graph, or a data
+            method / bootstrap without training data.
+    """
+    from kt.graph.bootstrap import bootstrap_graph
+    from kt.graph.build import data_graph
+    from kt.models.base import read_header
+
+    ui = _reporter(_ui, verbose)
+    if method is not None and method not in GRAPH_METHODS:
+        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(GRAPH_METHODS)}")
+    if bootstrap is not None and method in MODEL_GRAPH_METHODS:
+        raise KTError(
+            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
+            f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
+        )
+    if _is_path(model):
+        d = Path(model)
+        header = read_header(d) if (d / "model.json").is_file() else {}
+        if not header and not (d / "graph.json").is_file():
+            raise KTError(f"{d}: not a kt model directory (no model.json); train one with `kt train ... --out {d}`")
+    else:
+        header = {"model": model.name, "meta": dict(model.meta), "vocab": {"skill_id": list(model.vocab.skill_id)}}
+    own = bool(header) and _own_graph_class(str(header.get("model", "?")))
+    explicit = method is not None
+    if method is None and own and bootstrap is None:
+        method = "learned"
+    if method is not None and method in MODEL_GRAPH_METHODS:
+        return _saved_graph(model, method)
+    try:
+        train_data, why = _training_data(header, data, ui, map, encoding)
+    except KTError:
+        if explicit or bootstrap is not None or data is not None:
+            raise
+        train_data, why = None, "its training file could not be read"
+    if train_data is None:
+        if method is not None or bootstrap is not None:
+            what = f"--bootstrap ({method or 'mastery'} refits)" if bootstrap is not None else f"the {method} graph"
+            raise KTError(f"{model}: {what} needs the training data and {why}; pass --data FILE")
+        g = _saved_graph(model)
+        ui.note(
+            f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the mastery "
+            "graph, which recovers known graphs better (bench/results/graphs.json)"
+        )
+        return g
+    method = method or "mastery"
+    if own and bootstrap is not None:
+        ui.note(
+            "--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
+            "training data with its stability (--method mastery)"
+        )
+    kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
+    try:
+        with ui.status(f"learning the {method} graph from {train_data.n_rows:,} attempts"):
+            g = data_graph(train_data, method, kcs)
+    except KTError as exc:
+        if explicit or bootstrap is not None:
+            raise
+        g = _saved_graph(model)  # the default could not be computed (e.g. too large): the saved graph
+        ui.note(f"no mastery graph ({exc}); showing the graph saved with the model ({g.method})")
+        return g
+    if bootstrap is not None:
+        with ui.status(f"bootstrap: refitting the {method} graph on {bootstrap} learner resamples") as st:
+            g = bootstrap_graph(
+                train_data,
+                method,
+                kcs,
+                n=bootstrap,
+                seed=seed,
+                threshold=threshold,
+                top_k=top_k,
+                graph=g,
+                progress=lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}") if st is not None else None,
+            )
+    return g
 
 
 def export_graph(
@@ -1109,8 +1273,6 @@ def export_graph(
     from kt.graph.graph import PrerequisiteGraph
 
     g = graph if isinstance(graph, PrerequisiteGraph) else prerequisite_graph(graph)
-    if g is None:
-        raise KTError("the model has no prerequisite graph of its own; use kt.prerequisite_graph(model, training_data)")
     return export(g, path, fmt, threshold=threshold, top_k=top_k, reduce=reduce)
 
 

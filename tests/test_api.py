@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -165,11 +166,22 @@ def _other_vocab(model):
 
 
 def test_graph_of_a_saved_and_a_python_model(saved, csv_file, tmp_path):
-    g = kt.prerequisite_graph(saved["py"])  # graph.json
-    assert g.method == "causal-support" and g.n_kcs == 3
+    # the default is what kt export-graph writes: the mastery graph of the recorded training file
+    g = kt.prerequisite_graph(saved["py"], verbose=False)
+    assert g.method == "mastery" and g.n_kcs == 3
+    run("export-graph", saved["py"], "--out", tmp_path / "cli.json")
+    from kt.graph.graph import read_graph
+
+    np.testing.assert_allclose(read_graph(tmp_path / "cli.json").prob, g.prob, atol=1e-6)  # the file rounds to 6 digits
+    assert kt.prerequisite_graph(saved["py"], method="causal-support").method == "causal-support"
     model = kt.load_model(saved["py"])
-    assert model.graph() is None and kt.prerequisite_graph(model) is None  # BKT has no structure of its own
-    assert kt.prerequisite_graph(model, csv_file).method == "causal-support"
+    assert model.graph() is None  # BKT has no structure of its own
+    assert kt.prerequisite_graph(model, csv_file, verbose=False).method == "mastery"
+    assert kt.prerequisite_graph(model, csv_file, method="causal-support").method == "causal-support"
+    boot = kt.prerequisite_graph(model, csv_file, bootstrap=3, seed=1, verbose=False)
+    assert boot.stability is not None and boot.meta["bootstrap"]["refits"] == 3
+    with pytest.raises(KTError, match="has no learned graph"):
+        kt.prerequisite_graph(model, method="learned")
     v = kt.export_graph(saved["py"], tmp_path / "g.mmd", threshold=0.0, top_k=2)
     assert (tmp_path / "g.mmd").read_text().startswith("flowchart LR") and len(v.edges) <= 2
 

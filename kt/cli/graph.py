@@ -8,12 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, err, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
+from kt.api import GRAPH_METHODS as EXPORT_METHODS, MODEL_GRAPH_METHODS as MODEL_METHODS
+from kt.cli.common import UI, app, err, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
 from kt.errors import KTError
-
-# --method of export-graph: the model's own graphs, then the data methods (kt.graph.build.DATA_METHODS).
-MODEL_METHODS = {"learned": "learned", "influence": "conditional-influence"}
-EXPORT_METHODS = ("learned", "influence", "mastery", "transition", "causal-support")
 
 BootstrapOpt = Annotated[
     Optional[int],
@@ -63,90 +60,6 @@ def _check_threshold(threshold: float) -> None:
         raise KTError(f"--threshold {threshold}: must be in [0, 1]")
 
 
-def _model_graph(model_dir: Path, method: str | None = None):
-    """DIR/graph.json (saved by `kt train`), else the model's own graph.
-
-    Args:
-        model_dir: saved model directory.
-        method: ``learned`` or ``influence`` to insist on that graph (from
-            graph.json when it holds it, else computed from the model);
-            None: whatever graph.json holds.
-    """
-    from kt.graph.build import graph_for
-    from kt.graph.graph import read_graph
-    from kt.graph.influence import influence_graph
-    from kt.models.base import load
-
-    want = None if method is None else MODEL_METHODS[method]
-    if (model_dir / "graph.json").is_file():
-        g = read_graph(model_dir)
-        if want is None or g.method == want:
-            return g
-    m = load(model_dir)
-    if want is None:
-        g = graph_for(m)
-    elif want == "learned":
-        g = m.graph() if callable(getattr(m, "graph", None)) else None
-    else:
-        g = (
-            influence_graph(list(m.vocab.skill_id), m.influence_matrix())
-            if callable(getattr(m, "influence_matrix", None))
-            else None
-        )
-    if g is None:
-        if want is not None:
-            raise KTError(
-                f"{model_dir}: model {m.name!r} has no {want} graph; --method learned is PSI-KT's, influence DKT's "
-                "and CAKT's; any model takes mastery, transition or causal-support (with its training data)"
-            )
-        raise KTError(
-            f"{model_dir}: model {m.name!r} has no prerequisite graph (no graph.json); "
-            "pass --data FILE (its training data) for the mastery graph, or retrain with this kt version"
-        )
-    return g
-
-
-def _has_own_graph(model_dir: Path, header: dict) -> bool:
-    """True for models that learn a graph of their own (PSI-KT's ``learned``)."""
-    from kt.models.base import Model, get
-
-    try:
-        cls = get(str(header.get("model", "?")))
-    except KTError:
-        return False
-    return getattr(cls, "graph", None) is not Model.graph
-
-
-def _training_data(model_dir: Path, header: dict, data_path: Path | None, map_, encoding):
-    """The training interactions of a model: --data FILE, else the file model.json records.
-
-    Returns:
-        ``(data or None, why not)``.
-    """
-    from kt.cli.common import _load_data
-
-    meta = header.get("meta") or {}
-    if data_path is None:
-        rec = meta.get("train_file")
-        if not rec:
-            return None, "the model does not record its training file"
-        data_path = Path(rec)
-        if not data_path.exists():
-            return None, f"its training file {rec} (recorded in model.json) is not found"
-    elif not data_path.exists():
-        raise KTError(f"--data {data_path}: no such file")
-    data = _load_data(data_path, map_, False, False, encoding)
-    fp = meta.get("data_fingerprint")
-    if fp and data.fingerprint() != fp:
-        _notes(
-            [
-                f"{data_path}: not the data the model was trained on (fingerprint {data.fingerprint()} != {fp}); "
-                "the graph describes this file"
-            ]
-        )
-    return data, None
-
-
 def _default_graph(
     model_dir: Path,
     method: str | None,
@@ -159,66 +72,26 @@ def _default_graph(
     threshold: float = 0.5,
     top_k: int | None = None,
 ):
-    """The graph ``kt export-graph`` shows for a model directory (and ``kt graph-eval`` scores), with notes.
-
-    Args:
-        model_dir: a saved model directory (or a directory holding only graph.json).
-        method: an export method, or None for the default (PSI-KT: learned; else mastery on the training data).
-        data_path, map_, encoding: the training data when not the file model.json records.
-        bootstrap, seed, threshold, top_k: --bootstrap refits and the keep rule of their stability.
+    """The graph ``kt export-graph`` shows for a model directory (and ``kt graph-eval`` scores): kt.prerequisite_graph.
 
     Returns:
-        ``(graph, notes)``.
+        ``(graph, notes)``; the API's own notes are already printed.
     """
-    from kt.graph.build import data_graph
-    from kt.models.base import read_header
+    from kt.api import prerequisite_graph
 
-    header = read_header(model_dir) if (model_dir / "model.json").is_file() else {}
-    if not header and not (model_dir / "graph.json").is_file():
-        raise KTError(f"{model_dir}: not a kt model directory (no model.json); train one with `kt train ... --out {model_dir}`")
-    notes = []
-    own = bool(header) and _has_own_graph(model_dir, header)
-    explicit = method is not None
-    if method is None and own and bootstrap is None:
-        method = "learned"
-    if method is None or method not in MODEL_METHODS:
-        try:
-            data, why = _training_data(model_dir, header, data_path, map_, encoding)
-        except KTError as exc:
-            if explicit or bootstrap is not None or data_path is not None:
-                raise
-            data, why = None, f"its training file could not be read ({exc})"
-        if data is None and (method is not None or bootstrap is not None):
-            what = f"--bootstrap ({method or 'mastery'} refits)" if bootstrap is not None else f"the {method} graph"
-            raise KTError(f"{model_dir}: {what} needs the training data and {why}; pass --data FILE")
-        if data is None:
-            g = _model_graph(model_dir)
-            notes.append(
-                f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the mastery "
-                "graph, which recovers known graphs better (bench/results/graphs.json)"
-            )
-        else:
-            method = method or "mastery"
-            if own and bootstrap is not None:
-                notes.append(
-                    "--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
-                    "training data with its stability (--method mastery)"
-                )
-            kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
-            try:
-                with err.status(f"learning the {method} graph from {data.n_rows:,} attempts"):
-                    g = data_graph(data, method, kcs)
-            except KTError as exc:
-                if explicit or bootstrap is not None:
-                    raise
-                g = _model_graph(model_dir)  # the default could not be computed (e.g. too large): the saved graph
-                notes.append(f"no mastery graph ({exc}); showing the graph saved with the model ({g.method})")
-                kcs = None
-            if bootstrap is not None:
-                g = run_bootstrap(data, method, kcs, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
-    else:
-        g = _model_graph(model_dir, method)
-    return g, notes
+    g = prerequisite_graph(
+        model_dir,
+        data_path,
+        method=method,
+        bootstrap=bootstrap,
+        seed=seed,
+        threshold=threshold,
+        top_k=top_k,
+        map=map_ or None,
+        encoding=encoding,
+        _ui=UI,
+    )
+    return g, []
 
 
 @app.command("export-graph")
