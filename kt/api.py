@@ -162,9 +162,7 @@ class StepBars:
 
 def _fit_kwargs(m: "Model", bars: StepBars) -> dict:
     """``on_step=`` for models whose ``fit`` reports steps (gradient models, BKT's EM)."""
-    import inspect
-
-    return {"on_step": bars.on_step} if "on_step" in inspect.signature(m.fit).parameters else {}
+    return {"on_step": bars.on_step} if m.capabilities.on_step else {}
 
 
 def _reporter(ui: Reporter | None, verbose: bool) -> Reporter:
@@ -522,7 +520,6 @@ def train(
         KTError: unknown model or option, unreadable data, an existing
             ``out`` without ``overwrite``, options the model does not support.
     """
-    import inspect
     import shutil
     import time
 
@@ -562,14 +559,14 @@ def train(
         if rank and ckpt is not None:  # every process checkpoints its own copy; only process 0 writes the model
             ckpt = out_dir.with_name(f"{out_dir.name}.ckpt.p{rank}")
     extra: dict = {}
-    if m.resumable:
+    if m.capabilities.resumable:
         if ckpt is not None:
             extra = {"checkpoint": ckpt, "resume": resume}
         elif resume:
             raise KTError("resume: give out= (the checkpoint is OUT.ckpt)")
     elif resume:
         raise KTError(f"--resume: model {model!r} trains in one pass and has no checkpoints")
-    if "devices" in inspect.signature(m.fit).parameters:
+    if m.capabilities.devices:
         from kt.train.shard import data_mesh
 
         data_mesh(devices)  # a bad devices count fails here, before any training
@@ -610,11 +607,11 @@ def train(
     except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it
         ui.note(f"no prerequisite graph saved ({type(exc).__name__}: {' '.join(str(exc).split())})")
     if rank:
-        if m.resumable and ckpt is not None:
+        if m.capabilities.resumable and ckpt is not None:
             shutil.rmtree(ckpt, ignore_errors=True)
         return m
     m.save(out_dir, extra_files=files)
-    if m.resumable and ckpt is not None:
+    if m.capabilities.resumable and ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)
     return m
 
@@ -719,7 +716,7 @@ def evaluate(
     spec = _spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode, breakdown)
     m = _model(model)
     if eval_mode is not None:
-        if not hasattr(m.config, "eval_mode"):
+        if not m.capabilities.history_modes:
             raise KTError(f"--eval-mode: model {m.name!r} has no history modes; drop the option")
         m = copy.copy(m)  # the caller's model keeps its config
         m.config = dataclasses.replace(m.config, eval_mode=eval_mode)
@@ -1052,13 +1049,13 @@ GRAPH_METHODS = ("learned", "influence", "mastery", "transition", "causal-suppor
 
 def _own_graph_class(name: str) -> bool:
     """True for models that learn a graph of their own (PSI-KT's ``learned``)."""
-    from kt.models.base import Model, get
+    from kt.models.base import get
 
     try:
         cls = get(name)
     except KTError:
         return False
-    return getattr(cls, "graph", None) is not Model.graph
+    return cls.capabilities.graph == "learned"
 
 
 def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "PrerequisiteGraph":
@@ -1081,14 +1078,12 @@ def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "Prere
     where = str(model) if _is_path(model) else f"model {m.name!r}"
     if want is None:
         g = graph_for(m)
+    elif want != m.capabilities.graph:
+        g = None
     elif want == "learned":
-        g = m.graph() if callable(getattr(m, "graph", None)) else None
+        g = m.graph()
     else:
-        g = (
-            influence_graph(list(m.vocab.skill_id), m.influence_matrix())
-            if callable(getattr(m, "influence_matrix", None))
-            else None
-        )
+        g = influence_graph(list(m.vocab.skill_id), m.influence_matrix())
     if g is None:
         if want is not None:
             raise KTError(

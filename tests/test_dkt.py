@@ -137,7 +137,9 @@ def test_training_is_deterministic_and_save_load_roundtrips(tmp_path):
     a = create("dkt", hidden=16, epochs=2, batch_size=16).fit(small, key=3)
     b = create("dkt", hidden=16, epochs=2, batch_size=16).fit(small, key=3)
     np.testing.assert_array_equal(a.params.w_out, b.params.w_out)
+    meta = json.dumps(a.meta, sort_keys=True, default=str)
     pa = a.predict(small)["prob"]
+    assert json.dumps(a.meta, sort_keys=True, default=str) == meta  # predict does not change the model
     np.testing.assert_array_equal(pa, a.predict(small)["prob"])  # no dropout at predict time
     a.save(tmp_path / "dkt")
     assert (tmp_path / "dkt" / "history.jsonl").read_text().count("\n") == 2

@@ -374,10 +374,14 @@ class _FakeModel:
     """A fitted model stand-in: optional graph() and influence_matrix()."""
 
     def __init__(self, kcs, graph=None, influence=None):
+        from kt.models.base import Capabilities
+
         self.vocab = _Vocab(kcs)
         self._g = graph
+        self.capabilities = Capabilities(graph="learned" if graph is not None else None)
         if influence is not None:
             self.influence_matrix = lambda: influence
+            self.capabilities = Capabilities(graph="conditional-influence")
 
     def graph(self):
         return self._g

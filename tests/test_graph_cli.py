@@ -104,9 +104,13 @@ class _Fake:
     vocab = _Vocab()
 
     def __init__(self, graph=None, influence=None):
+        from kt.models.base import Capabilities
+
         self._g = graph
+        self.capabilities = Capabilities(graph="learned" if graph is not None else None)
         if influence is not None:
             self.influence_matrix = lambda: influence
+            self.capabilities = Capabilities(graph="conditional-influence")
 
     def graph(self):
         return self._g

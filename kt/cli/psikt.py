@@ -51,7 +51,7 @@ def update(
     in_place = out_dir is None or (out_dir.exists() and model_dir.exists() and out_dir.resolve() == model_dir.resolve())
     check_output(model_dir if in_place else out_dir, overwrite=overwrite or in_place, what="model directory", kind="dir")
     m = load(model_dir)
-    if not callable(getattr(m, "update", None)):
+    if not m.capabilities.update:
         raise KTError(f"{model_dir}: model {m.name!r} has no per-learner state to update; continual updates need psikt")
     if steps is not None and steps < 0:
         raise KTError(f"--steps {steps}: must be >= 0")

@@ -266,7 +266,7 @@ def export_params(
     from kt.models.base import load
 
     m = load(model_dir)
-    table_fn = getattr(m, "params_table", None)
+    table_fn = m.params_table if m.capabilities.params_table else None
     if table_fn is None:
         raise KTError(f"{model_dir}: model {m.name!r} has no parameter table to export")
     table = table_fn()

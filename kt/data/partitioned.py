@@ -409,7 +409,7 @@ def open_for_training(
 ):
     """Training data from a partitioned directory, for ``kt train DIR``.
 
-    Models that stream (``model.streams``, e.g. DKT) get learner-level views
+    Models that stream (``model.capabilities.streams``, e.g. DKT) get learner-level views
     split by hash (:meth:`PartitionedData.split`); others get the whole
     dataset loaded in memory and split as for a file.
 
@@ -421,7 +421,7 @@ def open_for_training(
     if map_ or encoding:
         raise KTError(f"{path}: --map/--encoding apply when converting; a partitioned dataset already has its columns")
     data = PartitionedData.open(path, drop_duplicates=drop_duplicates)
-    if getattr(model, "streams", False):
+    if model.capabilities.streams:
         tr, va = data.split(valid_frac, seed)
         return data, tr, va, []
     note = f"{model.name} does not stream partitions; loading all {data.n_rows:,} attempts of {path} into memory"

@@ -15,7 +15,6 @@ Metrics are reported per fold and as mean ± sample standard deviation.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import time
 from pathlib import Path
 from typing import Callable
@@ -111,7 +110,7 @@ def fit_and_evaluate(
     m = create(model_name, toml_path=toml_path, sets=sets, **(options or {}))
     tr, va = (train, valid) if valid is not None else train_valid(train, valid_frac, seed)
     t0 = time.perf_counter()
-    extra = {"on_step": on_step} if on_step is not None and "on_step" in inspect.signature(m.fit).parameters else {}
+    extra = {"on_step": on_step} if on_step is not None and m.capabilities.on_step else {}
     m.fit(tr, valid=va, key=seed, progress=progress, **extra)
     seconds = time.perf_counter() - t0
     if save_to is not None:

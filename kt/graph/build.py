@@ -38,9 +38,9 @@ def graph_for(model, data: Interactions | None = None) -> PrerequisiteGraph | No
         is given.
     """
     kcs = list(model.vocab.skill_id)
-    graph_fn = getattr(model, "graph", None)
-    g = graph_fn() if callable(graph_fn) else None
-    if g is None and callable(getattr(model, "influence_matrix", None)):
+    own = model.capabilities.graph
+    g = model.graph() if own == "learned" else None
+    if g is None and own == "conditional-influence":
         g = influence_graph(kcs, np.asarray(model.influence_matrix()))
     if g is None:
         return None if data is None else causal_support_graph(data, kcs)

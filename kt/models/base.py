@@ -124,18 +124,43 @@ def _ensure_builtin(name: str | None = None) -> None:
         importlib.import_module(module)
 
 
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a model class supports, declared once; the API and the CLI read it instead of probing.
+
+    Attributes:
+        resumable: ``fit`` takes ``checkpoint=``/``resume=`` (``kt train --resume``).
+        streams: ``fit`` takes a partitioned-data view (``kt train DIR`` without loading it whole).
+        devices: ``fit`` takes ``devices=`` (data-parallel over several devices).
+        on_step: ``fit`` takes ``on_step=`` (live progress within an epoch or EM iteration).
+        history_modes: the config has ``eval_mode`` (``kt evaluate --eval-mode``).
+        graph: the graph the model has of its own: ``learned`` (``graph()``),
+            ``conditional-influence`` (``influence_matrix()``) or None.
+        update: continual per-learner ``update(new)`` (``kt update``).
+        params_table: ``params_table()`` (``kt train`` prints it, ``kt params`` exports it).
+    """
+
+    resumable: bool = False
+    streams: bool = False
+    devices: bool = False
+    on_step: bool = False
+    history_modes: bool = False
+    graph: str | None = None
+    update: bool = False
+    params_table: bool = False
+
+
 class Model:
     """Shared behaviour for kt models: config, vocab, predictions frame, save/load.
 
-    Subclasses set ``name`` and ``Config``, and implement ``fit``,
-    ``_predict_probs``, ``_skeleton`` and optionally ``mastery``/``graph``.
+    Subclasses set ``name``, ``Config`` and ``capabilities``, and implement
+    ``fit``, ``_predict_probs``, ``_skeleton`` and optionally ``mastery``/``graph``.
     """
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
     summary: ClassVar[str] = ""
-    # True when fit() accepts checkpoint=/resume= (gradient models).
-    resumable: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, config=None):
         self.config = config if config is not None else self.Config()

@@ -23,7 +23,7 @@ from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt.models import bkt_em as em
 from kt.models import bkt_lanes
-from kt.models.base import Model, register
+from kt.models.base import Capabilities, Model, register
 from kt.models.bkt_layout import DEFAULT_CLASS, LaneData, Slots, build_packed, lookup, slots_of, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
@@ -116,6 +116,7 @@ class BKT(Model):
     name = "bkt"
     Config = BKTConfig
     summary = "Bayesian Knowledge Tracing, EM with restarts; pyBKT variants"
+    capabilities = Capabilities(on_step=True, params_table=True)
 
     # -- class keys -----------------------------------------------------
     def _class_keys(self, kc, user, item, obs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -47,7 +47,7 @@ from jaxtyping import Array, Bool, Float, Int
 from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, build_sequences
 from kt.errors import KTError
-from kt.models.base import Model, register
+from kt.models.base import Capabilities, Model, register
 from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
 from kt.train import loop
 
@@ -587,7 +587,7 @@ class CAKT(Model):
 
     name = "cakt"
     Config = CAKTConfig
-    resumable = True
+    capabilities = Capabilities(resumable=True, devices=True, on_step=True, history_modes=True, graph="conditional-influence")
     summary = "Convolution-augmented KT (3D-CNN over recent same-KC attempts + LSTMs)"
 
     def _skeleton(self):
@@ -757,7 +757,6 @@ class CAKT(Model):
         _, p, rows = loop.predict_positions(
             net, next_logits, seqs, self.config.batch_size, self._buckets(), score=score, make_batch=make, state=state
         )
-        self.meta["eval_mode"] = mode
         return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
 
     def mastery(self, data: Interactions) -> pl.DataFrame:

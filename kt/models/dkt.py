@@ -23,7 +23,7 @@ from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
-from kt.models.base import Model, register
+from kt.models.base import Capabilities, Model, register
 from kt.train import loop
 
 EVAL_MODES = ("window", "chunk", "full")
@@ -397,8 +397,9 @@ class DKT(Model):
 
     name = "dkt"
     Config = DKTConfig
-    resumable = True
-    streams = True  # fit() accepts a PartitionedData view (kt train DIR)
+    capabilities = Capabilities(
+        resumable=True, streams=True, devices=True, on_step=True, history_modes=True, graph="conditional-influence"
+    )
     summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default; variant=piech: one-hot + RNN)"
 
     def _skeleton(self) -> DKTNet:
@@ -506,7 +507,6 @@ class DKT(Model):
         known = (ex["skill_idx"] >= 0).to_numpy()
         seqs, score = eval_sequences(ex.filter(pl.Series(known)), mode, self.config.window)
         _, p, rows = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
-        self.meta["eval_mode"] = mode
         return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
 
     def influence_matrix(self) -> np.ndarray:

@@ -31,7 +31,7 @@ from kt.errors import KTError
 from kt.eval import metrics
 from kt.models import psikt_core as core
 from kt.models import psikt_train as tr
-from kt.models.base import Model, register
+from kt.models.base import Capabilities, Model, register
 
 SELECT = ("auc", "elbo", "f1")
 # Default weights per objective (``official``: the official code's defaults).
@@ -322,7 +322,7 @@ class PsiKT(Model):
 
     name = "psikt"
     Config = PsiKTConfig
-    resumable = True
+    capabilities = Capabilities(resumable=True, on_step=True, graph="learned", update=True, params_table=True)
     _state_fields = _STATE_FIELDS  # the per-learner state's fields (see ``_store_states``)
     summary = "PSI-KT: OU dynamics on a learned prerequisite graph, learner traits, continual updates"
 
