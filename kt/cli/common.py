@@ -258,29 +258,19 @@ def main_callback(
 
 
 def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, min_attempts: int = 2):
-    """``kt.load`` of a file, or of a ``kt data convert --partitions`` directory loaded whole (with a note)."""
-    from kt.data.partitioned import PartitionedData, is_partitioned
-    from kt.data.schema import load
+    """``kt.load`` of a file, or of a ``kt data convert --partitions`` directory loaded whole, with status and notes."""
+    from kt.api import _data
 
-    with UI.status(f"reading {file}"):
-        if is_partitioned(file):
-            if map_ or encoding:
-                raise KTError(f"{file}: --map/--encoding apply when converting; a partitioned dataset already has its columns")
-            part = PartitionedData.open(file, min_attempts=min_attempts, drop_duplicates=drop_duplicates)
-            data = part.to_interactions(vocab=vocab)
-            _notes([f"loading all {part.n_rows:,} attempts of the partitioned dataset {file} into memory"])
-        else:
-            data = load(
-                str(file),
-                overrides=_overrides(map_),
-                vocab=vocab,
-                drop_duplicates=drop_duplicates,
-                drop_nulls=drop_nulls,
-                encoding=encoding,
-                min_attempts=min_attempts,
-            )
-    _notes(data.notes)
-    return data
+    return _data(
+        Path(file),
+        UI,
+        map=map_ or None,
+        vocab=vocab,
+        min_attempts=min_attempts,
+        drop_duplicates=drop_duplicates,
+        drop_nulls=drop_nulls,
+        encoding=encoding,
+    )
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
