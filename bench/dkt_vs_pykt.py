@@ -441,7 +441,7 @@ KT_DRIVER = textwrap.dedent(
     test = None
     if test_path:
         import polars as pl
-        from kt.eval import metrics
+        from kt import metrics
         t0 = time.perf_counter()
         tdata = kt.load(test_path, vocab=data.vocab)
         if tdata.stats.get("unknown_kcs", 0):
@@ -779,7 +779,7 @@ def main(argv=None) -> int:
                 + acc_note(
                     k_acc,
                     "predict() with eval_mode=chunk (state reset per chunk), the chunk starts and the "
-                    "positions of dropped chunks left out, kt.eval.metrics",
+                    "positions of dropped chunks left out, kt.metrics",
                 )
                 + (busy_note(("kt accuracy run", k_acc)) if k_acc else "")
             ),

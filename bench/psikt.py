@@ -143,7 +143,7 @@ def graph_scores(prob, adjacency) -> dict:
     """Edge-recovery metrics over ordered pairs i != k (EVALUATION.md section 10)."""
     import numpy as np
 
-    from kt.eval.metrics import auc
+    from kt.metrics import auc
 
     A = np.asarray(adjacency, bool)
     K = A.shape[0]
@@ -314,7 +314,7 @@ def ednet(seed: int, sets: dict) -> list[dict]:
 
     import kt
     from kt.data.splits import split_learners
-    from kt.eval import metrics
+    from kt import metrics
     from kt.eval.multistep import split_history
     from kt.models.base import create
 

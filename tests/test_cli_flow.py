@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import kt
 from kt.cli import app
-from kt.eval import metrics
+from kt import metrics
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "datasets" / "assist2009_sample"

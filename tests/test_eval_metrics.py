@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, roc_auc_score, roc_curve
 
-from kt.eval import metrics
+from kt import metrics
 
 
 def _data(seed: int, n: int, ties: bool = False):

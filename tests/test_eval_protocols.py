@@ -149,7 +149,7 @@ def test_vote_and_all_fusion_use_prob_kc(multi):
     for how in ("vote", "all"):
         r = next_step(m, multi, fusion=how, breakdown=False)
         expect = fuse(preds["prob_kc"], how)
-        from kt.eval import metrics
+        from kt import metrics
 
         assert r["fusion"] == how
         assert r["auc"] == pytest.approx(metrics.auc(preds["correct"].to_numpy(), expect))

@@ -1,4 +1,4 @@
-"""kt.eval.metrics against scikit-learn / scipy and brute-force references."""
+"""kt.metrics against scikit-learn / scipy and brute-force references."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import rankdata
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, mean_squared_error, roc_auc_score
 
-from kt.eval import metrics
+from kt import metrics
 
 CASES = [(seed, n, ties) for seed in (0, 1, 2) for n in (7, 100, 2_000) for ties in (False, True)]
 

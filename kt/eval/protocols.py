@@ -25,7 +25,7 @@ import polars as pl
 
 from kt.data.schema import Interactions
 from kt.errors import KTError
-from kt.eval import metrics
+from kt import metrics
 from kt.eval.expand import kc_rows
 from kt.eval.fusion import FUSIONS, fuse
 from kt.eval.multistep import MODE_NAMES, canonical_mode, split_history

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from kt.errors import KTError
-from kt.eval.metrics import auc
+from kt.metrics import auc
 from kt.graph.graph import PrerequisiteGraph
 from kt.graph.truth import Truth
 

@@ -28,7 +28,7 @@ import polars as pl
 from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
-from kt.eval import metrics
+from kt import metrics
 from kt.models import psikt_core as core
 from kt.models import psikt_train as tr
 from kt.models.base import Capabilities, Model, register

@@ -23,7 +23,7 @@ import optax
 
 from kt.data.sequences import Sequences, batches, bucket_length
 from kt.errors import KTError
-from kt.eval import metrics
+from kt import metrics
 from kt.models import psikt_core as core
 from kt.train import loop
 

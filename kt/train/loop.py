@@ -40,7 +40,7 @@ import optax
 
 from kt.data.sequences import Sequences, batches
 from kt.errors import KTError
-from kt.eval import metrics
+from kt import metrics
 from kt.train import shard
 
 Batch = dict[str, jax.Array]
