@@ -50,6 +50,7 @@ from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
 from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
 from kt.train import loop
+from kt.models.nn import lstm_update
 
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
@@ -432,10 +433,7 @@ def _lstm(w_hh, gates_in: Float[Array, "B T 4E"]) -> tuple[Float[Array, "B T E"]
 
     def step(carry, g_in):
         h, c = carry
-        g = g_in + h @ w_hh.T
-        i, f, gg, o = jnp.split(g, 4, axis=-1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = lstm_update(g_in + h @ w_hh.T, c)
         return (h, c), (h, c)
 
     z = jnp.zeros((B, d), gates_in.dtype)
@@ -445,10 +443,7 @@ def _lstm(w_hh, gates_in: Float[Array, "B T 4E"]) -> tuple[Float[Array, "B T E"]
 
 def lstm_cell(w_ih, w_hh, b, x, h, c):
     """One LSTM step (for re-running the last step with another key)."""
-    g = x @ w_ih.T + b + h @ w_hh.T
-    i, f, gg, o = jnp.split(g, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
-    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+    return lstm_update(x @ w_ih.T + b + h @ w_hh.T, c)
 
 
 def fuse(net: CAKTNet, c: Float[Array, "... E"], h: Float[Array, "... E"]):

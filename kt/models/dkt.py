@@ -25,6 +25,7 @@ from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
 from kt.train import loop
+from kt.models.nn import lstm_update
 
 EVAL_MODES = ("window", "chunk", "full")
 
@@ -188,11 +189,7 @@ class DKTNet(eqx.Module):
         d = self.w_hh.shape[1]
 
         def lstm(carry, g_in):
-            h, c = carry
-            g = g_in + h @ self.w_hh.T
-            i, f, gg, o = jnp.split(g, 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            h, c = lstm_update(g_in + carry[0] @ self.w_hh.T, carry[1])
             return (h, c), h
 
         def rnn(carry, g_in):

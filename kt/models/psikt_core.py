@@ -24,6 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from kt.models.nn import lstm_update
+
 VAR_FLOOR = 1e-6  # added to the OU transition variance
 DT_EPS = 1e-6  # added to every time gap (days)
 STD_FLOOR = 1e-5  # added to softplus standard deviations
@@ -390,11 +392,7 @@ def z_input(net: Net, h_fwd: Array, e: Array) -> Array:
 
 def _cell(w_ih, w_hh, b, carry, x):
     h, c = carry
-    g = x @ w_ih.T + h @ w_hh.T + b
-    i, f, gg, o = jnp.split(g, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return h, c
+    return lstm_update(x @ w_ih.T + h @ w_hh.T + b, c)
 
 
 def z_head(net: Net, h) -> tuple[Array, Array]:
