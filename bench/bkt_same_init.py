@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -184,10 +183,9 @@ def main() -> None:
         "pybkt_em_iterations_median": statistics.median(py["em_iterations"]) if py["em_iterations"] else None,
         **runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(result, indent=1))
-    os.replace(tmp_out, args.out)
+    from kt.atomic import write_text
+
+    write_text(args.out, json.dumps(result, indent=1))
     for label, r in runs.items():
         print(
             f"{label:30} KCs {r['kcs_with_min_learners']}  max|d| {r['max_abs_diff']:.5f}  "

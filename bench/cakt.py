@@ -254,10 +254,9 @@ def _write(path: Path, rows: list[dict], args) -> None:
         "notes": "no GPU was available; seconds_per_epoch is the median over epochs 2.. on 2 shared CPU cores "
         "(other_cores_while_running says how busy the machine was)",
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, path)
+    from kt.atomic import write_text
+
+    write_text(path, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -596,10 +596,9 @@ def main(argv=None) -> int:
             "per_repeat": [a["interactions_per_second"] / b["interactions_per_second"] for a, b in zip(k_runs, o_runs)],
             "note": "median scored positions/s of kt over that of the official module, same run of the script",
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    from kt.atomic import write_text
+
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
 
     print()
     print(

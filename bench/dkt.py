@@ -144,10 +144,9 @@ def main() -> None:
         "versions": {"kt": __import__("kt").__version__, "jax": rows[0]["jax"] if rows else None},
         "rows": rows,
     }
-    tmp = Path(args.out).with_suffix(".json.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(out, indent=1))
-    os.replace(tmp, args.out)
+    from kt.atomic import write_text
+
+    write_text(args.out, json.dumps(out, indent=1))
     print(f"{'dataset':28} {'auc':>7} {'acc':>7} {'epochs':>6} {'inter/s':>9}")
     for r in rows:
         print(f"{r['dataset']:28} {r['auc']:7.4f} {r['accuracy']:7.4f} {r['epochs_run']:6d} {r['interactions_per_second']:9,.0f}")

@@ -69,9 +69,9 @@ def main() -> None:
             "selection": "best validation AUC (10% of training learners, seed 0); test AUC never used",
             "rows": rows,
         }
-        tmp = Path(args.out).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, args.out)
+        from kt.atomic import write_text
+
+        write_text(args.out, json.dumps(out, indent=1))
         print(json.dumps({k: row[k] for k in ("config", "best_valid_auc", "auc", "epochs_run")}), flush=True)
     print(f"{'config':32} {'valid':>7} {'test':>7} sel")
     for r in rows:

@@ -1004,10 +1004,9 @@ def main(argv=None) -> int:
             "in_process": mem["peak_rss_mb"],
         }
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    from kt.atomic import write_text
+
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
 
     # ---- table
     print()

@@ -451,10 +451,9 @@ def main(argv=None) -> None:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rows": rows,
     }
-    tmp_out = Path(args.out).with_suffix(".json.tmp")
-    tmp_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out.write_text(json.dumps(out, indent=1, default=float))
-    os.replace(tmp_out, args.out)
+    from kt.atomic import write_text
+
+    write_text(args.out, json.dumps(out, indent=1, default=float))
     print(
         f"\n{'setting':32} {'method':15} {'AUROC':>13} {'orient':>13} {'AUPRC':>6} {'base':>5} {'F1@|E|':>6} {'ceiling/edge':>12} {'s':>6}"
     )

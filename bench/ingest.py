@@ -356,10 +356,9 @@ def _children_cpu_seconds() -> float:
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    from kt.atomic import write_text
+
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _run_python(argv: list[str]) -> str:

@@ -799,10 +799,9 @@ def _write_results(path: str, rows: list[dict]) -> None:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rows": rows,
     }
-    tmp = Path(path).with_suffix(".json.tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(out, indent=1, default=float))
-    os.replace(tmp, path)
+    from kt.atomic import write_text
+
+    write_text(path, json.dumps(out, indent=1, default=float))
 
 
 def cohorts(args) -> list[dict]:
