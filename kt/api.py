@@ -1118,6 +1118,37 @@ def _training_data(header: dict, data: DataLike | None, ui: Reporter, map, encod
     return out, None
 
 
+def check_graph_method(method: str | None, bootstrap: int | None = None) -> None:
+    """One-line errors for a graph ``method`` (and ``bootstrap``) before any work.
+
+    Raises:
+        KTError: an unknown method, or ``bootstrap`` with a model's own graph (it would need retrainings).
+    """
+    if method is not None and method not in GRAPH_METHODS:
+        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(GRAPH_METHODS)}")
+    if bootstrap is not None and method in MODEL_GRAPH_METHODS:
+        raise KTError(
+            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
+            f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
+        )
+
+
+def bootstrap_with_status(data: Interactions, method: str, kcs, ui: Reporter, **kwargs) -> "PrerequisiteGraph":
+    """:func:`kt.graph.bootstrap.bootstrap_graph` with a status line counting the refits.
+
+    Args:
+        data, method, kcs: as for :func:`~kt.graph.bootstrap.bootstrap_graph`.
+        ui: where the status goes.
+        **kwargs: ``n``, ``seed``, ``threshold``, ``top_k``, ``graph``.
+    """
+    from kt.graph.bootstrap import bootstrap_graph
+
+    with ui.status(f"bootstrap: refitting the {method} graph on {kwargs['n']} learner resamples") as st:
+        return bootstrap_graph(
+            data, method, kcs, progress=(lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}")) if st else None, **kwargs
+        )
+
+
 def prerequisite_graph(
     model: "Model | PathLike",
     data: DataLike | None = None,
@@ -1161,18 +1192,11 @@ def prerequisite_graph(
         KTError: an unknown method, a model without that graph, or a data
             method / bootstrap without training data.
     """
-    from kt.graph.bootstrap import bootstrap_graph
     from kt.graph.build import data_graph
     from kt.models.base import read_header
 
     ui = _reporter(_ui, verbose)
-    if method is not None and method not in GRAPH_METHODS:
-        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(GRAPH_METHODS)}")
-    if bootstrap is not None and method in MODEL_GRAPH_METHODS:
-        raise KTError(
-            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
-            f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
-        )
+    check_graph_method(method, bootstrap)
     if _is_path(model):
         d = Path(model)
         header = read_header(d) if (d / "model.json").is_file() else {}
@@ -1219,18 +1243,7 @@ def prerequisite_graph(
         ui.note(f"no mastery graph ({exc}); showing the graph saved with the model ({g.method})")
         return g
     if bootstrap is not None:
-        with ui.status(f"bootstrap: refitting the {method} graph on {bootstrap} learner resamples") as st:
-            g = bootstrap_graph(
-                train_data,
-                method,
-                kcs,
-                n=bootstrap,
-                seed=seed,
-                threshold=threshold,
-                top_k=top_k,
-                graph=g,
-                progress=lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}") if st is not None else None,
-            )
+        g = bootstrap_with_status(train_data, method, kcs, ui, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     return g
 
 

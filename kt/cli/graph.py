@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.api import GRAPH_METHODS as EXPORT_METHODS, MODEL_GRAPH_METHODS as MODEL_METHODS
-from kt.cli.common import UI, app, err, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
+from kt.api import bootstrap_with_status, check_graph_method
+from kt.cli.common import UI, app, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
 from kt.errors import KTError
 
 BootstrapOpt = Annotated[
@@ -39,20 +39,7 @@ def check_bootstrap(bootstrap: int | None, min_stability: float | None) -> None:
 
 def run_bootstrap(data, method: str, kcs, *, n: int, seed: int, threshold: float, top_k: int | None, graph=None):
     """kt.graph.bootstrap.bootstrap_graph with a progress line on stderr."""
-    from kt.graph.bootstrap import bootstrap_graph
-
-    with err.status(f"bootstrap: refitting the {method} graph on {n} learner resamples") as st:
-        return bootstrap_graph(
-            data,
-            method,
-            kcs,
-            n=n,
-            seed=seed,
-            threshold=threshold,
-            top_k=top_k,
-            graph=graph,
-            progress=lambda b, n_: st.update(f"bootstrap: {method} refit {b}/{n_}"),
-        )
+    return bootstrap_with_status(data, method, kcs, UI, n=n, seed=seed, threshold=threshold, top_k=top_k, graph=graph)
 
 
 def _check_threshold(threshold: float) -> None:
@@ -75,11 +62,11 @@ def _default_graph(
     """The graph ``kt export-graph`` shows for a model directory (and ``kt graph-eval`` scores): kt.prerequisite_graph.
 
     Returns:
-        ``(graph, notes)``; the API's own notes are already printed.
+        The graph; the API prints its notes.
     """
     from kt.api import prerequisite_graph
 
-    g = prerequisite_graph(
+    return prerequisite_graph(
         model_dir,
         data_path,
         method=method,
@@ -91,7 +78,6 @@ def _default_graph(
         encoding=encoding,
         _ui=UI,
     )
-    return g, []
 
 
 @app.command("export-graph")
@@ -153,17 +139,12 @@ def export_graph(
     _check_threshold(threshold)
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
-    if method is not None and method not in EXPORT_METHODS:
-        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
+    check_graph_method(method, bootstrap)
     check_bootstrap(bootstrap, min_stability)
-    if bootstrap is not None and method in MODEL_METHODS:
-        raise KTError(
-            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
-            f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
-        )
     check_output(out_path, overwrite=overwrite, what="graph file")
     f = format_for(out_path, fmt)
-    g, notes = _default_graph(
+    notes = []
+    g = _default_graph(
         model_dir, method, data_path, map_, encoding, bootstrap=bootstrap, seed=seed, threshold=threshold, top_k=top_k
     )
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, reduce=reduce, min_stability=min_stability)
@@ -218,11 +199,10 @@ def graph_eval(
     from kt.graph.truth import read_truth
 
     _check_threshold(threshold)
-    if method is not None and method not in EXPORT_METHODS:
-        raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(EXPORT_METHODS)}")
+    check_graph_method(method)
     notes = []
     if graph_path.is_dir() and (graph_path / "model.json").is_file():
-        g, notes = _default_graph(graph_path, method, data_path, map_, encoding)
+        g = _default_graph(graph_path, method, data_path, map_, encoding)
     else:
         if method is not None or data_path is not None:
             raise KTError(f"{graph_path}: --method and --data apply to a saved model directory, not to a graph file")
