@@ -1067,7 +1067,6 @@ def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "Prere
     """
     from kt.graph.build import graph_for
     from kt.graph.graph import read_graph
-    from kt.graph.influence import influence_graph
 
     want = None if method is None else MODEL_GRAPH_METHODS[method]
     if _is_path(model) and (Path(model) / "graph.json").is_file():
@@ -1076,14 +1075,7 @@ def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "Prere
             return g
     m = _model(model)
     where = str(model) if _is_path(model) else f"model {m.name!r}"
-    if want is None:
-        g = graph_for(m)
-    elif want != m.capabilities.graph:
-        g = None
-    elif want == "learned":
-        g = m.graph()
-    else:
-        g = influence_graph(list(m.vocab.skill_id), m.influence_matrix())
+    g = graph_for(m) if want in (None, m.capabilities.graph) else None  # the model's own graph, if it is the one asked for
     if g is None:
         if want is not None:
             raise KTError(
