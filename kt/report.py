@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import polars as pl
 
-from kt.data.schema import Interactions
+from kt.data.schema import Interactions, correct_rate
 
 
 def inspect(data: Interactions) -> dict:
@@ -26,8 +28,8 @@ def inspect(data: Interactions) -> dict:
     multi_rows = int((f["skill_id"].list.len() > 1).sum()) if data.multi_kc else 0
     span = None
     if data.has_time:
-        ts = f["timestamp"].drop_nulls()
-        span = float(ts.max() - ts.min()) / 86400.0
+        ts = f["timestamp"].drop_nulls()  # Float64 seconds, some present (has_time)
+        span = (cast(float, ts.max()) - cast(float, ts.min())) / 86400.0
     single = int((lengths == 1).sum())
     warnings = list(data.notes)
     if single:
@@ -40,7 +42,7 @@ def inspect(data: Interactions) -> dict:
         "learners": int(len(lengths)),
         "kcs": len(data.vocab.skill_id),
         "items": len(data.vocab.item_id),
-        "correct_rate": float(f["correct"].mean()),
+        "correct_rate": correct_rate(f),
         "multi_kc_rows": multi_rows,
         "time_span_days": span,
         "sequence_length": dict(zip(["min", "q25", "median", "q75", "q90", "max"], [float(v) for v in q])),

@@ -18,6 +18,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import polars as pl
 
@@ -67,7 +68,7 @@ def _open_text_head(path: Path, nbytes: int = 65536) -> bytes:
 
 def _sniff_separator(first_line: str) -> str:
     counts = {sep: first_line.count(sep) for sep in ("\t", ",", ";", "|")}
-    sep = max(counts, key=counts.get)
+    sep = max(counts, key=counts.__getitem__)
     return sep if counts[sep] > 0 else ","
 
 
@@ -188,6 +189,7 @@ def _read_delimited(p: Path, head: bytes, overrides, encoding) -> RawTable:
 
 def _first_ragged_line(source: Path | io.BytesIO, sep: str, width: int) -> str | None:
     """Describe the first record whose field count differs from the header's (error path only)."""
+    fh: TextIO
     if isinstance(source, io.BytesIO):
         fh = io.TextIOWrapper(source, encoding="utf-8", newline="")
     else:
@@ -328,6 +330,7 @@ def sniff_input(p: Path, *, encoding: str | None = None) -> str:
         raise DataError(src, f"cannot read file ({exc.strerror or exc})", "check the path and its permissions") from None
     if head.startswith(_PARQUET_MAGIC):
         return "parquet"
+    kind: str | None  # what the leading bytes say the file is, when not a text table
     if head.startswith(_ZIP_MAGIC):
         kind, fix = _zip_kind(p)
         raise DataError(src, f"not a text table ({kind})", fix)

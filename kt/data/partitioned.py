@@ -426,5 +426,5 @@ def open_for_training(
         return data, tr, va, []
     note = f"{model.name} does not stream partitions; loading all {data.n_rows:,} attempts of {path} into memory"
     mem = data.to_interactions()
-    tr, va = train_valid(mem, valid_frac, seed)
-    return mem, tr, va, [note]
+    mem_tr, mem_va = train_valid(mem, valid_frac, seed)
+    return mem, mem_tr, mem_va, [note]

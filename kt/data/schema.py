@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -103,6 +104,18 @@ class Interactions:
         return h.hexdigest()[:16]
 
 
+def correct_rate(frame: pl.DataFrame) -> float:
+    """Share of correct attempts: the mean of a canonical frame's 0/1 ``correct`` column.
+
+    Raises:
+        ValueError: ``frame`` has no rows, so no rate.
+    """
+    rate = frame["correct"].mean()
+    if rate is None:
+        raise ValueError("correct rate of no attempts")
+    return cast(float, rate)  # Polars types Series.mean() loosely; the mean of a 0/1 column is a float
+
+
 def _nulls(n: int, dtype) -> pl.Series:
     return pl.repeat(None, n, dtype=dtype, eager=True)
 
@@ -113,6 +126,19 @@ def _where(raw: RawTable, mask: pl.Series) -> str:
     first = int(raw.frame[LINE_COL][int(idx[0])])
     more = f" (and {n - 1} more)" if n > 1 else ""
     return f"{raw.unit} {first}{more}"
+
+
+def _required_column(raw: RawTable, canonical: str) -> str:
+    """The source column mapped to ``canonical``; DataError naming the file's columns when none is."""
+    col = raw.colmap.get(canonical)
+    if col is None:
+        cols = raw.header or [c for c in raw.frame.columns if c != LINE_COL]
+        raise DataError(
+            raw.source,
+            f"no column for '{canonical}' (columns: {', '.join(cols) or 'none'})",
+            f"name it with --map {canonical}=COLUMN",
+        )
+    return col
 
 
 def _col_label(raw: RawTable, canonical: str) -> str:
@@ -249,21 +275,15 @@ def to_interactions(
     stats: dict = {"rows_read": raw.frame.height}
     cm = raw.colmap
     # Columns first: a header kt cannot map is the real problem even when rows follow.
-    for req in ("user_id", "correct"):
-        if cm.get(req) is None:
-            cols = raw.header or [c for c in raw.frame.columns if c != LINE_COL]
-            raise DataError(
-                src,
-                f"no column for '{req}' (columns: {', '.join(cols) or 'none'})",
-                f"name it with --map {req}=COLUMN",
-            )
+    user_col, correct_col = (_required_column(raw, req) for req in ("user_id", "correct"))
     if raw.frame.height == 0:
         raise DataError(src, "no data rows", "give a file with at least one interaction")
+    item_col = cm.get("item_id")
     skill_col = cm.get("skill_id")
     if skill_col is None:
-        if cm.get("item_id") is None:
+        if item_col is None:
             raise DataError(src, "no KC column (skill_id) and no item column", "name one with --map skill_id=COLUMN")
-        skill_col = cm.get("item_id")
+        skill_col = item_col
         notes.append(f"{src}: no KC column; using the item column '{skill_col}' as the KC")
 
     f = raw.frame
@@ -274,11 +294,11 @@ def to_interactions(
         s = f[col]
         return (s if s.dtype == pl.String else s.cast(pl.String)).str.strip_chars()
 
-    user = text(cm.get("user_id")).alias("user_id")
+    user = text(user_col).alias("user_id")
     skill = text(skill_col).alias("skill_id")
     item = None
-    if cm.get("item_id") is not None:
-        item = text(cm.get("item_id"))
+    if item_col is not None:
+        item = text(item_col)
         if cm.item_step is not None:
             item = item + ":" + text(cm.item_step)
     item = (item if item is not None else _nulls(f.height, pl.String)).alias("item_id")
@@ -301,7 +321,7 @@ def to_interactions(
                 "fill it in, remove those rows, or pass --drop-nulls",
             )
 
-    raw_correct = f[cm.get("correct")]
+    raw_correct = f[correct_col]
     if raw_correct.dtype == pl.String and raw_correct.is_in(["0", "1"]).all():
         correct = raw_correct.cast(pl.Int8).cast(pl.Float64)  # the common case, without string munging
     else:
@@ -324,13 +344,14 @@ def to_interactions(
     correct = (correct >= 0.5).cast(pl.Int8).alias("correct")
 
     timestamp = None
-    if cm.get("timestamp") is not None:
-        timestamp = _parse_time(raw, f[cm.get("timestamp")], "timestamp" in cm.explicit, notes)
+    time_col, order_col = cm.get("timestamp"), cm.get("order")
+    if time_col is not None:
+        timestamp = _parse_time(raw, f[time_col], "timestamp" in cm.explicit, notes)
     if timestamp is not None and timestamp.min() == timestamp.max():
         notes.append(f"{src}: timestamps are constant (e.g. all 0); ordering by the order column and file order")
         timestamp = None
     timestamp = (timestamp if timestamp is not None else _nulls(f.height, pl.Float64)).alias("timestamp")
-    order = _to_float(raw, "order", f[cm.get("order")]) if cm.get("order") is not None else _nulls(f.height, pl.Float64)
+    order = _to_float(raw, "order", f[order_col]) if order_col is not None else _nulls(f.height, pl.Float64)
 
     skill, multi = _split_kcs(skill)
     if multi:

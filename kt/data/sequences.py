@@ -211,7 +211,7 @@ def batches(
         raise ValueError(f"batching={batching!r}: choose one of {', '.join(BATCHINGS)}")
     lengths = seqs.lengths
     uniform = rng is not None and batching != "bucket"
-    if uniform:
+    if rng is not None and uniform:
         order = rng.permutation(len(lengths))
     else:
         noise = rng.random(len(lengths)) if rng is not None else np.arange(len(lengths)) / max(len(lengths), 1)

@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import polars as pl
 
@@ -166,21 +166,27 @@ class _Plan:
     def __init__(self, s: _Source, drop_nulls: bool, bool_correct: bool = False):
         self.s = s
         cm = s.colmap
+        mapped = {}
         for req in ("user_id", "correct"):
-            if cm.get(req) is None:
+            col = cm.get(req)
+            if col is None:
                 raise DataError(
                     s.src, f"no column for '{req}' (columns: {', '.join(s.header) or 'none'})", f"name it with --map {req}=COLUMN"
                 )
+            mapped[req] = col
+        self.user_col: str = mapped["user_id"]
         self.notes: list[str] = []
-        self.skill_col = cm.get("skill_id")
-        if self.skill_col is None:
-            if cm.get("item_id") is None:
+        item_col = cm.get("item_id")
+        skill_col = cm.get("skill_id")
+        if skill_col is None:
+            if item_col is None:
                 raise DataError(s.src, "no KC column (skill_id) and no item column", "name one with --map skill_id=COLUMN")
-            self.skill_col = cm.get("item_id")
-            self.notes.append(f"{s.src}: no KC column; using the item column '{self.skill_col}' as the KC")
+            skill_col = item_col
+            self.notes.append(f"{s.src}: no KC column; using the item column '{skill_col}' as the KC")
+        self.skill_col: str = skill_col
         item = None
-        if cm.get("item_id") is not None:
-            item = self.text(cm.get("item_id"))
+        if item_col is not None:
+            item = self.text(item_col)
             if cm.item_step is not None:
                 item = item + ":" + self.text(cm.item_step)
         self.drop_nulls = drop_nulls
@@ -191,16 +197,17 @@ class _Plan:
         self.keep = ~(self.null_user | self.null_skill) if drop_nulls else None
         cols = [
             pl.col(LINE_COL),
-            self.text(cm.get("user_id")).alias("u"),
+            self.text(self.user_col).alias("u"),
             self.text(self.skill_col).alias("s"),
             (item if item is not None else pl.lit(None, pl.String)).alias("i"),
         ]
-        cols += self.number(cm.get("correct"), "c", bool_text=bool_correct)
+        cols += self.number(mapped["correct"], "c", bool_text=bool_correct)
         time_cols = self._time()
         self.has_time = bool(time_cols)
         cols += time_cols or [pl.lit(None, pl.Float64).alias("t")]
-        self.has_order = cm.get("order") is not None
-        cols += self.number(cm.get("order"), "o") if self.has_order else [pl.lit(None, pl.Float64).alias("o")]
+        order_col = cm.get("order")
+        self.has_order = order_col is not None
+        cols += self.number(order_col, "o") if order_col is not None else [pl.lit(None, pl.Float64).alias("o")]
         self.typed = s.lf.select(cols)
 
     def text(self, col: str) -> pl.Expr:
@@ -237,7 +244,7 @@ class _Plan:
         # it from the first value in load), then checked on every row.
         def first_times(lf: pl.LazyFrame) -> pl.DataFrame:
             q = lf.select(
-                pl.col(LINE_COL), text.alias("t"), self.text(cm.get("user_id")).alias("u"), self.text(self.skill_col).alias("s")
+                pl.col(LINE_COL), text.alias("t"), self.text(self.user_col).alias("u"), self.text(self.skill_col).alias("s")
             )
             if self.keep is not None:
                 q = q.filter(self.keep)
@@ -280,7 +287,8 @@ class _Plan:
         """(name, mask, column shown, problem template, fix) in ``to_interactions``' order."""
         cm = self.s.colmap
         names = set(self.typed.collect_schema().names())
-        ccol, out = f"column '{cm.get('correct')}'", []
+        ccol = f"column '{cm.get('correct')}'"
+        out: list[tuple[str, pl.Expr, str | None, str, str]] = []
         c = pl.col("c")
 
         def bad_text(v: str) -> pl.Expr:
@@ -334,7 +342,7 @@ class _Plan:
                 )
             )
         if self.keep is not None:
-            out = [(n, m & self.keep, *rest) for n, m, *rest in out]
+            out = [(n, m & self.keep, col, problem, fix) for n, m, col, problem, fix in out]
         return out
 
     def kept(self) -> pl.LazyFrame:
@@ -634,14 +642,14 @@ def _convert(
             if m:
                 files[int(m.group(1))].append(f.name)
         users.write_parquet(tmp / LEARNERS)
-        per_part = users.group_by("part").agg(pl.len().alias("learners"), pl.col("rows").sum())
-        per_part = {r["part"]: r for r in per_part.iter_rows(named=True)}
+        part_sizes = users.group_by("part").agg(pl.len().alias("learners"), pl.col("rows").sum())
+        per_part = {r["part"]: r for r in part_sizes.iter_rows(named=True)}
         source_hash = _source_hash(path)
         opts = {"drop_nulls": drop_nulls, "drop_duplicates": drop_duplicates}
         cols = {**s.colmap.to_dict(), "kc_column": plan.skill_col, "explicit": sorted(s.colmap.explicit)}
         fp = hashlib.sha256(json.dumps({"source": source_hash, "columns": cols, "options": opts}, sort_keys=True).encode())
         n_rows = int(users["rows"].sum())
-        meta = {
+        meta: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "kt_version": _kt_version(),
@@ -653,7 +661,7 @@ def _convert(
             "partitioning": {"key": "user_id", "scheme": HASH_SCHEME, "partitions": partitions},
             "rows": n_rows,
             "learners": users.height,
-            "correct_rate": float(cells["c"].sum() / cells["n"].sum()),
+            "correct_rate": int(cells["c"].sum()) / int(cells["n"].sum()),  # integer counts
             "multi_kc": multi,
             "has_time": with_time,
             "vocab": {"min_attempts": min_attempts, "skill_id": skill_vocab, "item_id": item_vocab},
@@ -674,9 +682,9 @@ def _convert(
             "seconds": round(time.perf_counter() - t0, 3),
         }
         for p in meta["partitions"]:  # the files themselves must hold what the learner table says
-            got = pl.scan_parquet([tmp / f for f in p["files"]]).select(pl.len()).collect().item() if p["files"] else 0
-            if got != p["rows"]:
-                raise KTError(f"{s.src}: internal error, partition {p['id']} holds {got} rows, expected {p['rows']}")
+            held = pl.scan_parquet([tmp / f for f in p["files"]]).select(pl.len()).collect().item() if p["files"] else 0
+            if held != p["rows"]:
+                raise KTError(f"{s.src}: internal error, partition {p['id']} holds {held} rows, expected {p['rows']}")
         (tmp / META).write_text(json.dumps(meta, indent=1))
         _publish(tmp, out)
     except BaseException:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
@@ -82,7 +84,7 @@ def simulate_bkt(
             "correct": correct[users, flat_kc, flat_t].astype(np.int8),
         }
     )
-    truth = {
+    truth: dict[str, Any] = {
         "kind": "bkt",
         "seed": seed,
         "kcs": {
@@ -305,7 +307,7 @@ def simulate_ou_graph(
         for n in range(N)
     ]
     src, tgt = np.nonzero(A)
-    truth = {
+    truth: dict[str, Any] = {
         "kind": "ou-graph",
         "seed": seed,
         "kcs": kcs,

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from jaxtyping import Float
 
-from kt.data.schema import Interactions
+from kt.data.schema import Interactions, correct_rate
 from kt.errors import KTError
 from kt.models.base import Model, register
 
@@ -112,7 +112,7 @@ class KCRate(_RateModel):
         """Count attempts and successes per KC of ``data``; returns ``self``."""
         self.vocab = data.vocab
         n, c = _kc_counts(data, self._n_kc())
-        g = float(data.frame["correct"].mean())
+        g = correct_rate(data.frame)
         rate = (c + self.config.prior * g) / np.maximum(n + self.config.prior, 1e-12)
         rate = np.where(n + self.config.prior > 0, rate, g)
         self.params = RateParams(np.asarray(g, np.float64), rate.astype(np.float64))
