@@ -162,7 +162,7 @@ class Model:
     summary: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
 
-    def __init__(self, config=None):
+    def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.Config()
         self.vocab: Vocab | None = None
         self.params: Any = None
@@ -198,6 +198,13 @@ class Model:
     def _require_fitted(self) -> None:
         if self.params is None or self.vocab is None:
             raise ModelError(f"model {self.name!r} is not fitted; call fit() or load a saved model")
+
+    @property
+    def _fitted_vocab(self) -> Vocab:
+        """``vocab`` once ``fit`` (or loading) has set it; ModelError before."""
+        if self.vocab is None:
+            raise ModelError(f"model {self.name!r} is not fitted; call fit() or load a saved model")
+        return self.vocab
 
     def predict(self, data: Interactions) -> pl.DataFrame:
         """One probability per attempt, from the learner's history before it.
@@ -283,7 +290,7 @@ class Model:
                 "kt_version": _kt_version(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "config": cfgmod.to_dict(self.config),
-                "vocab": self.vocab.to_dict(),
+                "vocab": self._fitted_vocab.to_dict(),
                 "meta": self.meta,
             }
             (tmp / MODEL_JSON).write_text(json.dumps(header, indent=1, default=_json_default))

@@ -91,7 +91,7 @@ class BKTFitted(eqx.Module):
     """Saved parameters: best restart per KC, plus the prior used to predict first steps."""
 
     params: em.BKTParams
-    prior_out: Float[Array, " P"]
+    prior_out: Float[Array | np.ndarray, " P"]  # NumPy or JAX, as BKTParams
 
 
 def _x64(flag: bool):
@@ -131,7 +131,7 @@ class BKT(Model):
             res = item.astype(np.int64)
         elif cfg.multipair:
             prev = np.r_[-1, item[:-1]].astype(np.int64)
-            res = np.where(start, DEFAULT_CLASS, prev * (len(self.vocab.item_id) + 1) + item)
+            res = np.where(start, DEFAULT_CLASS, prev * (len(self._fitted_vocab.item_id) + 1) + item)
         else:
             res = zeros
         if cfg.multiprior:
@@ -200,7 +200,7 @@ class BKT(Model):
         slots = Slots(prior=prior_t, res=res_t, gs=gs_t)
 
         rng = _numpy_rng(key)
-        slot_kc = tuple(slots.kc_of(k) for k in ("prior", "res", "gs"))
+        slot_kc = (slots.kc_of("prior"), slots.kc_of("res"), slots.kc_of("gs"))
         sizes = (slots.prior.height, slots.res.height, slots.gs.height)
         start = em.random_init(rng, sizes, cfg.num_fits, cfg.forgets, dt)
         if init is not None:
@@ -278,7 +278,7 @@ class BKT(Model):
         c = self.config
         if c.multigs or c.multilearn or c.multiprior or c.multipair:
             raise KTError("bkt: init= supports standard BKT only (no multigs/multilearn/multiprior/multipair)")
-        index = {name: i for i, name in enumerate(self.vocab.skill_id)}
+        index = {name: i for i, name in enumerate(self._fitted_vocab.skill_id)}
         unknown = sorted(set(init) - set(index))
         if unknown:
             raise KTError(f"bkt: init= names KCs not in the training data: {', '.join(map(str, unknown[:5]))}")
@@ -301,7 +301,7 @@ class BKT(Model):
         # Pooled prior sum_c w_c pi_c, w_c = share of the KC's training learners in class c.
         counts = np.asarray(n_first, np.float64)
         kc_of = slots.kc_of("prior")
-        tot = np.bincount(kc_of, weights=counts, minlength=len(self.vocab.skill_id))
+        tot = np.bincount(kc_of, weights=counts, minlength=len(self._fitted_vocab.skill_id))
         pooled = np.bincount(kc_of, weights=counts * np.asarray(prior, np.float64), minlength=len(tot)) / np.maximum(tot, 1)
         return pooled[kc_of].astype(prior.dtype)
 
@@ -337,7 +337,7 @@ class BKT(Model):
     # -- prediction -------------------------------------------------------
     def _extended(self) -> tuple[em.BKTParams, np.ndarray]:
         """Parameters with fallback slots appended: per-KC means, then the global mean."""
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         p = self.params.params
         out = {}
         for kind, names in (("prior", ("prior",)), ("res", ("learn", "forget")), ("gs", ("guess", "slip"))):
@@ -350,15 +350,15 @@ class BKT(Model):
                 out[name] = np.concatenate([v, per_kc, [glob]])[:, None]
         pv = np.asarray(self.params.prior_out, np.float64)
         kc_of = self.slots.kc_of("prior")
-        n = np.bincount(kc_of, minlength=K)
+        n_prior = np.bincount(kc_of, minlength=K)
         glob = float(pv.mean()) if len(pv) else 0.5
-        per_kc = np.where(n > 0, np.bincount(kc_of, weights=pv, minlength=K) / np.maximum(n, 1), glob)
+        per_kc = np.where(n_prior > 0, np.bincount(kc_of, weights=pv, minlength=K) / np.maximum(n_prior, 1), glob)
         prior_out = np.concatenate([pv, per_kc, [glob]])
         dt = np.float64 if self.config.x64 else np.float32
         return em.BKTParams(**{k: v.astype(dt) for k, v in out.items()}), prior_out.astype(dt)
 
     def _run_filter(self, data: Interactions):
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         ex, order, kc, user, item, obs = self._rows(data)
         unknown_kc = kc < 0
         kc_key = np.where(unknown_kc, K, kc).astype(np.int32)
@@ -445,8 +445,8 @@ class BKT(Model):
         """
         self._require_fitted()
         p = self.params.params
-        items = self.vocab.item_id
-        kcs = self.vocab.skill_id
+        items = self._fitted_vocab.item_id
+        kcs = self._fitted_vocab.skill_id
         fit = self.meta.get("fit", {})
         rows = []
 

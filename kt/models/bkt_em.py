@@ -21,7 +21,7 @@ independent per-KC fits.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import equinox as eqx
 import jax
@@ -46,11 +46,12 @@ class BKTParams(eqx.Module):
         slip: P(wrong | known), per guess/slip slot.
     """
 
-    prior: Float[Array, "P R"]
-    learn: Float[Array, "Rs R"]
-    forget: Float[Array, "Rs R"]
-    guess: Float[Array, "G R"]
-    slip: Float[Array, "G R"]
+    # JAX arrays in the grid engine, NumPy arrays on the host (random_init, the lane engine).
+    prior: Float[Array | np.ndarray, "P R"]
+    learn: Float[Array | np.ndarray, "Rs R"]
+    forget: Float[Array | np.ndarray, "Rs R"]
+    guess: Float[Array | np.ndarray, "G R"]
+    slip: Float[Array | np.ndarray, "G R"]
 
 
 class Grid(NamedTuple):
@@ -70,18 +71,18 @@ class Grid(NamedTuple):
 
 
 class Counts(NamedTuple):
-    """Expected sufficient statistics per slot (trailing restart axis)."""
+    """Expected sufficient statistics per slot (trailing restart axis; JAX, or NumPy in the lane engine)."""
 
-    prior_num: Array
-    prior_den: Array
-    learn_num: Array
-    learn_den: Array
-    forget_num: Array
-    forget_den: Array
-    guess_num: Array
-    guess_den: Array
-    slip_num: Array
-    slip_den: Array
+    prior_num: Array | np.ndarray
+    prior_den: Array | np.ndarray
+    learn_num: Array | np.ndarray
+    learn_den: Array | np.ndarray
+    forget_num: Array | np.ndarray
+    forget_den: Array | np.ndarray
+    guess_num: Array | np.ndarray
+    guess_den: Array | np.ndarray
+    slip_num: Array | np.ndarray
+    slip_den: Array | np.ndarray
 
 
 def emissions(obs: Int[Array, "..."], guess: Array, slip: Array) -> tuple[Array, Array]:
@@ -243,7 +244,7 @@ def e_step(
     n_p, n_r = params.prior.shape[0], params.learn.shape[0]
     g_seen, g0_seen = gamma * seen, gamma0 * seen
     prior_f = [gamma * first, jnp.broadcast_to(first, gamma.shape), jnp.log(c) * valid]
-    res_f = [xi01 * trans, gamma0 * trans] + ([xi10 * trans, gamma * trans] if forgets else [])
+    res_f = [xi01 * trans, gamma0 * trans] + ([xi10 * trans, gamma * trans] if xi10 is not None else [])  # None: not forgets
     gs_f = [g0_seen * is1, g0_seen, g_seen * (1 - is1), g_seen]
     res_const, gs_const = row_const
     pr = seg(prior_f, grid.prior_slot, grid.row_prior_slot, n_p, True)
@@ -266,7 +267,31 @@ def e_step(
     return counts, ll
 
 
-def m_step(counts: Counts, old: BKTParams, forgets: bool, xp=jnp) -> BKTParams:
+class SlotTables(Protocol):
+    """What :func:`m_step` reads and rebuilds: :class:`BKTParams`, or the lane engine's host tuple."""
+
+    def __init__(self, *, prior: Any, learn: Any, forget: Any, guess: Any, slip: Any) -> None: ...
+
+    @property
+    def prior(self) -> Any: ...
+
+    @property
+    def learn(self) -> Any: ...
+
+    @property
+    def forget(self) -> Any: ...
+
+    @property
+    def guess(self) -> Any: ...
+
+    @property
+    def slip(self) -> Any: ...
+
+
+_Tables = TypeVar("_Tables", bound=SlotTables)
+
+
+def m_step(counts: Counts, old: _Tables, forgets: bool, xp=jnp) -> _Tables:
     """Maximise: ratios of expected counts, clamped to [1e-8, 1 - 1e-8].
 
     A slot with no counts keeps its prior, gets uniform emissions (0.5) and
@@ -309,10 +334,10 @@ class EMState(NamedTuple):
     """EM progress; carried across phases when the data grid shrinks."""
 
     params: BKTParams
-    loglik: Float[Array, "K R"]
-    done: Bool[Array, "K R"]
-    iterations: Int[Array, "K R"]
-    it: Int[Array, ""]
+    loglik: Float[Array | np.ndarray, "K R"]  # JAX in the grid engine, NumPy from the lane engine
+    done: Bool[Array | np.ndarray, "K R"]
+    iterations: Int[Array | np.ndarray, "K R"]
+    it: Int[Array | np.ndarray, ""]
 
 
 def random_init(rng: np.random.Generator, sizes: tuple[int, int, int], restarts: int, forgets: bool, dtype) -> BKTParams:
@@ -442,7 +467,7 @@ fit_em_jit = eqx.filter_jit(fit_em)
 em_phase_jit = eqx.filter_jit(em_phase)
 
 
-def best_restart(params: BKTParams, loglik: np.ndarray, slot_kc) -> tuple[BKTParams, np.ndarray]:
+def best_restart(params: BKTParams, loglik: Array | np.ndarray, slot_kc) -> tuple[BKTParams, np.ndarray]:
     """Per KC, the restart with the highest log-likelihood (NumPy; R axis kept, size 1)."""
     best = np.argmax(np.asarray(loglik), axis=1)
     prior_kc, res_kc, gs_kc = (np.asarray(s) for s in slot_kc)

@@ -13,6 +13,7 @@ parameter types are in :mod:`kt.models.bkt_em`.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Callable, NamedTuple
 
 import jax
@@ -144,12 +145,10 @@ class LaneKernel:
         self.dtype = np.dtype(dtype)
         self.forgets, self.missing, self.block, self.chunk = forgets, missing, block, chunk
         self.n_carry = 5 + 2 * n_stats(forgets, missing)
-        self._compiled = None
+        self._compiled: jax.stages.Compiled | None = None
         self._error: BaseException | None = None
-        self._thread = None
+        self._thread: threading.Thread | None = None
         if background:
-            import threading
-
             self._thread = threading.Thread(target=self._compile, name="kt-bkt-compile", daemon=True)
             self._thread.start()
 
@@ -189,6 +188,7 @@ class LaneKernel:
                 self._compile()
                 if self._error is not None:
                     raise self._error
+        assert self._compiled is not None  # set by _compile, which otherwise recorded the error raised above
         return self._compiled(carry, code, lp)
 
 
@@ -323,7 +323,8 @@ def fit_lanes(
     done = np.zeros((n_kc, R), bool)
     iterations = np.zeros((n_kc, R), np.int32)
     it = 0
-    blocks, calls_now, planned_for = [], 0, -1
+    blocks: list[_Block] = []
+    calls_now, planned_for = 0, -1
     counters = {"lane_steps": 0, "kernel_calls": 0, "layouts": 0}
     zeros = tuple(jax.device_put(list(kernel.initial())))
     sizes = {"p": n_p * R, "r": n_r * R, "g": n_g * R, "k": n_kc * R}

@@ -51,7 +51,7 @@ def _coerce(name: str, value, typ):
         raise KTError(f"--set {name}={value!r}: expected {getattr(typ, '__name__', typ)}") from None
 
 
-def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] | None = None, model: str = "") -> object:
+def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] | None = None, model: str = "") -> typing.Any:
     """Build a config from defaults, then a TOML file, then ``--set`` pairs.
 
     Args:
