@@ -19,8 +19,8 @@ import numpy as np
 import polars as pl
 from jaxtyping import Array, Bool, Float, Int
 
-from kt.data.partitioned import PartitionedData
-from kt.data.schema import Interactions
+from kt.data.partitioned import PartitionedData, PartitionStream
+from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
@@ -405,7 +405,13 @@ class DKT(Model):
     def _init_net(self, key) -> DKTNet:
         c = self.config
         return DKTNet.init(
-            key, len(self.vocab.skill_id), c.hidden, c.dropout, variant=c.variant, cell=c.cell_type, compressed=c.compressed
+            key,
+            len(self._fitted_vocab.skill_id),
+            c.hidden,
+            c.dropout,
+            variant=c.variant,
+            cell=c.cell_type,
+            compressed=c.compressed,
         )
 
     def fit(
@@ -453,12 +459,16 @@ class DKT(Model):
         def windows(d: Interactions) -> Sequences:
             return build_sequences(_known(d), window=cfg.window, min_len=cfg.min_chunk)
 
+        train: Sequences | PartitionStream
+        val: Sequences | PartitionStream | None
         if isinstance(data, PartitionedData):
             train = data.stream(windows)
             val = valid.stream(windows) if valid is not None else None
+            data_rate = data.correct_rate
         else:
             train = windows(data)
             val = windows(valid) if valid is not None else None
+            data_rate = correct_rate(data.frame)
         net = self._init_net(k_init)
         settings = loop.LoopSettings(
             cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), batching=cfg.batching
@@ -467,7 +477,7 @@ class DKT(Model):
             res = loop.fit(
                 net,
                 next_logits,
-                train,
+                train,  # type: ignore[arg-type]  # loop.fit takes a SequenceStream too; its annotation says Sequences only
                 val,
                 settings,
                 k_train,
@@ -483,9 +493,9 @@ class DKT(Model):
             raise
         self.params = res.model
         if isinstance(train, Sequences):
-            n_windows, base_rate = int(train.mask.shape[0]), float(data.frame["correct"].mean())
+            n_windows, base_rate = int(train.mask.shape[0]), data_rate
         else:  # counted while streaming (the whole dataset's rate if no epoch ran, e.g. a finished --resume)
-            n_windows, base_rate = train.sequences, train.correct_rate or data.correct_rate
+            n_windows, base_rate = train.sequences, train.correct_rate or data_rate
         self.meta = {
             "history": res.history,
             "best_epoch": res.best_epoch,
@@ -513,7 +523,7 @@ class DKT(Model):
             ``[K, K]`` array, row i = the observed KC, column j = the predicted KC.
         """
         self._require_fitted()
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         out = []
         for i in range(0, K, self.config.batch_size):
             kcs = np.arange(i, min(K, i + self.config.batch_size))
@@ -552,13 +562,13 @@ class DKT(Model):
             lst = np.zeros(batch["mask"].shape[0], np.int32)
             lst[:n] = last[i : i + n]
             out.append(np.asarray(_all_kc_probs(self.params, batch, jnp.asarray(lst)))[:n])
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         probs = np.concatenate(out) if out else np.zeros((0, K))
         users = [data.vocab.user_id[u] for u in sub.user]
         return pl.DataFrame(
             {
                 "user_id": np.repeat(users, K),
-                "skill_id": np.tile(self.vocab.skill_id, len(users)),
+                "skill_id": np.tile(self._fitted_vocab.skill_id, len(users)),
                 "p_correct_next": probs.ravel(),
             }
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 import equinox as eqx
 import jax
@@ -323,7 +323,7 @@ class PsiKT(Model):
     name = "psikt"
     Config = PsiKTConfig
     capabilities = Capabilities(resumable=True, on_step=True, graph="learned", update=True, params_table=True)
-    _state_fields = _STATE_FIELDS  # the per-learner state's fields (see ``_store_states``)
+    _state_fields: ClassVar[tuple[str, ...]] = _STATE_FIELDS  # the per-learner state's fields (see ``_store_states``)
     summary = "PSI-KT: OU dynamics on a learned prerequisite graph, learner traits, continual updates"
 
     @classmethod
@@ -344,7 +344,7 @@ class PsiKT(Model):
     # -- set-up ---------------------------------------------------------------------------------
     @property
     def n_kc(self) -> int:
-        return len(self.vocab.skill_id)
+        return len(self._fitted_vocab.skill_id)
 
     @property
     def use_graph(self) -> bool:
@@ -385,7 +385,7 @@ class PsiKT(Model):
             graph_init_std=c.initial_graph_std(),
         )
 
-    def _skeleton(self) -> Params:
+    def _skeleton(self) -> eqx.Module:  # Params here; the filter variant's FilterParams
         c = self.config
         n = len(self.meta.get("state_users", []))
         S = 4 if self.use_graph else 3
@@ -538,7 +538,7 @@ class PsiKT(Model):
         if fut.height == 0:
             raise KTError(f"--set select_on=f1: validation learners need more than select_history={cfg.select_history} attempts")
 
-        def score(net):
+        def f1_score(net):
             users, st = self._encode_states(hist, unit, net=net)
             out = self._forecast(fut, unit, users, st, net=net)
             y = fut["correct"].to_numpy().astype(np.float64)
@@ -546,7 +546,7 @@ class PsiKT(Model):
             acc = float(np.mean(np.where(y > 0, out["pos_share"], 1 - out["pos_share"])))
             return {"score": f1, "f1": f1, "accuracy": acc, "auc": metrics.auc(y, out["prob"])}
 
-        return score
+        return f1_score
 
     # -- encoding -------------------------------------------------------------------------------
     def _seq_batches(self, seqs: Sequences):
@@ -774,7 +774,7 @@ class PsiKT(Model):
         return pl.DataFrame(
             {
                 "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
-                "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
+                "skill_id": np.tile(np.asarray(self._fitted_vocab.skill_id), len(users)),
                 "z_mean": zm.ravel().astype(np.float64),
                 "z_std": np.sqrt(zv).ravel().astype(np.float64),
                 "p_correct": np.asarray(p).ravel().astype(np.float64),

@@ -303,7 +303,10 @@ class Net(eqx.Module):
         rng = np.random.default_rng(seed_of(seed))
         D, S, Hd = dim, n_traits, 2 * dim
         s = 1.0 / math.sqrt(Hd)
-        unif = lambda shape: jnp.asarray(rng.uniform(-s, s, shape).astype(np.float32))  # noqa: E731
+
+        def unif(shape: tuple[int, ...]) -> Array:
+            return jnp.asarray(rng.uniform(-s, s, shape).astype(np.float32))
+
         s_init = np.asarray(TRAIT_INIT[:S], np.float32)
         u = jnp.asarray((graph_init_std * rng.normal(size=(n_kc, D))).astype(np.float32))
         M = jnp.asarray((graph_init_std * rng.normal(size=(D, D))).astype(np.float32))
@@ -381,8 +384,11 @@ def lstm_cell(net: Net, carry, x):
 
 def backward_at_end(net: Net, e: Array) -> Array:
     """Backward-LSTM output at the last step of a prefix: one step from a zero state."""
-    zeros = jnp.zeros((*e.shape[:-1], net.bwd.w_hh.shape[1]), e.dtype)
-    return _cell(net.bwd.w_ih, net.bwd.w_hh, net.bwd.b, (zeros, zeros), e)[0]
+    bwd = net.bwd
+    if bwd is None:
+        raise ValueError("backward_at_end: the net has no backward LSTM (bidirectional=False)")
+    zeros = jnp.zeros((*e.shape[:-1], bwd.w_hh.shape[1]), e.dtype)
+    return _cell(bwd.w_ih, bwd.w_hh, bwd.b, (zeros, zeros), e)[0]
 
 
 def z_input(net: Net, h_fwd: Array, e: Array) -> Array:
@@ -516,17 +522,18 @@ def trait_prior_cov(net: Net, s_std_prev: Array) -> Array:
 def _cholesky_small(cov: Array) -> list[list[Array]]:
     """Unrolled Cholesky factor of small S x S matrices (S <= 4) as nested lists of [...] arrays.
 
-    Elementwise operations only: vectorises over any leading shape and
-    compiles far faster than batched LAPACK calls.
+    Row i holds the lower triangle's entries ``L[i][0..i]``. Elementwise
+    operations only: vectorises over any leading shape and compiles far
+    faster than batched LAPACK calls.
     """
     S = cov.shape[-1]
-    L = [[None] * S for _ in range(S)]
+    L: list[list[Array]] = [[] for _ in range(S)]
     for i in range(S):
         for j in range(i + 1):
             acc = cov[..., i, j]
             for k in range(j):
                 acc = acc - L[i][k] * L[j][k]
-            L[i][j] = jnp.sqrt(jnp.maximum(acc, 1e-12)) if i == j else acc / L[j][j]
+            L[i].append(jnp.sqrt(jnp.maximum(acc, 1e-12)) if i == j else acc / L[j][j])
     return L
 
 

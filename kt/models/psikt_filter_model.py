@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
-from kt.data.schema import Interactions
+from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
 from kt.models import psikt_core as core
@@ -207,7 +207,7 @@ class PsiKTFilter(PsiKT):
         # Each KC's smoothed logit success rate starts b: the filter then begins at the KC-rate baseline.
         cnt, succ = _kc_counts(data, self.n_kc)
         rate = (succ + 1.0) / (cnt + 2.0)
-        self.meta["base_rate"] = float(frame["correct"].mean()) if frame.height else 0.5
+        self.meta["base_rate"] = correct_rate(frame) if frame.height else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
         settings = loop.LoopSettings(
@@ -400,7 +400,7 @@ class PsiKTFilter(PsiKT):
         return pl.DataFrame(
             {
                 "user_id": pl.Series([u for u in users for _ in range(K)], dtype=pl.String),
-                "skill_id": np.tile(np.asarray(self.vocab.skill_id), len(users)),
+                "skill_id": np.tile(np.asarray(self._fitted_vocab.skill_id), len(users)),
                 "z_mean": zm.ravel().astype(np.float64),
                 "z_std": std.ravel().astype(np.float64),
                 "p_correct": p.ravel().astype(np.float64),
@@ -454,7 +454,7 @@ class PsiKTFilter(PsiKT):
             ("z0_offset", "", "", float(net.d0)),
             ("z0_var", "", "", float(jnp.exp(net.log_v0))),
         ]
-        rows += [("kc_offset", str(s), "", float(v)) for s, v in zip(self.vocab.skill_id, np.asarray(net.b))]
+        rows += [("kc_offset", str(s), "", float(v)) for s, v in zip(self._fitted_vocab.skill_id, np.asarray(net.b))]
         return pl.DataFrame(rows, schema=["param", "row", "col", "value"], orient="row")
 
     # -- continual learning ---------------------------------------------------------------------
@@ -561,7 +561,8 @@ def window_ids(frame: pl.DataFrame, window: int, cap: int) -> np.ndarray:
     skill = frame["skill_idx"].to_numpy()
     group = frame["attempt"].to_numpy() if "attempt" in frame.columns else np.arange(len(user))
     out = np.empty(len(user), np.int64)
-    wid, length, seen = -1, 0, set()
+    wid, length = -1, 0
+    seen: set[int] = set()
     prev_user, prev_group = None, None
     for i in range(len(user)):
         u, k, g = user[i], skill[i], group[i]
