@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def cross_validate(
         test = data.subset(test_u)
     else:
         parts = kfold(users, folds, seed)
-    results = []
+    results: list[dict[str, Any]] = []
     for k, part in enumerate(parts):
         if scheme == "kfold":
             train_u = np.setdiff1d(users, part)

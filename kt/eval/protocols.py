@@ -19,6 +19,7 @@ rows instead, which leaks the answer of a question into its later KC rows
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -32,7 +33,15 @@ from kt.eval.multistep import MODE_NAMES, canonical_mode, split_history
 
 PROTOCOLS = ("next", "multistep", "psikt-window")
 SCORINGS = ("question", "kc-row")
-PSIKT_WINDOW = {"history": 10, "horizon": 10, "mode": "nonacc"}
+
+
+class _Window(TypedDict):
+    history: int
+    horizon: int
+    mode: str
+
+
+PSIKT_WINDOW: _Window = {"history": 10, "horizon": 10, "mode": "nonacc"}
 LEAK_WARNING = (
     "--scoring kc-row scores every KC row of a multi-KC question as its own attempt: rows after the first "
     "see the question's own answer (leakage, EVALUATION.md §3), so AUC is inflated and not comparable "
@@ -414,7 +423,11 @@ def multistep(
     used, level = _level(data, spec.scoring)
     hist, fut, info = split_history(used, history=history, history_frac=history_frac, horizon=horizon, require_full=require_full)
     if fut.n_rows == 0:
-        need = f"{history + horizon} attempts" if require_full else (f"more than {history} attempts" if history else "2 attempts")
+        if require_full:
+            assert history is not None and horizon is not None  # split_history refuses a full horizon without both
+            need = f"{history + horizon} attempts"
+        else:
+            need = f"more than {history} attempts" if history else "2 attempts"
         raise KTError(f"{data.source}: no learner has {need}; lower --history/--horizon")
     preds = _fused(model.predict_ahead(hist, fut, spec.mode), level, spec.fusion, model)
     y = preds["correct"].to_numpy()

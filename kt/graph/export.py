@@ -260,7 +260,7 @@ def to_dot(v: GraphView) -> str:
     for u, w, p in v.edges:
         st = _stab(g, u, w)
         label = f"{p:.2f}" if st is None else f"{p:.2f} (s {st:.2f})"
-        tip = f"{g.kcs[u]} -> {g.kcs[w]}: {p:.3f}" + ("" if st is None else f", {_stab_text(g, u, w)}")
+        tip = f"{g.kcs[u]} -> {g.kcs[w]}: {p:.3f}" + ("" if st is None else f", {_stab_text(g, u, w, st)}")
         attrs = f'label="{label}", penwidth={0.5 + 3.5 * p:.2f}, tooltip={_dot_str(tip)}'
         if st is not None:
             attrs += f", stability={st:.3f}"
@@ -342,8 +342,8 @@ def _stab(g: PrerequisiteGraph, u: int, w: int) -> float | None:
     return None if g.stability is None else float(g.stability[u, w])
 
 
-def _stab_text(g: PrerequisiteGraph, u: int, w: int) -> str:
-    t = f"stability {float(g.stability[u, w]):.2f}"
+def _stab_text(g: PrerequisiteGraph, u: int, w: int, stability: float) -> str:
+    t = f"stability {stability:.2f}"
     if g.strength_lo is not None and g.strength_hi is not None:
         t += f", 95% interval {float(g.strength_lo[u, w]):.2f}-{float(g.strength_hi[u, w]):.2f}"
     return t

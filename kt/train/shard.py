@@ -148,5 +148,5 @@ def shard_batch(batch: dict, mesh: Mesh | None) -> dict:
             x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
         # Every process holds the whole host batch; each supplies its own
         # devices' shards (single- and multi-host alike).
-        out[name] = jax.make_array_from_callback(x.shape, sharding, lambda idx, x=x: x[idx])
+        out[name] = jax.make_array_from_callback(x.shape, sharding, x.__getitem__)
     return out
