@@ -29,6 +29,7 @@ from kt.errors import KTError
 
 if TYPE_CHECKING:
     import polars as pl
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
     from kt.data.vocab import Vocab
     from kt.graph.export import GraphView
@@ -127,7 +128,7 @@ class StepBars:
 
     def __init__(self, ui: Reporter, prefix: str = ""):
         self.ui, self.prefix = ui, prefix
-        self._cm = None
+        self._cm: contextlib.AbstractContextManager[Any] | None = None
         self._update = _no_update
         self._key: Any = object()
 
@@ -188,7 +189,7 @@ def _progress(
 
 
 # -- data -----------------------------------------------------------------
-def _is_path(x: Any) -> bool:
+def _is_path(x: Any) -> TypeIs[str | os.PathLike[str]]:
     return isinstance(x, (str, os.PathLike))
 
 
@@ -383,7 +384,7 @@ def _data(
 def _test_data(data: DataLike, model: "Model", ui: Reporter, **load_opts) -> Interactions:
     """Data to score with ``model``: loaded with its vocabulary, or checked to have been."""
     if isinstance(data, Interactions):
-        v, mv = data.vocab, model.vocab
+        v, mv = data.vocab, model._fitted_vocab
         if v is not mv and (list(v.skill_id) != list(mv.skill_id) or list(v.item_id) != list(mv.item_id)):
             raise KTError(
                 f"{data.source}: encoded with another vocabulary than the model's; "
@@ -556,7 +557,7 @@ def train(
         import jax
 
         rank = jax.process_index()
-        if rank and ckpt is not None:  # every process checkpoints its own copy; only process 0 writes the model
+        if rank and out_dir is not None:  # every process checkpoints its own copy; only process 0 writes the model
             ckpt = out_dir.with_name(f"{out_dir.name}.ckpt.p{rank}")
     extra: dict = {}
     if m.capabilities.resumable:
@@ -655,18 +656,18 @@ def prepare(data: Interactions, spec, collapse: bool, ui: Reporter) -> Interacti
 def evaluate(
     model: "Model | PathLike",
     data: DataLike,
-    protocol: EvalProtocol = "next",
+    protocol: EvalProtocol | str = "next",
     *,
     include_first: bool = False,
-    scoring: Scoring = "question",
-    fusion: Fusion = "mean",
+    scoring: Scoring | str = "question",
+    fusion: Fusion | str = "mean",
     history: int | None = None,
     history_frac: float | None = None,
     horizon: int | None = None,
-    mode: Mode = "nonacc",
+    mode: Mode | str = "nonacc",
     breakdown: bool = True,
     collapse_kc_rows: bool = False,
-    eval_mode: Literal["window", "chunk", "full"] | None = None,
+    eval_mode: Literal["window", "chunk", "full"] | str | None = None,
     map: ColumnMapping | None = None,
     drop_duplicates: bool = False,
     drop_nulls: bool = False,
@@ -743,15 +744,15 @@ def cross_validate(
     folds: int = 5,
     seed: int = 0,
     valid_frac: float = 0.1,
-    scheme: Scheme = "kfold",
-    protocol: EvalProtocol = "next",
+    scheme: Scheme | str = "kfold",
+    protocol: EvalProtocol | str = "next",
     include_first: bool = False,
-    scoring: Scoring = "question",
-    fusion: Fusion = "mean",
+    scoring: Scoring | str = "question",
+    fusion: Fusion | str = "mean",
     history: int | None = None,
     history_frac: float | None = None,
     horizon: int | None = None,
-    mode: Mode = "nonacc",
+    mode: Mode | str = "nonacc",
     collapse_kc_rows: bool = False,
     config: PathLike | None = None,
     sets: Sequence[str] | None = None,
@@ -840,14 +841,14 @@ def compare(
     folds: int = 0,
     seed: int = 0,
     valid_frac: float = 0.1,
-    protocol: EvalProtocol = "next",
+    protocol: EvalProtocol | str = "next",
     include_first: bool = False,
-    scoring: Scoring = "question",
-    fusion: Fusion = "mean",
+    scoring: Scoring | str = "question",
+    fusion: Fusion | str = "mean",
     history: int | None = None,
     history_frac: float | None = None,
     horizon: int | None = None,
-    mode: Mode = "nonacc",
+    mode: Mode | str = "nonacc",
     epochs: int | None = None,
     sets: Sequence[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -910,7 +911,7 @@ def compare(
     if unknown:
         raise KTError(f"options: {unknown[0]!r} is not one of the compared models ({', '.join(names)})")
     spec = _spec(protocol, include_first, scoring, fusion, history, history_frac, horizon, mode)
-    load_opts = {"map": map, "drop_duplicates": drop_duplicates, "drop_nulls": drop_nulls, "encoding": encoding}
+    load_opts: dict[str, Any] = {"map": map, "drop_duplicates": drop_duplicates, "drop_nulls": drop_nulls, "encoding": encoding}
     full = prepare(_data(data, ui, **load_opts), spec, collapse_kc_rows, ui)
     record: dict = {
         "kind": "compare",
@@ -945,6 +946,11 @@ def compare(
             with ui.status(f"{name}: training and evaluating"), bars:
                 if folds:
                     with ui.progress(f"{name} folds", total=folds) as fold_bar:
+
+                        def on_fold(k: int, _fold: dict, bar=fold_bar, b=bars) -> None:
+                            b.close()
+                            bar(k + 1)
+
                         r = _cv(
                             full,
                             name,
@@ -957,7 +963,7 @@ def compare(
                             progress=epoch_lines,
                             options=py_opts.get(name),
                             on_step=bars.on_step,
-                            on_fold=lambda k, _f, bar=fold_bar, b=bars: (b.close(), bar(k + 1)),
+                            on_fold=on_fold,
                         )
                 else:
                     r = fit_and_evaluate(
@@ -1070,9 +1076,9 @@ def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "Prere
 
     want = None if method is None else MODEL_GRAPH_METHODS[method]
     if _is_path(model) and (Path(model) / "graph.json").is_file():
-        g = read_graph(Path(model))
-        if want is None or g.method == want:
-            return g
+        saved = read_graph(Path(model))
+        if want is None or saved.method == want:
+            return saved
     m = _model(model)
     where = str(model) if _is_path(model) else f"model {m.name!r}"
     g = graph_for(m) if want in (None, m.capabilities.graph) else None  # the model's own graph, if it is the one asked for
@@ -1145,7 +1151,7 @@ def prerequisite_graph(
     model: "Model | PathLike",
     data: DataLike | None = None,
     *,
-    method: GraphMethod | None = None,
+    method: GraphMethod | str | None = None,
     bootstrap: int | None = None,
     seed: int = 0,
     threshold: float = 0.5,
@@ -1195,7 +1201,7 @@ def prerequisite_graph(
         if not header and not (d / "graph.json").is_file():
             raise KTError(f"{d}: not a kt model directory (no model.json); train one with `kt train ... --out {d}`")
     else:
-        header = {"model": model.name, "meta": dict(model.meta), "vocab": {"skill_id": list(model.vocab.skill_id)}}
+        header = {"model": model.name, "meta": dict(model.meta), "vocab": {"skill_id": list(model._fitted_vocab.skill_id)}}
     own = bool(header) and _own_graph_class(str(header.get("model", "?")))
     explicit = method is not None
     if method is None and own and bootstrap is None:

@@ -1,7 +1,5 @@
 """``python -m kt.cli``."""
 
-import sys
-
 from kt.cli import main
 
-sys.exit(main())
+main()

@@ -183,9 +183,10 @@ class CliReporter(Reporter):
         task = bar.add_task(what, total=total, info="")
         try:
             bar.start()
+            started = True
         except LiveError:  # rich before 14.1 draws one live display at a time (a spinner is showing)
-            bar = None
-        if bar is None:
+            started = False
+        if not started:  # yield outside the except block, so an error in the caller's block does not chain to LiveError
             yield _no_update
             return
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 from rich.table import Table
@@ -46,10 +46,15 @@ def update(
     """
     from kt.atomic import check_output, write_text
     from kt.data.schema import load as load_data
-    from kt.models.base import load
+    from kt.models.base import Updatable, load
 
     in_place = out_dir is None or (out_dir.exists() and model_dir.exists() and out_dir.resolve() == model_dir.resolve())
-    check_output(model_dir if in_place else out_dir, overwrite=overwrite or in_place, what="model directory", kind="dir")
+    check_output(
+        out_dir if out_dir is not None and not in_place else model_dir,
+        overwrite=overwrite or in_place,
+        what="model directory",
+        kind="dir",
+    )
     m = load(model_dir)
     if not m.capabilities.update:
         raise KTError(f"{model_dir}: model {m.name!r} has no per-learner state to update; continual updates need psikt")
@@ -64,7 +69,7 @@ def update(
         )
     n_before = len(m.meta.get("warnings", []))
     with err.status(f"updating {data.n_users:,} learners with {data.n_rows:,} interactions"):
-        report = m.update(data, steps=steps, key=seed)
+        report = cast(Updatable, m).update(data, steps=steps, key=seed)  # capabilities.update, checked above
     _notes(m.meta.get("warnings", [])[n_before:])
     target = out_dir or model_dir
     m.save(target)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, cast
 
 import typer
 from rich.table import Table
@@ -263,13 +263,12 @@ def export_params(
 ):
     """Write a model's fitted parameters as a tidy table (BKT: KC, param, class, value)."""
     from kt.atomic import atomic_path
-    from kt.models.base import load
+    from kt.models.base import HasParamsTable, load
 
     m = load(model_dir)
-    table_fn = m.params_table if m.capabilities.params_table else None
-    if table_fn is None:
+    if not m.capabilities.params_table:
         raise KTError(f"{model_dir}: model {m.name!r} has no parameter table to export")
-    table = table_fn()
+    table = cast(HasParamsTable, m).params_table()
     suffix = out_path.suffix.lower()
     with atomic_path(out_path) as tmp:
         if suffix == ".parquet":

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -70,7 +71,7 @@ def partition_of(ids: list[str], n: int) -> np.ndarray:
     return (learner_hash(ids) % np.uint64(n)).astype(np.int32)
 
 
-def is_partitioned(path: str | Path) -> bool:
+def is_partitioned(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a directory written by ``kt data convert --partitions``."""
     p = Path(path)
     return p.is_dir() and (p / META).is_file()

@@ -15,6 +15,7 @@ Metrics are reported per fold and as mean ± sample standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -73,7 +74,7 @@ def fit_and_evaluate(
     seed: int = 0,
     spec: EvalSpec | None = None,
     sets: list[str] | None = None,
-    toml_path: str | Path | None = None,
+    toml_path: str | os.PathLike[str] | None = None,
     progress: Callable[[dict], None] | None = None,
     save_to: str | Path | None = None,
     options: dict | None = None,
@@ -142,7 +143,7 @@ def cross_validate(
     scheme: str = "kfold",
     spec: EvalSpec | None = None,
     sets: list[str] | None = None,
-    toml_path: str | Path | None = None,
+    toml_path: str | os.PathLike[str] | None = None,
     progress: Callable[[dict], None] | None = None,
     on_fold: Callable[[int, dict], None] | None = None,
     options: dict | None = None,

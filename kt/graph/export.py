@@ -11,6 +11,7 @@ keys, Mermaid labels show it, HTML fades and dashes unstable edges.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,7 @@ def view(
     )
 
 
-def format_for(path: str | Path, fmt: str | None) -> str:
+def format_for(path: str | os.PathLike[str], fmt: str | None) -> str:
     """The export format: ``fmt`` if given, else guessed from the file suffix (JSON otherwise).
 
     Raises:
@@ -156,7 +157,7 @@ def render(v: GraphView, fmt: str) -> str:
 
 def export(
     graph: PrerequisiteGraph,
-    path: str | Path,
+    path: str | os.PathLike[str],
     fmt: str | None = None,
     *,
     threshold: float = 0.5,

@@ -76,7 +76,7 @@ def get(name: str) -> type["Model"]:
     return REGISTRY[name]
 
 
-def create(name: str, *, toml_path: str | Path | None = None, sets: list[str] | None = None, **overrides) -> "Model":
+def create(name: str, *, toml_path: str | os.PathLike[str] | None = None, sets: list[str] | None = None, **overrides) -> "Model":
     """Instantiate a registered model with a resolved config.
 
     Args:
@@ -148,6 +148,18 @@ class Capabilities:
     graph: str | None = None
     update: bool = False
     params_table: bool = False
+
+
+class Updatable(Protocol):
+    """A model whose ``capabilities.update`` is set: continual per-learner updates (``kt update``)."""
+
+    def update(self, new: Interactions, *, steps: int | None = None, lr: float | None = None, key: Any = 0) -> dict: ...
+
+
+class HasParamsTable(Protocol):
+    """A model whose ``capabilities.params_table`` is set (``kt train`` prints it, ``kt export-params`` writes it)."""
+
+    def params_table(self) -> pl.DataFrame: ...
 
 
 class Model:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
@@ -51,7 +52,9 @@ def _coerce(name: str, value, typ):
         raise KTError(f"--set {name}={value!r}: expected {getattr(typ, '__name__', typ)}") from None
 
 
-def resolve(cls: type, *, toml_path: str | Path | None = None, sets: list[str] | None = None, model: str = "") -> typing.Any:
+def resolve(
+    cls: type, *, toml_path: str | os.PathLike[str] | None = None, sets: list[str] | None = None, model: str = ""
+) -> typing.Any:
     """Build a config from defaults, then a TOML file, then ``--set`` pairs.
 
     Args:
