@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import kt
 from kt.cli import app
-from kt.errors import DataError, KTError
+from kt.errors import DataError, KTError, ModelError
 
 TIMING = ("train_seconds",)  # meta fields that differ run to run
 
@@ -156,6 +156,15 @@ def test_evaluate_equals_kt_evaluate_json(saved, csv_file, tmp_path):
         kt.evaluate(model, foreign, verbose=False)
     with pytest.raises(KTError, match="--protocol"):
         kt.evaluate(model, csv_file, "sideways")
+
+
+def test_an_unfitted_model_is_refused_as_unfitted(frame):
+    # Found by mypy (Model.vocab is Optional): with loaded Interactions, evaluate compared the data's
+    # vocabulary with the unfitted model's None, and prerequisite_graph read None.skill_id (AttributeError).
+    with pytest.raises(ModelError, match="not fitted"):
+        kt.evaluate(kt.create("kc-rate"), kt.load(frame), verbose=False)
+    with pytest.raises(ModelError, match="not fitted"):
+        kt.prerequisite_graph(kt.create("bkt"), frame, verbose=False)
 
 
 def _other_vocab(model):
