@@ -1,0 +1,1 @@
+kt data inspect answers.csv

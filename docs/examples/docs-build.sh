@@ -1,0 +1,1 @@
+pip install ".[docs]" && mkdocs build --strict
