@@ -191,7 +191,7 @@ def _run_shell_example(path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", EXAMPLE_FILES)
-def test_example_runs(name, scratch, capsys):
+def test_example_runs(name, scratch):
     path = EXAMPLES / name
     if path.suffix == ".py":
         runpy.run_path(str(path), run_name="__main__")
