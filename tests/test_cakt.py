@@ -13,7 +13,7 @@ import pytest
 
 import kt
 from kt.data.sequences import build_sequences
-from kt.models import cakt
+from kt.models import cakt, cakt_cnn
 from kt.models.base import create, load
 from kt.models.dkt import _known
 from kt.train import loop
@@ -154,8 +154,8 @@ def test_masked_batchnorm_ignores_padding_in_training_mode(monkeypatch):
     bce = lambda lg_, bb, m: optax.sigmoid_binary_cross_entropy(lg_, bb["correct"].astype(lg_.dtype))[m].mean()  # noqa: E731
     np.testing.assert_allclose(bce(lg, b, tgt), bce(lg_p, _pad(b), tgt_p), rtol=1e-5)
     # The same check fails when padded positions enter the statistics.
-    real = cakt.normalise
-    monkeypatch.setattr(cakt, "normalise", lambda p, s, x, m, train, kind: real(p, s, x, jnp.ones_like(m), train, kind))
+    real = cakt_cnn.batch_stats
+    monkeypatch.setattr(cakt_cnn, "batch_stats", lambda x, w: real(x, jnp.ones_like(w)))
     lg_u, _ = cakt.next_logits(net, _pad(b), key, st)
     assert not np.allclose(lg, lg_u[:3, :12], atol=1e-5)
 
@@ -177,24 +177,14 @@ def test_block_shapes_se_range_and_pooled_size():
     M = 5
     vol = jax.random.normal(jax.random.key(1), (M, cfg.k, 225))
     x = jnp.transpose(vol.reshape(M, cfg.k, 15, 15), (0, 2, 3, 1))[..., None]
-    m = jnp.ones(M, bool)
+    m = jnp.ones(M)
     for p, s in zip(net.blocks, st):
-        x, _, se = cakt.block_apply(p, s, x, m, True, "batch")
+        x, _, se = cakt_cnn.block_apply(p, s, x, m, True, "batch")
         assert x.shape[1:4] == (15, 15, cfg.k)  # [k, 15, 15] kept by every block
         assert se.shape == (M, p.conv1.shape[4], cfg.k)
         assert ((se > 0) & (se < 1)).all()
     c, _, _ = cakt.cnn_features(net, st, vol, m, True)
     assert c.shape == (M, 225)
-
-
-def test_folded_convolution_equals_a_3d_convolution():
-    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 4, 3))  # [M, H, W, k, C]
-    w = jax.random.normal(jax.random.key(1), (3, 3, 3, 3, 2))  # [d, h, w, in, out]
-    got = cakt.conv3(x, w)
-    ref = jax.lax.conv_general_dilated(
-        jnp.transpose(x, (0, 3, 1, 2, 4)), w, (1, 1, 1), "SAME", dimension_numbers=("NDHWC", "DHWIO", "NDHWC")
-    )
-    np.testing.assert_allclose(got, jnp.transpose(ref, (0, 2, 3, 1, 4)), atol=1e-4)
 
 
 def test_optimizer_is_coupled_l2_adam():

@@ -17,12 +17,9 @@ Implementation notes:
 
 - the neighbour positions idx[T, k] and step gaps are computed on the host
   (:func:`neighbours`), so the volume is one gather of the embeddings;
-- a 3x3x3 convolution over [k, 15, 15] is computed exactly as a 3x3 2D
-  convolution over 15x15 with the k frames folded into the channels (a
-  block-banded kernel, :func:`fold_kernel`): XLA on CPU runs 3D
-  convolutions and their gradients far slower than 2D ones;
-- each residual block is rematerialised (``jax.checkpoint``) in the
-  backward pass, so only block inputs are kept for autodiff;
+- the 3D-CNN (:mod:`kt.models.cakt_cnn`) runs as folded 2D convolutions
+  over cache-sized chunks of positions with hand-written convolution
+  gradients, rematerialised per chunk;
 - BatchNorm statistics use real positions only (masked) and the running
   statistics live in a separate state pytree threaded by the training loop;
 - at prediction time the CNN feature of each (position, number of
@@ -35,7 +32,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import equinox as eqx
 import jax
@@ -50,12 +46,12 @@ from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
 from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
 from kt.train import loop
+from kt.models.cakt_cnn import Block, block_apply, block_state
 from kt.models.nn import lstm_update
 
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
 RECENT_KEYS = ("next", "current")
-BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # PyTorch defaults
 
 
 @dataclass(frozen=True)
@@ -213,127 +209,6 @@ def interaction_ids(skill, correct, mask, n_kc: int):
 # The network
 
 
-def fold_kernel(w: Float[Array, "3 3 3 ci co"], k: int) -> Float[Array, "3 3 kci kco"]:
-    """A 3x3x3 (depth, height, width) kernel as a 3x3 kernel over k folded frames.
-
-    conv3d with padding 1 computes y[d] = sum_dd w[dd] x[d + dd - 1]; folding
-    depth into channels (frame-major) gives a block-banded 2D kernel, so the
-    same convolution runs as a 2D one over [15, 15, k * C].
-    """
-    shift = np.zeros((3, k, k), np.float32)  # shift[dd, d_in, d_out]
-    for dd in range(3):
-        for d_out in range(k):
-            d_in = d_out + dd - 1
-            if 0 <= d_in < k:
-                shift[dd, d_in, d_out] = 1.0
-    ci, co = w.shape[3], w.shape[4]
-    w2 = jnp.einsum("zab,zxyio->xyaibo", jnp.asarray(shift, w.dtype), w)
-    return w2.reshape(3, 3, k * ci, k * co)
-
-
-def conv3(x: Float[Array, "M H W k ci"], w: Float[Array, "3 3 3 ci co"]) -> Float[Array, "M H W k co"]:
-    """3x3x3 convolution over (k, H, W), stride 1, zero padding 1, no bias."""
-    M, H, W, k, ci = x.shape
-    y = jax.lax.conv_general_dilated(
-        x.reshape(M, H, W, k * ci), fold_kernel(w, k), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-    return y.reshape(M, H, W, k, w.shape[-1])
-
-
-class Norm(eqx.Module):
-    """Affine parameters of one normalisation layer."""
-
-    scale: Float[Array, " C"]
-    shift: Float[Array, " C"]
-
-
-def normalise(p: Norm, st, x: Float[Array, "M H W k C"], m: Bool[Array, " M"], train: bool, kind: str):
-    """Masked BatchNorm (or per-position GroupNorm with one group).
-
-    Args:
-        p: affine parameters.
-        st: ``(running_mean, running_var)``.
-        x: activations.
-        m: real positions (only they enter batch statistics).
-        train: batch statistics and a running-statistics update, else the
-            running statistics.
-        kind: ``batch`` or ``group``.
-
-    Returns:
-        (normalised x, new ``(mean, var)``).
-    """
-    if kind == "group":
-        mu = x.mean(axis=(1, 2, 3, 4), keepdims=True)
-        var = ((x - mu) ** 2).mean(axis=(1, 2, 3, 4), keepdims=True)
-        return (x - mu) * jax.lax.rsqrt(var + BN_EPS) * p.scale + p.shift, st
-    if train:
-        w = m.astype(x.dtype)[:, None, None, None, None]
-        per = x.shape[1] * x.shape[2] * x.shape[3]
-        cnt = jnp.maximum(w.sum() * per, 1.0)
-        mean = (x * w).sum(axis=(0, 1, 2, 3)) / cnt
-        var = (((x - mean) ** 2) * w).sum(axis=(0, 1, 2, 3)) / cnt
-        unbiased = var * cnt / jnp.maximum(cnt - 1, 1.0)
-        new = ((1 - BN_MOMENTUM) * st[0] + BN_MOMENTUM * mean, (1 - BN_MOMENTUM) * st[1] + BN_MOMENTUM * unbiased)
-    else:
-        (mean, var), new = st, st
-    return (x - mean) * jax.lax.rsqrt(var + BN_EPS) * p.scale + p.shift, new
-
-
-class Block(eqx.Module):
-    """Residual block: conv-norm-ReLU-conv-norm, squeeze-excitation over k, shortcut."""
-
-    conv1: Float[Array, "3 3 3 ci co"]
-    conv2: Float[Array, "3 3 3 co co"]
-    n1: Norm
-    n2: Norm
-    se1: Float[Array, "kh k"]
-    se2: Float[Array, "k kh"]
-    proj: Float[Array, "ci co"] | None
-    np_: Norm | None
-
-    @staticmethod
-    def init(key, ci: int, co: int, k: int) -> "Block":
-        """Kaiming-normal (fan_out, ReLU) convolutions, PyTorch-default SE linears."""
-        k1, k2, k3, k4, k5 = jax.random.split(key, 5)
-        conv = lambda kk, a, b: jax.random.normal(kk, (3, 3, 3, a, b)) * math.sqrt(2 / (27 * b))  # noqa: E731
-        norm = lambda c: Norm(jnp.ones((c,)), jnp.zeros((c,)))  # noqa: E731
-        kh = k // 2
-        return Block(
-            conv1=conv(k1, ci, co),
-            conv2=conv(k2, co, co),
-            n1=norm(co),
-            n2=norm(co),
-            se1=jax.random.uniform(k3, (kh, k), minval=-1 / math.sqrt(k), maxval=1 / math.sqrt(k)),
-            se2=jax.random.uniform(k4, (k, kh), minval=-1 / math.sqrt(kh), maxval=1 / math.sqrt(kh)),
-            proj=None if ci == co else jax.random.normal(k5, (ci, co)) * math.sqrt(2 / co),
-            np_=None if ci == co else norm(co),
-        )
-
-
-def block_state(block: Block):
-    """Zero-mean, unit-variance running statistics for a block's norms."""
-    co = block.n1.scale.shape[0]
-    one = (jnp.zeros((co,)), jnp.ones((co,)))
-    return (one, one, one if block.proj is not None else None)
-
-
-def block_apply(p: Block, st, x, m, train: bool, kind: str):
-    """One residual block; returns (output, new state, SE weights)."""
-    y = conv3(x, p.conv1)
-    y, s1 = normalise(p.n1, st[0], y, m, train, kind)
-    y = jax.nn.relu(y)
-    y = conv3(y, p.conv2)
-    y, s2 = normalise(p.n2, st[1], y, m, train, kind)
-    pooled = jnp.swapaxes(y.mean(axis=(1, 2)), 1, 2)  # [M, C, k]
-    se = jax.nn.sigmoid(jax.nn.relu(pooled @ p.se1.T) @ p.se2.T)  # excitation over the k frames
-    y = y * jnp.swapaxes(se, 1, 2)[:, None, None]
-    if p.proj is None:
-        res, s3 = x, st[2]
-    else:
-        res, s3 = normalise(p.np_, st[2], x @ p.proj, m, train, kind)
-    return jax.nn.relu(y + res), (s1, s2, s3), se
-
-
 class CAKTNet(eqx.Module):
     """Parameters of CAKT (the BatchNorm running statistics are a separate state)."""
 
@@ -409,17 +284,27 @@ def volume(net: CAKTNet, x_nb: Int[Array, "... k"], delta: Int[Array, "... k"]) 
     return frames * w[..., None]
 
 
-def cnn_features(net: CAKTNet, state, vol: Float[Array, "M k E"], m: Bool[Array, " M"], train: bool):
-    """The 3D-CNN branch on M volumes: (c [M, E], new state, SE weights per block)."""
+def cnn_features(net: CAKTNet, state, vol: Float[Array, "M k E"], w: Array, train: bool):
+    """The 3D-CNN branch on M volumes.
+
+    Args:
+        net: parameters.
+        state: BatchNorm running statistics.
+        vol: the weighted recent frames (:func:`volume`).
+        w: weight of each volume in the batch statistics (bool mask or
+            counts; 0: padding).
+        train: batch statistics (and a state update) or running statistics.
+
+    Returns:
+        ``(c [M, E], new state, SE weights per block)``.
+    """
     M, k, E = vol.shape
     H = net.frame
     x = jnp.transpose(vol.reshape(M, k, H, H), (0, 2, 3, 1))[..., None]  # [M, H, W, k, 1]
+    w = w.astype(vol.dtype)
     new, ses = [], []
     for p, st in zip(net.blocks, state):
-        # Rematerialised: autodiff keeps only the block inputs, and the
-        # backward pass recomputes one block's activations at a time.
-        f = jax.checkpoint(partial(block_apply, train=train, kind=net.norm))
-        x, s, se = f(p, st, x, m)
+        x, s, se = block_apply(p, st, x, w, train, net.norm)
         new.append(s)
         ses.append(se)
     c = x[..., 0].mean(axis=-1).reshape(M, H * H)  # average over the k frames
