@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+
+import equinox as eqx
+import polars as pl
 from pathlib import Path
 
 import jax
@@ -12,7 +15,9 @@ import optax
 import pytest
 
 import kt
+from kt.data.packing import pack
 from kt.data.sequences import build_sequences
+from kt.data.vocab import Vocab
 from kt.models import cakt, cakt_cnn
 from kt.models.base import create, load
 from kt.models.dkt import _known
@@ -69,16 +74,15 @@ def tiny_net(key=0, K=5, **over):
     return cakt.CAKTNet.init(jax.random.key(key), K, cfg)
 
 
-def make_batch(skill, correct, mask, k=3, mode="next"):
-    idx, delta = cakt.neighbours(skill, mask, k, mode)
+def make_batch(skill, correct, mask, k=3, mode="next", K=5, compact=True):
     prev = loop.prev_index(np.where(mask, np.broadcast_to(np.arange(skill.shape[1]), skill.shape), -1), mask)
+    cnn = cakt.cnn_inputs(skill, correct, mask, K, k, mode, compact=compact)
     return {
         "skill": jnp.asarray(np.maximum(skill, 0)),
         "correct": jnp.asarray(correct),
         "mask": jnp.asarray(mask),
         "prev": jnp.asarray(prev),
-        "nb_idx": jnp.asarray(idx),
-        "nb_delta": jnp.asarray(delta),
+        **{name: jnp.asarray(a) for name, a in cnn.items()},
     }
 
 
@@ -130,13 +134,11 @@ def test_decay_is_one_at_zero_gap_and_s_gets_a_gradient():
     assert abs(float(jax.grad(loss)(net.S))) > 0
 
 
-def _pad(b, rows=2, steps=5):
-    fills = {"nb_idx": -1, "prev": -1}
-    out = {}
-    for k, v in b.items():
-        widths = ((0, rows), (0, steps)) + ((0, 0),) * (v.ndim - 2)
-        out[k] = jnp.pad(v, widths, constant_values=fills.get(k, 0))
-    return out
+def _pad(skill, correct, mask, rows=2, steps=5, **kw):
+    def pad(a, fill):
+        return np.pad(a, ((0, rows), (0, steps)), constant_values=fill)
+
+    return make_batch(pad(skill, -1), pad(correct, 0), pad(mask, False), **kw)
 
 
 def test_masked_batchnorm_ignores_padding_in_training_mode(monkeypatch):
@@ -145,18 +147,18 @@ def test_masked_batchnorm_ignores_padding_in_training_mode(monkeypatch):
     b = make_batch(skill, correct, mask)
     key = jax.random.key(0)
     lg, new = cakt.next_logits(net, b, key, st)
-    lg_p, new_p = cakt.next_logits(net, _pad(b), key, st)
+    lg_p, new_p = cakt.next_logits(net, _pad(skill, correct, mask), key, st)
     np.testing.assert_allclose(lg, lg_p[:3, :12], atol=1e-5)
     for a, c in zip(jax.tree.leaves(new), jax.tree.leaves(new_p)):
         # float32 sums over a differently padded batch: equal to a few ulps of values near 1
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
-    tgt, tgt_p = loop.targets(b), loop.targets(_pad(b))
+    tgt, tgt_p = loop.targets(b), loop.targets(_pad(skill, correct, mask))
     bce = lambda lg_, bb, m: optax.sigmoid_binary_cross_entropy(lg_, bb["correct"].astype(lg_.dtype))[m].mean()  # noqa: E731
-    np.testing.assert_allclose(bce(lg, b, tgt), bce(lg_p, _pad(b), tgt_p), rtol=1e-5)
+    np.testing.assert_allclose(bce(lg, b, tgt), bce(lg_p, _pad(skill, correct, mask), tgt_p), rtol=1e-5)
     # The same check fails when padded positions enter the statistics.
     real = cakt_cnn.batch_stats
     monkeypatch.setattr(cakt_cnn, "batch_stats", lambda x, w: real(x, jnp.ones_like(w)))
-    lg_u, _ = cakt.next_logits(net, _pad(b), key, st)
+    lg_u, _ = cakt.next_logits(net, _pad(skill, correct, mask), key, st)
     assert not np.allclose(lg, lg_u[:3, :12], atol=1e-5)
 
 
@@ -165,7 +167,7 @@ def test_padding_changes_nothing_in_evaluation_mode():
     skill, correct, mask = rand_data(4)
     b = make_batch(skill, correct, mask)
     lg, _ = cakt.next_logits(net, b, None, st)
-    lg_p, _ = cakt.next_logits(net, _pad(b), None, st)
+    lg_p, _ = cakt.next_logits(net, _pad(skill, correct, mask), None, st)
     np.testing.assert_allclose(lg, lg_p[:3, :12], atol=1e-5)
 
 
@@ -302,7 +304,7 @@ def test_mastery_next_mode_matches_predicting_a_next_attempt(fitted, small):
     j = int(seqs.skill[0, T - 1])
     skill = np.append(seqs.skill[0, lo:T], j)[None]
     correct = np.append(seqs.correct[0, lo:T], 0)[None]
-    b = make_batch(skill, correct, np.ones_like(skill, bool), k=m.config.k)
+    b = make_batch(skill, correct, np.ones_like(skill, bool), k=m.config.k, K=len(m.vocab.skill_id))
     lg, _ = cakt.next_logits(m.params[0], b, None, m.params[1])
     want = float(jax.nn.sigmoid(lg[0, -1]))
     got = mast.filter(mast["skill_id"] == m.vocab.skill_id[j])["p_correct_next"][0]
@@ -363,3 +365,58 @@ def test_resume_equals_uninterrupted_run_with_schedule_and_state(small, tmp_path
         np.testing.assert_array_equal(x, y)
     assert [r["lr"] for r in resumed.meta["history"]] == [r["lr"] for r in full.meta["history"]]
     assert full.meta["history"][2]["lr"] == pytest.approx(3e-4)
+
+
+def _loss_state_grad(net, st, batch):
+    def f(net):
+        lg, new = cakt.next_logits(net, batch, jax.random.key(0), st)
+        per = optax.sigmoid_binary_cross_entropy(lg, batch["correct"].astype(lg.dtype))
+        return jnp.where(loop.targets(batch), per, 0.0).sum(), new
+
+    return eqx.filter_value_and_grad(f, has_aux=True)(net)
+
+
+def _assert_same(a, b):
+    (l1, s1), g1 = a
+    (l2, s2), g2 = b
+    np.testing.assert_allclose(float(l1), float(l2), rtol=1e-5)
+    for x, y in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-4, atol=1e-6)
+    for x, y in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-3, atol=1e-5 * (1 + float(np.abs(y).max())))
+
+
+@pytest.mark.parametrize("mode", ["next", "current"])
+def test_compact_cnn_rows_equal_one_row_per_step(mode):
+    # One shared row (weighted by its count) for every empty volume, none for padding: same loss, state, gradient.
+    net, st = tiny_net(recent_key=mode)
+    skill, correct, mask = rand_data(7, B=4, T=15)
+    plain = _pad(skill, correct, mask, mode=mode, compact=False)
+    compact = _pad(skill, correct, mask, mode=mode)
+    assert compact["cnn_x"].shape[0] < plain["cnn_x"].shape[0] or compact["cnn_x"].shape[0] == cakt.CNN_ROWS
+    assert float(compact["cnn_w"].sum()) == float(mask.sum())
+    _assert_same(_loss_state_grad(net, st, plain), _loss_state_grad(net, st, compact))
+
+
+def test_packed_cakt_batch_equals_the_unpacked_batch():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 30, 24)
+    frame = pl.DataFrame(
+        {
+            "user_idx": np.repeat(np.arange(len(lengths)), lengths),
+            "skill_idx": rng.integers(0, 5, lengths.sum()),
+            "item_idx": np.full(lengths.sum(), -1),
+            "correct": rng.integers(0, 2, lengths.sum()),
+            "timestamp": np.full(lengths.sum(), np.nan),
+        }
+    )
+    seqs = build_sequences(frame, window=20)
+    idx = rng.permutation(seqs.mask.shape[0])[:16]
+    m = create("cakt", **TINY)
+    m.vocab = Vocab(skill_id=[str(j) for j in range(5)])
+    net, st = tiny_net()
+    plain = m.make_batch(seqs.take(idx, 20), 16)
+    packed = m.make_batch(pack(seqs, idx, 20, 16), 16)
+    assert packed["mask"].shape[0] < plain["mask"].shape[0]
+    assert int(loop.targets(packed).sum()) == int(loop.targets(plain).sum())
+    _assert_same(_loss_state_grad(net, st, plain), _loss_state_grad(net, st, packed))

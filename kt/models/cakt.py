@@ -41,7 +41,7 @@ import polars as pl
 from jaxtyping import Array, Bool, Float, Int
 
 from kt.data.schema import Interactions
-from kt.data.sequences import Sequences, build_sequences
+from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
 from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
@@ -52,6 +52,8 @@ from kt.models.nn import lstm_update
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
 RECENT_KEYS = ("next", "current")
+# CNN rows per batch are padded to a multiple of this (a few compiled shapes per epoch).
+CNN_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ class CAKTConfig:
             RSS on CPU at 200-step chunks; 32 stays under 8 GB).
         window: training chunk length (history resets per chunk).
         min_chunk: chunks shorter than this are dropped.
+        batching: ``pack`` (default) draws uniform random batches of chunks
+            (as the official loader shuffles) and packs each batch's chunks
+            into as few rows as fit, the recurrent states restarting at each
+            chunk; ``random`` pads them instead; ``bucket`` batches chunks
+            of similar length together.
         epochs: maximum epochs.
         patience: epochs without validation-AUC gain before stopping.
         eval_mode: ``window``, ``chunk`` or ``full`` (as for ``dkt``).
@@ -106,6 +113,7 @@ class CAKTConfig:
     batch_size: int = 32
     window: int = 200
     min_chunk: int = 3
+    batching: str = "pack"
     epochs: int = 30
     patience: int = 10
     eval_mode: str = "window"
@@ -118,6 +126,8 @@ class CAKTConfig:
             raise KTError(f"--set fusion={self.fusion!r}: choose one of {', '.join(FUSIONS)}")
         if self.norm not in NORMS:
             raise KTError(f"--set norm={self.norm!r}: choose batch or group")
+        if self.batching not in BATCHINGS:
+            raise KTError(f"--set batching={self.batching!r}: choose one of {', '.join(BATCHINGS)}")
         if self.eval_mode not in EVAL_MODES:
             raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
         if self.k < 2:
@@ -134,13 +144,17 @@ class CAKTConfig:
 # Host side: neighbours
 
 
-def recent_keys(skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], mode: str) -> Int[np.ndarray, "N T"]:
+def recent_keys(
+    skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], mode: str, segment: Int[np.ndarray, "N T"] | None = None
+) -> Int[np.ndarray, "N T"]:
     """The KC whose recent attempts feed the output at each step (-1: none).
 
     Args:
         skill: KC per step (-1 on padding).
         mask: real steps.
         mode: ``next`` (the KC of step t+1) or ``current`` (of step t).
+        segment: packed rows: the sequence each step belongs to (see
+            :func:`kt.data.packing.pack`); ``None``: one sequence per row.
 
     Returns:
         ``[N, T]`` key KC, -1 on padding and, in ``next`` mode, on each
@@ -151,11 +165,17 @@ def recent_keys(skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], mo
         return sk
     key = np.full_like(sk, -1)
     key[:, :-1] = sk[:, 1:]
+    if segment is not None:
+        key[:, :-1] = np.where(segment[:, 1:] == segment[:, :-1], key[:, :-1], -1)
     return np.where(mask, key, -1)
 
 
 def neighbours(
-    skill: Int[np.ndarray, "N T"], mask: Bool[np.ndarray, "N T"], k: int, mode: str
+    skill: Int[np.ndarray, "N T"],
+    mask: Bool[np.ndarray, "N T"],
+    k: int,
+    mode: str,
+    segment: Int[np.ndarray, "N T"] | None = None,
 ) -> tuple[Int[np.ndarray, "N T k"], Int[np.ndarray, "N T k"]]:
     """Positions of the last ``k`` attempts on each step's key KC, and their gaps.
 
@@ -169,6 +189,8 @@ def neighbours(
         mask: real steps.
         k: neighbours per step.
         mode: ``next`` or ``current``.
+        segment: packed rows: the sequence of each step (neighbours stay
+            inside it); ``None``: one sequence per row.
 
     Returns:
         ``(idx, delta)``: ``[N, T, k]`` int32 positions (-1 missing) and
@@ -178,10 +200,13 @@ def neighbours(
     if N == 0 or T == 0:
         return np.full((N, T, k), -1, np.int32), np.zeros((N, T, k), np.int32)
     sk = np.where(mask, skill, -1).astype(np.int64)
-    key = recent_keys(skill, mask, mode).astype(np.int64)
+    key = recent_keys(skill, mask, mode, segment).astype(np.int64)
     G = int(max(sk.max(), key.max())) + 2  # KC groups per sequence; group 0 = padding
     pos = np.broadcast_to(np.arange(T, dtype=np.int64), (N, T))
     seq = np.arange(N, dtype=np.int64)[:, None]
+    if segment is not None:  # (row, segment) is the sequence
+        seg = np.maximum(segment, 0).astype(np.int64)
+        seq = seq * (int(seg.max()) + 1) + seg
     codes = ((seq * G + sk + 1) * T + pos).ravel()  # unique, ordered by (sequence, KC, position)
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
@@ -203,6 +228,72 @@ def neighbours(
 def interaction_ids(skill, correct, mask, n_kc: int):
     """Embedding row of each step: 1 + KC + K * correct, 0 on padding."""
     return np.where(mask, 1 + np.maximum(skill, 0) + n_kc * correct.astype(np.int64), 0).astype(np.int32)
+
+
+def cnn_inputs(
+    skill: Int[np.ndarray, "N T"],
+    correct: Int[np.ndarray, "N T"],
+    mask: Bool[np.ndarray, "N T"],
+    n_kc: int,
+    k: int,
+    mode: str,
+    segment: Int[np.ndarray, "N T"] | None = None,
+    rows: int | None = None,
+    compact: bool = True,
+) -> dict[str, np.ndarray]:
+    """The volumes the CNN must compute for a batch, and where each step reads its feature.
+
+    Every real step whose key KC has no earlier attempt in its sequence has
+    the same all-zero volume, hence the same feature (and, in training, the
+    same contribution to the batch statistics): one row stands for all of
+    them, with their count as its weight. The other real steps get a row
+    each; padding gets none. The rows are padded with weight-0 rows to a
+    multiple of :data:`CNN_ROWS` so that batches share compiled shapes.
+
+    Args:
+        skill: KC per step (-1 on padding).
+        correct: outcome per step.
+        mask: real steps.
+        n_kc: number of KCs.
+        k: neighbours per volume.
+        mode: ``next`` or ``current`` (see :func:`recent_keys`).
+        segment: packed rows' sequence of each step, or ``None``.
+        rows: pad the step arrays to this many rows (the batch's row count).
+        compact: ``False``: one row per step, padding included with weight 0
+            (the plain layout, for tests).
+
+    Returns:
+        ``cnn_x`` [M, k] neighbour interaction ids (0: missing),
+        ``cnn_delta`` [M, k] their step gaps, ``cnn_w`` [M] weights and
+        ``cnn_slot`` [rows, T] the row of each step's feature.
+    """
+    N, T = mask.shape
+    rows = N if rows is None else rows
+    idx, delta = neighbours(skill, mask, k, mode, segment)
+    x = interaction_ids(skill, correct, mask, n_kc)
+    x_nb = np.where(idx >= 0, np.take_along_axis(x, np.maximum(idx, 0).reshape(N, -1), axis=1).reshape(N, T, k), 0)
+    x_nb = np.concatenate([x_nb, np.zeros((rows - N, T, k), x_nb.dtype)]).reshape(-1, k)
+    delta = np.concatenate([delta, np.zeros((rows - N, T, k), delta.dtype)]).reshape(-1, k)
+    real = np.concatenate([mask, np.zeros((rows - N, T), bool)]).ravel()
+    if not compact:
+        return {
+            "cnn_x": x_nb,
+            "cnn_delta": delta,
+            "cnn_w": real.astype(np.float32),
+            "cnn_slot": np.arange(rows * T).reshape(rows, T),
+        }
+    full = real & (x_nb > 0).any(axis=1)
+    keep = np.flatnonzero(full)
+    M = -(-(len(keep) + 1) // CNN_ROWS) * CNN_ROWS
+    cx = np.zeros((M, k), np.int32)
+    cd = np.zeros((M, k), np.int32)
+    cx[: len(keep)], cd[: len(keep)] = x_nb[keep], delta[keep]
+    w = np.zeros(M, np.float32)
+    w[: len(keep)] = 1.0
+    w[len(keep)] = (real & ~full).sum()  # the shared empty volume
+    slot = np.full(rows * T, len(keep), np.int32)
+    slot[keep] = np.arange(len(keep), dtype=np.int32)
+    return {"cnn_x": cx, "cnn_delta": cd, "cnn_w": w, "cnn_slot": slot.reshape(rows, T)}
 
 
 # --------------------------------------------------------------------------
@@ -311,18 +402,27 @@ def cnn_features(net: CAKTNet, state, vol: Float[Array, "M k E"], w: Array, trai
     return c, tuple(new), ses
 
 
-def _lstm(w_hh, gates_in: Float[Array, "B T 4E"]) -> tuple[Float[Array, "B T E"], Float[Array, "B T E"]]:
-    """LSTM from a zero state over precomputed input gates: (h_t, c_t) for every t."""
+def _lstm(
+    w_hh, gates_in: Float[Array, "B T 4E"], reset: Bool[Array, "B T"] | None = None
+) -> tuple[Float[Array, "B T E"], Float[Array, "B T E"]]:
+    """LSTM from a zero state over precomputed input gates: (h_t, c_t) for every t.
+
+    ``reset`` (packed rows): the state restarts from zero before every step where it is set.
+    """
     B = gates_in.shape[0]
     d = w_hh.shape[1]
+    if reset is None:
+        reset = jnp.zeros(gates_in.shape[:2], bool)
 
-    def step(carry, g_in):
-        h, c = carry
+    def step(carry, xs):
+        g_in, r = xs
+        keep = ~r[:, None]
+        h, c = jnp.where(keep, carry[0], 0.0), jnp.where(keep, carry[1], 0.0)
         h, c = lstm_update(g_in + h @ w_hh.T, c)
         return (h, c), (h, c)
 
     z = jnp.zeros((B, d), gates_in.dtype)
-    _, (hs, cs) = jax.lax.scan(step, (z, z), jnp.swapaxes(gates_in, 0, 1))
+    _, (hs, cs) = jax.lax.scan(step, (z, z), (jnp.swapaxes(gates_in, 0, 1), jnp.swapaxes(reset, 0, 1)))
     return jnp.swapaxes(hs, 0, 1), jnp.swapaxes(cs, 0, 1)
 
 
@@ -361,19 +461,14 @@ def trajectory(net: CAKTNet, state, batch: loop.Batch, train: bool):
         c = jnp.zeros_like(e)
     elif "c" in batch:  # precomputed (prediction): see CAKT._feature_table
         c = batch["c"]
-    else:
-        nb = batch["nb_idx"]
-        x_nb = jnp.where(
-            nb >= 0,
-            jnp.take_along_axis(x[:, :, None], jnp.maximum(nb, 0).reshape(B, -1)[:, :, None], axis=1).reshape(B, T, -1),
-            0,
-        )
-        vol = volume(net, x_nb, batch["nb_delta"])
-        c, new_state, ses = cnn_features(net, state, vol.reshape(B * T, net.k, -1), mask.reshape(-1), train)
-        c = c.reshape(B, T, -1)
-    h, _ = _lstm(net.f_hh, e @ net.f_ih.T + net.f_b)
+    else:  # the rows of cnn_inputs, then each step's row
+        vol = volume(net, batch["cnn_x"], batch["cnn_delta"])
+        c_rows, new_state, ses = cnn_features(net, state, vol, batch["cnn_w"], train)
+        c = c_rows[batch["cnn_slot"]]
+    reset = batch.get("reset")
+    h, _ = _lstm(net.f_hh, e @ net.f_ih.T + net.f_b, reset)
     f, g_c, g_h = fuse(net, c, h)
-    h2, c2 = _lstm(net.r_hh, f @ net.r_ih.T + net.r_b)
+    h2, c2 = _lstm(net.r_hh, f @ net.r_ih.T + net.r_b, reset)
     return {"h": h, "h2": h2, "c2": c2, "c": c, "f": f, "g_c": g_c, "g_h": g_h, "state": new_state, "se": ses}
 
 
@@ -477,16 +572,15 @@ class CAKT(Model):
         return window_buckets(self.config.window)
 
     def make_batch(self, seqs: Sequences, batch_size: int) -> loop.Batch:
-        """:func:`loop.to_batch` plus the host-computed neighbours ``nb_idx``/``nb_delta``."""
+        """:func:`loop.to_batch` plus the CNN's rows (:func:`cnn_inputs`)."""
         b = loop.to_batch(seqs, batch_size)
         if not self.config.cnn:
             return b
-        idx, delta = neighbours(seqs.skill, seqs.mask, self.config.k, self.config.recent_key)
-        pad = b["mask"].shape[0] - idx.shape[0]
-        if pad:
-            idx = np.concatenate([idx, np.full((pad, *idx.shape[1:]), -1, idx.dtype)])
-            delta = np.concatenate([delta, np.zeros((pad, *delta.shape[1:]), delta.dtype)])
-        return {**b, "nb_idx": jnp.asarray(idx), "nb_delta": jnp.asarray(delta)}
+        cfg = self.config
+        rows = cnn_inputs(
+            seqs.skill, seqs.correct, seqs.mask, len(self.vocab.skill_id), cfg.k, cfg.recent_key, seqs.segment, b["mask"].shape[0]
+        )
+        return {**b, **{name: jnp.asarray(a) for name, a in rows.items()}}
 
     def _settings(self) -> loop.LoopSettings:
         cfg = self.config
@@ -503,6 +597,7 @@ class CAKT(Model):
             lr_decay=cfg.lr_decay,
             lr_every=cfg.lr_every,
             lr_on_rise=cfg.lr_decay != 1.0,
+            batching=cfg.batching,
         )
 
     def fit(
