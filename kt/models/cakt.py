@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 from jaxtyping import Array, Bool, Float, Int
 
-from kt.data.schema import Interactions
+from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
@@ -566,7 +566,7 @@ class CAKT(Model):
     summary = "Convolution-augmented KT (3D-CNN over recent same-KC attempts + LSTMs)"
 
     def _skeleton(self):
-        return CAKTNet.init(jax.random.key(0), len(self.vocab.skill_id), self.config)
+        return CAKTNet.init(jax.random.key(0), len(self._fitted_vocab.skill_id), self.config)
 
     def _buckets(self) -> tuple[int, ...]:
         return window_buckets(self.config.window)
@@ -578,7 +578,14 @@ class CAKT(Model):
             return b
         cfg = self.config
         rows = cnn_inputs(
-            seqs.skill, seqs.correct, seqs.mask, len(self.vocab.skill_id), cfg.k, cfg.recent_key, seqs.segment, b["mask"].shape[0]
+            seqs.skill,
+            seqs.correct,
+            seqs.mask,
+            len(self._fitted_vocab.skill_id),
+            cfg.k,
+            cfg.recent_key,
+            seqs.segment,
+            b["mask"].shape[0],
         )
         return {**b, **{name: jnp.asarray(a) for name, a in rows.items()}}
 
@@ -638,7 +645,7 @@ class CAKT(Model):
         k_init, k_train = jax.random.split(key)
         train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
         val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
-        net, state = CAKTNet.init(k_init, len(self.vocab.skill_id), cfg)
+        net, state = CAKTNet.init(k_init, len(self._fitted_vocab.skill_id), cfg)
         try:
             res = loop.fit(
                 net,
@@ -665,7 +672,7 @@ class CAKT(Model):
             "best_epoch": res.best_epoch,
             "stopped": res.stopped,
             "train_windows": int(train.mask.shape[0]),
-            "base_rate": float(data.frame["correct"].mean()),
+            "base_rate": correct_rate(data.frame),
             "decay_S": float(res.model.S),
         }
         if val is not None and val.mask.shape[0] and cfg.cnn and cfg.fusion in ("gates", "gate"):
@@ -747,7 +754,7 @@ class CAKT(Model):
         self._require_fitted()
         net, state = self.params
         cfg = self.config
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         sub, last = last_windows(_known(data), cfg.window)
         make = self._feature_table(sub)
         B = max(1, min(cfg.batch_size, 4096 // max(K, 1)) if cfg.recent_key == "next" else cfg.batch_size)
@@ -769,7 +776,7 @@ class CAKT(Model):
         return pl.DataFrame(
             {
                 "user_id": np.repeat(users, K),
-                "skill_id": np.tile(self.vocab.skill_id, len(users)),
+                "skill_id": np.tile(self._fitted_vocab.skill_id, len(users)),
                 "p_correct_next": probs.ravel(),
             }
         )
@@ -807,7 +814,7 @@ class CAKT(Model):
         """
         self._require_fitted()
         net, state = self.params
-        K = len(self.vocab.skill_id)
+        K = len(self._fitted_vocab.skill_id)
         out = []
         for i in range(0, K, 256):
             kcs = np.arange(i, i + 256) % K

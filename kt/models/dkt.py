@@ -477,7 +477,7 @@ class DKT(Model):
             res = loop.fit(
                 net,
                 next_logits,
-                train,  # type: ignore[arg-type]  # loop.fit takes a SequenceStream too; its annotation says Sequences only
+                train,
                 val,
                 settings,
                 k_train,

@@ -270,8 +270,9 @@ def targets(batch: Batch) -> jax.Array:
 
 def fit(
     model: Any,
-    logits_fn: Callable[[Any, Batch, jax.Array | None], jax.Array],
-    train: Sequences,
+    logits_fn: Callable[[Any, Batch, jax.Array | None], jax.Array]
+    | Callable[[Any, Batch, jax.Array | None, Any], tuple[jax.Array, Any]],
+    train: "Sequences | SequenceStream",
     valid: Sequences | None,
     settings: LoopSettings,
     key: jax.Array,
@@ -411,7 +412,7 @@ def fit(
                 )
         n_steps = step  # streamed data: the next epoch has as many batches
         seconds = time.perf_counter() - t0
-        rec = {
+        rec: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": total / max(count, 1),
             "seconds": seconds,
