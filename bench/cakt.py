@@ -18,6 +18,15 @@ pyKT's window mode (200), first attempts unscored, global AUC.
 
 Each (dataset, model) runs in a child process so that its peak RSS is its
 own. Rows are written to bench/results/cakt.json as they finish.
+
+Resumable: every epoch is checkpointed under ``--checkpoints`` (default
+bench/checkpoints/, git-ignored), one directory per (dataset, model, seed,
+epoch cap). Stopping the script and running it again with the same
+arguments continues each unfinished run from its last finished epoch (as
+``kt train --resume``); a finished run is only re-tested. Each epoch's
+record names the process that trained it (``process``: host, pid and start
+time), and a row lists which epochs ran in which process
+(``processes``); ``train_seconds`` is that of the final process only.
 """
 
 from __future__ import annotations
@@ -44,8 +53,17 @@ DATASETS = {
 MODELS = {"dkt": ("dkt", {}), "cakt": ("cakt", {}), "cakt-nocnn": ("cakt", {"cnn": False})}
 
 
-def one(name: str, model_key: str, epochs: int | None, seed: int, timing: int | None = None) -> dict:
-    """Train and test one model on one dataset (in this process); with ``timing``, only time training."""
+PROCESS = f"{os.uname().nodename}:{os.getpid()}:{dt.datetime.now().isoformat(timespec='seconds')}"
+
+
+def one(
+    name: str, model_key: str, epochs: int | None, seed: int, timing: int | None = None, checkpoints: Path | None = None
+) -> dict:
+    """Train and test one model on one dataset (in this process); with ``timing``, only time training.
+
+    With ``checkpoints``, training saves every epoch there and resumes from
+    what an earlier process left.
+    """
     import jax
     import numpy as np
 
@@ -74,18 +92,27 @@ def one(name: str, model_key: str, epochs: int | None, seed: int, timing: int | 
     if timing:
         return time_only(name, model_key, mname, sets, fit_on, timing, seed)
     model = create(mname, **sets)
-    t0 = time.perf_counter()
-    model.fit(
-        fit_on,
-        valid=valid,
-        key=seed,
-        progress=lambda r: print(
+    ckpt = None
+    if checkpoints is not None:
+        ckpt = checkpoints / f"{name}-{model_key}-seed{seed}-epochs{epochs or 'default'}"
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    def progress(r: dict) -> None:
+        r["process"] = PROCESS  # saved with the epoch's checkpoint, so a resumed run keeps it
+        print(
             f"  {name} {model_key} epoch {r['epoch']}: loss {r['train_loss']:.4f} valid AUC {r.get('valid_auc', float('nan')):.4f} "
             f"{r['seconds']:.0f}s",
             file=sys.stderr,
             flush=True,
-        ),
-    )
+        )
+
+    t0 = time.perf_counter()
+    from kt.train.loop import CKPT_JSON
+
+    resume = ckpt is not None and (ckpt / CKPT_JSON).exists()
+    if resume:
+        print(f"  {name} {model_key}: resuming from {ckpt}", file=sys.stderr, flush=True)
+    model.fit(fit_on, valid=valid, key=seed, progress=progress, checkpoint=ckpt, resume=resume)
     train_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     res = next_step(model, test, breakdown=False)
@@ -117,6 +144,10 @@ def one(name: str, model_key: str, epochs: int | None, seed: int, timing: int | 
         "gate_c_mean": model.meta.get("gate_c_mean"),
         "gate_h_mean": model.meta.get("gate_h_mean"),
         "history": hist,
+        "processes": {
+            p: [r["epoch"] for r in hist if r.get("process") == p] for p in dict.fromkeys(r.get("process") for r in hist)
+        },
+        "checkpoint": str(ckpt) if ckpt else None,
         "jax": jax.__version__,
     }
 
@@ -180,12 +211,18 @@ def main() -> None:
         metavar="N",
         help="only estimate seconds per epoch, from 2 epochs on N random training learners",
     )
+    ap.add_argument(
+        "--checkpoints",
+        default=str(REPO / "bench" / "checkpoints"),
+        help="per-epoch checkpoints; a rerun resumes unfinished runs ('' to disable; default bench/checkpoints)",
+    )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # dataset:model, run in this process
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cakt.json"))
     args = ap.parse_args()
     if args.one:
         name, model_key = args.one.split(":")
-        print(json.dumps(one(name, model_key, args.epochs, args.seed, args.timing)), flush=True)
+        ckpts = Path(args.checkpoints) if args.checkpoints and not args.timing else None
+        print(json.dumps(one(name, model_key, args.epochs, args.seed, args.timing, ckpts)), flush=True)
         return
     if not SHARED.exists():
         sys.exit(f"shared data not found at {SHARED}; set KT_SHARED_DATA")
@@ -203,6 +240,7 @@ def main() -> None:
             cmd += ["--epochs", str(args.epochs)]
         if args.timing:
             cmd += ["--timing", str(args.timing)]
+        cmd += ["--checkpoints", args.checkpoints]
         print(f"{name} {model_key} ...", flush=True)
         res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
         sys.stderr.write(res["stderr"][-4000:])

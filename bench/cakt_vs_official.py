@@ -274,7 +274,7 @@ PEER_DRIVER = textwrap.dedent(
         loss = float(loss.item())
         sec = time.perf_counter() - t0
         hist.append({"step": step + 1, "seconds": sec, "scored": int(predict.numel()), "loss": loss,
-                     "interactions_per_second": int(predict.numel()) / sec, "warmup": step == 0})
+                     "interactions_per_second": int(predict.numel()) / sec, "warmup": step == 0, "compiled": False})  # torch compiles nothing
         print(json.dumps(hist[-1]), flush=True)
     timed = [h for h in hist if not h["warmup"]]
     steady = [h for h in timed if not h["compiled"]]
@@ -286,6 +286,7 @@ PEER_DRIVER = textwrap.dedent(
         "interactions_per_second_with_compiles": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
         "compiled_timed_steps": len(timed) - len(steady),
         "timed_seconds": sum(h["seconds"] for h in steady or timed), "n_scored_timed": sum(h["scored"] for h in steady or timed),
+        "n_scored_all_timed": sum(h["scored"] for h in timed),
         "n_chunks": int(C), "num_c": K, "batch_shape": [batch, int(L - 1)],
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -355,6 +356,7 @@ KT_DRIVER = textwrap.dedent(
         "interactions_per_second_with_compiles": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
         "compiled_timed_steps": len(timed) - len(steady),
         "timed_seconds": sum(h["seconds"] for h in steady or timed), "n_scored_timed": sum(h["scored"] for h in steady or timed),
+        "n_scored_all_timed": sum(h["scored"] for h in timed),
         "n_chunks": int(seqs.mask.shape[0]), "chunk_lengths": sorted(set(int(x) for x in lengths)),
         "num_c": len(data.vocab.skill_id), "batch_shape": [cfg.batch_size, int(seqs.mask.shape[1])],
         "config": {a: getattr(cfg, a) for a in ("k", "frame", "channels", "batch_size", "window", "recent_key", "lr",
@@ -619,7 +621,8 @@ def main(argv=None) -> int:
             "target": TARGET_RATIO,
             "ok": ratio >= TARGET_RATIO,
             "scored_positions_agree": all(
-                a["n_scored_timed"] == b["n_scored_timed"] == BATCH * (WINDOW - 1) * args.steps for a, b in zip(k_runs, o_runs)
+                a["n_scored_all_timed"] == b["n_scored_all_timed"] == BATCH * (WINDOW - 1) * args.steps
+                for a, b in zip(k_runs, o_runs)
             ),
             "chunks_agree": all(r["n_chunks"] == n_chunks and r["chunk_lengths"] == [WINDOW] for r in k_runs)
             and all(r["n_chunks"] == n_chunks for r in o_runs),

@@ -83,8 +83,9 @@ class CAKTConfig:
         lr_decay: learning-rate factor after every ``lr_every``-th epoch and
             after any epoch whose training loss rose.
         lr_every: see ``lr_decay`` (0: only on a rise).
-        batch_size: sequences per batch (the official 80 peaks at about 14.5 GB
-            RSS on CPU at 200-step chunks; 32 stays under 8 GB).
+        batch_size: chunks per batch (the official code uses 80; at 32 a
+            training run on assist2009 peaks at about 3.4 GB RSS on CPU,
+            about 4.6 GB when every chunk is a full 200 steps).
         window: training chunk length (history resets per chunk).
         min_chunk: chunks shorter than this are dropped.
         batching: ``pack`` (default) draws uniform random batches of chunks
@@ -453,7 +454,6 @@ def trajectory(net: CAKTNet, state, batch: loop.Batch, train: bool):
         (CNN features), gates, and ``state`` (the new BatchNorm state).
     """
     mask = batch["mask"]
-    B, T = mask.shape
     x = jnp.where(mask, 1 + batch["skill"] + net.n_kc * batch["correct"], 0)
     e = net.embed[x]
     new_state, ses = state, []
