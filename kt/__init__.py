@@ -9,7 +9,7 @@ Quick use::
 
 Data arguments take a path, a pandas or Polars DataFrame (``kt.from_frame``),
 or loaded :class:`Interactions`. The functions (see :mod:`kt.api`): ``load``,
-``from_frame``, ``train``, ``create``, ``load_model``, ``evaluate``,
+``from_frame``, ``train``, ``create``, ``load_model``, ``evaluate``, ``predict``,
 ``cross_validate``, ``compare``, ``simulate``, ``list_models``,
 ``prerequisite_graph``, ``export_graph``. ``import kt`` does not import JAX;
 each function imports what it needs.
@@ -38,6 +38,7 @@ from kt.api import (  # noqa: E402
     list_models,
     load,
     load_model,
+    predict,
     prerequisite_graph,
     simulate,
     train,
@@ -92,6 +93,7 @@ __all__ = [
     "list_models",
     "load",
     "load_model",
+    "predict",
     "prerequisite_graph",
     "simulate",
     "train",

@@ -653,6 +653,78 @@ def prepare(data: Interactions, spec, collapse: bool, ui: Reporter) -> Interacti
     return data
 
 
+class _ByLearners:
+    """A fitted model whose ``predict`` and ``mastery`` run over groups of learners, reporting each group.
+
+    A prediction depends only on the learner's own history, and the
+    canonical frame is sorted by learner, so the groups' outputs
+    concatenated in frame order equal one call on all the data (tested).
+    Every other attribute is the model's.
+    """
+
+    def __init__(self, model: "Model", update: Callable[[float, float | None, str], None], parts: int = 20):
+        self._model, self._update, self._parts = model, update, parts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def _run(self, fn: Callable[[Interactions], Any], data: Interactions):
+        import numpy as np
+        import polars as pl
+
+        users = data.frame["user_idx"].unique(maintain_order=True).to_numpy()
+        groups = [g for g in np.array_split(users, max(1, min(self._parts, len(users)))) if len(g)]
+        if len(groups) <= 1:
+            return fn(data)
+        out, done = [], 0
+        self._update(0, len(users), "learners")
+        for g in groups:
+            out.append(fn(data.subset(g)))
+            done += len(g)
+            self._update(done, len(users), "learners")
+        return pl.concat(out, how="vertical_relaxed")
+
+    def predict(self, data: Interactions):
+        return self._run(self._model.predict, data)
+
+    def mastery(self, data: Interactions):
+        return self._run(self._model.mastery, data)
+
+
+def predict(
+    model: "Model | PathLike",
+    data: DataLike,
+    *,
+    mastery: bool = False,
+    map: ColumnMapping | None = None,
+    encoding: str | None = None,
+    verbose: bool = True,
+    _ui: Reporter | None = None,
+):
+    """Per-attempt predictions, or mastery per learner and KC: what ``kt predict`` writes.
+
+    Args:
+        model: a fitted model, or a saved model directory.
+        data: interactions (a path or DataFrame, loaded with the model's
+            vocabulary, or :class:`Interactions` loaded with ``vocab=model.vocab``).
+        mastery: the knowledge state per learner x KC instead of one
+            probability per attempt.
+        map, encoding: how to read ``data`` (see :func:`load`).
+        verbose: print notes and progress to stderr.
+
+    Returns:
+        A Polars DataFrame: ``model.predict(data)`` (one row per attempt,
+        ``prob`` from the history before it) or ``model.mastery(data)``.
+    """
+    ui = _reporter(_ui, verbose)
+    m = _model(model)
+    test = _test_data(data, m, ui, map=map, encoding=encoding, min_attempts=1)
+    what = "mastery" if mastery else "predicting"
+    with ui.progress(f"{what} ({test.n_users:,} learners)", total=test.n_users) as update:
+        by = _ByLearners(m, update)
+        return by.mastery(test) if mastery else by.predict(test)
+
+
 def evaluate(
     model: "Model | PathLike",
     data: DataLike,
@@ -730,8 +802,12 @@ def evaluate(
         collapse_kc_rows,
         ui,
     )
-    with ui.status(f"predicting {test.n_rows:,} attempts ({spec.protocol})"):
-        res = spec.run(m, test)
+    if spec.protocol == "next":  # one prediction pass: a bar over learners
+        with ui.progress(f"predicting {test.n_rows:,} attempts", total=test.n_users) as update:
+            res = spec.run(_ByLearners(m, update), test)
+    else:
+        with ui.status(f"predicting {test.n_rows:,} attempts ({spec.protocol})"):
+            res = spec.run(m, test)
     if _is_path(model):
         res["model_dir"] = str(Path(model))
     return res

@@ -11,6 +11,7 @@ import json
 import re
 
 import polars as pl
+import polars.testing
 import pytest
 from typer.testing import CliRunner
 
@@ -240,3 +241,30 @@ def test_cli_reporter_draws_bars_only_on_a_terminal_and_not_under_quiet(monkeypa
     assert "epoch 1" in tty and BAR.search(tty) and "4/4" in tty and "loss 0.5000" in tty
     assert draw(False, False) == ""
     assert draw(True, True) == ""
+
+
+@pytest.mark.parametrize("name,opts", [("bkt", {"num_fits": 1}), ("dkt", {"epochs": 1, "hidden": 8})])
+def test_predicting_by_learner_groups_equals_one_call(frame, name, opts):
+    # evaluate/predict run over learner groups to draw a bar; the outputs must be those of one call
+    data = kt.load(frame)
+    m = kt.train(data, name, seed=0, verbose=False, **opts)
+    test = kt.load(frame, vocab=m.vocab)
+    seen = []
+    by = kt.api._ByLearners(m, lambda done, total=None, info="": seen.append((done, total)), parts=7)
+    polars.testing.assert_frame_equal(by.predict(test), m.predict(test))
+    polars.testing.assert_frame_equal(by.mastery(test), m.mastery(test))
+    assert seen[0] == (0, test.n_users) and seen[-1] == (test.n_users, test.n_users) and len(seen) == 2 * 8
+
+
+def test_evaluate_and_predict_draw_a_bar_over_learners(frame):
+    m = kt.train(kt.load(frame), "bkt", seed=0, num_fits=1, verbose=False)
+    ui = Recorder()
+    res = kt.evaluate(m, frame, _ui=ui)
+    assert res == kt.evaluate(m, frame, verbose=False)
+    opened = [e for e in ui.events if e[0] == "open"]
+    assert len(opened) == 1 and opened[0][2] == 40
+    assert [e[2:4] for e in ui.events if e[0] == "update"][-1] == (40, 40)
+    ui = Recorder()
+    preds = kt.predict(m, frame, _ui=ui)
+    polars.testing.assert_frame_equal(preds, m.predict(kt.load(frame, vocab=m.vocab, min_attempts=1)))
+    assert [e[2:4] for e in ui.events if e[0] == "update"][-1] == (40, 40)

@@ -223,6 +223,7 @@ def predict(
     An existing --out file is replaced only with --overwrite, and never when
     it is the input file.
     """
+    from kt.api import predict as predict_api
     from kt.atomic import atomic_path, check_output
     from kt.models.base import load
 
@@ -231,7 +232,7 @@ def predict(
     check_output(out_path, overwrite=overwrite, what="prediction file")
     m = load(model_dir)
     data = _load_data(file, map_, False, False, encoding, vocab=m.vocab, min_attempts=1)
-    frame = m.mastery(data) if mastery else m.predict(data)
+    frame = predict_api(m, data, mastery=mastery, _ui=UI)
     if "skill_id" in frame.columns and str(frame.schema["skill_id"]).startswith("List"):
         frame = frame.with_columns(frame["skill_id"].list.join("~~"))
     with atomic_path(out_path) as tmp:
