@@ -139,8 +139,29 @@ def thread_env() -> dict:
     return env
 
 
+def step_rates(hist: list[dict]) -> dict:
+    """Throughput of a driver's timed steps (after the warm-up), from its per-step history.
+
+    Steps that compiled a program (kt: a new CNN row count) are left out of
+    the rate; with no step free of compilation the rate falls back to all
+    timed steps (``steady_state`` false).
+    """
+    timed = [h for h in hist if not h["warmup"]]
+    steady = [h for h in timed if not h.get("compiled")] or timed
+    return {
+        "interactions_per_second": sum(h["scored"] for h in steady) / sum(h["seconds"] for h in steady),
+        "steady_state": not any(h.get("compiled") for h in steady),
+        "interactions_per_second_with_compiles": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
+        "compiled_timed_steps": sum(bool(h.get("compiled")) for h in timed),
+        "timed_seconds": sum(h["seconds"] for h in steady),
+        "n_scored_timed": sum(h["scored"] for h in steady),
+        "n_scored_all_timed": sum(h["scored"] for h in timed),
+    }
+
+
 def child_result(res: dict, out: Path) -> dict:
     r = json.loads(out.read_text())
+    r.update(step_rates(r["history"]))
     for k in ("wall", "rss_mb", "load_before", "load_after", "other_cores", "cpu_seconds"):
         r[k] = res[k]
     r["waited"] = res["waited_for_quiet_s"]
@@ -274,19 +295,10 @@ PEER_DRIVER = textwrap.dedent(
         loss = float(loss.item())
         sec = time.perf_counter() - t0
         hist.append({"step": step + 1, "seconds": sec, "scored": int(predict.numel()), "loss": loss,
-                     "interactions_per_second": int(predict.numel()) / sec, "warmup": step == 0, "compiled": False})  # torch compiles nothing
+                     "interactions_per_second": int(predict.numel()) / sec, "warmup": step == 0})
         print(json.dumps(hist[-1]), flush=True)
-    timed = [h for h in hist if not h["warmup"]]
-    steady = [h for h in timed if not h["compiled"]]
     json.dump({
-        "history": hist,
-        # no step free of compilation: fall back to all timed steps (flagged)
-        "interactions_per_second": (sum(h["scored"] for h in steady or timed) / sum(h["seconds"] for h in steady or timed)),
-        "steady_state": bool(steady),
-        "interactions_per_second_with_compiles": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
-        "compiled_timed_steps": len(timed) - len(steady),
-        "timed_seconds": sum(h["seconds"] for h in steady or timed), "n_scored_timed": sum(h["scored"] for h in steady or timed),
-        "n_scored_all_timed": sum(h["scored"] for h in timed),
+        "history": hist,  # rates: step_rates() in the parent
         "n_chunks": int(C), "num_c": K, "batch_shape": [batch, int(L - 1)],
         "n_params": int(sum(p.numel() for p in model.parameters())),
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -346,17 +358,8 @@ KT_DRIVER = textwrap.dedent(
         m.fit(data, key=0, on_step=on_step)
     except Stop:
         pass
-    timed = [h for h in hist if not h["warmup"]]
-    steady = [h for h in timed if not h["compiled"]]
     json.dump({
-        "history": hist,
-        # no step free of compilation: fall back to all timed steps (flagged)
-        "interactions_per_second": (sum(h["scored"] for h in steady or timed) / sum(h["seconds"] for h in steady or timed)),
-        "steady_state": bool(steady),
-        "interactions_per_second_with_compiles": sum(h["scored"] for h in timed) / sum(h["seconds"] for h in timed),
-        "compiled_timed_steps": len(timed) - len(steady),
-        "timed_seconds": sum(h["seconds"] for h in steady or timed), "n_scored_timed": sum(h["scored"] for h in steady or timed),
-        "n_scored_all_timed": sum(h["scored"] for h in timed),
+        "history": hist,  # rates: step_rates() in the parent
         "n_chunks": int(seqs.mask.shape[0]), "chunk_lengths": sorted(set(int(x) for x in lengths)),
         "num_c": len(data.vocab.skill_id), "batch_shape": [cfg.batch_size, int(seqs.mask.shape[1])],
         "config": {a: getattr(cfg, a) for a in ("k", "frame", "channels", "batch_size", "window", "recent_key", "lr",
