@@ -231,6 +231,35 @@ def interaction_ids(skill, correct, mask, n_kc: int):
     return np.where(mask, 1 + np.maximum(skill, 0) + n_kc * correct.astype(np.int64), 0).astype(np.int32)
 
 
+def neighbour_inputs(
+    skill: Int[np.ndarray, "N T"],
+    correct: Int[np.ndarray, "N T"],
+    mask: Bool[np.ndarray, "N T"],
+    n_kc: int,
+    k: int,
+    mode: str,
+    segment: Int[np.ndarray, "N T"] | None = None,
+) -> tuple[Int[np.ndarray, "N T k"], Int[np.ndarray, "N T k"]]:
+    """Each step's volume as embedding rows: the interaction ids of its :func:`neighbours` and their gaps.
+
+    Args:
+        skill, correct, mask: the steps (as for :func:`interaction_ids`).
+        n_kc: number of KCs.
+        k: neighbours per step.
+        mode: ``next`` or ``current``.
+        segment: packed rows' sequence of each step, or ``None``.
+
+    Returns:
+        ``(x_nb, delta)``: ``[N, T, k]`` interaction ids (0: missing, so
+        ``x_nb > 0`` marks the neighbours present) and step gaps.
+    """
+    N, T = mask.shape
+    idx, delta = neighbours(skill, mask, k, mode, segment)
+    x = interaction_ids(skill, correct, mask, n_kc)
+    x_nb = np.where(idx >= 0, np.take_along_axis(x, np.maximum(idx, 0).reshape(N, -1), axis=1).reshape(N, T, k), 0)
+    return x_nb.astype(np.int32), delta
+
+
 def cnn_inputs(
     skill: Int[np.ndarray, "N T"],
     correct: Int[np.ndarray, "N T"],
@@ -270,9 +299,7 @@ def cnn_inputs(
     """
     N, T = mask.shape
     rows = N if rows is None else rows
-    idx, delta = neighbours(skill, mask, k, mode, segment)
-    x = interaction_ids(skill, correct, mask, n_kc)
-    x_nb = np.where(idx >= 0, np.take_along_axis(x, np.maximum(idx, 0).reshape(N, -1), axis=1).reshape(N, T, k), 0)
+    x_nb, delta = neighbour_inputs(skill, correct, mask, n_kc, k, mode, segment)
     x_nb = np.concatenate([x_nb, np.zeros((rows - N, T, k), x_nb.dtype)]).reshape(-1, k)
     delta = np.concatenate([delta, np.zeros((rows - N, T, k), delta.dtype)]).reshape(-1, k)
     real = np.concatenate([mask, np.zeros((rows - N, T), bool)]).ravel()
@@ -694,16 +721,13 @@ class CAKT(Model):
         k = self.config.k
         if not self.config.cnn:
             return loop.to_batch
-        idx, delta = neighbours(seqs.skill, seqs.mask, k, self.config.recent_key)
-        codes = np.where(seqs.mask, seqs.row * (k + 1) + (idx >= 0).sum(-1), -1).ravel()
+        x_all, delta = neighbour_inputs(seqs.skill, seqs.correct, seqs.mask, net.n_kc, k, self.config.recent_key)
+        codes = np.where(seqs.mask, seqs.row * (k + 1) + (x_all > 0).sum(-1), -1).ravel()
         uniq, first = np.unique(codes, return_index=True)
         first = first[uniq >= 0]
         uniq = uniq[uniq >= 0]
-        x = interaction_ids(seqs.skill, seqs.correct, seqs.mask, net.n_kc)
         n, t = np.divmod(first, seqs.mask.shape[1])
-        nb = idx[n, t]
-        x_nb = np.where(nb >= 0, x[n[:, None], np.maximum(nb, 0)], 0).astype(np.int32)
-        d_nb = delta[n, t]
+        x_nb, d_nb = x_all[n, t], delta[n, t]
         E = net.frame * net.frame
         table = np.zeros((len(uniq) + 1, E), np.float32)  # last row: padding
         chunk = 2048
