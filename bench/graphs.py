@@ -1,7 +1,7 @@
 """Prerequisite-graph recovery bench (issue 16): which graph methods recover a known DAG, and how far the data allow.
 
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
-                              [--methods mastery,transition,causal-support,dkt,psikt] [--only gated-random,gated-curriculum,ou-graph]
+                              [--methods mastery,gated,transition,causal-support,dkt,psikt] [--only gated-random,gated-curriculum,ou-graph]
                               [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
                               [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--calibration-thresholds 0.5,0.7,0.8]
                               [--out bench/results/graphs.json]
@@ -18,8 +18,9 @@ the whole simulated data set (no split: structure learning is unsupervised
 and the truth is never seen; DKT keeps 10% of its learners for early
 stopping).
 
-Methods: ``mastery`` (kt.graph.mastery, the structure learner),
-``transition`` (how often i is practised right before k), ``causal-support``
+Methods: ``mastery`` (kt.graph.mastery, the mastery-regression structure
+learner), ``gated`` (kt.graph.gated, a gated-BKT likelihood with a soft
+graph fitted by gradient; default options), ``transition`` (how often i is practised right before k), ``causal-support``
 (kt.graph.support, what BKT models export) and ``dkt`` (conditional
 influence of a small DKT, kt.graph.influence; ``--dkt-hidden``,
 ``--dkt-epochs``, patience 3). Scored over the K(K-1) ordered pairs
@@ -77,7 +78,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("gated-random", "gated-curriculum", "ou-graph")
-METHODS = ("mastery", "transition", "causal-support", "dkt", "psikt")
+METHODS = ("mastery", "gated", "transition", "causal-support", "dkt", "psikt")
 METRICS = ("edge_auroc", "edge_auprc", "orientation_accuracy", "f1_at_top_true", "train_seconds")
 STABILITY_BINS = ((">=0.9", 0.9, 1.01), ("0.7-0.9", 0.7, 0.9), ("0.5-0.7", 0.5, 0.7), ("<0.5", 0.0, 0.5))
 LR_CRITICAL = 1.92  # nats: 5% critical value of a 1-df likelihood-ratio test (chi2 3.84 / 2)

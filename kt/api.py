@@ -1123,10 +1123,10 @@ def simulate(
 
 
 # -- prerequisite graphs --------------------------------------------------
-GraphMethod = Literal["learned", "influence", "mastery", "transition", "causal-support"]
+GraphMethod = Literal["learned", "influence", "mastery", "gated", "transition", "causal-support"]
 #: Graphs a model has of its own (``--method learned|influence``) and their names in graph.json.
 MODEL_GRAPH_METHODS = {"learned": "learned", "influence": "conditional-influence"}
-GRAPH_METHODS = ("learned", "influence", "mastery", "transition", "causal-support")
+GRAPH_METHODS = ("learned", "influence", "mastery", "gated", "transition", "causal-support")
 
 
 def _own_graph_class(name: str) -> bool:
@@ -1162,7 +1162,7 @@ def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "Prere
         if want is not None:
             raise KTError(
                 f"{where}: model {m.name!r} has no {want} graph; --method learned is PSI-KT's, influence DKT's "
-                "and CAKT's; any model takes mastery, transition or causal-support (with its training data)"
+                "and CAKT's; any model takes mastery, gated, transition or causal-support (with its training data)"
             )
         raise KTError(
             f"{where}: model {m.name!r} has no prerequisite graph (no graph.json); "
@@ -1202,7 +1202,7 @@ def check_graph_method(method: str | None, bootstrap: int | None = None) -> None
         raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(GRAPH_METHODS)}")
     if bootstrap is not None and method in MODEL_GRAPH_METHODS:
         raise KTError(
-            f"--bootstrap refits a data method (mastery, transition, causal-support) on resampled learners; the "
+            f"--bootstrap refits a data method (mastery, gated, transition, causal-support) on resampled learners; the "
             f"{method} graph would need {bootstrap} retrainings: use --method mastery, or drop --bootstrap"
         )
 
@@ -1250,7 +1250,7 @@ def prerequisite_graph(
         model: a fitted model or a saved model directory.
         data: the training interactions (path, DataFrame or :class:`Interactions`).
         method: ``learned`` (PSI-KT), ``influence`` (DKT/CAKT), or a data
-            method (``mastery``, ``transition``, ``causal-support``; needs the data).
+            method (``mastery``, ``gated``, ``transition``, ``causal-support``; needs the data).
         bootstrap: refit the data method on this many learner resamples and
             store each edge's stability and strength interval
             (:func:`kt.graph.bootstrap.bootstrap_graph`).

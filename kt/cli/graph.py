@@ -104,7 +104,7 @@ def export_graph(
         Optional[str],
         typer.Option(
             "--method",
-            help="learned (PSI-KT), influence (DKT/CAKT), mastery, transition or causal-support (from the "
+            help="learned (PSI-KT), influence (DKT/CAKT), mastery, gated, transition or causal-support (from the "
             "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
             "else the graph saved with the model.",
         ),

@@ -28,6 +28,8 @@ def learn_graph(
         typer.Option(
             "--method",
             help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
+            "gated (fits a BKT model whose learning and success on k are held back while its prerequisites are "
+            "unknown, with a soft graph; slower, best where prerequisites gate learning), "
             "transition (how often i is practised right before k; a baseline) or causal-support.",
         ),
     ] = "mastery",

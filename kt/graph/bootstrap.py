@@ -2,7 +2,7 @@
 
 The graph is refitted on N resamples of the learners (drawn with
 replacement, seeded; a learner drawn twice counts as two learners), with the
-same data method (``mastery``, ``transition`` or ``causal-support``). Per
+same data method (``mastery``, ``gated``, ``transition`` or ``causal-support``). Per
 ordered pair (i, k):
 
 * ``stability[i, k]`` = the share of refits whose graph **keeps** the edge.

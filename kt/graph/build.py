@@ -8,6 +8,8 @@
 
 Graphs from data alone (:func:`data_graph`, ``kt learn-graph``): ``mastery``
 (the mastery-regression structure learner, kt.graph.mastery),
+``gated`` (a gated-BKT likelihood with a soft graph fitted by gradient,
+kt.graph.gated; slower, far better where prerequisites gate learning),
 ``transition`` (practice-order counts, a baseline that shows the curriculum
 confound) and ``causal-support``.
 """
@@ -49,7 +51,7 @@ def graph_for(model, data: Interactions | None = None) -> PrerequisiteGraph | No
     return g
 
 
-DATA_METHODS = ("mastery", "transition", "causal-support")
+DATA_METHODS = ("mastery", "gated", "transition", "causal-support")
 
 
 def data_graph(data: Interactions, method: str = "mastery", kcs: list[str] | None = None) -> PrerequisiteGraph:
@@ -57,7 +59,7 @@ def data_graph(data: Interactions, method: str = "mastery", kcs: list[str] | Non
 
     Args:
         data: interactions.
-        method: ``mastery``, ``transition`` or ``causal-support`` (see the module docstring).
+        method: ``mastery``, ``gated``, ``transition`` or ``causal-support`` (see the module docstring).
         kcs: KC names of the graph (e.g. a model's vocabulary); default the data's.
 
     Returns:
@@ -70,6 +72,10 @@ def data_graph(data: Interactions, method: str = "mastery", kcs: list[str] | Non
 
     if method == "mastery":
         return mastery_graph(data, kcs)
+    if method == "gated":
+        from kt.graph.gated import gated_graph
+
+        return gated_graph(data, kcs)
     if method == "transition":
         return transition_graph(data, kcs)
     if method == "causal-support":

@@ -17,7 +17,7 @@ from kt.errors import KTError
 GRAPH_FORMAT = 2  # newest layout written and read: matrices as typed arrays (see encode_array)
 LIST_FORMAT = 1  # matrices as nested lists (what to_dict() gives; still read)
 MATRICES = ("confidence", "support", "score", "stability", "strength_lo", "strength_hi")  # optional K x K fields
-METHODS = ("learned", "conditional-influence", "causal-support", "mastery", "transition")
+METHODS = ("learned", "conditional-influence", "causal-support", "mastery", "transition", "gated")
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,8 @@ class PrerequisiteGraph:
             ``conditional-influence`` (DKT/CAKT, Piech et al. 2015),
             ``causal-support`` (transition statistics of the training data),
             ``mastery`` (the mastery-regression structure learner,
-            kt.graph.mastery) or ``transition`` (practice-order counts).
+            kt.graph.mastery), ``gated`` (the gated-BKT structure learner,
+            kt.graph.gated) or ``transition`` (practice-order counts).
         confidence: optional per-edge confidence in [0, 1] (K x K).
         support: optional per-edge evidence counts (K x K), e.g. the number
             of consecutive-attempt transitions i -> k.
