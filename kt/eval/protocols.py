@@ -492,9 +492,3 @@ def evaluate(model, data: Interactions, spec: EvalSpec | None = None) -> dict:
         The protocol's result dict.
     """
     return (spec or EvalSpec()).run(model, data)
-
-
-def prediction_arrays(preds: pl.DataFrame, include_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of the scored rows of a predictions frame."""
-    s = scored(preds, include_first=include_first)
-    return s["correct"].to_numpy(), s["prob"].to_numpy()

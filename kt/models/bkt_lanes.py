@@ -12,6 +12,7 @@ parameter types are in :mod:`kt.models.bkt_em`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import Callable, NamedTuple
@@ -155,7 +156,7 @@ class LaneKernel:
     def _compile(self) -> None:
         try:
             x64 = self.dtype == np.float64
-            with jax.enable_x64(x64) if x64 else _nullcontext():
+            with jax.enable_x64(x64) if x64 else contextlib.nullcontext():
                 vec = jax.ShapeDtypeStruct((self.block,), self.dtype)
                 fn = jax.jit(
                     functools.partial(lane_chunk, forgets=self.forgets, missing=self.missing),
@@ -190,12 +191,6 @@ class LaneKernel:
                     raise self._error
         assert self._compiled is not None  # set by _compile, which otherwise recorded the error raised above
         return self._compiled(carry, code, lp)
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 _KERNELS: dict = {}

@@ -979,16 +979,3 @@ def sample_f1(y: np.ndarray, pos_share: np.ndarray) -> float:
     fp = float(np.sum((1 - y) * pos_share))
     fn = float(np.sum(y * (1 - pos_share)))
     return 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
-
-
-def within_learner_metrics(preds: pl.DataFrame) -> dict:
-    """Accuracy and F1 of per-sample decisions, AUC of the mean probability (from ``predict_ahead``)."""
-    y = preds["correct"].to_numpy().astype(np.float64)
-    q = preds["sample_positive_rate"].to_numpy()
-    p = preds["prob"].to_numpy()
-    return {
-        "accuracy": float(np.mean(np.where(y > 0, q, 1 - q))),
-        "f1": sample_f1(y, q),
-        "auc": metrics.auc(y, p),
-        "n": int(len(y)),
-    }
