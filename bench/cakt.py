@@ -231,9 +231,8 @@ def main() -> None:
     out_path = Path(args.out)
     kind = "timing" if args.timing else None
     runs = [(n.strip(), m.strip()) for n in args.datasets.split(",") for m in args.models.split(",")]
-    # Rows of other (dataset, model, kind) runs already in the file are kept.
-    old = json.loads(out_path.read_text())["rows"] if out_path.exists() else []
-    rows = [r for r in old if (r["dataset"].split("/")[0], r["model"]) not in runs or r.get("kind") != kind]
+    # Rows already in the file are kept until this run replaces them (so an interrupted run loses none).
+    rows = json.loads(out_path.read_text())["rows"] if out_path.exists() else []
     for name, model_key in runs:
         cmd = [sys.executable, __file__, "--one", f"{name}:{model_key}", "--seed", str(args.seed)]
         if args.epochs is not None:
@@ -243,6 +242,7 @@ def main() -> None:
         cmd += ["--checkpoints", args.checkpoints]
         print(f"{name} {model_key} ...", flush=True)
         res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
+        rows = [r for r in rows if (r["dataset"].split("/")[0], r["model"], r.get("kind")) != (name, model_key, kind)]
         sys.stderr.write(res["stderr"][-4000:])
         if res["rc"] != 0:
             rows.append({"dataset": f"{name}/gervet", "model": model_key, "error": res["stderr"][-2000:]})
