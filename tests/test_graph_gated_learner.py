@@ -106,6 +106,7 @@ def test_bad_options_are_one_line_errors(small):
         G.gated_scores(small[0], steps=0)
 
 
+@pytest.mark.slow  # about 20 s; data_graph's gated path is covered above
 def test_learn_graph_cli_writes_a_gated_graph(tmp_path):
     import json
 
