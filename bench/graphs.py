@@ -3,7 +3,7 @@
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
                               [--methods mastery,gated,transition,causal-support,dkt,psikt] [--only gated-random,gated-curriculum,ou-graph]
                               [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
-                              [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--calibration-thresholds 0.5,0.7,0.8]
+                              [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--bootstrap-methods mastery] [--calibration-thresholds 0.5,0.7,0.8]
                               [--out bench/results/graphs.json]
 
        python bench/graphs.py --kcs 10 --learners 1000 --only gated-random,gated-curriculum --methods mastery,transition
@@ -44,14 +44,15 @@ under the true parameters, exact for K <= 12 and by the particle filter
 (128 particles, common random numbers) above; K = 30 with 1,000 learners
 takes about 1.6 hours on one core.
 
-Calibration of the bootstrap stability (``--bootstrap N``, for the mastery
-method; kt.graph.bootstrap): the mastery graph is refitted on N learner
+Calibration of the bootstrap stability (``--bootstrap N``, for the data
+methods of ``--bootstrap-methods``, default mastery; kt.graph.bootstrap):
+the method's graph is refitted on N learner
 resamples (seeded with the setting's seed) and, for every export threshold
 of ``--calibration-thresholds``, the edges the full-data graph keeps at that
 threshold (prob >= t and stronger than the reverse edge, the bootstrap's
 keep rule) are binned by stability (>= 0.9, 0.7-0.9, 0.5-0.7, < 0.5); per
 bin the row gives the number of kept edges, how many are true edges, and
-their share (precision). Model name ``mastery-bootstrap@t``; the summary
+their share (precision). Model name ``<method>-bootstrap@t``; the summary
 row pools the seeds (true / kept over all seeds) and also gives the mean of
 the per-seed shares. The issue's acceptance: edges at stability >= 0.9 are
 true at least 90% of the time (``acceptance_met``).
@@ -228,7 +229,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             g = data_graph(data, m, truth["kcs"])
         secs = time.perf_counter() - t0
         res = graph_metrics(g, true)
-        if m == "mastery" and args.bootstrap:
+        if m in args.bootstrap_methods and args.bootstrap:
             calib = calibration_rows(data, truth, g, base, seed, args)
         row = {
             **base,
@@ -252,7 +253,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             ),
         }
         rows.append(row)
-        if m == "mastery" and args.bootstrap:
+        if m in args.bootstrap_methods and args.bootstrap:
             rows += calib
         print(
             f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
@@ -264,13 +265,13 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
 
 
 def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
-    """Stability-bin calibration of the mastery bootstrap at each export threshold (one row per threshold)."""
+    """Stability-bin calibration of a data method's bootstrap at each export threshold (one row per threshold)."""
     import numpy as np
 
     from kt.graph.bootstrap import kept_mask, refit_probs, stability_of
 
     t0 = time.perf_counter()
-    probs = refit_probs(data, "mastery", g.kcs, n=args.bootstrap, seed=seed)
+    probs = refit_probs(data, g.method, g.kcs, n=args.bootstrap, seed=seed)
     secs = time.perf_counter() - t0
     pos = {k: i for i, k in enumerate(g.kcs)}
     A = np.zeros((g.n_kcs, g.n_kcs), bool)
@@ -282,8 +283,8 @@ def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
         stab = stability_of(probs, t)
         row = {
             **base,
-            "model": f"mastery-bootstrap@{t:g}",
-            "graph_method": "mastery",
+            "model": f"{g.method}-bootstrap@{t:g}",
+            "graph_method": g.method,
             "bootstrap_refits": args.bootstrap,
             "bootstrap_seed": seed,
             "calibration_threshold": t,
@@ -354,7 +355,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     keys = sorted({(r["dataset"], r["model"]) for r in rows if r["seed"] != "mean"})
     for ds, m in keys:
         rs = [r for r in rows if r["dataset"] == ds and r["model"] == m and r["seed"] != "mean"]
-        if m.startswith("mastery-bootstrap@"):
+        if "-bootstrap@" in m:
             out.append(summarise_calibration(rs))
             continue
         s = {
@@ -398,8 +399,9 @@ def main(argv=None) -> None:
     ap.add_argument("--dkt-hidden", type=int, default=64)
     ap.add_argument("--dkt-epochs", type=int, default=20)
     ap.add_argument(
-        "--bootstrap", type=int, default=0, help="mastery: refits on learner resamples for the stability calibration (0: none)"
+        "--bootstrap", type=int, default=0, help="refits on learner resamples for the stability calibration (0: none)"
     )
+    ap.add_argument("--bootstrap-methods", default="mastery", help="data methods whose bootstrap is calibrated")
     ap.add_argument(
         "--calibration-thresholds", default="0.5,0.7,0.8", help="export thresholds at which the calibration is measured"
     )
@@ -411,8 +413,9 @@ def main(argv=None) -> None:
     args.calibration_thresholds = [float(x) for x in args.calibration_thresholds.split(",") if x.strip()]
     if args.bootstrap == 1 or args.bootstrap < 0:
         sys.exit("--bootstrap: 0 (none) or at least 2 refits")
-    if args.bootstrap and "mastery" not in args.methods:
-        sys.exit("--bootstrap calibrates the mastery method: add mastery to --methods")
+    args.bootstrap_methods = [m for m in args.bootstrap_methods.split(",") if m]
+    if args.bootstrap and not set(args.bootstrap_methods) & set(args.methods):
+        sys.exit("--bootstrap calibrates the --bootstrap-methods (default mastery): add one of them to --methods")
     parts = [p for p in args.only.split(",") if p]
     bad = [m for m in args.methods if m not in METHODS] + [p for p in parts if p not in PARTS]
     if bad:
@@ -471,12 +474,12 @@ def main(argv=None) -> None:
     print(f"(!) = ceiling below {LR_CRITICAL} nats per edge: not identifiable even with the true model.")
     cal = sorted(
         (r for r in rows if r["seed"] == "mean" and "calibration_threshold" in r),
-        key=lambda r: (r["dataset"], r["calibration_threshold"]),
+        key=lambda r: (r["dataset"], r["graph_method"], r["calibration_threshold"]),
     )
     if cal:
-        print("\nBootstrap calibration (mastery): share of kept edges that are true, pooled over seeds (true/kept)")
+        print("\nBootstrap calibration: share of kept edges that are true, pooled over seeds (true/kept)")
         print(
-            f"{'setting':32} {'thr':>4} "
+            f"{'setting':32} {'method':8} {'thr':>4} "
             + " ".join(f"{name:>16}" for name, _, _ in STABILITY_BINS)
             + f" {'recall@0.9':>10} {'refits':>6}"
         )
@@ -486,7 +489,7 @@ def main(argv=None) -> None:
                 p = r[f"precision[{name}]"]
                 cells.append(f"{'n/a' if p is None else f'{p:.2f}'} ({r[f'true[{name}]']}/{r[f'kept[{name}]']})".rjust(16))
             print(
-                f"{r['dataset']:32} {r['calibration_threshold']:4.2f} "
+                f"{r['dataset']:32} {r['graph_method']:8} {r['calibration_threshold']:4.2f} "
                 + " ".join(cells)
                 + f" {r['recall_stable']:10.2f} {r['bootstrap_refits']:6d}"
                 + ("" if r["acceptance_met"] else "  (!)")
