@@ -76,10 +76,10 @@ def test_filter_equals_reference_loop(small):
     assert arr["kcs"].shape[2] == 2 and (arr["kcs"][..., 1] >= 0).any()  # multi-KC items are exercised
     rng = np.random.default_rng(0)
     K, U, N = arr["K"], arr["U"], arr["y"].shape[0]
-    params = G._init(K, U, N, arr["unit_kc"], -1.0)
+    params = G._init(K, U, N, -1.0)
     params = {k: v + jnp.asarray(rng.normal(0, 0.7, np.shape(v)), jnp.float32) for k, v in params.items()}
     batch = {k: jnp.asarray(arr[k]) for k in ("kcs", "item", "y", "mask")} | {"learner": jnp.arange(N)}
-    got = float(G._nll(params, batch, jnp.asarray(arr["unit_kc"]), 0.0, 0.0, 0.0))
+    got = float(G._neg_loglik(params, batch, jnp.asarray(arr["unit_kc"]))) / arr["mask"].sum()
     assert got == pytest.approx(_reference_nll(params, arr), rel=1e-4)
 
 

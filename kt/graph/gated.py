@@ -113,7 +113,7 @@ def gated_arrays(data: Interactions) -> dict[str, Any]:
     return {"kcs": out_kcs, "item": out_item, "y": out_y, "mask": mask, "unit_kc": unit_kc, "K": K, "U": U}
 
 
-def _init(K: int, U: int, N: int, unit_kc: np.ndarray, init: float):
+def _init(K: int, U: int, N: int, init: float):
     import jax.numpy as jnp
 
     return {
@@ -132,8 +132,8 @@ def _init(K: int, U: int, N: int, unit_kc: np.ndarray, init: float):
     }
 
 
-def _nll(params, batch, unit_kc, learner_l2: float, item_l2: float, l1: float):
-    """Mean negative log-likelihood per attempt of a batch of learners, plus the penalties per attempt."""
+def _neg_loglik(params, batch, unit_kc):
+    """Summed negative log-likelihood of a batch of learners' attempts (the penalties are :func:`_penalty`)."""
     import jax
     import jax.numpy as jnp
 
@@ -196,9 +196,7 @@ def _nll(params, batch, unit_kc, learner_l2: float, item_l2: float, l1: float):
         batch["mask"].T,
     )
     _, lls = jax.lax.scan(step, m0, xs)
-    ll = lls.sum(axis=0)
-    n = jnp.maximum(batch["mask"].sum(), 1)
-    return -ll.sum() / n + _penalty(params, learner_l2, item_l2, l1) / n
+    return -lls.sum()
 
 
 def _penalty(params, learner_l2: float, item_l2: float, l1: float):
@@ -264,35 +262,26 @@ def gated_scores(
     n_chunks = -(-N // per)
     pad = n_chunks * per - N  # padded learners have no attempts, so one compiled shape serves every chunk
 
-    def chunk(name: str, fill, c: int):
-        x = arr[name]
-        if pad:
-            x = np.concatenate([x, np.full((pad, *x.shape[1:]), fill, x.dtype)])
-        return jnp.asarray(x[c * per : (c + 1) * per])
-
+    fills = {"kcs": -1, "item": 0, "y": 0, "mask": False}
+    full = {
+        name: np.concatenate([arr[name], np.full((pad, *arr[name].shape[1:]), fill, arr[name].dtype)])
+        for name, fill in fills.items()
+    }
     chunks = [
-        {
-            "kcs": chunk("kcs", -1, c),
-            "item": chunk("item", 0, c),
-            "y": chunk("y", 0, c),
-            "mask": chunk("mask", False, c),
-            "learner": jnp.arange(c * per, (c + 1) * per),
-        }
+        {name: jnp.asarray(x[c * per : (c + 1) * per]) for name, x in full.items()}
+        | {"learner": jnp.arange(c * per, (c + 1) * per)}
         for c in range(n_chunks)
     ]
     n_att = float(arr["mask"].sum())
-    params = _init(K, U, N + pad, arr["unit_kc"], init)
+    params = _init(K, U, N + pad, init)
     unit_kc = jnp.asarray(arr["unit_kc"])
     opt = optax.adam(lr)
     state = opt.init(params)
 
     @jax.jit
     def chunk_grad(params, batch):
-        # The chunk's summed negative log-likelihood; the penalties enter once per step.
-        def f(p):
-            return _nll(p, batch, unit_kc, 0.0, 0.0, 0.0) * jnp.maximum(batch["mask"].sum(), 1)
-
-        return jax.value_and_grad(f)(params)
+        # The penalties enter once per step (penalty_grad), not once per chunk.
+        return jax.value_and_grad(_neg_loglik)(params, batch, unit_kc)
 
     @jax.jit
     def penalty_grad(params):
@@ -338,19 +327,14 @@ def gated_graph(data: Interactions, kcs: list[str] | None = None, **kwargs) -> P
         ``prob`` = sigmoid((w - m0) / s0 - 2) against the empirical null of
         the pairs (as the mastery method).
     """
-    from kt.graph.mastery import NULL_SDS, _reindex, null_location_scale
+    from kt.graph.mastery import _reindex, null_calibrated
 
     w, info = gated_scores(data, **kwargs)
-    m0, s0 = null_location_scale(w)
-    prob = 1.0 / (1.0 + np.exp(-np.clip((w - m0) / s0 - NULL_SDS, -50, 50)))
-    np.fill_diagonal(prob, 0.0)
+    prob, null = null_calibrated(w, "w")
     meta = {
-        "transform": f"prob = sigmoid((w_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal w, "
-        "s0 = rms deviation of the w below m0 (at least 1)",
+        **null,
         "score": "graph logit w_ik of a gated-BKT model (i held back learning and success on k while unknown), "
         "fitted by gradient on the outcomes' log-likelihood",
-        "null_median": m0,
-        "null_sd": s0,
         "final_loss": info["loss"],
         "e_obs": info["e_obs"],
         "e_learn": info["e_learn"],

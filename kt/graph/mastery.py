@@ -94,6 +94,30 @@ def null_location_scale(z: np.ndarray) -> tuple[float, float]:
     return m0, max(float(np.sqrt(np.mean((lower - m0) ** 2))), 1.0)
 
 
+def null_calibrated(score: np.ndarray, symbol: str) -> tuple[np.ndarray, dict]:
+    """Edge probabilities read against the empirical null of the pairs (see the module docstring).
+
+    Args:
+        score: K x K scores (the diagonal is ignored).
+        symbol: the score's name in the ``transform`` text (``z``, ``w``).
+
+    Returns:
+        ``(prob, meta)``: prob = sigmoid((score - m0) / s0 - NULL_SDS) with a
+        zero diagonal, and ``transform``, ``null_median``, ``null_sd`` for
+        the graph's meta.
+    """
+    m0, s0 = null_location_scale(score)
+    prob = 1.0 / (1.0 + np.exp(-np.clip((score - m0) / s0 - NULL_SDS, -50, 50)))
+    np.fill_diagonal(prob, 0.0)
+    meta = {
+        "transform": f"prob = sigmoid(({symbol}_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal "
+        f"{symbol}, s0 = rms deviation of the {symbol} below m0 (at least 1)",
+        "null_median": m0,
+        "null_sd": s0,
+    }
+    return prob, meta
+
+
 def mastery_features(data: Interactions, *, decay: float = 0.5, prior_weight: float = 1.0):
     """Per (attempt, KC) row: the target KC, outcome, controls and the mastery deviations of every KC.
 
@@ -245,17 +269,12 @@ def mastery_graph(data: Interactions, kcs: list[str] | None = None, **kwargs) ->
         ``support`` = attempts on the target KC.
     """
     z, n_rows = mastery_scores(data, **kwargs)
-    m0, s0 = null_location_scale(z)
-    prob = 1.0 / (1.0 + np.exp(-np.clip((z - m0) / s0 - NULL_SDS, -50, 50)))
-    np.fill_diagonal(prob, 0.0)
+    prob, null = null_calibrated(z, "z")
     support = np.broadcast_to(n_rows[None, :].astype(np.float64), z.shape).copy()
     meta = {
-        "transform": f"prob = sigmoid((z_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal z, "
-        "s0 = rms deviation of the z below m0 (at least 1)",
+        **null,
         "score": "z statistic of KC i's recent-mastery deviation in an L2 logistic regression of success on KC k, "
         "controlling for k's own mastery and attempts, learner ability and attempt number",
-        "null_median": m0,
-        "null_sd": s0,
         **{k: v for k, v in kwargs.items()},
     }
     return _reindex(PrerequisiteGraph(list(data.vocab.skill_id), prob, "mastery", support=support, score=z, meta=meta), data, kcs)
