@@ -319,7 +319,7 @@ KT_DRIVER = textwrap.dedent(
     import kt
     from kt.data.sequences import build_sequences
     from kt.models.base import create
-    from kt.models.dkt import _known
+    from kt.models.dkt.model import _known
 
     path, out_path, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     data = kt.load(path)
@@ -436,7 +436,7 @@ def median_run(runs: list[dict]) -> dict:
 
 # kt's CAKT defaults, read once (the peer gets the same values)
 def _kt_defaults():
-    from kt.models.cakt import CAKTConfig  # noqa: PLC0415
+    from kt.models.cakt.model import CAKTConfig  # noqa: PLC0415
 
     c = CAKTConfig()
     return c.batch_size, c.k, c.frame, c.window, c.lr, c.weight_decay, c.beta2

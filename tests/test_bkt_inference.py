@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kt.models import bkt_em as em
-from kt.models import bkt_lanes as lanes_mod
-from kt.models.bkt_layout import build_packed
+from kt.models.bkt import em
+from kt.models.bkt import lanes as lanes_mod
+from kt.models.bkt.layout import build_packed
 
 
 @pytest.fixture
@@ -249,7 +249,7 @@ def test_float32_filter_recovers_from_long_correct_runs():
 
 
 # ---------------------------------------------------------------- lane engine
-from kt.models.bkt_layout import LaneData  # noqa: E402
+from kt.models.bkt.layout import LaneData  # noqa: E402
 
 
 def _lane_data(kc, user, obs):
@@ -367,7 +367,7 @@ def test_lane_float32_default_kernel_close_to_float64():
 
 
 def test_next_fit_matches_sequential_packing():
-    from kt.models.bkt_layout import next_fit
+    from kt.models.bkt.layout import next_fit
 
     rng = np.random.default_rng(0)
     for _ in range(100):

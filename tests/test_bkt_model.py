@@ -215,7 +215,7 @@ def _uneven_data():
 
 def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
     # The grid engine (per-item slots, here multigs) continues on smaller grids of the iterating KCs.
-    import kt.models.bkt as bkt_mod
+    import kt.models.bkt.model as bkt_mod
 
     data = _uneven_data()
     monkeypatch.setattr(bkt_mod, "SHRINK", 0.9)
@@ -231,7 +231,7 @@ def test_shrinking_grid_phases_equal_single_phase(monkeypatch):
 
 def test_lane_relayouts_change_nothing(monkeypatch):
     # The lane engine drops converged KC x restart pairs by re-laying out the lanes; exact.
-    import kt.models.bkt_lanes as em
+    import kt.models.bkt.lanes as em
 
     data = _uneven_data()
     opts = dict(num_fits=3, max_iter=60, tol=1e-6, x64=True)
@@ -281,7 +281,7 @@ def test_init_values_set_the_starting_point():
 
 @pytest.mark.parametrize("sets", [[], ["forgets=true"], ["multiprior=true"]])
 def test_lane_engine_equals_grid_engine_in_the_model(monkeypatch, sets):
-    import kt.models.bkt_lanes as em
+    import kt.models.bkt.lanes as em
 
     data = _uneven_data()
     opts = dict(num_fits=2, max_iter=40, tol=1e-6, x64=True)

@@ -18,9 +18,10 @@ import kt
 from kt.data.packing import pack
 from kt.data.sequences import build_sequences
 from kt.data.vocab import Vocab
-from kt.models import cakt, cakt_cnn
+from kt.models.cakt import model as cakt
+from kt.models.cakt import net as cakt_cnn
 from kt.models.base import create, load
-from kt.models.dkt import _known
+from kt.models.dkt.model import _known
 from kt.train import loop
 
 SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample"
@@ -254,7 +255,7 @@ def test_feature_table_equals_computing_features_on_the_fly(fitted, small):
     for mode in ("window", "chunk"):
         seqs = build_sequences(_known(small), window=50) if mode == "chunk" else None
         if seqs is None:
-            from kt.models.dkt import window_sequences
+            from kt.models.dkt.model import window_sequences
 
             seqs, _ = window_sequences(_known(small), 50)
         kw = dict(state=st)

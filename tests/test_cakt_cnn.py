@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from kt.models import cakt_cnn as cnn
+from kt.models.cakt import net as cnn
 
 
 def conv3d(x, w):

@@ -8,7 +8,7 @@ import inspect
 import pytest
 
 from kt.models.base import REGISTRY, Capabilities, Model, _ensure_builtin
-from kt.models.psikt_filter_model import PsiKTFilter
+from kt.models.psikt.filter_model import PsiKTFilter
 
 _ensure_builtin()
 CLASSES = sorted({*REGISTRY.values(), PsiKTFilter}, key=lambda c: (c.name, c.__name__))

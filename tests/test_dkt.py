@@ -17,7 +17,7 @@ from kt.errors import KTError
 from kt.data.sequences import build_sequences
 from kt.eval.protocols import next_step
 from kt.models.base import create, load
-from kt.models.dkt import DKTNet, next_logits, window_sequences
+from kt.models.dkt.model import DKTNet, next_logits, window_sequences
 from kt.train import loop
 
 SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample"

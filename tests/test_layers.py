@@ -20,7 +20,7 @@ KNOWN = {
     ("kt.data.partitioned", "kt.graph.build"),
     ("kt.models.base", "kt.eval.multistep"),
     ("kt.models.base", "kt.graph.graph"),
-    ("kt.models.psikt", "kt.graph.graph"),
+    ("kt.models.psikt.model", "kt.graph.graph"),
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from kt.data.packing import first_fit, pack, row_bucket
 from kt.data.sequences import batches, build_sequences
-from kt.models.dkt import DKTNet, next_logits
+from kt.models.dkt.model import DKTNet, next_logits
 from kt.train import loop
 
 

@@ -74,7 +74,7 @@ def test_training_loop_steps_feed_one_bar_per_epoch_closed_before_the_epoch_line
     import jax.numpy as jnp
 
     from kt.api import epoch_line
-    from kt.models.dkt import _known, build_sequences
+    from kt.models.dkt.model import _known, build_sequences
     from kt.train import loop
 
     class Bias(eqx.Module):  # the smallest model: one logit per KC (compiles in a moment)
@@ -112,7 +112,7 @@ def test_training_loop_steps_feed_one_bar_per_epoch_closed_before_the_epoch_line
 
 @pytest.mark.slow
 def test_dkt_training_opens_one_bar_per_epoch_with_steps_loss_and_rate(frame):
-    from kt.models.dkt import _known, build_sequences
+    from kt.models.dkt.model import _known, build_sequences
 
     ui = Recorder()
     # no validation and full batches: one compiled step (a fast test)

@@ -18,7 +18,7 @@ import pytest
 import kt
 from kt.data.synthetic import simulate_ou_graph
 from kt.errors import KTError
-from kt.models import psikt_core as core
+from kt.models.psikt import core
 from kt.models.base import create, load
 
 DAY = 86400.0

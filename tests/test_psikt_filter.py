@@ -13,9 +13,9 @@ import pytest
 
 import kt
 from kt.data.synthetic import simulate_ou_graph
-from kt.models import psikt_filter as pf
+from kt.models.psikt import filter as pf
 from kt.models.base import create, load
-from kt.models.psikt_filter_model import PsiKTFilter
+from kt.models.psikt.filter_model import PsiKTFilter
 
 DAY = 86400.0
 
@@ -124,7 +124,7 @@ def _steps(ks, ys, dts, mask=None, new=None) -> pf.Steps:
 
 def test_slot_filter_equals_the_full_filter():
     """Covariance over the practised KCs only (C slots) gives the full filter's predictions and means."""
-    from kt.models.psikt_filter_model import window_slots
+    from kt.models.psikt.filter_model import window_slots
 
     K, T, C = 9, 30, 5
     hyper = pf.FilterHyper(n_kc=K)

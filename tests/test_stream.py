@@ -172,7 +172,7 @@ DKT_SETS = ["--set", "hidden=8", "--set", "batch_size=1", "--set", "window=16", 
 
 def _dkt_windows(data):
     from kt.data.sequences import build_sequences
-    from kt.models.dkt import _known
+    from kt.models.dkt.model import _known
 
     return build_sequences(_known(data), window=50, min_len=3)
 

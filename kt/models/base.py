@@ -105,10 +105,10 @@ def create(name: str, *, toml_path: str | os.PathLike[str] | None = None, sets: 
 _BUILTIN = {
     "majority": "kt.models.baselines",
     "kc-rate": "kt.models.baselines",
-    "bkt": "kt.models.bkt",
-    "dkt": "kt.models.dkt",
-    "cakt": "kt.models.cakt",
-    "psikt": "kt.models.psikt",
+    "bkt": "kt.models.bkt.model",
+    "dkt": "kt.models.dkt.model",
+    "cakt": "kt.models.cakt.model",
+    "psikt": "kt.models.psikt.model",
 }
 
 

@@ -17,7 +17,7 @@ Implementation notes:
 
 - the neighbour positions idx[T, k] and step gaps are computed on the host
   (:func:`neighbours`), so the volume is one gather of the embeddings;
-- the 3D-CNN (:mod:`kt.models.cakt_cnn`) runs as folded 2D convolutions
+- the 3D-CNN (:mod:`kt.models.cakt.net`) runs as folded 2D convolutions
   over cache-sized chunks of positions with hand-written convolution
   gradients, rematerialised per chunk;
 - BatchNorm statistics use real positions only (masked) and the running
@@ -44,9 +44,9 @@ from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
-from kt.models.dkt import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
+from kt.models.dkt.model import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
 from kt.train import loop
-from kt.models.cakt_cnn import Block, block_apply, block_state
+from kt.models.cakt.net import Block, block_apply, block_state
 from kt.models.nn import lstm_update
 
 FUSIONS = ("gates", "gate", "sum", "concat")

@@ -1,7 +1,7 @@
 """PSI-KT's pure JAX pieces: links, graph, OU transition, networks, ELBO, propagation.
 
 Everything here is a pure function of (parameters, arrays); the model class
-in :mod:`kt.models.psikt` only moves data in and out. Equations follow
+in :mod:`kt.models.psikt.model` only moves data in and out. Equations follow
 ``shared/spec/PSIKT.md`` (implemented from the equations, not ported code):
 
 * traits: alpha = softplus(s0) + 1e-6 (or relu(s0) + 1e-6), mu = s1, sigma = s2,

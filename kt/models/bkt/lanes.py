@@ -7,7 +7,7 @@ advances ``BLOCK`` lanes by ``CHUNK`` steps; the host runs the M-step and
 drops converged KC x restart pairs from the layout. The compiled program
 does not depend on the data's shape, so it compiles once per process (in
 the background while the data are laid out). The grid engine and the shared
-parameter types are in :mod:`kt.models.bkt_em`.
+parameter types are in :mod:`kt.models.bkt.em`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from kt.models.bkt_em import BKTParams, Counts, EMState, m_step
+from kt.models.bkt.em import BKTParams, Counts, EMState, m_step
 
 CHUNK = 64
 BLOCK = 2048
@@ -61,7 +61,7 @@ def lane_chunk(carry: tuple, code: Array, lp: tuple, *, forgets: bool, missing: 
         carry: ``(a1, a0, U_1(1).., U_1(0).., A, m, e)``, each ``[B]``;
             before a lane's first chunk all zeros but m = 1 (see
             :meth:`LaneKernel.initial`).
-        code: ``[CHUNK, B]`` step codes (see ``kt.models.bkt_layout.FIRST``).
+        code: ``[CHUNK, B]`` step codes (see ``kt.models.bkt.layout.FIRST``).
         lp: per-lane ``(prior, 1 - prior, learn, 1 - learn, forget,
             1 - forget, 1 - slip, slip, guess, 1 - guess)``, each ``[B]``.
         forgets: forget is free (otherwise 0, and its terms are dropped).
@@ -70,7 +70,7 @@ def lane_chunk(carry: tuple, code: Array, lp: tuple, *, forgets: bool, missing: 
     Returns:
         The carry after the chunk.
     """
-    from kt.models.bkt_layout import CLOSE, FIRST, MISSING, PAD
+    from kt.models.bkt.layout import CLOSE, FIRST, MISSING, PAD
 
     n = n_stats(forgets, missing)
     dt = carry[0].dtype
@@ -249,7 +249,7 @@ def fit_lanes(
     Args:
         init: starting parameters (NumPy, restart axis R; their dtype is the
             compute dtype).
-        data: :class:`kt.models.bkt_layout.LaneData`.
+        data: :class:`kt.models.bkt.layout.LaneData`.
         slot_kc: KC of every prior, resource and guess/slip slot.
         n_kc: number of KCs.
         forgets: whether forget is a free parameter.
@@ -291,7 +291,7 @@ def fit_lanes(
         return best
 
     def layout(active, cap):
-        from kt.models.bkt_layout import PAD_CODE
+        from kt.models.bkt.layout import PAD_CODE
 
         pairs = active[data.group_kc]
         rows = data.rows(cap, C)

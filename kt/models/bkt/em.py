@@ -1,10 +1,10 @@
-"""BKT inference and EM in JAX, on the layouts of ``bkt_layout`` (pyBKT's EM, Corbett & Anderson 1995).
+"""BKT inference and EM in JAX, on the layouts of ``kt.models.bkt.layout`` (pyBKT's EM, Corbett & Anderson 1995).
 
 Two engines fit all KCs and random restarts at once; a KC x restart whose
 log-likelihood change falls below ``tol`` is frozen, so the joint fit equals
 independent per-KC fits.
 
-* Lane engine (:func:`kt.models.bkt_lanes.fit_lanes`; standard BKT, ``forgets``, ``multiprior``,
+* Lane engine (:func:`kt.models.bkt.lanes.fit_lanes`; standard BKT, ``forgets``, ``multiprior``,
   where every slot is constant along a packed row): a forward-only E-step
   (forward smoothing of the expected counts) runs in one
   small fixed-shape kernel over blocks of (row, restart) lanes; the host
@@ -55,7 +55,7 @@ class BKTParams(eqx.Module):
 
 
 class Grid(NamedTuple):
-    """Device copy of :class:`kt.models.bkt_layout.Packed` (time-major)."""
+    """Device copy of :class:`kt.models.bkt.layout.Packed` (time-major)."""
 
     obs: Int[Array, "L N"]
     valid: Bool[Array, "L N"]

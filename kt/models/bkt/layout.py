@@ -22,7 +22,7 @@ from jaxtyping import Bool, Int
 
 DEFAULT_CLASS = -1  # multipair: a learner's first attempt on a KC
 
-# Step codes of the lane engine (int8; see kt.models.bkt_lanes.lane_chunk): bits
+# Step codes of the lane engine (int8; see kt.models.bkt.lanes.lane_chunk): bits
 # 0-1 the response (0 wrong, 1 right, MISSING, PAD: no step), FIRST where a
 # subsequence starts (and on padding), CLOSE where the previous step ended a
 # subsequence.

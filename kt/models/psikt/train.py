@@ -24,7 +24,7 @@ import optax
 from kt.data.sequences import Sequences, batches, bucket_length
 from kt.errors import KTError
 from kt import metrics
-from kt.models import psikt_core as core
+from kt.models.psikt import core
 from kt.train import loop
 
 DAY_SECONDS = {"seconds": 86400.0, "minutes": 1440.0, "hours": 24.0, "days": 1.0}
@@ -32,7 +32,7 @@ DAY_SECONDS = {"seconds": 86400.0, "minutes": 1440.0, "hours": 24.0, "days": 1.0
 
 @dataclass(frozen=True)
 class Settings:
-    """Optimisation settings (see :class:`kt.models.psikt.PsiKTConfig`)."""
+    """Optimisation settings (see :class:`kt.models.psikt.model.PsiKTConfig`)."""
 
     epochs: int = 200
     patience: int = 10

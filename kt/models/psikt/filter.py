@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from kt.models import psikt_core as core
+from kt.models.psikt import core
 
 _GH_T, _GH_W = np.polynomial.hermite.hermgauss(32)
 GH_NODES = _GH_T.astype(np.float32)

@@ -1,13 +1,13 @@
 """The ``psikt`` model with ``inference=filter``: knowledge states integrated out by a Gaussian filter.
 
-The equations are in :mod:`kt.models.psikt_filter`. This class moves data in
+The equations are in :mod:`kt.models.psikt.filter`. This class moves data in
 and out: host-side gaps in days, length-bucketed batches, the shared
 training loop (:func:`kt.train.loop.fit`: its binary cross-entropy on the
 filter's logits is the negative marginal log-likelihood), per-learner
 filtered states (mean and covariance of (z, mu)) for prediction, mastery,
 traits and continual updates. It shares the options, the vocabulary and
 time handling, the graph export and the saved-model format of
-:class:`kt.models.psikt.PsiKT`.
+:class:`kt.models.psikt.model.PsiKT`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import polars as pl
 from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
-from kt.models import psikt_core as core
-from kt.models import psikt_filter as pf
-from kt.models import psikt_train as tr
+from kt.models.psikt import core
+from kt.models.psikt import filter as pf
+from kt.models.psikt import train as tr
 from kt.models.baselines import _kc_counts
-from kt.models.psikt import PsiKT, _fuse, _pow2
+from kt.models.psikt.model import PsiKT, _fuse, _pow2
 from kt.train import loop
 
 

@@ -9,7 +9,7 @@ level, sigma volatility, gamma transfer) follow a linear-Gaussian Markov
 prior. Amortised mean-field posteriors (LSTM for q(z), a per-step trait
 network with a pooled learner category for q(s)) are trained on a
 weighted ELBO. See ``shared/spec/PSIKT.md``; the equations are in
-:mod:`kt.models.psikt_core`, the training loop in :mod:`kt.models.psikt_train`.
+:mod:`kt.models.psikt.core`, the training loop in :mod:`kt.models.psikt.train`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from kt.data.schema import Interactions
 from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
 from kt import metrics
-from kt.models import psikt_core as core
-from kt.models import psikt_train as tr
+from kt.models.psikt import core
+from kt.models.psikt import train as tr
 from kt.models.base import Capabilities, Model, register
 
 SELECT = ("auc", "elbo", "f1")
@@ -108,7 +108,7 @@ class PsiKTConfig:
         update_lr: Adam learning rate of those steps.
         inference: ``filter`` (the knowledge states integrated out by a
             Gaussian filter; population parameters fitted on the marginal
-            likelihood, see :mod:`kt.models.psikt_filter`) or ``amortized``
+            likelihood, see :mod:`kt.models.psikt.filter`) or ``amortized``
             (the official LSTM/trait-network posteriors on the ELBO).
         filter_cov: ``mean`` (the graph shift enters the filter's mean only;
             O(K^2) per step) or ``full`` (exact covariance, O(K^3) per step).
@@ -334,9 +334,9 @@ class PsiKT(Model):
 
     @classmethod
     def variant(cls, config) -> type["PsiKT"]:
-        """:class:`~kt.models.psikt_filter_model.PsiKTFilter` for ``inference=filter``."""
+        """:class:`~kt.models.psikt.filter_model.PsiKTFilter` for ``inference=filter``."""
         if cls is PsiKT and getattr(config, "inference", "filter") == "filter":
-            from kt.models.psikt_filter_model import PsiKTFilter
+            from kt.models.psikt.filter_model import PsiKTFilter
 
             return PsiKTFilter
         return cls
@@ -447,7 +447,7 @@ class PsiKT(Model):
             checkpoint: directory for per-epoch checkpoints.
             resume: continue from ``checkpoint``.
             on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.models.psikt_train.fit`).
+                (see :func:`kt.models.psikt.train.fit`).
 
         Returns:
             ``self``; ``meta`` holds ``history``, ``warnings`` and the
@@ -860,7 +860,7 @@ class PsiKT(Model):
         order) the stored posterior is propagated to the arrival's time and
         becomes the prior; the arrival is encoded on its own and its
         posterior optimised for ``steps`` Adam steps (see
-        :func:`kt.models.psikt_core.arrival_update`), then stored as the
+        :func:`kt.models.psikt.core.arrival_update`), then stored as the
         learner's new state. Learners the model has not seen start from the
         n = 0 prior. The graph, H, R and the priors stay unchanged.
 

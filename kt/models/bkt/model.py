@@ -21,10 +21,10 @@ from jaxtyping import Array, Float
 
 from kt.data.schema import Interactions
 from kt.errors import KTError
-from kt.models import bkt_em as em
-from kt.models import bkt_lanes
+from kt.models.bkt import em
+from kt.models.bkt import lanes as bkt_lanes
 from kt.models.base import Capabilities, Model, register
-from kt.models.bkt_layout import DEFAULT_CLASS, LaneData, Slots, build_packed, lookup, slots_of, subsequence_order
+from kt.models.bkt.layout import DEFAULT_CLASS, LaneData, Slots, build_packed, lookup, slots_of, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
 STOP_RULES = ("exact", "pybkt_cpp")
