@@ -15,6 +15,9 @@ pyKT's window mode (200), first attempts unscored, global AUC.
   loss rise, 30 epochs, patience 10), except the batch size (kt default 32,
   see README) and ``--epochs`` when given (caps cakt and the ablation).
 - cakt-nocnn: cakt with ``cnn=false`` (the two LSTMs only).
+- cakt-embed-normal, cakt-nocnn-embed-normal: the same with the embedding
+  initialised N(0, 1) (``embed_init=normal``, as DKT) instead of the official
+  code's N(0, 2 / 225).
 
 Each (dataset, model) runs in a child process so that its peak RSS is its
 own. Rows are written to bench/results/cakt.json as they finish.
@@ -50,7 +53,13 @@ DATASETS = {
     ),
     "statics2011": ("statics2011/gervet/preprocessed_data.csv.gz", None, "item"),
 }
-MODELS = {"dkt": ("dkt", {}), "cakt": ("cakt", {}), "cakt-nocnn": ("cakt", {"cnn": False})}
+MODELS = {
+    "dkt": ("dkt", {}),
+    "cakt": ("cakt", {}),
+    "cakt-nocnn": ("cakt", {"cnn": False}),
+    "cakt-embed-normal": ("cakt", {"embed_init": "normal"}),
+    "cakt-nocnn-embed-normal": ("cakt", {"cnn": False, "embed_init": "normal"}),
+}
 
 
 PROCESS = f"{os.uname().nodename}:{os.getpid()}:{dt.datetime.now().isoformat(timespec='seconds')}"
@@ -262,12 +271,12 @@ def main() -> None:
                 flush=True,
             )
         _write(out_path, rows, args)
-    print(f"{'dataset':22} {'model':11} {'auc':>7} {'epochs':>6} {'s/epoch':>8} {'RSS MB':>7}")
+    print(f"{'dataset':22} {'model':23} {'auc':>7} {'epochs':>6} {'s/epoch':>8} {'RSS MB':>7}")
     for r in rows:
         if "seconds_per_epoch" in r:
             auc = f"{r['auc']:7.4f}" if r.get("auc") is not None else f"{'-':>7}"
             print(
-                f"{r['dataset']:22} {r['model']:11} {auc} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}"
+                f"{r['dataset']:22} {r['model']:23} {auc} {r['epochs_run']:6d} {r['seconds_per_epoch']:8.0f} {r['peak_rss_mb']:7.0f}"
             )
 
 
@@ -276,12 +285,14 @@ def _write(path: Path, rows: list[dict], args) -> None:
 
     by = {(r["dataset"], r["model"]): r for r in rows if r.get("auc") is not None}
     ratios = {}
-    for ds in {r["dataset"] for r in rows}:
-        d, c, a = by.get((ds, "dkt")), by.get((ds, "cakt")), by.get((ds, "cakt-nocnn"))
-        if d and c:
-            ratios[f"{ds}: cakt - dkt (AUC points)"] = 100 * (c["auc"] - d["auc"])
-        if a and c:
-            ratios[f"{ds}: cakt - cakt-nocnn (AUC points)"] = 100 * (c["auc"] - a["auc"])
+    for ds in sorted({r["dataset"] for r in rows}):
+        d = by.get((ds, "dkt"))
+        for key in (k for k in MODELS if k != "dkt"):
+            if d and (ds, key) in by:
+                ratios[f"{ds}: {key} - dkt (AUC points)"] = 100 * (by[ds, key]["auc"] - d["auc"])
+        for with_cnn, without in (("cakt", "cakt-nocnn"), ("cakt-embed-normal", "cakt-nocnn-embed-normal")):
+            if (ds, with_cnn) in by and (ds, without) in by:
+                ratios[f"{ds}: {with_cnn} - {without} (AUC points)"] = 100 * (by[ds, with_cnn]["auc"] - by[ds, without]["auc"])
     out = {
         "machine": harness.machine() + f"; load average at write {harness.loadavg()} (shared with other jobs)",
         "date": dt.date.today().isoformat(),

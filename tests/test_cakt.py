@@ -329,6 +329,17 @@ def test_ablation_options_are_validated():
         create("cakt", sets=["recent_key=previous"])
     with pytest.raises(kt.errors.KTError, match="k must be >= 2"):
         create("cakt", sets=["k=1"])
+    with pytest.raises(kt.errors.KTError, match="embed_init"):
+        create("cakt", sets=["embed_init=xavier"])
+
+
+@pytest.mark.parametrize(("init", "std"), [("kaiming", (2 / 225) ** 0.5), ("normal", 1.0)])
+def test_embedding_initial_scale(init, std):
+    cfg = cakt.CAKTConfig(embed_init=init)
+    net, _ = cakt.CAKTNet.init(jax.random.key(0), 50, cfg)
+    rows = np.asarray(net.embed)
+    assert not rows[0].any()  # padding row
+    assert abs(rows[1:].std() / std - 1) < 0.03
 
 
 @pytest.mark.slow

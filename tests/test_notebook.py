@@ -39,8 +39,8 @@ def test_notebook_runs(tmp_path, monkeypatch):
             exec(compile("".join(cell["source"]), f"quickstart.ipynb:{cell['id']}", "exec"), ns)
     assert set(ns["results"]) == {"bkt", "dkt"}
     assert all(0.5 < r["auc"] < 1 for r in ns["results"].values())
-    assert ns["graphs"]["bkt"].method == "causal-support"
-    assert ns["graphs"]["dkt"].method in ("conditional-influence", "causal-support")
+    assert ns["graphs"]["bkt"].method == "mastery"
+    assert ns["graphs"]["dkt"].method == "mastery"
     out = tmp_path / "runs" / "quickstart"
     assert {"bkt_graph.html", "dkt_graph.json", "bkt_graph.mmd"} <= {p.name for p in out.iterdir()}
     assert ns["mermaid"].startswith("flowchart LR")

@@ -51,6 +51,7 @@ from kt.models.nn import lstm_update
 
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
+EMBED_INITS = ("kaiming", "normal")
 RECENT_KEYS = ("next", "current")
 # CNN rows per batch are padded to a multiple of this (a few compiled shapes per epoch).
 CNN_ROWS = 512
@@ -74,6 +75,11 @@ class CAKTConfig:
             (a linear layer on [c; h]).
         norm: ``batch`` (masked BatchNorm with running statistics) or
             ``group`` (per-position normalisation over channels and volume).
+        embed_init: initial scale of the interaction embedding: ``kaiming``
+            (official code: N(0, 2 / E), std 0.094 at H = 15) or ``normal``
+            (N(0, 1), PyTorch's embedding default and DKT's). On statics2011
+            (KC = problem step, 1,223 KCs) validation AUC stops at 0.783 with
+            ``kaiming`` and passes 0.82 with ``normal`` (docs/models/cakt.md).
         recent_key: KC whose recent attempts feed the output at step t:
             ``next`` (the KC of the question being predicted, kt default) or
             ``current`` (the KC of step t, the official code).
@@ -105,6 +111,7 @@ class CAKTConfig:
     cnn: bool = True
     fusion: str = "gates"
     norm: str = "batch"
+    embed_init: str = "kaiming"
     recent_key: str = "next"
     lr: float = 1e-3
     beta2: float = 0.99
@@ -125,6 +132,8 @@ class CAKTConfig:
             raise KTError(f"--set recent_key={self.recent_key!r}: choose next or current")
         if self.fusion not in FUSIONS:
             raise KTError(f"--set fusion={self.fusion!r}: choose one of {', '.join(FUSIONS)}")
+        if self.embed_init not in EMBED_INITS:
+            raise KTError(f"--set embed_init={self.embed_init!r}: choose kaiming or normal")
         if self.norm not in NORMS:
             raise KTError(f"--set norm={self.norm!r}: choose batch or group")
         if self.batching not in BATCHINGS:
@@ -360,7 +369,8 @@ class CAKTNet(eqx.Module):
         E = cfg.frame * cfg.frame
         keys = jax.random.split(key, 16)
         u = lambda kk, shape, fan: jax.random.uniform(kk, shape, jnp.float32, -1 / math.sqrt(fan), 1 / math.sqrt(fan))  # noqa: E731
-        embed = jax.random.normal(keys[0], (2 * n_kc + 1, E)) * math.sqrt(2 / E)
+        scale = math.sqrt(2 / E) if cfg.embed_init == "kaiming" else 1.0
+        embed = jax.random.normal(keys[0], (2 * n_kc + 1, E)) * scale
         embed = embed.at[0].set(0.0)  # padding row
         widths = (1, *cfg.channels, 1)
         bkeys = jax.random.split(keys[1], len(widths) - 1)
