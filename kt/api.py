@@ -592,17 +592,17 @@ def train(
         }
     )
     if va is not None:
-        from kt.eval.protocols import next_step  # only with a validation split (import costs ~40 ms)
+        from kt.eval.protocols import next_step, next_step_partitioned  # only with a validation split (~40 ms)
 
-        res = va.next_step(m) if isinstance(va, PartitionedData) else next_step(m, va, breakdown=False)
+        res = next_step_partitioned(m, va) if isinstance(va, PartitionedData) else next_step(m, va, breakdown=False)
         m.meta["valid_metrics"] = {k: res[k] for k in ("auc", "accuracy", "rmse", "logloss", "n")}
     if out_dir is None:
         return m
     files = {}
     try:
-        from kt.graph.build import graph_for
+        from kt.graph.build import graph_for, partitioned_graph
 
-        g = tr.graph(m) if isinstance(tr, PartitionedData) else graph_for(m, tr)
+        g = partitioned_graph(m, tr) if isinstance(tr, PartitionedData) else graph_for(m, tr)
         if g is not None:
             files["graph.json"] = g.to_json()
     except Exception as exc:  # noqa: BLE001 - the graph is a by-product; never lose a trained model to it

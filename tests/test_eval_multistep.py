@@ -8,7 +8,7 @@ import pytest
 
 from kt.data.schema import Interactions, load
 from kt.errors import KTError
-from kt.eval import multistep as ms
+from kt.models import ahead
 from kt.eval.multistep import predict_ahead, split_history
 from kt.eval.protocols import EvalSpec, multistep
 from kt.models.base import Model, create
@@ -139,7 +139,7 @@ def test_modes_agree_on_a_one_step_horizon(data, rr):
 def test_chunked_prediction_is_identical(data, rr, monkeypatch, mode):
     hist, fut, _ = split_history(data, history=20, horizon=6)
     whole = predict_ahead(rr, hist, fut, mode)
-    monkeypatch.setattr(ms, "MAX_ROWS", 50)
+    monkeypatch.setattr(ahead, "MAX_ROWS", 50)
     parts = predict_ahead(rr, hist, fut, mode)
     assert whole.equals(parts)
 

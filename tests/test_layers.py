@@ -1,8 +1,8 @@
 """Layers point one way: data -> metrics -> train -> models -> eval/graph -> API -> CLI.
 
 Every ``import`` of a kt module (at the top of a file or inside a function) is
-checked against the layer order; the few upward imports that remain are listed
-here by name, so a new one fails this test instead of creeping in.
+checked against the layer order, so an upward one fails this test instead of
+creeping in.
 """
 
 from __future__ import annotations
@@ -13,15 +13,8 @@ from pathlib import Path
 KT = Path(__file__).resolve().parents[1] / "kt"
 LAYER = {"errors": 0, "atomic": 0, "data": 1, "metrics": 2, "train": 3, "models": 4, "eval": 5, "graph": 5, "report": 5,
          "api": 6, "cli": 7}  # fmt: skip
-# Upward imports still to untangle (issue 18): model-specific graph/evaluation hooks and the
-# partitioned-data path of `kt evaluate`. Nothing may be added to this list.
-KNOWN = {
-    ("kt.data.partitioned", "kt.eval.protocols"),
-    ("kt.data.partitioned", "kt.graph.build"),
-    ("kt.models.base", "kt.eval.multistep"),
-    ("kt.models.base", "kt.graph.graph"),
-    ("kt.models.psikt.model", "kt.graph.graph"),
-}
+# Upward imports allowed by name: none are left, and nothing may be added here.
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _layer(module: str) -> int | None:

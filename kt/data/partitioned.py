@@ -309,49 +309,6 @@ class PartitionedData:
         rate = {k: (1.0 - c / a if a else np.nan) for k, a, c in zip(v, att, cor)}
         return np.array([rate.get(k, np.nan) for k in kcs])
 
-    def graph(self, model):
-        """The prerequisite graph of a model trained on this data (:func:`kt.graph.build.graph_for`).
-
-        Per-KC difficulty (which breaks learning-order ties) comes from the
-        counts in ``meta.json`` (whole dataset), not from a pass over the data.
-        """
-        from kt.graph.build import graph_for
-
-        g = graph_for(model, None)
-        if g is not None and g.difficulty is None:
-            g = dataclasses.replace(g, difficulty=self.kc_difficulty(list(g.kcs)))
-        return g
-
-    def next_step(self, model) -> dict:
-        """Next-step validation metrics of ``model``, one partition at a time.
-
-        Same protocol as :func:`kt.eval.protocols.next_step` without the
-        breakdown (question-level scoring, mean fusion, each learner's first
-        attempt unscored), with the metrics computed once over all
-        partitions' predictions.
-        """
-        from kt.eval.protocols import _scores, scored
-
-        ys, ps = [], []
-        for part in self.partitions():
-            s = scored(model.predict(part))
-            ys.append(s["correct"].to_numpy())
-            ps.append(s["prob"].to_numpy())
-        y = np.concatenate(ys) if ys else np.zeros(0)
-        p = np.concatenate(ps) if ps else np.zeros(0)
-        return {
-            "protocol": "next",
-            "model": model.name,
-            "data": self.source,
-            "data_format": "partitioned",
-            "learners": self.n_users,
-            "attempts": self.n_rows,
-            "scoring": "question" if self.multi_kc else "attempt",
-            "window": getattr(model.config, "eval_mode", "full"),
-            "scored_rows": int(len(y)),
-            **_scores(y, p),
-        }
-
 
 class PartitionStream:
     """Training/validation sequences delivered one partition at a time.

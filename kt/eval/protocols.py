@@ -24,6 +24,7 @@ from typing import TypedDict
 import numpy as np
 import polars as pl
 
+from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt import metrics
@@ -492,3 +493,38 @@ def evaluate(model, data: Interactions, spec: EvalSpec | None = None) -> dict:
         The protocol's result dict.
     """
     return (spec or EvalSpec()).run(model, data)
+
+
+def next_step_partitioned(model, data: PartitionedData) -> dict:
+    """Next-step validation metrics of ``model`` on a partitioned dataset, one partition at a time.
+
+    Same protocol as :func:`next_step` without the breakdown (question-level
+    scoring, mean fusion, each learner's first attempt unscored), with the
+    metrics computed once over all partitions' predictions.
+
+    Args:
+        model: a fitted model.
+        data: the partitioned dataset (``kt partition`` output).
+
+    Returns:
+        The metrics dict (``protocol``, ``model``, ``data``, counts, ``auc``, ...).
+    """
+    ys, ps = [], []
+    for part in data.partitions():
+        s = scored(model.predict(part))
+        ys.append(s["correct"].to_numpy())
+        ps.append(s["prob"].to_numpy())
+    y = np.concatenate(ys) if ys else np.zeros(0)
+    p = np.concatenate(ps) if ps else np.zeros(0)
+    return {
+        "protocol": "next",
+        "model": model.name,
+        "data": data.source,
+        "data_format": "partitioned",
+        "learners": data.n_users,
+        "attempts": data.n_rows,
+        "scoring": "question" if data.multi_kc else "attempt",
+        "window": getattr(model.config, "eval_mode", "full"),
+        "scored_rows": int(len(y)),
+        **_scores(y, p),
+    }

@@ -20,6 +20,7 @@ import dataclasses
 
 import numpy as np
 
+from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt.graph.graph import PrerequisiteGraph
@@ -48,6 +49,25 @@ def graph_for(model, data: Interactions | None = None) -> PrerequisiteGraph | No
         return None if data is None else causal_support_graph(data, kcs)
     if g.difficulty is None and data is not None:
         g = dataclasses.replace(g, difficulty=kc_difficulty(data, g.kcs))
+    return g
+
+
+def partitioned_graph(model, data: PartitionedData) -> PrerequisiteGraph | None:
+    """:func:`graph_for` a model trained on a partitioned dataset, without a pass over the data.
+
+    Per-KC difficulty (which breaks learning-order ties) comes from the
+    counts in the dataset's ``meta.json`` (whole dataset).
+
+    Args:
+        model: a fitted kt model.
+        data: the partitioned dataset it was trained on.
+
+    Returns:
+        The model's own graph with difficulty filled in, or ``None`` when it has none.
+    """
+    g = graph_for(model, None)
+    if g is not None and g.difficulty is None:
+        g = dataclasses.replace(g, difficulty=data.kc_difficulty(list(g.kcs)))
     return g
 
 

@@ -26,7 +26,7 @@ from kt.errors import KTError, ModelError
 from kt.models import config as cfgmod
 
 if TYPE_CHECKING:
-    from kt.graph.graph import PrerequisiteGraph
+    from kt.data.graph import PrerequisiteGraph
 
 FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
@@ -245,7 +245,7 @@ class Model:
     def predict_ahead(self, history: Interactions, future: Interactions, mode: str = "nonacc") -> pl.DataFrame:
         """Open-loop multi-step prediction of ``future`` after ``history``.
 
-        The generic implementation (:func:`kt.eval.multistep.predict_ahead`)
+        The generic implementation (:func:`kt.models.ahead.predict_ahead`)
         predicts each future attempt as the last attempt of a pseudo-learner
         built from the history (and, in ``acc`` mode, the earlier future
         attempts with the model's own thresholded predictions as outcomes),
@@ -263,7 +263,7 @@ class Model:
             ``item_id``, ``position``, ``step`` (1-based), ``line``,
             ``correct``, ``prob`` and the model's extra columns.
         """
-        from kt.eval.multistep import predict_ahead
+        from kt.models.ahead import predict_ahead
 
         return predict_ahead(self, history, future, mode)
 

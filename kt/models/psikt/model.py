@@ -821,7 +821,7 @@ class PsiKT(Model):
 
     def graph(self):
         """The learned prerequisite graph (A = p, the matrix of the dynamics); None without a graph."""
-        from kt.graph.graph import PrerequisiteGraph
+        from kt.data.graph import PrerequisiteGraph
 
         self._require_fitted()
         if not self.use_graph:
