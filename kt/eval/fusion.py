@@ -1,48 +1,9 @@
-"""Late fusion of the KC-row predictions of a multi-KC question (pyKT's three).
+"""Late fusion of the KC-row predictions of a multi-KC question.
 
-Every KC row of a question is predicted from the history before the
-question; fusion turns those m probabilities into one per question:
-
-* ``mean``: their mean (kt's default and pyKT's headline ``late_mean``).
-* ``vote``: the mean of the rows on the majority side of 0.5; a tie goes
-  to the side >= 0.5 (pyKT ``late_vote``).
-* ``all``: the mean of the rows >= 0.5 when every row is >= 0.5, otherwise
-  the mean of the rows below 0.5 (pyKT ``late_all``: correct only if all
-  KCs are predicted correct).
+The rules live in :mod:`kt.models.fusion` (the models fuse with the same
+mean); this module re-exports them for the evaluation protocols.
 """
 
-from __future__ import annotations
+from kt.models.fusion import FUSIONS, fuse
 
-import numpy as np
-import polars as pl
-
-from kt.errors import KTError
-
-FUSIONS = ("mean", "vote", "all")
-
-
-def fuse(prob_kc: pl.Series | list, how: str = "mean") -> np.ndarray:
-    """One probability per question from its KC-row probabilities.
-
-    Args:
-        prob_kc: per question, the list of its KC rows' probabilities.
-        how: ``mean``, ``vote`` or ``all``.
-
-    Returns:
-        Float64 array, one value per question.
-
-    Raises:
-        KTError: unknown ``how``.
-    """
-    if how not in FUSIONS:
-        raise KTError(f"--fusion {how!r}: choose one of {', '.join(FUSIONS)}")
-    s = prob_kc if isinstance(prob_kc, pl.Series) else pl.Series("p", prob_kc, dtype=pl.List(pl.Float64))
-    f = pl.DataFrame({"p": s.cast(pl.List(pl.Float64))})
-    if how == "mean":
-        return f.select(pl.col("p").list.mean())["p"].to_numpy()
-    high = pl.col("p").list.eval(pl.element().filter(pl.element() >= 0.5)).list.mean()
-    low = pl.col("p").list.eval(pl.element().filter(pl.element() < 0.5)).list.mean()
-    n_high = pl.col("p").list.eval(pl.element() >= 0.5).list.sum()
-    n = pl.col("p").list.len()
-    take_high = (2 * n_high >= n) if how == "vote" else (n_high == n)
-    return f.select(pl.when(take_high).then(high).otherwise(low).alias("p"))["p"].to_numpy().astype(np.float64)
+__all__ = ["FUSIONS", "fuse"]

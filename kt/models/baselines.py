@@ -21,6 +21,7 @@ from jaxtyping import Float
 from kt.data.schema import Interactions, correct_rate
 from kt.errors import KTError
 from kt.models.base import Model, register
+from kt.models.fusion import question_means
 
 
 class RateParams(eqx.Module):
@@ -72,8 +73,7 @@ class _RateModel(Model):
         table = np.append(np.asarray(self.params.kc_rate), g)  # index -1 -> global rate
         ex = data.explode()
         rates = table[ex["skill_idx"].to_numpy()]
-        per_attempt = pl.DataFrame({"a": ex["attempt"], "r": rates}).group_by("a", maintain_order=True).agg(pl.col("r").mean())
-        return per_attempt["r"].to_numpy()
+        return question_means(ex["attempt"], r=rates)["r"].to_numpy()
 
 
 @register

@@ -441,26 +441,19 @@ def em_phase(
     return jax.lax.while_loop(cond, body, state)
 
 
-def fit_em(
-    init: BKTParams,
-    grid: Grid,
-    slot_kc: tuple[Int[Array, " P"], Int[Array, " Rs"], Int[Array, " G"]],
-    *,
-    n_kc: int,
-    forgets: bool,
-    tol: float,
-    max_iter: int,
-    row_const: tuple[bool, bool] = (False, False),
-) -> EMState:
-    """EM for all KCs and restarts on one grid (see :func:`em_phase`).
+def fit_em(init: BKTParams, grid: Grid, slot_kc, *, n_kc: int, **options) -> EMState:
+    """EM for all KCs and restarts on one grid: :func:`em_phase` from the starting parameters.
+
+    Args:
+        init: starting parameters.
+        grid, slot_kc, n_kc, **options: as for :func:`em_phase` (``forgets``,
+            ``tol`` and ``max_iter`` are required).
 
     Returns:
         The final state: parameters, last log-likelihood, iteration count and
         convergence flag (``done``) per KC and restart.
     """
-    return em_phase(
-        init_state(init, n_kc), grid, slot_kc, n_kc=n_kc, forgets=forgets, tol=tol, max_iter=max_iter, row_const=row_const
-    )
+    return em_phase(init_state(init, n_kc), grid, slot_kc, n_kc=n_kc, **options)
 
 
 fit_em_jit = eqx.filter_jit(fit_em)

@@ -24,6 +24,8 @@ from kt.errors import KTError
 from kt.models.bkt import em
 from kt.models.bkt import lanes as bkt_lanes
 from kt.models.base import Capabilities, Model, register
+from kt.models.fusion import question_means
+from kt.models.seeds import numpy_rng
 from kt.models.bkt.layout import DEFAULT_CLASS, LaneData, Slots, build_packed, lookup, slots_of, subsequence_order
 
 MULTIPRIOR_MODES = ("leak_free", "pybkt")
@@ -96,17 +98,6 @@ class BKTFitted(eqx.Module):
 
 def _x64(flag: bool):
     return jax.enable_x64(True) if flag else contextlib.nullcontext()
-
-
-def _numpy_rng(key) -> np.random.Generator:
-    """NumPy generator for the random restarts from an integer seed or a JAX key."""
-    if key is None or isinstance(key, (int, np.integer)):
-        return np.random.default_rng(0 if key is None else int(key))
-    try:
-        data = jax.random.key_data(key)
-    except (TypeError, ValueError):
-        data = key
-    return np.random.default_rng(np.asarray(data, np.uint32).ravel().tolist())
 
 
 @register
@@ -199,7 +190,7 @@ class BKT(Model):
         (prior_t, p_slot), (res_t, r_slot), (gs_t, g_slot) = (slots_of(kc, c) for c in (prior_c, res_c, gs_c))
         slots = Slots(prior=prior_t, res=res_t, gs=gs_t)
 
-        rng = _numpy_rng(key)
+        rng = numpy_rng(key)
         slot_kc = (slots.kc_of("prior"), slots.kc_of("res"), slots.kc_of("gs"))
         sizes = (slots.prior.height, slots.res.height, slots.gs.height)
         start = em.random_init(rng, sizes, cfg.num_fits, cfg.forgets, dt)
@@ -395,17 +386,14 @@ class BKT(Model):
     def _predict_probs(self, data: Interactions):
         ex, (p_correct, p_before, _, _), kc_fb, cls_fb, first = self._run_filter(data)
         leaky = first & self.config.multiprior & (self.config.multiprior_mode == "pybkt")
-        per_row = pl.DataFrame({"a": ex["attempt"], "p": p_correct, "k": p_before, "kf": kc_fb, "cf": cls_fb, "lk": leaky})
-        agg = per_row.group_by("a", maintain_order=True).agg(
-            pl.col("p").mean(), pl.col("k").mean(), pl.col("kf").any(), pl.col("cf").any(), pl.col("lk").any()
-        )
+        agg = question_means(ex["attempt"], p=p_correct, k=p_before, kf=kc_fb, cf=cls_fb, lk=leaky)
         extra = {
             "p_known_before": agg["k"].to_numpy(),
-            "kc_fallback": agg["kf"].to_numpy(),
-            "class_fallback": agg["cf"].to_numpy(),
+            "kc_fallback": (agg["kf"] > 0).to_numpy(),  # a flag of any KC row
+            "class_fallback": (agg["cf"] > 0).to_numpy(),
         }
         if self.config.multiprior and self.config.multiprior_mode == "pybkt":
-            extra["leaky"] = agg["lk"].to_numpy()
+            extra["leaky"] = (agg["lk"] > 0).to_numpy()
         return agg["p"].to_numpy(), extra
 
     def mastery(self, data: Interactions) -> pl.DataFrame:

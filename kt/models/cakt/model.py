@@ -44,10 +44,19 @@ from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
-from kt.models.dkt.model import EVAL_MODES, _known, eval_sequences, last_windows, question_probs, window_buckets
+from kt.models.dkt.model import (
+    EVAL_MODES,
+    _known,
+    eval_sequences,
+    last_windows,
+    next_correct_frame,
+    question_probs,
+    window_buckets,
+)
 from kt.train import loop
 from kt.models.cakt.net import Block, block_apply, block_state
-from kt.models.nn import lstm_update
+from kt.models.nn import lstm_update, scan_from_zero
+from kt.models.seeds import jax_key
 
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
@@ -447,21 +456,12 @@ def _lstm(
 
     ``reset`` (packed rows): the state restarts from zero before every step where it is set.
     """
-    B = gates_in.shape[0]
-    d = w_hh.shape[1]
-    if reset is None:
-        reset = jnp.zeros(gates_in.shape[:2], bool)
 
-    def step(carry, xs):
-        g_in, r = xs
-        keep = ~r[:, None]
-        h, c = jnp.where(keep, carry[0], 0.0), jnp.where(keep, carry[1], 0.0)
-        h, c = lstm_update(g_in + h @ w_hh.T, c)
+    def step(carry, g_in):
+        h, c = lstm_update(g_in + carry[0] @ w_hh.T, carry[1])
         return (h, c), (h, c)
 
-    z = jnp.zeros((B, d), gates_in.dtype)
-    _, (hs, cs) = jax.lax.scan(step, (z, z), (jnp.swapaxes(gates_in, 0, 1), jnp.swapaxes(reset, 0, 1)))
-    return jnp.swapaxes(hs, 0, 1), jnp.swapaxes(cs, 0, 1)
+    return scan_from_zero(step, gates_in, w_hh.shape[1], reset)
 
 
 def lstm_cell(w_ih, w_hh, b, x, h, c):
@@ -677,9 +677,7 @@ class CAKT(Model):
         """
         cfg = self.config
         self.vocab = data.vocab
-        if key is None or isinstance(key, int):
-            key = jax.random.key(0 if key is None else key)
-        k_init, k_train = jax.random.split(key)
+        k_init, k_train = jax.random.split(jax_key(key))
         train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
         val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
         net, state = CAKTNet.init(k_init, len(self._fitted_vocab.skill_id), cfg)
@@ -805,15 +803,7 @@ class CAKT(Model):
                 c_alt = jnp.asarray(self._key_features(part, last[rows], batch["mask"].shape[0]))
             logits = _last_step_logits(net, state, batch, jnp.asarray(lst), c_alt)
             out.append(np.asarray(jax.nn.sigmoid(logits))[:n])
-        probs = np.concatenate(out) if out else np.zeros((0, K))
-        users = [data.vocab.user_id[u] for u in sub.user]
-        return pl.DataFrame(
-            {
-                "user_id": np.repeat(users, K),
-                "skill_id": np.tile(self._fitted_vocab.skill_id, len(users)),
-                "p_correct_next": probs.ravel(),
-            }
-        )
+        return next_correct_frame(data, sub.user, self._fitted_vocab.skill_id, out)
 
     def _key_features(self, part: Sequences, last: np.ndarray, rows: int) -> np.ndarray:
         """CNN features at each row's last step with every KC as the key: [rows, K, E]."""

@@ -24,8 +24,10 @@ from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
 from kt.errors import KTError
 from kt.models.base import Capabilities, Model, register
+from kt.models.fusion import question_means, question_rows
 from kt.train import loop
-from kt.models.nn import lstm_update
+from kt.models.nn import lstm_update, scan_from_zero
+from kt.models.seeds import jax_key
 
 EVAL_MODES = ("window", "chunk", "full")
 
@@ -197,20 +199,7 @@ class DKTNet(eqx.Module):
             h = jnp.tanh(g_in + h @ self.w_hh.T)
             return (h, c), h
 
-        cell = lstm if self.cell == "lstm" else rnn
-        B = skill.shape[0]
-        zeros = jnp.zeros((B, d), table.dtype)
-        if reset is None:
-            _, hs = jax.lax.scan(cell, (zeros, zeros), jnp.swapaxes(gates_in, 0, 1))
-            return jnp.swapaxes(hs, 0, 1)
-
-        def restarting(carry, x):
-            g_in, r = x
-            keep = ~r[:, None]
-            return cell((jnp.where(keep, carry[0], 0.0), jnp.where(keep, carry[1], 0.0)), g_in)
-
-        _, hs = jax.lax.scan(restarting, (zeros, zeros), (jnp.swapaxes(gates_in, 0, 1), jnp.swapaxes(reset, 0, 1)))
-        return jnp.swapaxes(hs, 0, 1)
+        return scan_from_zero(lstm if self.cell == "lstm" else rnn, gates_in, d, reset)
 
 
 def next_logits(net: DKTNet, batch: loop.Batch, key) -> Float[Array, "B T"]:
@@ -369,18 +358,31 @@ def question_probs(
         return per_kc, {}
     # Question-level: the mean over the question's KC rows, all predicted
     # from the state before the question; per-row values kept for other fusions.
-    fused = (
-        pl.DataFrame({"attempt": ex["attempt"], "p": per_kc})
-        .group_by("attempt", maintain_order=True)
-        .agg(pl.col("p").mean().alias("prob"), pl.col("p").alias("prob_kc"))
-        .sort("attempt")
-    )
-    return fused["prob"].to_numpy(), {"prob_kc": fused["prob_kc"]}
+    prob = question_means(ex["attempt"], p=per_kc)["p"].to_numpy()
+    return prob, {"prob_kc": question_rows(ex["attempt"], per_kc)}
 
 
 def window_buckets(window: int) -> tuple[int, ...]:
     """Padded lengths for batches: powers of two below the window, and the window."""
     return tuple(sorted({b for b in (16, 32, 64, 128) if b < window} | {window}))
+
+
+def next_correct_frame(data: Interactions, users: np.ndarray, kcs: list[str], chunks: list[np.ndarray]) -> pl.DataFrame:
+    """What ``mastery`` returns: per learner x KC, the predicted correctness of a next question.
+
+    Args:
+        data: the interactions predicted (for the learner ids).
+        users: ``user_idx`` of each learner, in the order of the rows of ``chunks``.
+        kcs: the model's KCs (the columns of ``chunks``).
+        chunks: ``[n, K]`` probabilities of consecutive learners.
+
+    Returns:
+        ``user_id``, ``skill_id``, ``p_correct_next``: one row per learner and KC.
+    """
+    K = len(kcs)
+    probs = np.concatenate(chunks) if chunks else np.zeros((0, K))
+    ids = [data.vocab.user_id[u] for u in users]
+    return pl.DataFrame({"user_id": np.repeat(ids, K), "skill_id": np.tile(kcs, len(ids)), "p_correct_next": probs.ravel()})
 
 
 def _known(data: Interactions) -> pl.DataFrame:
@@ -450,9 +452,7 @@ class DKT(Model):
         """
         cfg = self.config
         self.vocab = data.vocab
-        if key is None or isinstance(key, int):
-            key = jax.random.key(0 if key is None else key)
-        k_init, k_train = jax.random.split(key)
+        k_init, k_train = jax.random.split(jax_key(key))
 
         # One step per (question, KC) row; the KC rows of a question share a
         # group, so each is trained and scored from the state before the question.
@@ -562,13 +562,4 @@ class DKT(Model):
             lst = np.zeros(batch["mask"].shape[0], np.int32)
             lst[:n] = last[i : i + n]
             out.append(np.asarray(_all_kc_probs(self.params, batch, jnp.asarray(lst)))[:n])
-        K = len(self._fitted_vocab.skill_id)
-        probs = np.concatenate(out) if out else np.zeros((0, K))
-        users = [data.vocab.user_id[u] for u in sub.user]
-        return pl.DataFrame(
-            {
-                "user_id": np.repeat(users, K),
-                "skill_id": np.tile(self._fitted_vocab.skill_id, len(users)),
-                "p_correct_next": probs.ravel(),
-            }
-        )
+        return next_correct_frame(data, sub.user, self._fitted_vocab.skill_id, out)
