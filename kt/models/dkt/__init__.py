@@ -7,8 +7,9 @@ on first use, so ``from kt.models.dkt import DKT`` keeps working.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kt.models.paths import lazy_package
 
 if TYPE_CHECKING:
     from kt.models.dkt.model import DKT, DKTConfig
@@ -16,16 +17,4 @@ if TYPE_CHECKING:
 __all__ = ["DKT", "DKTConfig"]
 _SUBMODULES = ("model",)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if not name.startswith("__"):
-        model = importlib.import_module(f"{__name__}.model")
-        if hasattr(model, name):
-            return getattr(model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_package(__name__, _SUBMODULES, __all__)
