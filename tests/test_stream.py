@@ -295,3 +295,48 @@ def test_cli_evaluate_predict_inspect_read_partitions_like_the_file(tmp_path, cl
     assert pa.height == pb.height and np.allclose(pa["prob"].to_numpy(), pb["prob"].to_numpy())
     r = cli("evaluate", tmp_path / "k", tmp_path / "p", "--map", "correct=x")
     assert r.exit_code == 1 and "--map/--encoding apply when converting" in r.output
+
+
+# Inputs both readers refuse; the streaming conversion checks the rules of kt.load
+# (kt.data.rules) and must say exactly what kt.load says.
+SAME_ERROR = [
+    "user_id,skill_id,correct\n1,a,1\n1,a,x\n2,b,0\n1,a,y\n",
+    "user_id,skill_id,correct\n1,a,1\n,a,0\n,b,0\n",
+    "user_id,skill_id,correct\n1,a,1\n1,,0\n",
+    "user_id,skill_id,correct\n1,a,1\n1,a,2\n1,a,-1\n",
+    "user_id,skill_id,correct\n1,a,1\n1,a,\n",
+    "user_id,skill_id,outcome\n1,a,1\n",
+    "skill_id,correct\na,1\n",
+    "user_id,correct\n1,1\n",
+    "user_id,skill_id,correct,timestamp\n1,a,1,2020-01-01\n1,a,0,soon\n",
+    "user_id,skill_id,correct,order\n1,a,1,3\n1,a,0,later\n",
+    "user_id,skill_id,correct\n1,a~~b,1\n1,~~,0\n",
+    "user_id,skill_id,correct\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME_ERROR)
+def test_stream_refuses_with_the_message_of_load(text, tmp_path):
+    src = tmp_path / "bad.csv"
+    src.write_text(text)
+    with pytest.raises(DataError) as loaded:
+        kt.load(str(src))
+    with pytest.raises(DataError) as streamed:
+        convert_partitioned(src, tmp_path / "out", 2)
+    assert str(streamed.value) == str(loaded.value)
+
+
+@pytest.mark.parametrize(
+    "text,n_notes",
+    [
+        # no KC column, dropped nulls, partial credit, constant times
+        ("student,item_id,correct,timestamp\n1,q,0.75,5\n1,q,1,5\n,q,0,5\n2,r,0,5\n2,r,1,5\n", 4),
+        ("user_id,skill_id,correct,timestamp\n1,a,1,soon\n1,a,0,later\n", 1),  # times that do not parse
+    ],
+)
+def test_stream_notes_match_load(text, n_notes, tmp_path):
+    src = tmp_path / "notes.csv"
+    src.write_text(text)
+    meta = convert_partitioned(src, tmp_path / "out", 2, drop_nulls=True)
+    notes = kt.load(str(src), drop_nulls=True).notes
+    assert len(meta["notes"]) == n_notes and all(note in notes for note in meta["notes"]), (meta["notes"], notes)

@@ -19,6 +19,7 @@ from typing import cast
 import numpy as np
 import polars as pl
 
+from kt.data import rules
 from kt.data.columns import ColumnMap
 from kt.data.io import LINE_COL, RawTable
 from kt.data.vocab import Vocab
@@ -122,28 +123,12 @@ def _nulls(n: int, dtype) -> pl.Series:
 
 def _where(raw: RawTable, mask: pl.Series) -> str:
     idx = mask.arg_true()
-    n = len(idx)
-    first = int(raw.frame[LINE_COL][int(idx[0])])
-    more = f" (and {n - 1} more)" if n > 1 else ""
-    return f"{raw.unit} {first}{more}"
+    return rules.rows_text(raw.unit, int(raw.frame[LINE_COL][int(idx[0])]), len(idx))
 
 
-def _required_column(raw: RawTable, canonical: str) -> str:
-    """The source column mapped to ``canonical``; DataError naming the file's columns when none is."""
-    col = raw.colmap.get(canonical)
-    if col is None:
-        cols = raw.header or [c for c in raw.frame.columns if c != LINE_COL]
-        raise DataError(
-            raw.source,
-            f"no column for '{canonical}' (columns: {', '.join(cols) or 'none'})",
-            f"name it with --map {canonical}=COLUMN",
-        )
-    return col
-
-
-def _col_label(raw: RawTable, canonical: str) -> str:
-    real = raw.colmap.get(canonical) or canonical
-    return f"column '{real}'"
+def _column(raw: RawTable, canonical: str) -> str:
+    """The source column mapped to ``canonical`` (its canonical name when none is)."""
+    return raw.colmap.get(canonical) or canonical
 
 
 def _to_float(raw: RawTable, canonical: str, s: pl.Series) -> pl.Series:
@@ -151,29 +136,20 @@ def _to_float(raw: RawTable, canonical: str, s: pl.Series) -> pl.Series:
         return s.cast(pl.Float64)
     if s.dtype.is_numeric():
         return s.cast(pl.Float64)
-    stripped = s.cast(pl.String).str.strip_chars()
-    lowered = stripped.str.to_lowercase()
-    stripped = pl.select(
-        pl.when(lowered == "true").then(pl.lit("1")).when(lowered == "false").then(pl.lit("0")).otherwise(stripped)
-    ).to_series()
-    out = stripped.cast(pl.Float64, strict=False)
-    bad = out.is_null() & stripped.is_not_null() & (stripped != "")
+    text = pl.select(rules.bool_words(rules.stripped(s, s.dtype))).to_series()
+    out = text.cast(pl.Float64, strict=False)
+    bad = rules.unparsed(out, text)
     if bad.any():
-        value = stripped.filter(bad)[0]
-        raise DataError(
-            raw.source,
-            f"{_where(raw, bad)}, {_col_label(raw, canonical)}: {value!r} is not a number",
-            f"fix the value or map another column with --map {canonical}=COLUMN",
-        )
+        raise rules.row_error(raw.source, _where(raw, bad), _column(raw, canonical), f"{canonical}_nan", text.filter(bad)[0])
     return out
 
 
 def _parse_time(raw: RawTable, s: pl.Series, explicit: bool, notes: list[str]) -> pl.Series | None:
     if s.dtype in (pl.Date,) or isinstance(s.dtype, pl.Datetime):
-        return s.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6
+        return rules.epoch_seconds(s.cast(pl.Datetime("us")))
     if s.dtype.is_numeric():
         return s.cast(pl.Float64)
-    text = s.cast(pl.String).str.strip_chars()
+    text = rules.stripped(s, s.dtype)
     present = text.is_not_null() & (text != "")
     numeric = text.cast(pl.Float64, strict=False)
     if (numeric.is_not_null() == present).all():
@@ -187,26 +163,16 @@ def _parse_time(raw: RawTable, s: pl.Series, explicit: bool, notes: list[str]) -
             if cand.is_not_null().any():
                 parsed = cand
                 break
+    column = _column(raw, "timestamp")
     if parsed is None or not parsed.is_not_null().any():
         if explicit:
-            raise DataError(
-                raw.source,
-                f"{_where(raw, present)}, {_col_label(raw, 'timestamp')}: cannot parse timestamps such as {text.filter(present)[0]!r}",
-                "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp",
-            )
-        notes.append(
-            f"{raw.source}: {_col_label(raw, 'timestamp')} does not hold parseable times "
-            f"(e.g. {text.filter(present)[0]!r}); ignored, ordering by the order column and file order"
-        )
+            raise rules.row_error(raw.source, _where(raw, present), column, "time_format", text.filter(present)[0])
+        notes.append(rules.note(raw.source, "times_unparsed", column=column, v=text.filter(present)[0]))
         return None
     bad = parsed.is_null() & present
     if bad.any():
-        raise DataError(
-            raw.source,
-            f"{_where(raw, bad)}, {_col_label(raw, 'timestamp')}: cannot parse {text.filter(bad)[0]!r} as a time",
-            "fix the value (ISO dates or seconds), or map another column with --map timestamp=COLUMN",
-        )
-    return parsed.dt.epoch("us").cast(pl.Float64) / 1e6
+        raise rules.row_error(raw.source, _where(raw, bad), column, "time_bad", text.filter(bad)[0])
+    return rules.epoch_seconds(parsed)
 
 
 def _split_kcs(s: pl.Series) -> tuple[pl.Series, bool]:
@@ -275,51 +241,38 @@ def to_interactions(
     stats: dict = {"rows_read": raw.frame.height}
     cm = raw.colmap
     # Columns first: a header kt cannot map is the real problem even when rows follow.
-    user_col, correct_col = (_required_column(raw, req) for req in ("user_id", "correct"))
+    columns = raw.header or [c for c in raw.frame.columns if c != LINE_COL]
+    user_col, correct_col = (rules.required_column(cm, req, src, columns) for req in ("user_id", "correct"))
     if raw.frame.height == 0:
-        raise DataError(src, "no data rows", "give a file with at least one interaction")
-    item_col = cm.get("item_id")
-    skill_col = cm.get("skill_id")
-    if skill_col is None:
-        if item_col is None:
-            raise DataError(src, "no KC column (skill_id) and no item column", "name one with --map skill_id=COLUMN")
-        skill_col = item_col
-        notes.append(f"{src}: no KC column; using the item column '{skill_col}' as the KC")
+        raise rules.no_rows(src)
+    skill_col, kc_note = rules.kc_column(cm, src)
+    if kc_note:
+        notes.append(kc_note)
 
     f = raw.frame
     if raw.unit == "line" and f[LINE_COL].dtype != pl.Int64:
         f = f.with_columns(pl.col(LINE_COL).cast(pl.Int64))
 
     def text(col: str) -> pl.Series:
-        s = f[col]
-        return (s if s.dtype == pl.String else s.cast(pl.String)).str.strip_chars()
+        return rules.stripped(f[col], f[col].dtype)
 
     user = text(user_col).alias("user_id")
     skill = text(skill_col).alias("skill_id")
-    item = None
-    if item_col is not None:
-        item = text(item_col)
-        if cm.item_step is not None:
-            item = item + ":" + text(cm.item_step)
+    item = rules.item_text(cm, text)
     item = (item if item is not None else _nulls(f.height, pl.String)).alias("item_id")
 
-    null_user = user.is_null() | (user == "")
-    null_skill = skill.is_null() | (skill == "")
+    null_user = rules.blank(user)
+    null_skill = rules.blank(skill)
     if drop_nulls and (null_user.any() or null_skill.any()):
         keep = ~(null_user | null_skill)
         stats["dropped_nulls"] = int((~keep).sum())
-        notes.append(f"{src}: dropped {stats['dropped_nulls']} rows with an empty learner or KC (--drop-nulls)")
+        notes.append(rules.note(src, "dropped_nulls", n=stats["dropped_nulls"]))
         f, user, skill, item = f.filter(keep), user.filter(keep), skill.filter(keep), item.filter(keep)
         raw = RawTable(f, cm, src, raw.fmt, raw.unit, raw.notes, raw.header)
         null_user, null_skill = user.is_null(), skill.is_null()
-    for name, mask, canonical in (("learner", null_user, "user_id"), ("KC", null_skill, "skill_id")):
+    for name, mask, col in (("null_user", null_user, user_col), ("null_skill", null_skill, skill_col)):
         if mask.any():
-            label = _col_label(raw, canonical) if canonical != "skill_id" else f"column '{skill_col}'"
-            raise DataError(
-                src,
-                f"{_where(raw, mask)}, {label}: empty {name} id",
-                "fill it in, remove those rows, or pass --drop-nulls",
-            )
+            raise rules.row_error(src, _where(raw, mask), col, name)
 
     raw_correct = f[correct_col]
     if raw_correct.dtype == pl.String and raw_correct.is_in(["0", "1"]).all():
@@ -327,28 +280,22 @@ def to_interactions(
     else:
         correct = _to_float(raw, "correct", raw_correct)
     if correct.is_null().any():
-        raise DataError(
-            src, f"{_where(raw, correct.is_null())}, {_col_label(raw, 'correct')}: empty outcome", "every attempt needs 0 or 1"
-        )
-    out_of_range = (correct < 0) | (correct > 1) | correct.is_nan()
+        raise rules.row_error(src, _where(raw, correct.is_null()), correct_col, "correct_null")
+    out_of_range = rules.outside_unit(correct)
     if out_of_range.any():
-        raise DataError(
-            src,
-            f"{_where(raw, out_of_range)}, {_col_label(raw, 'correct')}: value {correct.filter(out_of_range)[0]:g} is outside [0, 1]",
-            "outcomes must be 0/1 (partial credit in [0, 1] is rounded)",
-        )
-    partial = (correct != 0) & (correct != 1)
+        raise rules.row_error(src, _where(raw, out_of_range), correct_col, "correct_range", correct.filter(out_of_range)[0])
+    partial = rules.partial_credit(correct)
     if partial.any():
         stats["rounded_partial_credit"] = int(partial.sum())
-        notes.append(f"{src}: {stats['rounded_partial_credit']} partial-credit outcomes in (0, 1) rounded to 0/1 (>= 0.5 -> 1)")
-    correct = (correct >= 0.5).cast(pl.Int8).alias("correct")
+        notes.append(rules.note(src, "partial_credit", n=stats["rounded_partial_credit"]))
+    correct = rules.as_outcome(correct).alias("correct")
 
     timestamp = None
     time_col, order_col = cm.get("timestamp"), cm.get("order")
     if time_col is not None:
         timestamp = _parse_time(raw, f[time_col], "timestamp" in cm.explicit, notes)
     if timestamp is not None and timestamp.min() == timestamp.max():
-        notes.append(f"{src}: timestamps are constant (e.g. all 0); ordering by the order column and file order")
+        notes.append(rules.note(src, "times_constant"))
         timestamp = None
     timestamp = (timestamp if timestamp is not None else _nulls(f.height, pl.Float64)).alias("timestamp")
     order = _to_float(raw, "order", f[order_col]) if order_col is not None else _nulls(f.height, pl.Float64)
@@ -358,11 +305,7 @@ def to_interactions(
         empty = skill.list.len() == 0
         if empty.any():
             if not drop_nulls:
-                raise DataError(
-                    src,
-                    f"{_where(raw, empty)}, column '{skill_col}': KC cell has only separators",
-                    "fill it in, remove those rows, or pass --drop-nulls",
-                )
+                raise rules.row_error(src, _where(raw, empty), skill_col, "kc_separators")
             keep = ~empty
             f, user, skill, item, correct = (
                 f.filter(keep),

@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 import polars as pl
 
+from kt.data import rules
 from kt.data.columns import ColumnMap, detect
 from kt.data.io import (
     LINE_COL,
@@ -166,34 +167,16 @@ class _Plan:
     def __init__(self, s: _Source, drop_nulls: bool, bool_correct: bool = False):
         self.s = s
         cm = s.colmap
-        mapped = {}
-        for req in ("user_id", "correct"):
-            col = cm.get(req)
-            if col is None:
-                raise DataError(
-                    s.src, f"no column for '{req}' (columns: {', '.join(s.header) or 'none'})", f"name it with --map {req}=COLUMN"
-                )
-            mapped[req] = col
-        self.user_col: str = mapped["user_id"]
+        self.user_col, self.correct_col = (rules.required_column(cm, req, s.src, s.header) for req in ("user_id", "correct"))
         self.notes: list[str] = []
-        item_col = cm.get("item_id")
-        skill_col = cm.get("skill_id")
-        if skill_col is None:
-            if item_col is None:
-                raise DataError(s.src, "no KC column (skill_id) and no item column", "name one with --map skill_id=COLUMN")
-            skill_col = item_col
-            self.notes.append(f"{s.src}: no KC column; using the item column '{skill_col}' as the KC")
-        self.skill_col: str = skill_col
-        item = None
-        if item_col is not None:
-            item = self.text(item_col)
-            if cm.item_step is not None:
-                item = item + ":" + self.text(cm.item_step)
+        self.skill_col, kc_note = rules.kc_column(cm, s.src)
+        if kc_note:
+            self.notes.append(kc_note)
+        item = rules.item_text(cm, self.text)
         self.drop_nulls = drop_nulls
         self.bool_correct = bool_correct
-        u, sk = pl.col("u"), pl.col("s")
-        self.null_user = u.is_null() | (u == "")
-        self.null_skill = sk.is_null() | (sk == "")
+        self.null_user = rules.blank(pl.col("u"))
+        self.null_skill = rules.blank(pl.col("s"))
         self.keep = ~(self.null_user | self.null_skill) if drop_nulls else None
         cols = [
             pl.col(LINE_COL),
@@ -201,7 +184,7 @@ class _Plan:
             self.text(self.skill_col).alias("s"),
             (item if item is not None else pl.lit(None, pl.String)).alias("i"),
         ]
-        cols += self.number(mapped["correct"], "c", bool_text=bool_correct)
+        cols += self.number(self.correct_col, "c", bool_text=bool_correct)
         time_cols = self._time()
         self.has_time = bool(time_cols)
         cols += time_cols or [pl.lit(None, pl.Float64).alias("t")]
@@ -211,8 +194,7 @@ class _Plan:
         self.typed = s.lf.select(cols)
 
     def text(self, col: str) -> pl.Expr:
-        e = pl.col(col)
-        return (e if self.s.schema[col] == pl.String else e.cast(pl.String)).str.strip_chars()
+        return rules.stripped(pl.col(col), self.s.schema[col])
 
     def number(self, col: str, name: str, bool_text: bool = False) -> list[pl.Expr]:
         """Float64 column ``name`` (and its text ``name``+t), as ``schema._to_float``."""
@@ -222,8 +204,7 @@ class _Plan:
             return [e.cast(pl.Float64).alias(name)]
         shown = self.text(col)
         if bool_text:
-            low = shown.str.to_lowercase()
-            shown = pl.when(low == "true").then(pl.lit("1")).when(low == "false").then(pl.lit("0")).otherwise(shown)
+            shown = rules.bool_words(shown)
         return [shown.cast(pl.Float64, strict=False).alias(name), shown.alias(name + "t")]
 
     def _time(self) -> list[pl.Expr]:
@@ -235,7 +216,7 @@ class _Plan:
         dt = s.schema[col]
         e = pl.col(col)
         if dt == pl.Date or isinstance(dt, pl.Datetime):
-            return [(e.cast(pl.Datetime("us")).dt.epoch("us").cast(pl.Float64) / 1e6).alias("t")]
+            return [rules.epoch_seconds(e.cast(pl.Datetime("us"))).alias("t")]
         if dt.is_numeric():
             return [e.cast(pl.Float64).alias("t")]
         text = self.text(col)
@@ -268,81 +249,43 @@ class _Plan:
             except pl.exceptions.PolarsError:
                 ok = False
             if not ok:
-                first = f"{s.unit} {sample[LINE_COL][0]}"
                 if "timestamp" in cm.explicit:
-                    raise DataError(
-                        s.src,
-                        f"{first}, column '{col}': cannot parse timestamps such as {values[0]!r}",
-                        "give ISO dates (2020-01-31 12:00:00) or seconds, or drop --map timestamp",
-                    )
-                self.notes.append(
-                    f"{s.src}: column '{col}' does not hold parseable times (e.g. {values[0]!r}); "
-                    "ignored, ordering by the order column and file order"
-                )
+                    raise rules.row_error(s.src, f"{s.unit} {sample[LINE_COL][0]}", col, "time_format", values[0])
+                self.notes.append(rules.note(s.src, "times_unparsed", column=col, v=values[0]))
                 return []
-        value = text.str.to_datetime(format=fmt, strict=False, time_unit="us").dt.epoch("us").cast(pl.Float64) / 1e6
+        value = rules.epoch_seconds(text.str.to_datetime(format=fmt, strict=False, time_unit="us"))
         return [value.alias("t"), text.alias("tt")]
 
-    def checks(self) -> list[tuple[str, pl.Expr, str | None, str, str]]:
-        """(name, mask, column shown, problem template, fix) in ``to_interactions``' order."""
+    def checks(self) -> list[tuple[str, pl.Expr, str | None, str]]:
+        """The row checks of ``to_interactions``, in its order.
+
+        Returns:
+            ``(name, mask, shown, column)``: the error's name in
+            :data:`kt.data.rules.ROW_ERRORS`, the bad rows, the typed column
+            whose value the message shows (or ``None``) and the source column.
+        """
         cm = self.s.colmap
         names = set(self.typed.collect_schema().names())
-        ccol = f"column '{cm.get('correct')}'"
-        out: list[tuple[str, pl.Expr, str | None, str, str]] = []
         c = pl.col("c")
 
         def bad_text(v: str) -> pl.Expr:
-            t = pl.col(v + "t")
-            return pl.col(v).is_null() & t.is_not_null() & (t != "")
+            return rules.unparsed(pl.col(v), pl.col(v + "t"))
 
+        out: list[tuple[str, pl.Expr, str | None, str]] = []
         if not self.drop_nulls:
-            fix = "fill it in, remove those rows, or pass --drop-nulls"
-            out += [
-                ("null_user", self.null_user, None, f"column '{cm.get('user_id')}': empty learner id", fix),
-                ("null_skill", self.null_skill, None, f"column '{self.skill_col}': empty KC id", fix),
-            ]
+            out += [("null_user", self.null_user, None, self.user_col), ("null_skill", self.null_skill, None, self.skill_col)]
         if "ct" in names:
-            out.append(
-                (
-                    "correct_nan",
-                    bad_text("c"),
-                    "ct",
-                    ccol + ": {v!r} is not a number",
-                    "fix the value or map another column with --map correct=COLUMN",
-                )
-            )
+            out.append(("correct_nan", bad_text("c"), "ct", self.correct_col))
         out += [
-            ("correct_null", c.is_null(), None, ccol + ": empty outcome", "every attempt needs 0 or 1"),
-            (
-                "correct_range",
-                (c < 0) | (c > 1) | c.is_nan(),
-                "c",
-                ccol + ": value {v:g} is outside [0, 1]",
-                "outcomes must be 0/1 (partial credit in [0, 1] is rounded)",
-            ),
+            ("correct_null", c.is_null(), None, self.correct_col),
+            ("correct_range", rules.outside_unit(c), "c", self.correct_col),
         ]
         if "tt" in names:
-            out.append(
-                (
-                    "time_bad",
-                    bad_text("t"),
-                    "tt",
-                    f"column '{cm.get('timestamp')}': cannot parse {{v!r}} as a time",
-                    "fix the value (ISO dates or seconds), or map another column with --map timestamp=COLUMN",
-                )
-            )
+            out.append(("time_bad", bad_text("t"), "tt", cm.columns["timestamp"]))
         if "ot" in names:
-            out.append(
-                (
-                    "order_nan",
-                    bad_text("o"),
-                    "ot",
-                    f"column '{cm.get('order')}': {{v!r}} is not a number",
-                    "fix the value or map another column with --map order=COLUMN",
-                )
-            )
+            out.append(("order_nan", bad_text("o"), "ot", cm.columns["order"]))
         if self.keep is not None:
-            out = [(n, m & self.keep, col, problem, fix) for n, m, col, problem, fix in out]
+            out = [(n, m & self.keep, shown, col) for n, m, shown, col in out]
         return out
 
     def kept(self) -> pl.LazyFrame:
@@ -355,7 +298,7 @@ class _Plan:
             pl.col("u").alias("user_id"),
             pl.col("s").alias("skill_id"),
             pl.col("i").alias("item_id"),
-            (pl.col("c") >= 0.5).cast(pl.Int8).alias("correct"),
+            rules.as_outcome(pl.col("c")).alias("correct"),
             (pl.col("t") if with_time else pl.lit(None, pl.Float64)).alias("timestamp"),
             pl.col("o").alias("order"),
             pl.col(LINE_COL).cast(pl.Int64).alias("line"),
@@ -385,10 +328,6 @@ def _cells(pairs: pl.DataFrame) -> pl.DataFrame:
     return pairs.group_by("skill_id").agg(pl.col("n").sum(), pl.col("c").sum())
 
 
-def _where(s: _Source, first: int, n: int) -> str:
-    return f"{s.unit} {first}" + (f" (and {n - 1} more)" if n > 1 else "")
-
-
 def _first_pass(s: _Source, plan: _Plan) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The first pass (three streaming queries): check counts, KC cells, items and learners.
 
@@ -404,14 +343,14 @@ def _first_pass(s: _Source, plan: _Plan) -> tuple[dict, pl.DataFrame, pl.DataFra
     if keep is None:
         aggs += [
             pl.len().alias("rows"),
-            ((c != 0) & (c != 1)).sum().alias("partial"),
+            rules.partial_credit(c).sum().alias("partial"),
             pl.col("t").min().alias("tmin"),
             pl.col("t").max().alias("tmax"),
         ]
     else:
         aggs += [
             keep.sum().alias("rows"),
-            ((c != 0) & (c != 1) & keep).sum().alias("partial"),
+            (rules.partial_credit(c) & keep).sum().alias("partial"),
             pl.col("t").filter(keep).min().alias("tmin"),
             pl.col("t").filter(keep).max().alias("tmax"),
         ]
@@ -432,13 +371,13 @@ def _first_pass(s: _Source, plan: _Plan) -> tuple[dict, pl.DataFrame, pl.DataFra
 def _has_bool_text(plan: _Plan) -> bool:
     """True when some outcomes that are not numbers read true/false (load maps them to 1/0)."""
     t = pl.col("ct")
-    bad = plan.typed.filter(pl.col("c").is_null() & t.is_not_null() & (t != ""))
+    bad = plan.typed.filter(rules.unparsed(pl.col("c"), t))
     got = bad.select(t.str.to_lowercase().is_in(["true", "false"]).any()).collect(engine="streaming")
     return bool(got.item())
 
 
 def _raise_first(s: _Source, plan: _Plan, row: dict) -> None:
-    for name, mask, shown, problem, fix in plan.checks():
+    for name, _, shown, column in plan.checks():
         n = row[f"{name}_n"] or 0
         if not n:
             continue
@@ -446,7 +385,7 @@ def _raise_first(s: _Source, plan: _Plan, row: dict) -> None:
         v = None
         if shown is not None:
             v = plan.typed.filter(pl.col(LINE_COL) == first).select(shown).collect(engine="streaming").item(0, 0)
-        raise DataError(s.src, f"{_where(s, first, n)}, " + problem.format(v=v), fix)
+        raise rules.row_error(s.src, rules.rows_text(s.unit, first, n), column, name, v)
 
 
 def _source_hash(path: Path) -> str:
@@ -545,7 +484,7 @@ def _convert(
         plan = _Plan(s, drop_nulls, bool_correct=True)  # true/false outcomes: parse them as load does
         row, cells, items, users = _first_pass(s, plan)
     if row["rows_read"] == 0:
-        raise DataError(s.src, "no data rows", "give a file with at least one interaction")
+        raise rules.no_rows(s.src)
     _raise_first(s, plan, row)
     if row["rows"] == 0:
         raise DataError(s.src, "no rows left after --drop-nulls", "fill in the learner and KC columns")
@@ -557,13 +496,13 @@ def _convert(
     notes, stats = list(plan.notes), {"rows_read": row["rows_read"]}
     if drop_nulls and row["rows"] < row["rows_read"]:
         stats["dropped_nulls"] = row["rows_read"] - row["rows"]
-        notes.append(f"{s.src}: dropped {stats['dropped_nulls']} rows with an empty learner or KC (--drop-nulls)")
+        notes.append(rules.note(s.src, "dropped_nulls", n=stats["dropped_nulls"]))
     if row["partial"]:
         stats["rounded_partial_credit"] = row["partial"]
-        notes.append(f"{s.src}: {row['partial']} partial-credit outcomes in (0, 1) rounded to 0/1 (>= 0.5 -> 1)")
+        notes.append(rules.note(s.src, "partial_credit", n=row["partial"]))
     with_time = row["tmin"] is not None
     if with_time and row["tmin"] == row["tmax"]:
-        notes.append(f"{s.src}: timestamps are constant (e.g. all 0); ordering by the order column and file order")
+        notes.append(rules.note(s.src, "times_constant"))
         with_time = False
 
     # Multi-KC cells are split on the distinct values only, as load does.
@@ -576,11 +515,7 @@ def _convert(
             bad = canon.filter(pl.col("skill_id").is_in(empty.implode()))
             got = _collect(s, [bad.select(pl.col("line").min(), pl.len())])[0].row(0)
             if not drop_nulls:
-                raise DataError(
-                    s.src,
-                    f"{_where(s, got[0], got[1])}, column '{plan.skill_col}': KC cell has only separators",
-                    "fill it in, remove those rows, or pass --drop-nulls",
-                )
+                raise rules.row_error(s.src, rules.rows_text(s.unit, got[0], got[1]), plan.skill_col, "kc_separators")
             stats["dropped_nulls"] = stats.get("dropped_nulls", 0) + got[1]
             notes.append(f"{s.src}: dropped {got[1]} rows whose KC cell has only separators (--drop-nulls)")
             canon = canon.filter(~pl.col("skill_id").is_in(empty.implode()))
