@@ -27,22 +27,9 @@ __version__ = "0.1.0"
 # import name and the command stay `kt`.
 DISTRIBUTION = "kt-trace"
 
+from kt import api as _api  # noqa: E402
 from kt.data.schema import Interactions  # noqa: E402
-from kt.api import (  # noqa: E402
-    compare,
-    create,
-    cross_validate,
-    evaluate,
-    export_graph,
-    from_frame,
-    list_models,
-    load,
-    load_model,
-    predict,
-    prerequisite_graph,
-    simulate,
-    train,
-)
+from kt.api import *  # noqa: E402, F403  (the functions of kt.api.__all__)
 
 
 def distribution_version() -> str:
@@ -80,22 +67,4 @@ class _Package(_types.ModuleType):
 
 _sys.modules[__name__].__class__ = _Package
 
-__all__ = [
-    "DISTRIBUTION",
-    "Interactions",
-    "compare",
-    "create",
-    "cross_validate",
-    "distribution_version",
-    "evaluate",
-    "export_graph",
-    "from_frame",
-    "list_models",
-    "load",
-    "load_model",
-    "predict",
-    "prerequisite_graph",
-    "simulate",
-    "train",
-    "__version__",
-]
+__all__ = ["DISTRIBUTION", "Interactions", "distribution_version", "__version__", *_api.__all__]

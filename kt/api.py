@@ -1368,6 +1368,7 @@ __all__ = [
     "list_models",
     "load",
     "load_model",
+    "predict",
     "prerequisite_graph",
     "simulate",
     "train",

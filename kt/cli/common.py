@@ -221,6 +221,16 @@ def _json_dump(obj) -> str:
     return json.dumps(clean(obj), indent=1)
 
 
+def _write_json(path: Path | None, obj) -> None:
+    """``--json PATH``: write ``obj`` there as JSON (atomically) and say so; nothing when ``path`` is ``None``."""
+    if path is None:
+        return
+    from kt.atomic import write_text
+
+    write_text(path, _json_dump(obj))
+    out.print(f"wrote {path}")
+
+
 def _overrides(pairs):
     from kt.data.columns import parse_overrides
 

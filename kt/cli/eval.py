@@ -17,8 +17,8 @@ from kt.cli.common import (
     DropNullOpt,
     EncodingOpt,
     handle_errors,
+    _write_json,
     _fmt,
-    _json_dump,
     UI,
     HistoryOpt,
     HistoryFracOpt,
@@ -139,7 +139,6 @@ def cv(
     the same metrics.
     """
     from kt.api import cross_validate
-    from kt.atomic import write_text
 
     sets = list(set_ or []) + ([f"epochs={epochs}"] if epochs is not None else [])
 
@@ -186,9 +185,7 @@ def cv(
         vals = [rec["summary"].get(m, {}).get(stat) for m in RESULT_COLS[:-1]]
         t.add_row("sd" if stat == "std" else stat, "", *(_fmt(v) if v is not None else "-" for v in vals), "")
     out.print(t)
-    if json_out is not None:
-        write_text(json_out, _json_dump(rec))
-        out.print(f"wrote {json_out}")
+    _write_json(json_out, rec)
 
 
 @app.command()
@@ -241,7 +238,6 @@ def compare(
 ):
     """Train several models on the same learner split and compare them in one table."""
     from kt.api import compare as compare_models
-    from kt.atomic import write_text
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if len(set(names)) != len(names):
@@ -293,9 +289,7 @@ def compare(
         else:
             t.add_row(name, *(_fmt(r.get(m, float("nan"))) for m in RESULT_COLS), f"{r['train_seconds']:.1f}")
     out.print(t)
-    if json_out is not None:
-        write_text(json_out, _json_dump(record))
-        out.print(f"wrote {json_out}")
+    _write_json(json_out, record)
 
 
 @app.command()

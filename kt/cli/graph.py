@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from kt.api import bootstrap_with_status, check_graph_method
-from kt.cli.common import UI, app, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _json_dump, _notes
+from kt.cli.common import UI, app, out, EncodingOpt, MapOpt, OverwriteOpt, handle_errors, _fmt, _notes, _write_json
 from kt.errors import KTError
 
 BootstrapOpt = Annotated[
@@ -193,7 +193,6 @@ def graph_eval(
     writes for it by default (PSI-KT: its learned graph; other models: the
     mastery graph of their training data), or the one --method names.
     """
-    from kt.atomic import write_text
     from kt.graph.evaluate import graph_metrics
     from kt.graph.graph import read_graph
     from kt.graph.truth import read_truth
@@ -234,6 +233,4 @@ def graph_eval(
     ):
         t.add_row(key.replace("_at_threshold", f" @{threshold:g}").replace("_at_top_true", " @top-|E|"), _fmt(float(res[key])))
     out.print(t)
-    if json_out is not None:
-        write_text(json_out, _json_dump(res))
-        out.print(f"wrote {json_out}")
+    _write_json(json_out, res)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional, cast
 import typer
 from rich.table import Table
 
-from kt.cli.common import app, out, err, MapOpt, EncodingOpt, OverwriteOpt, handle_errors, _json_dump, _notes, _overrides
+from kt.cli.common import app, out, err, MapOpt, EncodingOpt, OverwriteOpt, handle_errors, _notes, _overrides, _write_json
 from kt.errors import KTError
 
 
@@ -44,7 +44,7 @@ def update(
     point of the command, so no --overwrite is needed). An --out naming
     another existing model directory is replaced only with --overwrite.
     """
-    from kt.atomic import check_output, write_text
+    from kt.atomic import check_output
     from kt.data.schema import load as load_data
     from kt.models.base import Updatable, load
 
@@ -88,7 +88,5 @@ def update(
     )
     out.print(t)
     report["model_dir"] = str(target)
-    if json_out is not None:
-        write_text(json_out, _json_dump(report))
-        out.print(f"wrote {json_out}")
+    _write_json(json_out, report)
     out.print(f"saved updated {m.name} to {target}")

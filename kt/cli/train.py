@@ -17,7 +17,7 @@ from kt.cli.common import (
     EncodingOpt,
     OverwriteOpt,
     handle_errors,
-    _json_dump,
+    _write_json,
     _load_data,
     _metrics_table,
     UI,
@@ -172,7 +172,6 @@ def evaluate(
     scores pyKT's expanded rows instead and is leaky.
     """
     from kt.api import evaluate as evaluate_model
-    from kt.atomic import write_text
     from kt.cli.eval import print_result
 
     res = evaluate_model(
@@ -195,9 +194,7 @@ def evaluate(
         _ui=UI,
     )
     print_result(res, f"{res['model']} on {file}")
-    if json_out is not None:
-        write_text(json_out, _json_dump(res))
-        out.print(f"wrote {json_out}")
+    _write_json(json_out, res)
 
 
 @app.command()

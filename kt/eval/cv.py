@@ -15,6 +15,7 @@ Metrics are reported per fold and as mean ± sample standard deviation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -198,39 +199,25 @@ def cross_validate(
         test = data.subset(test_u)
     else:
         parts = kfold(users, folds, seed)
+    # Every fold's model is fitted and evaluated alike; only the data differ.
+    fit = functools.partial(
+        fit_and_evaluate,
+        model_name,
+        seed=seed,
+        spec=spec,
+        sets=sets,
+        toml_path=toml_path,
+        progress=progress,
+        options=options,
+        on_step=on_step,
+    )
     results: list[dict[str, Any]] = []
     for k, part in enumerate(parts):
         if scheme == "kfold":
-            train_u = np.setdiff1d(users, part)
-            res = fit_and_evaluate(
-                model_name,
-                data.subset(train_u),
-                data.subset(part),
-                valid_frac=valid_frac,
-                seed=seed,
-                spec=spec,
-                sets=sets,
-                toml_path=toml_path,
-                progress=progress,
-                options=options,
-                on_step=on_step,
-            )
+            res = fit(data.subset(np.setdiff1d(users, part)), data.subset(part), valid_frac=valid_frac)
             fold = {"fold": k, "test_users": _ids(data, part), "result": res}
         else:
-            train_u = np.setdiff1d(np.concatenate(parts), part)
-            res = fit_and_evaluate(
-                model_name,
-                data.subset(train_u),
-                test,
-                valid=data.subset(part),
-                seed=seed,
-                spec=spec,
-                sets=sets,
-                toml_path=toml_path,
-                progress=progress,
-                options=options,
-                on_step=on_step,
-            )
+            res = fit(data.subset(np.setdiff1d(np.concatenate(parts), part)), test, valid=data.subset(part))
             fold = {"fold": k, "valid_users": _ids(data, part), "result": res}
         results.append(fold)
         if on_fold is not None:

@@ -359,6 +359,47 @@ def _summary_table(runs: list[Run]) -> str:
     )
 
 
+def _field_series(runs: list[Run], key: str, x: str, y: str) -> list[dict]:
+    """One :func:`chart` series (with markers) per run whose result has records under ``key``.
+
+    Args:
+        runs: the evaluation runs.
+        key: the result's list of records (``reliability``, ``by_step``).
+        x, y: the records' fields plotted against each other.
+
+    Returns:
+        The series, in the order of ``runs``.
+    """
+    return [
+        {"label": r.label, "x": [b[x] for b in r.result[key]], "y": [b[y] for b in r.result[key]], "markers": True}
+        for r in runs
+        if r.result.get(key)
+    ]
+
+
+def _unit_square_chart(series: list[dict], plot: str, title: str, xlabel: str, ylabel: str) -> str:
+    """A :func:`chart` of one share against another: both axes [0, 1], the diagonal drawn, near square.
+
+    Args:
+        series, plot, title, xlabel, ylabel: as for :func:`chart`.
+
+    Returns:
+        The SVG.
+    """
+    return chart(
+        series,
+        plot=plot,
+        title=title,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        xlim=(0, 1),
+        ylim=(0, 1),
+        diagonal=True,
+        width=480,
+        height=420,
+    )
+
+
 def _roc_section(runs: list[Run]) -> str:
     series = [
         {
@@ -373,50 +414,19 @@ def _roc_section(runs: list[Run]) -> str:
         return ""
     return (
         '<section id="roc"><h2>ROC curves</h2>'
-        + chart(
-            series,
-            plot="roc",
-            title="ROC",
-            xlabel="false positive rate",
-            ylabel="true positive rate",
-            xlim=(0, 1),
-            ylim=(0, 1),
-            diagonal=True,
-            width=480,
-            height=420,
-        )
+        + _unit_square_chart(series, "roc", "ROC", "false positive rate", "true positive rate")
         + "</section>"
     )
 
 
 def _reliability_section(runs: list[Run]) -> str:
-    series = [
-        {
-            "label": r.label,
-            "x": [b["mean_pred"] for b in r.result["reliability"]],
-            "y": [b["frac_correct"] for b in r.result["reliability"]],
-            "markers": True,
-        }
-        for r in runs
-        if r.result.get("reliability")
-    ]
+    series = _field_series(runs, "reliability", "mean_pred", "frac_correct")
     if not series:
         return ""
     return (
         '<section id="reliability"><h2>Reliability diagram</h2><p>Mean predicted probability against the observed '
         "share correct, per probability bin (diagonal: perfect calibration).</p>"
-        + chart(
-            series,
-            plot="reliability",
-            title="Reliability",
-            xlabel="mean predicted P(correct)",
-            ylabel="observed share correct",
-            xlim=(0, 1),
-            ylim=(0, 1),
-            diagonal=True,
-            width=480,
-            height=420,
-        )
+        + _unit_square_chart(series, "reliability", "Reliability", "mean predicted P(correct)", "observed share correct")
         + "</section>"
     )
 
@@ -425,24 +435,8 @@ def _horizon_section(runs: list[Run]) -> str:
     ms = [r for r in runs if r.result.get("by_step")]
     if not ms:
         return ""
-    acc = [
-        {
-            "label": r.label,
-            "x": [s["step"] for s in r.result["by_step"]],
-            "y": [s["accuracy"] for s in r.result["by_step"]],
-            "markers": True,
-        }
-        for r in ms
-    ]
-    auc = [
-        {
-            "label": r.label,
-            "x": [s["step"] for s in r.result["by_step"]],
-            "y": [s["auc"] for s in r.result["by_step"]],
-            "markers": True,
-        }
-        for r in ms
-    ]
+    acc = _field_series(ms, "by_step", "step", "accuracy")
+    auc = _field_series(ms, "by_step", "step", "auc")
     return (
         '<section id="horizon"><h2>Multi-step prediction by horizon step</h2><div class="charts">'
         + chart(
@@ -494,6 +488,23 @@ def _learning_section(runs: list[Run]) -> str:
     return "".join(out)
 
 
+def _epoch_chart(hist: list[dict], field: str, color: str, *, label: str, plot: str, title: str, ylabel: str) -> str:
+    """A :func:`chart` of one field of a training history by epoch.
+
+    Args:
+        hist: the history's epoch records.
+        field: the record field plotted (``train_loss``, ``valid_auc``).
+        color: the run's line colour.
+        label: the series label.
+        plot, title, ylabel: as for :func:`chart`.
+
+    Returns:
+        The SVG.
+    """
+    series = {"label": label, "x": [h["epoch"] for h in hist], "y": [h.get(field) for h in hist], "color": color, "markers": True}
+    return chart([series], plot=plot, title=title, xlabel="epoch", ylabel=ylabel, width=360, height=260)
+
+
 def _training_section(trainings: list[Training]) -> str:
     if not trainings:
         return ""
@@ -503,36 +514,15 @@ def _training_section(trainings: list[Training]) -> str:
         out.append(f"<h3>{_esc(t.label)}</h3>")
         hist = [h for h in t.history if isinstance(h, dict) and "epoch" in h]
         if hist:
-            ep = [h["epoch"] for h in hist]
             figs = [
-                chart(
-                    [{"label": "train loss", "x": ep, "y": [h.get("train_loss") for h in hist], "color": color, "markers": True}],
-                    plot="training-loss",
-                    title="training loss",
-                    xlabel="epoch",
-                    ylabel="loss",
-                    width=360,
-                    height=260,
+                _epoch_chart(
+                    hist, "train_loss", color, label="train loss", plot="training-loss", title="training loss", ylabel="loss"
                 )
             ]
             if any(_num(h.get("valid_auc")) is not None for h in hist):
                 figs.append(
-                    chart(
-                        [
-                            {
-                                "label": "valid AUC",
-                                "x": ep,
-                                "y": [h.get("valid_auc") for h in hist],
-                                "color": color,
-                                "markers": True,
-                            }
-                        ],
-                        plot="training-auc",
-                        title="validation AUC",
-                        xlabel="epoch",
-                        ylabel="AUC",
-                        width=360,
-                        height=260,
+                    _epoch_chart(
+                        hist, "valid_auc", color, label="valid AUC", plot="training-auc", title="validation AUC", ylabel="AUC"
                     )
                 )
             out.append(f'<div class="charts">{"".join(figs)}</div>')
