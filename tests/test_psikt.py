@@ -394,6 +394,23 @@ def test_fit_records_history_states_and_exports_the_dynamics_matrix(tiny):
     assert m.params_table().height > 0
 
 
+def test_resume_equals_uninterrupted_run_and_records_the_elbo_terms(tiny, tmp_path):
+    tr, va = tiny["train"], tiny["valid"]
+    cfg = {**CFG, "epochs": 3, "patience": 50}
+    full = create("psikt", **cfg).fit(tr, valid=va, key=5)
+    ck = tmp_path / "ck"
+    create("psikt", **{**cfg, "epochs": 2}).fit(tr, valid=va, key=5, checkpoint=ck)
+    resumed = create("psikt", **cfg).fit(tr, valid=va, key=5, checkpoint=ck, resume=True)
+    for x, y in zip(jax.tree.leaves(full.params.net), jax.tree.leaves(resumed.params.net)):
+        np.testing.assert_array_equal(x, y)
+    timing = ("seconds", "interactions_per_second")
+    strip = lambda h: [{k: v for k, v in r.items() if k not in timing} for r in h]  # noqa: E731
+    assert strip(full.meta["history"]) == strip(resumed.meta["history"])
+    rec = full.meta["history"][0]
+    assert {"train_loss", "train_log_p_y", "train_kl_c", "valid_auc", "valid_score"} <= set(rec)
+    assert rec["valid_score"] == rec["valid_auc"]  # select_on=auc
+
+
 def test_predict_is_causal_and_save_load_roundtrip(tiny, tmp_path):
     m, va = tiny["model"], tiny["valid"]
     p = m.predict(va)

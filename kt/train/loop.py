@@ -1,12 +1,25 @@
-"""One optax loop for every gradient model.
+"""The one training loop of the gradient models.
 
-Batches come from :func:`kt.data.sequences.batches` (length buckets) and are
-padded to a fixed batch size, so each bucket compiles one train step and one
-eval step. The loop keeps the best state by validation AUC, stops early
-after ``patience`` epochs without a gain of at least ``min_delta``, guards
-against non-finite losses, and records per-epoch metrics.
+:func:`run` is the loop: epochs over shuffled batches of
+:func:`kt.data.sequences.batches` (length buckets, random or packed, in
+memory or streamed in chunks), a validation score after each epoch, the
+best state kept, early stopping after ``patience`` epochs without a gain of
+at least ``min_delta``, a guard against non-finite losses, per-epoch
+checkpoints and exact resumption, the learning-rate schedule, live progress
+and data parallelism. What differs between models comes in as an
+:class:`Objective` (one compiled optimiser step, its optimiser state, how
+a device batch is built from :class:`Sequences`, where each step's
+randomness comes from) and a validation scorer returning a :data:`Score`.
 
-Optional extensions (defaults reproduce plain Adam exactly):
+:func:`fit` is that loop with the next-step objective of DKT, CAKT and
+PSI-KT's filter (:func:`next_step`: Adam on masked binary cross-entropy of
+``logits_fn``, selection on validation AUC). PSI-KT's amortized model
+passes its own objective (the negative weighted ELBO, gradient clipping, a
+weight-decay mask, noise drawn from the loop's generator) and scorers
+(next-step AUC, validation ELBO or within-learner F1); see
+:mod:`kt.models.psikt.train`.
+
+Optional extensions of :func:`fit` (defaults reproduce plain Adam exactly):
 
 - coupled L2 and Adam betas (:class:`LoopSettings` ``weight_decay``, ``b1``,
   ``b2``; see :func:`make_optimizer`);
@@ -24,6 +37,7 @@ Optional extensions (defaults reproduce plain Adam exactly):
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -73,8 +87,8 @@ class LoopSettings:
 
     Attributes:
         epochs: maximum number of epochs.
-        patience: epochs without validation-AUC gain before stopping.
-        min_delta: smallest AUC gain that counts as progress.
+        patience: epochs without a validation-score gain before stopping.
+        min_delta: smallest gain of the validation score that counts as progress.
         batch_size: sequences per batch (padded to this size).
         lr: Adam learning rate.
         buckets: allowed padded sequence lengths.
@@ -159,10 +173,10 @@ def next_lr(lr: float, epoch: int, prev_loss: float | None, loss: float, setting
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns.
+    """What :func:`run` (and so :func:`fit`) returns.
 
     Attributes:
-        model: the best model (by validation AUC; the last one without validation).
+        model: the best model (by the validation score; the last one without validation).
         history: one dict per epoch (loss, validation metrics, throughput).
         best_epoch: 1-based epoch of the returned model.
         stopped: why training ended (``patience``, ``epochs``, ``non-finite``).
@@ -258,9 +272,8 @@ def _train_step(model, opt_state, batch: Batch, key, lr, logits_fn, norm, optim=
     # ``state`` (None for stateless models) is threaded, not differentiated.
     (_, (loss, n, new_state)), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, batch, key, logits_fn, norm, state)
     updates, opt_state = make_optimizer(lr, optim).update(grads, opt_state, eqx.filter(model, eqx.is_array))
-    if state is None:
-        return eqx.apply_updates(model, updates), opt_state, loss, n
-    return (eqx.apply_updates(model, updates), jax.lax.stop_gradient(new_state)), opt_state, loss, n
+    new_state = None if state is None else jax.lax.stop_gradient(new_state)
+    return eqx.apply_updates(model, updates), opt_state, new_state, {"loss": loss, "n": n}
 
 
 def targets(batch: Batch) -> jax.Array:
@@ -268,12 +281,79 @@ def targets(batch: Batch) -> jax.Array:
     return batch["mask"] & (batch["prev"] >= 0)
 
 
+Score = tuple[float, dict[str, Any]]
+"""A validation scorer's answer: the selection metric (higher is better) and
+the epoch record's fields (stored as ``valid_<name>``)."""
+
+
+def split_key(key: jax.Array, rng: np.random.Generator) -> tuple[jax.Array, jax.Array]:
+    """A step's randomness by default: split the loop's JAX key (``rng`` is not used)."""
+    key, sub = jax.random.split(key)
+    return key, sub
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The model-specific half of :func:`run`: what one optimiser step does.
+
+    Attributes:
+        step: ``(model, opt_state, batch, key, lr, state) -> (model,
+            opt_state, state, terms)``, one optimiser step. It should call a
+            module-level jitted function whose static arguments hash equal
+            from call to call, so that each batch shape compiles once.
+            ``lr`` is the loop's learning rate as a traced scalar (the
+            schedule changes it without recompiling; an objective may
+            ignore it); ``state`` is the non-trainable state (``None`` for
+            stateless models), returned updated. ``terms`` maps names to
+            scalars: ``loss`` (the mean loss per counted position) and
+            ``n`` (the counted positions) are required; every other term is
+            averaged over the epoch's positions into ``train_<name>``.
+        init: ``model -> optimiser state``.
+        make_batch: ``(sequences, batch_size) -> device batch``.
+        step_key: ``(key, rng) -> (key, step key)``: the randomness each
+            step gets from the loop's JAX key and NumPy generator (both
+            checkpointed); default :func:`split_key`.
+    """
+
+    step: Callable[..., tuple[Any, Any, Any, dict[str, Any]]]
+    init: Callable[[Any], Any]
+    make_batch: Callable[[Sequences, int], Any] = to_batch
+    step_key: Callable[[jax.Array, np.random.Generator], tuple[jax.Array, jax.Array]] = split_key
+
+
+def next_step(
+    logits_fn: Callable, settings: LoopSettings, make_batch: Callable[[Sequences, int], Batch] | None = None
+) -> Objective:
+    """Adam (:func:`make_optimizer`) on masked next-step binary cross-entropy of ``logits_fn``.
+
+    Args:
+        logits_fn: as in :func:`fit`.
+        settings: loop settings (the optimiser's ``lr``, ``weight_decay``,
+            ``b1``, ``b2``; ``batch_size`` and ``buckets`` fix the loss's
+            normaliser).
+        make_batch: as in :func:`fit` (default :func:`to_batch`).
+
+    Returns:
+        The :class:`Objective` of DKT, CAKT and PSI-KT's filter.
+    """
+    norm = jnp.asarray(settings.batch_size * max(settings.buckets), jnp.float32)
+    optim = settings.optim
+
+    def step(model, opt_state, batch, key, lr, state):
+        return _train_step(model, opt_state, batch, key, lr, logits_fn, norm, optim, state)
+
+    def init(model):
+        return make_optimizer(jnp.asarray(settings.lr, jnp.float32), optim).init(eqx.filter(model, eqx.is_array))
+
+    return Objective(step, init, make_batch or to_batch)
+
+
 def fit(
     model: Any,
     logits_fn: Callable[[Any, Batch, jax.Array | None], jax.Array]
     | Callable[[Any, Batch, jax.Array | None, Any], tuple[jax.Array, Any]],
     train: "Sequences | SequenceStream",
-    valid: Sequences | None,
+    valid: "Sequences | SequenceStream | None",
     settings: LoopSettings,
     key: jax.Array,
     *,
@@ -286,7 +366,10 @@ def fit(
     state: Any = None,
     devices: int | None = 1,
 ) -> FitResult:
-    """Train ``model`` with Adam on masked next-step binary cross-entropy.
+    """Train ``model`` with Adam on masked next-step binary cross-entropy, selecting on validation AUC.
+
+    :func:`run` with the :func:`next_step` objective and a scorer that
+    records the validation AUC, accuracy and log loss.
 
     Args:
         model: an equinox module (the parameters).
@@ -298,20 +381,7 @@ def fit(
         valid: validation sequences, or ``None`` (then no early stopping).
         settings: loop settings.
         key: PRNG key (shuffling seed and dropout).
-        on_epoch: called with each epoch's record.
-        on_batch: called with the number of scored positions of each batch.
-        on_step: progress hook, called from Python between the compiled
-            steps as ``on_step(done, total, metrics)``: ``done`` batches of
-            ``total`` this epoch (``None`` until known: streamed data counts
-            its batches in the first epoch), ``metrics`` with ``epoch``, the
-            running mean ``loss``, ``interactions`` and
-            ``interactions_per_second``; once with ``done=0`` as each epoch
-            starts. It reads only values the loop has on the host already
-            (the loss is fetched every step for the non-finite check), so it
-            adds no device synchronisation.
-        checkpoint: directory for a checkpoint written after every epoch.
-        resume: continue from ``checkpoint`` (same data, settings and key
-            give exactly the result of an uninterrupted run).
+        on_epoch, on_batch, on_step, checkpoint, resume: as in :func:`run`.
         make_batch: ``(sequences, batch_size) -> Batch`` for models that need
             more host-computed inputs than :func:`to_batch` gives (it should
             call :func:`to_batch` and add keys).
@@ -330,18 +400,105 @@ def fit(
     Returns:
         A :class:`FitResult`.
     """
-    make_batch = make_batch or to_batch
     mesh = shard.data_mesh(devices)
+    objective = next_step(logits_fn, settings, make_batch)
+    return run(
+        model,
+        objective,
+        train,
+        settings,
+        key,
+        score=None if valid is None else functools.partial(_auc_score, logits_fn, valid, settings, objective.make_batch, mesh),
+        state=state,
+        mesh=mesh,
+        on_epoch=on_epoch,
+        on_batch=on_batch,
+        on_step=on_step,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
+
+
+def _auc_score(logits_fn, valid, settings: LoopSettings, make_batch, mesh, model, state) -> Score:
+    # fit's scorer: validation AUC selects, accuracy and log loss are recorded too.
+    y, p, _ = predict_positions(
+        model, logits_fn, valid, settings.batch_size, settings.buckets, make_batch=make_batch, state=state, mesh=mesh
+    )
+    fields = {k: v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")}
+    return fields["auc"], fields
+
+
+def run(
+    model: Any,
+    objective: Objective,
+    train: "Sequences | SequenceStream",
+    settings: LoopSettings,
+    key: jax.Array,
+    *,
+    score: Callable[[Any, Any], Score] | None = None,
+    seed: int | None = None,
+    state: Any = None,
+    mesh: Any = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """The training loop: epochs, validation, early stopping, checkpoints, resume, progress.
+
+    Args:
+        model: the initial parameters (an equinox module or pytree).
+        objective: the model's optimiser step, batches and step randomness.
+        train: training sequences, or a :class:`SequenceStream`.
+        settings: loop settings (``epochs``, ``patience``, ``min_delta``,
+            ``batch_size``, ``buckets``, ``batching``, ``lr`` and its schedule).
+        key: JAX PRNG key, threaded through ``objective.step_key`` and
+            checkpointed.
+        score: ``(model, state) -> (metric, fields)`` (a :data:`Score`) after
+            each epoch: the best epoch is the first whose metric beats the
+            best so far by more than ``min_delta``, and training stops after
+            ``patience`` epochs without one. ``None``: no validation, every
+            epoch's state is kept.
+        seed: seed of the loop's NumPy generator (batch order and any noise
+            ``objective.step_key`` draws from it); default: drawn from ``key``.
+        state: non-trainable state threaded through ``objective.step``, or
+            ``None`` (see :func:`fit`).
+        mesh: device mesh to split batches over (:func:`kt.train.shard.data_mesh`;
+            ``None``: the default device).
+        on_epoch: called with each epoch's record.
+        on_batch: called with the number of scored positions of each batch.
+        on_step: progress hook, called from Python between the compiled
+            steps as ``on_step(done, total, metrics)``: ``done`` batches of
+            ``total`` this epoch (``None`` until known: streamed data counts
+            its batches in the first epoch), ``metrics`` with ``epoch``, the
+            running mean ``loss``, ``interactions`` and
+            ``interactions_per_second``; once with ``done=0`` as each epoch
+            starts. It reads only values the loop has on the host already
+            (the loss is fetched every step for the non-finite check), so it
+            adds no device synchronisation.
+        checkpoint: directory for a checkpoint written after every epoch.
+        resume: continue from ``checkpoint`` (same data, settings and key
+            give exactly the result of an uninterrupted run).
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        NonFiniteLoss: a step's loss was NaN or infinite; its ``result``
+            holds the best state so far (with validation) or the last good
+            one.
+    """
     stateful = state is not None
     lr_value = float(settings.lr)
     lr = jnp.asarray(settings.lr, jnp.float32)
-    norm = jnp.asarray(settings.batch_size * max(settings.buckets), jnp.float32)
-    optim = settings.optim
-    opt_state = make_optimizer(lr, optim).init(eqx.filter(model, eqx.is_array))
+    opt_state = objective.init(model)
 
-    seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    if seed is None:
+        seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    best_auc, best_model, best_epoch, bad = -math.inf, model, 0, 0
+    # The checkpoint calls the best score "best_auc" (its first meaning; kept so that old checkpoints resume).
+    best, best_model, best_epoch, bad = -math.inf, model, 0, 0
     best_state = state
     prev_loss = None
     result = FitResult(model)
@@ -354,7 +511,7 @@ def fit(
         if stateful:
             state, best_state = got[5]
         rng.bit_generator.state = c["rng"]
-        best_auc, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
+        best, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
         lr_value, prev_loss = c.get("lr", lr_value), c.get("last_loss")
         lr = jnp.asarray(lr_value, jnp.float32)
         result.history = c["history"]
@@ -365,7 +522,8 @@ def fit(
     n_steps = n_batches(train, settings.batch_size)
     for epoch in range(start, settings.epochs + 1):
         t0 = time.perf_counter()
-        total, count, step = 0.0, 0, 0
+        sums: dict[str, float] = {}  # each term times its positions
+        count, step = 0, 0
         if on_step:
             on_step(0, n_steps, {"epoch": epoch})
         for seqs in (
@@ -373,30 +531,25 @@ def fit(
             for part in _chunks(train, rng)
             for b in batches(part, settings.batch_size, rng=rng, buckets=settings.buckets, batching=settings.batching)
         ):
-            key, sub = jax.random.split(key)
-            batch = shard.shard_batch(make_batch(seqs, settings.batch_size), mesh)
-            if stateful:
-                (new_model, new_bn), new_opt, loss, n = _train_step(
-                    model, opt_state, batch, sub, lr, logits_fn, norm, optim, state
-                )
-            else:
-                new_model, new_opt, loss, n = _train_step(model, opt_state, batch, sub, lr, logits_fn, norm, optim)
-            loss = float(loss)
-            if not math.isfinite(loss):
+            key, sub = objective.step_key(key, rng)
+            batch = shard.shard_batch(objective.make_batch(seqs, settings.batch_size), mesh)
+            new_model, new_opt, new_state, terms = objective.step(model, opt_state, batch, sub, lr, state)
+            host = {k: float(v) for k, v in terms.items()}
+            if not math.isfinite(host["loss"]):
                 result.stopped = "non-finite"
                 result.history.append({"epoch": epoch, "error": "non-finite loss"})
-                keep_best = valid is not None and best_epoch
+                keep_best = score is not None and best_epoch
                 result.model = shard.gather(best_model if keep_best else model, mesh)
                 result.state = shard.gather(best_state if keep_best else state, mesh) if stateful else None
                 result.best_epoch = best_epoch
                 raise NonFiniteLoss(result, epoch)
-            model, opt_state = new_model, new_opt
-            if stateful:
-                state = new_bn
-            total += loss * int(n)
-            count += int(n)
+            model, opt_state, state = new_model, new_opt, new_state
+            n = int(host.pop("n"))
+            for k, v in host.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+            count += n
             if on_batch:
-                on_batch(int(n))
+                on_batch(n)
             step += 1
             if on_step:
                 el = time.perf_counter() - t0
@@ -405,7 +558,7 @@ def fit(
                     n_steps,
                     {
                         "epoch": epoch,
-                        "loss": total / max(count, 1),
+                        "loss": sums["loss"] / max(count, 1),
                         "interactions": count,
                         "interactions_per_second": count / el if el > 0 else None,
                     },
@@ -414,19 +567,18 @@ def fit(
         seconds = time.perf_counter() - t0
         rec: dict[str, Any] = {
             "epoch": epoch,
-            "train_loss": total / max(count, 1),
+            "train_loss": sums.get("loss", 0.0) / max(count, 1),
             "seconds": seconds,
             "interactions_per_second": count / seconds if seconds > 0 else None,
         }
+        rec.update({f"train_{k}": v / max(count, 1) for k, v in sums.items() if k != "loss"})
         if settings.lr_decay != 1.0:
             rec["lr"] = lr_value
-        if valid is not None:
-            y, p, _ = predict_positions(
-                model, logits_fn, valid, settings.batch_size, settings.buckets, make_batch=make_batch, state=state, mesh=mesh
-            )
-            rec.update({f"valid_{k}": v for k, v in metrics.summary(y, p).items() if k in ("auc", "accuracy", "logloss")})
-            if rec["valid_auc"] > best_auc + settings.min_delta:
-                best_auc, best_model, best_state, best_epoch, bad = rec["valid_auc"], model, state, epoch, 0
+        if score is not None:
+            metric, fields = score(model, state)
+            rec.update({f"valid_{k}": v for k, v in fields.items()})
+            if metric > best + settings.min_delta:
+                best, best_model, best_state, best_epoch, bad = metric, model, state, epoch, 0
             else:
                 bad += 1
         else:
@@ -439,11 +591,11 @@ def fit(
         result.history.append(rec)
         if on_epoch:
             on_epoch(rec)
-        stop = valid is not None and bad >= settings.patience
+        stop = score is not None and bad >= settings.patience
         if checkpoint is not None:
             info = {
                 "epoch": epoch,
-                "best_auc": best_auc,
+                "best_auc": best,
                 "best_epoch": best_epoch,
                 "bad": bad,
                 "rng": rng.bit_generator.state,

@@ -447,7 +447,7 @@ class PsiKT(Model):
             checkpoint: directory for per-epoch checkpoints.
             resume: continue from ``checkpoint``.
             on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.models.psikt.train.fit`).
+                (see :func:`kt.train.loop.run`).
 
         Returns:
             ``self``; ``meta`` holds ``history``, ``warnings`` and the
@@ -472,15 +472,14 @@ class PsiKT(Model):
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
             valid_score = self._valid_scorer(vframe, unit, hyper, buckets)
         settings = tr.Settings(
-            cfg.epochs,
-            cfg.early_stop_patience(),
-            1e-4,
-            cfg.batch_size,
-            cfg.learning_rate(),
-            cfg.weight_decay,
-            cfg.clip_norm,
-            buckets,
-            cfg.select_on,
+            epochs=cfg.epochs,
+            patience=cfg.early_stop_patience(),
+            min_delta=1e-4,
+            batch_size=cfg.batch_size,
+            lr=cfg.learning_rate(),
+            buckets=buckets,
+            weight_decay=cfg.weight_decay,
+            clip_norm=cfg.clip_norm,
         )
         net0 = self._new_net(k_init)
         try:
@@ -522,29 +521,24 @@ class PsiKT(Model):
         cfg = self.config
         if cfg.select_on == "auc":
             vseqs = build_sequences(vframe)
-
-            def score(net):
-                s = tr.auc_score(net, vseqs, unit, hyper, cfg.batch_size, buckets)
-                s["score"] = s["score"] if math.isfinite(s["score"]) else -math.inf
-                return s
-
-            return score
+            return lambda net, _state: tr.auc_score(net, vseqs, unit, hyper, cfg.batch_size, buckets)
         if cfg.select_on == "elbo":
             vseqs = build_sequences(vframe, window=cfg.window, min_len=2)
-            return lambda net: tr.elbo_score(net, vseqs, unit, hyper, cfg.batch_size, buckets, jax.random.key(0, impl="rbg"))
+            key = jax.random.key(0, impl="rbg")
+            return lambda net, _state: tr.elbo_score(net, vseqs, unit, hyper, cfg.batch_size, buckets, key)
         pos = vframe.select(pl.int_range(pl.len()).over("user_idx").alias("p"))["p"]
         hist = vframe.filter(pos < cfg.select_history)
         fut = vframe.filter((pos >= cfg.select_history) & (pos < cfg.select_history + cfg.select_horizon))
         if fut.height == 0:
             raise KTError(f"--set select_on=f1: validation learners need more than select_history={cfg.select_history} attempts")
 
-        def f1_score(net):
+        def f1_score(net, _state):
             users, st = self._encode_states(hist, unit, net=net)
             out = self._forecast(fut, unit, users, st, net=net)
             y = fut["correct"].to_numpy().astype(np.float64)
             f1 = sample_f1(y, out["pos_share"])
             acc = float(np.mean(np.where(y > 0, out["pos_share"], 1 - out["pos_share"])))
-            return {"score": f1, "f1": f1, "accuracy": acc, "auc": metrics.auc(y, out["prob"])}
+            return tr.selected(f1, {"f1": f1, "accuracy": acc, "auc": metrics.auc(y, out["prob"])})
 
         return f1_score
 

@@ -1,16 +1,18 @@
-"""PSI-KT's training loop: Adam on the negative weighted ELBO, early stopping by learners.
+"""PSI-KT's training objective: the negative weighted ELBO, its batches, optimiser and scorers.
 
-Not the shared next-step loop (:mod:`kt.train.loop`): the objective is an
-ELBO over all KCs, and selection can use next-step AUC, the validation
-ELBO or the within-learner open-loop F1. It reuses that module's
-checkpoint helpers and :class:`~kt.train.loop.NonFiniteLoss`.
+The loop is the shared one (:func:`kt.train.loop.run`); this module
+supplies what is PSI-KT's own: device batches with gaps in days
+(:func:`to_batch`), the step (Adam on :func:`kt.models.psikt.core.elbo`
+after gradient clipping and weight decay on weight matrices, with noise
+keys drawn from the loop's NumPy generator), and the validation scorers
+(next-step AUC, validation ELBO; the within-learner F1 lives on the model,
+which encodes and forecasts learners).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,6 @@ import numpy as np
 import optax
 
 from kt.data.sequences import Sequences, batches, bucket_length
-from kt.errors import KTError
 from kt import metrics
 from kt.models.psikt import core
 from kt.train import loop
@@ -31,18 +32,20 @@ DAY_SECONDS = {"seconds": 86400.0, "minutes": 1440.0, "hours": 24.0, "days": 1.0
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Optimisation settings (see :class:`kt.models.psikt.model.PsiKTConfig`)."""
+class Settings(loop.LoopSettings):
+    """The loop's settings with PSI-KT's defaults, plus gradient clipping (see :class:`kt.models.psikt.model.PsiKTConfig`).
+
+    ``weight_decay`` applies to weight matrices only (see :func:`optimiser`).
+    """
 
     epochs: int = 200
     patience: int = 10
     min_delta: float = 1e-4
     batch_size: int = 512
     lr: float = 5e-3
+    buckets: tuple[int, ...] = (16, 32, 50, 64, 100, 128, 200)
     weight_decay: float = 1e-5
     clip_norm: float = 100.0
-    buckets: tuple[int, ...] = (16, 32, 50, 64, 100, 128, 200)
-    select_on: str = "auc"
 
 
 def seq_days(seqs: Sequences, unit: float | None) -> np.ndarray:
@@ -132,6 +135,86 @@ def _train_step(net, opt_state, batch: core.Batch, key, hyper: core.Hyper, opt):
     return eqx.apply_updates(net, updates), opt_state, terms
 
 
+def _step(hyper: core.Hyper, opt, net, opt_state, batch: core.Batch, key, lr, state):
+    # The loop's step contract; the learning rate is fixed in ``opt``, and PSI-KT has no state.
+    net, opt_state, terms = _train_step(net, opt_state, batch, key, hyper, opt)
+    terms = dict(terms)
+    terms["n"] = terms.pop("steps")
+    return net, opt_state, state, terms
+
+
+def _noise_step_key(key, rng: np.random.Generator):
+    return key, noise_key(rng)
+
+
+def objective(hyper: core.Hyper, unit: float | None, settings: Settings) -> loop.Objective:
+    """The loop's :class:`~kt.train.loop.Objective` for PSI-KT.
+
+    Each step minimises the negative ELBO (``core.elbo``; its terms are
+    recorded as ``train_<name>``) with :func:`optimiser`, on batches padded
+    to ``batch_size`` rows (one compiled step per length bucket), with noise
+    from :func:`noise_key`.
+    """
+    opt = optimiser(settings)
+    return loop.Objective(
+        step=functools.partial(_step, hyper, opt),
+        init=lambda net: opt.init(eqx.filter(net, eqx.is_array)),
+        make_batch=lambda seqs, batch_size: to_batch(seqs, unit, pad_rows=batch_size),
+        step_key=_noise_step_key,
+    )
+
+
+def fit(
+    net: core.Net,
+    hyper: core.Hyper,
+    train: Sequences,
+    unit: float | None,
+    settings: Settings,
+    key,
+    *,
+    valid_score: Callable[[Any, Any], loop.Score] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    on_step: Callable[[int, int | None, dict], None] | None = None,
+) -> loop.FitResult:
+    """Minimise the negative ELBO in the shared loop, early-stopping on ``valid_score``.
+
+    Args:
+        net: initial parameters.
+        hyper: static settings of the ELBO.
+        train: training sequences (windows).
+        unit: seconds per day, or None (step index as time).
+        settings: optimisation settings.
+        key: int seed or PRNG key: it seeds the loop's NumPy generator, the
+            source of the batch order and of all noise (the loop's JAX key is
+            a fixed placeholder, checkpointed but never split).
+        valid_score: ``(net, state) -> (score, fields)`` (higher is better;
+            e.g. :func:`auc_score`), or None: no early stopping (the last
+            state is kept).
+        on_epoch: called with each epoch's record.
+        checkpoint: directory for a per-epoch checkpoint.
+        resume: continue from ``checkpoint``.
+        on_step: progress hook between steps, as in :func:`kt.train.loop.run`.
+
+    Returns:
+        :class:`kt.train.loop.FitResult` (the best state by validation score).
+    """
+    return loop.run(
+        net,
+        objective(hyper, unit, settings),
+        train,
+        settings,
+        jax.random.key(0),
+        seed=core.seed_of(key),
+        score=valid_score,
+        on_epoch=on_epoch,
+        on_step=on_step,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
+
+
 @eqx.filter_jit
 def _eval_elbo(net, batch: core.Batch, key, hyper: core.Hyper):
     B, T = batch.mask.shape
@@ -177,149 +260,23 @@ def next_step_on(net, seqs: Sequences, unit, hyper: core.Hyper, batch_size: int,
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def fit(
-    net: core.Net,
-    hyper: core.Hyper,
-    train: Sequences,
-    unit: float | None,
-    settings: Settings,
-    key,
-    *,
-    valid_score: Callable[[Any], dict] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
-    checkpoint: Path | None = None,
-    resume: bool = False,
-    on_step: Callable[[int, int | None, dict], None] | None = None,
-) -> loop.FitResult:
-    """Minimise the negative ELBO with early stopping on ``valid_score``.
-
-    Args:
-        net: initial parameters.
-        hyper: static settings of the ELBO.
-        train: training sequences (windows).
-        unit: seconds per day, or None (step index as time).
-        settings: optimisation settings.
-        key: int seed or PRNG key (batch order and all noise).
-        valid_score: ``net -> {"score": higher is better, ...}``; None = no
-            early stopping (the last state is kept).
-        on_epoch: called with each epoch's record.
-        checkpoint: directory for a per-epoch checkpoint.
-        resume: continue from ``checkpoint``.
-        on_step: progress hook between steps, as in :func:`kt.train.loop.fit`
-            (host values only: no extra device synchronisation).
-
-    Returns:
-        :class:`kt.train.loop.FitResult` (the best state by validation score).
-    """
-    opt = optimiser(settings)
-    opt_state = opt.init(eqx.filter(net, eqx.is_array))
-    rng = np.random.default_rng(core.seed_of(key))
-    key = jax.random.key(0)  # only checkpointed (the loop's randomness is ``rng``)
-    best, best_net, best_epoch, bad = -math.inf, net, 0, 0
-    result = loop.FitResult(net)
-    start = 1
-    if resume:
-        if checkpoint is None or not (checkpoint / loop.CKPT_JSON).exists():
-            raise KTError(f"--resume: no checkpoint found in {checkpoint}; train without --resume first")
-        net, opt_state, best_net, key, c = loop._load_checkpoint(checkpoint, net, opt_state)
-        rng.bit_generator.state = c["rng"]
-        best, best_epoch, bad, start = c["best_auc"], c["best_epoch"], c["bad"], c["epoch"] + 1
-        result.history = c["history"]
-        if c.get("stopped"):
-            result.stopped = c["stopped"]
-            start = settings.epochs + 1
-    n_steps = loop.n_batches(train, settings.batch_size)
-    for epoch in range(start, settings.epochs + 1):
-        t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        steps = 0.0
-        done = 0
-        if on_step:
-            on_step(0, n_steps, {"epoch": epoch})
-        for seqs in batches(train, settings.batch_size, rng=rng, buckets=settings.buckets):
-            sub = noise_key(rng)
-            batch = to_batch(seqs, unit, pad_rows=settings.batch_size)  # one compiled step per length bucket
-            new_net, new_state, terms = _train_step(net, opt_state, batch, sub, hyper, opt)
-            terms = {k: float(v) for k, v in terms.items()}
-            if not math.isfinite(terms["loss"]):
-                result.stopped = "non-finite"
-                result.history.append({"epoch": epoch, "error": "non-finite loss"})
-                result.model = best_net if best_epoch else net
-                result.best_epoch = best_epoch
-                raise loop.NonFiniteLoss(result, epoch)
-            net, opt_state = new_net, new_state
-            n = terms.pop("steps")
-            steps += n
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v * n
-            done += 1
-            if on_step:
-                el = time.perf_counter() - t0
-                on_step(
-                    done,
-                    n_steps,
-                    {
-                        "epoch": epoch,
-                        "loss": sums.get("loss", 0.0) / max(steps, 1),
-                        "interactions": steps,
-                        "interactions_per_second": steps / el if el > 0 else None,
-                    },
-                )
-        seconds = time.perf_counter() - t0
-        rec = {
-            "epoch": epoch,
-            "train_loss": sums.get("loss", 0.0) / max(steps, 1),
-            "seconds": seconds,
-            "interactions_per_second": steps / seconds if seconds > 0 else None,
-        }
-        rec.update({f"train_{k}": v / max(steps, 1) for k, v in sums.items() if k != "loss"})
-        if valid_score is not None:
-            vs = valid_score(net)
-            rec.update({f"valid_{k}": v for k, v in vs.items() if k != "score"})
-            rec["valid_score"] = vs["score"]
-            if vs["score"] > best + settings.min_delta:
-                best, best_net, best_epoch, bad = vs["score"], net, epoch, 0
-            else:
-                bad += 1
-        else:
-            best_net, best_epoch = net, epoch
-        result.history.append(rec)
-        if on_epoch:
-            on_epoch(rec)
-        stop = valid_score is not None and bad >= settings.patience
-        if checkpoint is not None:
-            loop._save_checkpoint(
-                checkpoint,
-                net,
-                opt_state,
-                best_net,
-                key,
-                {
-                    "epoch": epoch,
-                    "best_auc": best,
-                    "best_epoch": best_epoch,
-                    "bad": bad,
-                    "rng": rng.bit_generator.state,
-                    "history": result.history,
-                    "stopped": "patience" if stop else None,
-                },
-            )
-        if stop:
-            result.stopped = "patience"
-            break
-    result.model, result.best_epoch = best_net, best_epoch
-    return result
+def selected(score: float, fields: dict) -> loop.Score:
+    """A validation :data:`~kt.train.loop.Score`: ``score`` selects and is recorded as ``valid_score`` after ``fields``."""
+    return score, {**fields, "score": score}
 
 
-def auc_score(net, seqs: Sequences, unit, hyper, batch_size, buckets) -> dict:
-    """Next-step validation metrics (each sequence's first step unscored)."""
+def auc_score(net, seqs: Sequences, unit, hyper, batch_size, buckets) -> loop.Score:
+    """Next-step validation AUC (each sequence's first step unscored; an undefined AUC scores -inf), accuracy, log loss."""
     r = next_step_on(net, seqs, unit, hyper, batch_size, buckets)
     keep = r["pos"] > 0
     s = metrics.summary(r["correct"][keep], r["prob"][keep])
-    return {"score": s["auc"], "auc": s["auc"], "accuracy": s["accuracy"], "logloss": s["logloss"]}
+    return selected(
+        s["auc"] if math.isfinite(s["auc"]) else -math.inf,
+        {"auc": s["auc"], "accuracy": s["accuracy"], "logloss": s["logloss"]},
+    )
 
 
-def elbo_score(net, seqs: Sequences, unit, hyper, batch_size, buckets, key) -> dict:
+def elbo_score(net, seqs: Sequences, unit, hyper, batch_size, buckets, key) -> loop.Score:
     """Mean validation ELBO per step (fixed noise)."""
     tot, n = 0.0, 0.0
     for sub in batches(seqs, batch_size, rng=None, buckets=buckets):
@@ -328,4 +285,4 @@ def elbo_score(net, seqs: Sequences, unit, hyper, batch_size, buckets, key) -> d
         tot += -float(terms["loss"]) * steps
         n += steps
     v = tot / max(n, 1.0)
-    return {"score": v, "elbo": v}
+    return selected(v, {"elbo": v})
