@@ -10,8 +10,9 @@ on first use, so ``from kt.models.psikt import PsiKT`` keeps working.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kt.models.paths import lazy_package
 
 if TYPE_CHECKING:
     from kt.models.psikt.model import PsiKT, PsiKTConfig
@@ -19,16 +20,4 @@ if TYPE_CHECKING:
 __all__ = ["PsiKT", "PsiKTConfig"]
 _SUBMODULES = ("model", "core", "filter", "filter_model", "train")
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if not name.startswith("__"):
-        model = importlib.import_module(f"{__name__}.model")
-        if hasattr(model, name):
-            return getattr(model, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))
+__getattr__, __dir__ = lazy_package(__name__, _SUBMODULES, __all__)

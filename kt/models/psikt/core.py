@@ -25,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from kt.models.nn import lstm_update
+from kt.models.seeds import seed_of
 
 VAR_FLOOR = 1e-6  # added to the OU transition variance
 DT_EPS = 1e-6  # added to every time gap (days)
@@ -201,16 +202,6 @@ def positional_encoding(tau: Float[Array, "..."], dim: int) -> Float[Array, "...
 
 
 # --- networks -----------------------------------------------------------------------------------
-
-
-def seed_of(key) -> int:
-    """An integer seed from an int or a JAX PRNG key (no device work, nothing to compile)."""
-    if key is None:
-        return 0
-    if isinstance(key, (int, np.integer)):
-        return int(key)
-    data = np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key)
-    return int(np.random.default_rng(data.astype(np.uint64).ravel().tolist()).integers(0, 2**31 - 1))
 
 
 class Dense(eqx.Module):

@@ -25,7 +25,7 @@ import polars as pl
 from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
-from kt.models.psikt import core
+from kt.models.seeds import seed_of
 from kt.models.psikt import filter as pf
 from kt.models.psikt import train as tr
 from kt.models.baselines import _kc_counts
@@ -191,7 +191,7 @@ class PsiKTFilter(PsiKT):
         cfg = self.config
         self.vocab = data.vocab
         self.meta = {"warnings": [], "inference": "filter"}
-        seed = core.seed_of(key)
+        seed = seed_of(key)
         frame = self._frame(data)
         self.meta["grouped"] = bool(data.multi_kc)
         unit = self._unit(data, fitting=True)

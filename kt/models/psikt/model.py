@@ -30,6 +30,7 @@ from kt.data.sequences import Sequences, bucket_length, build_sequences
 from kt.errors import KTError
 from kt import metrics
 from kt.models.psikt import core
+from kt.models.seeds import seed_of
 from kt.models.psikt import train as tr
 from kt.models.base import Capabilities, Model, register
 
@@ -456,7 +457,7 @@ class PsiKT(Model):
         cfg = self.config
         self.vocab = data.vocab
         self.meta = {"warnings": [], "elbo_weights": ELBO_WEIGHTS_NOTE}
-        seeds = np.random.default_rng(core.seed_of(key)).integers(0, 2**31 - 1, 2)
+        seeds = np.random.default_rng(seed_of(key)).integers(0, 2**31 - 1, 2)
         k_init, k_train = int(seeds[0]), int(seeds[1])
         frame = self._frame(data)
         unit = self._unit(data, fitting=True)
@@ -874,7 +875,7 @@ class PsiKT(Model):
         cfg = self.config
         steps = cfg.update_steps if steps is None else int(steps)
         lr = cfg.update_lr if lr is None else float(lr)
-        nrng = np.random.default_rng(core.seed_of(key))
+        nrng = np.random.default_rng(seed_of(key))
         t_start = time.perf_counter()
         frame = self._frame(new)
         unit = self._unit(new)

@@ -26,6 +26,7 @@ import optax
 from kt.data.sequences import Sequences, batches, bucket_length
 from kt import metrics
 from kt.models.psikt import core
+from kt.models.seeds import seed_of
 from kt.train import loop
 
 DAY_SECONDS = {"seconds": 86400.0, "minutes": 1440.0, "hours": 24.0, "days": 1.0}
@@ -206,7 +207,7 @@ def fit(
         train,
         settings,
         jax.random.key(0),
-        seed=core.seed_of(key),
+        seed=seed_of(key),
         score=valid_score,
         on_epoch=on_epoch,
         on_step=on_step,
