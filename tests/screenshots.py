@@ -1,6 +1,6 @@
 """Screenshots the browser tests take, kept for the docs when asked.
 
-``KT_SCREENSHOTS=docs/img pytest tests/test_report.py tests/test_graph_html.py -k chromium``
+``KT_SCREENSHOTS=docs/img pytest tests/test_report.py tests/graph/test_graph_html.py -k chromium``
 copies them to ``docs/img`` (the pictures the README shows); without the
 variable they stay in the test's temporary directory.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from screenshots import keep_screenshot
+from tests.screenshots import keep_screenshot
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "datasets" / "assist2009_sample"

@@ -16,7 +16,7 @@ import kt
 from kt.cli import app
 from kt import metrics
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "datasets" / "assist2009_sample"
 TRAIN, TEST = SAMPLE / "train.csv", SAMPLE / "test.csv"
 METRICS = ("auc", "accuracy", "rmse", "logloss", "brier", "ece", "n")
@@ -24,7 +24,7 @@ METRICS = ("auc", "accuracy", "rmse", "logloss", "brier", "ece", "n")
 
 def _shared_data() -> Path:
     env = os.environ.get("KT_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def run(*args) -> str:

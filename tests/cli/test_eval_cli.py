@@ -10,7 +10,7 @@ import pytest
 from kt.data.schema import load
 from kt.eval.expand import kc_rows
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "datasets" / "assist2009_sample"
 
 
@@ -92,7 +92,7 @@ def test_evaluate_next_json_has_curves(cli, model_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def multi_files(tmp_path_factory):
-    from test_eval_protocols import write_multi_kc
+    from tests.eval.test_eval_protocols import write_multi_kc
 
     d = tmp_path_factory.mktemp("multi")
     path = write_multi_kc(d / "multi.csv", learners=40)

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from kt.cli import app
 
-# Same shapes and options as tests/test_psikt.py, so the jit caches are shared in one pytest run.
+# Same shapes and options as tests/models/psikt/test_psikt.py, so the jit caches are shared in one pytest run.
 SETS = ["epochs=2", "batch_size=16", "mc_samples=4", "dim=8", "update_steps=3"]
 
 

@@ -15,7 +15,7 @@ from kt.data.partitioned import PartitionedData, is_partitioned, partition_of
 from kt.data.stream import convert_partitioned
 from kt.errors import DataError
 
-SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample" / "train.csv"
+SAMPLE = Path(__file__).resolve().parents[2] / "datasets" / "assist2009_sample" / "train.csv"
 
 # Multi-KC cells, ISO times, true/false outcomes, partial credit, an order column,
 # a learner with one attempt whose KC and item appear nowhere else, file order != learner order.

@@ -12,7 +12,7 @@ from kt.data.schema import load
 from kt.errors import KTError
 from kt.eval.cv import aggregate, cross_validate, model_sets
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / "datasets" / "assist2009_sample" / "train.csv"
 
 

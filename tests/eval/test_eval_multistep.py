@@ -196,7 +196,7 @@ def test_too_short_learners(data, bkt):
 
 
 def test_multi_kc_questions_fuse_in_multistep(tmp_path):
-    from test_eval_protocols import write_multi_kc
+    from tests.eval.test_eval_protocols import write_multi_kc
 
     d = load(str(write_multi_kc(tmp_path / "m.csv")))
     m = create("kc-rate").fit(d)

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from screenshots import keep_screenshot
+from tests.screenshots import keep_screenshot
 
 from kt.graph.export import render, view
 from kt.graph.graph import PrerequisiteGraph

@@ -1,4 +1,4 @@
-"""Run under XLA_FLAGS=--xla_force_host_platform_device_count=4 (see tests/test_sharding.py).
+"""Run under XLA_FLAGS=--xla_force_host_platform_device_count=4 (see tests/train/test_sharding.py).
 
 Usage: shard_equality.py DATA.csv MODEL. Trains MODEL (dkt or cakt) for one
 epoch (a few steps) on one device and on four (batch sharded, parameters

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-SCRIPT = Path(__file__).parent / "scripts" / "shard_equality.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "shard_equality.py"
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from kt.models.base import create, load
 from kt.models.dkt.model import _known
 from kt.train import loop
 
-SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "datasets" / "assist2009_sample"
 TINY = dict(k=3, frame=4, channels=(2, 3, 2))
 
 

@@ -20,7 +20,7 @@ from kt.models.base import create, load
 from kt.models.dkt.model import DKTNet, next_logits, window_sequences
 from kt.train import loop
 
-SAMPLE = Path(__file__).resolve().parents[1] / "datasets" / "assist2009_sample"
+SAMPLE = Path(__file__).resolve().parents[3] / "datasets" / "assist2009_sample"
 
 
 def tiny_batch(rng, B=3, T=9, K=5):

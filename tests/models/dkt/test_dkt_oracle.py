@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 from kt.data.splits import split_learners
 from kt.data.synthetic import simulate_bkt
 from kt.models.base import create
-from test_bkt_model import frame_to_data
+from tests.models.bkt.test_bkt_model import frame_to_data
 
 
 def bkt_oracle(frame: pl.DataFrame, truth: dict) -> np.ndarray:
