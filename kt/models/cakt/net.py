@@ -22,7 +22,7 @@ module adds is a way of computing it that is fast and small on a CPU:
   volumes, see :func:`kt.models.cakt.compact_positions`).
 
 Tests compare every stage with the literal layer (a 3D convolution and
-whole-batch statistics, autodiff gradients): tests/test_cakt_cnn.py.
+whole-batch statistics, autodiff gradients): tests/models/cakt/test_cakt_cnn.py.
 """
 
 from __future__ import annotations
