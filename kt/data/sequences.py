@@ -7,7 +7,7 @@ cost; models move batches to the device themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import polars as pl
@@ -230,3 +230,41 @@ def batches(
         return
     for idx in groups:
         yield seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
+
+
+def length_batches(
+    seqs: Sequences,
+    rows: int,
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+    *,
+    rows_at: Callable[[int], int] | None = None,
+) -> Iterator[tuple[Int[np.ndarray, " B"], Sequences]]:
+    """Prediction batches: the sequences from shortest to longest, each batch padded to a bucket length.
+
+    Sorting by length keeps the padding of every batch small; the order is
+    stable, so equal lengths keep their input order.
+
+    Args:
+        seqs: the sequences to predict.
+        rows: sequences per batch.
+        buckets: allowed padded lengths (see :func:`bucket_length`).
+        rows_at: optional cap on the rows of a batch given its padded length
+            ``T`` (for models whose memory grows with ``T``): the next batch
+            holds ``rows_at(T)`` sequences, where ``T`` is the bucket length
+            of the next ``rows`` sequences. It must not exceed ``rows``.
+
+    Yields:
+        ``(idx, batch)``: the indices of the batch's sequences in ``seqs``,
+        and those sequences with the time axis cut or padded to the bucket
+        length of the longest.
+    """
+    lengths = seqs.lengths
+    order = np.argsort(lengths, kind="stable")
+    i = 0
+    while i < len(order):
+        n = rows
+        if rows_at is not None:
+            n = rows_at(bucket_length(int(lengths[order[min(i + rows, len(order)) - 1]]), buckets))
+        idx = order[i : i + n]
+        yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
+        i += len(idx)

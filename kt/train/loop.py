@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from kt.data.sequences import Sequences, batches
+from kt.data.sequences import Sequences, batches, length_batches
 from kt.errors import KTError
 from kt import metrics
 from kt.train import shard
@@ -712,7 +712,7 @@ def predict_positions(
     ys, ps, rows = [], [], []
     if score is None:
         score = prev_index(seqs.group, seqs.mask) >= 0
-    for idx, sub in _ordered_batches(seqs, batch_size, buckets):
+    for idx, sub in length_batches(seqs, batch_size, buckets):
         probs = shard.to_numpy(_eval_probs(model, shard.shard_batch(make_batch(sub, batch_size), mesh), logits_fn, state))[
             : len(idx)
         ]
@@ -730,16 +730,6 @@ def fit_width(score: np.ndarray, width: int) -> np.ndarray:
     if score.shape[1] >= width:
         return score[:, :width]
     return np.pad(score, ((0, 0), (0, width - score.shape[1])))
-
-
-def _ordered_batches(seqs: Sequences, batch_size: int, buckets):
-    from kt.data.sequences import bucket_length
-
-    lengths = seqs.lengths
-    order = np.argsort(lengths, kind="stable")
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
 
 
 @eqx.filter_jit

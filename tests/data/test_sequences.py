@@ -332,3 +332,45 @@ def test_random_batches_cover_everything_once_and_mix_lengths():
     users = np.concatenate([b.user for b in out])
     assert sorted(users.tolist()) == list(range(80))
     assert any(len(set(b.lengths.tolist())) > 1 for b in out)
+
+
+def _old_adaptive_batches(seqs: Sequences, batch_size: int, buckets, rows_at):
+    # The loop PSI-KT's prediction wrote out before length_batches (kept here as the reference).
+    lengths = seqs.lengths
+    order = np.argsort(lengths, kind="stable")
+    i = 0
+    while i < len(order):
+        T = bucket_length(int(lengths[order[min(i + batch_size, len(order)) - 1]]), buckets)
+        idx = order[i : i + rows_at(T)]
+        yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
+        i += len(idx)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 32, 1000])
+def test_length_batches_are_sorted_fixed_chunks(ragged, rows):
+    from kt.data.sequences import length_batches
+
+    order = np.argsort(ragged.lengths, kind="stable")
+    got = list(length_batches(ragged, rows, DEFAULT_BUCKETS))
+    assert len(got) == -(-len(order) // rows)
+    for k, (idx, sub) in enumerate(got):
+        np.testing.assert_array_equal(idx, order[k * rows : (k + 1) * rows])
+        assert sub.mask.shape[1] == bucket_length(int(ragged.lengths[idx].max()))
+        np.testing.assert_array_equal(sub.row, ragged.take(idx, sub.mask.shape[1]).row)
+
+
+def test_length_batches_cap_rows_by_padded_length(ragged):
+    from kt.data.sequences import length_batches
+
+    def rows_at(T: int) -> int:
+        return max(1, 4096 // T)
+
+    buckets = (16, 64, 256)
+    got = list(length_batches(ragged, 64, buckets, rows_at=rows_at))
+    ref = list(_old_adaptive_batches(ragged, 64, buckets, rows_at))
+    assert len(got) == len(ref) and len({len(i) for i, _ in got}) > 1
+    for (i1, s1), (i2, s2) in zip(got, ref):
+        np.testing.assert_array_equal(i1, i2)
+        assert s1.mask.shape == s2.mask.shape
+    assert sorted(np.concatenate([i for i, _ in got]).tolist()) == list(range(len(ragged.user)))
+    assert list(length_batches(ragged.take(np.arange(0)), 8)) == []

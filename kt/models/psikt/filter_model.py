@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from kt.data.schema import Interactions, correct_rate
-from kt.data.sequences import Sequences, bucket_length, build_sequences
+from kt.data.sequences import Sequences, build_sequences, length_batches
 from kt.errors import KTError
 from kt.models.seeds import seed_of
 from kt.models.psikt import filter as pf
@@ -159,13 +159,8 @@ class PsiKTFilter(PsiKT):
 
     def _batches(self, seqs: Sequences):
         """(indices, padded sub-sequences) in length order, batch rows bounded by memory (K^2 per state)."""
-        lengths = seqs.lengths
-        order = np.argsort(lengths, kind="stable")
         S = self.n_kc + 1
-        rows = int(max(1, min(self.config.batch_size * 8, 2**28 // (S * S * 4))))
-        for i in range(0, len(order), rows):
-            idx = order[i : i + rows]
-            yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), self._buckets()))
+        return length_batches(seqs, int(max(1, min(self.config.batch_size * 8, 2**28 // (S * S * 4)))), self._buckets())
 
     # -- training -------------------------------------------------------------------------------
     def fit(

@@ -26,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from kt.data.schema import Interactions
-from kt.data.sequences import Sequences, bucket_length, build_sequences
+from kt.data.sequences import Sequences, build_sequences
 from kt.errors import KTError
 from kt import metrics
 from kt.models.psikt import core
@@ -544,17 +544,9 @@ class PsiKT(Model):
         return f1_score
 
     # -- encoding -------------------------------------------------------------------------------
-    def _seq_batches(self, seqs: Sequences):
-        """(indices, sub-sequences) grouped by length for prediction."""
-        lengths = seqs.lengths
-        order = np.argsort(lengths, kind="stable")
-        buckets = self._buckets()
-        i = 0
-        while i < len(order):
-            T = bucket_length(int(lengths[order[min(i + self.config.batch_size, len(order)) - 1]]), buckets)
-            idx = order[i : i + tr.predict_batch_rows(T, self.n_kc, self.config.batch_size)]
-            yield idx, seqs.take(idx, bucket_length(int(lengths[idx].max()), buckets))
-            i += len(idx)
+    def _batches(self, seqs: Sequences):
+        """(indices, padded sub-sequences) in length order for prediction (:func:`kt.models.psikt.train.predict_batches`)."""
+        return tr.predict_batches(seqs, self.n_kc, self.config.batch_size, self._buckets())
 
     def _encode_states(self, frame: pl.DataFrame, unit, net=None) -> tuple[list[str], dict[str, np.ndarray]]:
         """Posterior after each learner's whole history in ``frame`` (full sequences, no windows)."""
@@ -563,7 +555,7 @@ class PsiKT(Model):
         seqs = build_sequences(frame)
         n = seqs.mask.shape[0]
         out: dict[str, np.ndarray] = {}
-        for idx, sub in self._seq_batches(seqs):
+        for idx, sub in self._batches(seqs):
             res = _final(net, tr.to_batch(sub, unit), hyper)
             for k, v in res.items():
                 if k not in out:
@@ -612,7 +604,7 @@ class PsiKT(Model):
         seqs = build_sequences(frame)
         attempt = frame["attempt"].to_numpy()
         probs = np.zeros(frame.height)
-        for _, sub in self._seq_batches(seqs):
+        for _, sub in self._batches(seqs):
             att = np.where(sub.mask, attempt[np.maximum(sub.row, 0)], -1)
             T = att.shape[1]
             first = np.ones_like(att, bool)
@@ -697,7 +689,7 @@ class PsiKT(Model):
         prob = np.zeros(fframe.height)
         share = np.zeros(fframe.height)
         S, K = hyper.n_traits, hyper.n_kc
-        for idx, sub in self._seq_batches(seqs):
+        for idx, sub in self._batches(seqs):
             B = _pow2(len(idx))
             T = sub.mask.shape[1]
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from kt.data.sequences import Sequences, batches, bucket_length
+from kt.data.sequences import Sequences, batches, length_batches
 from kt import metrics
 from kt.models.psikt import core
 from kt.models.seeds import seed_of
@@ -233,6 +233,22 @@ def predict_batch_rows(T: int, K: int, cap: int) -> int:
     return int(min(cap, 1 << (rows.bit_length() - 1)))
 
 
+def predict_batches(seqs: Sequences, n_kc: int, batch_size: int, buckets: tuple[int, ...]):
+    """Length-ordered prediction batches of the amortized model (:func:`kt.data.sequences.length_batches`).
+
+    Args:
+        seqs: the sequences to predict.
+        n_kc: number of KCs K.
+        batch_size: the most sequences per batch; fewer for long padded
+            lengths (:func:`predict_batch_rows`).
+        buckets: allowed padded lengths.
+
+    Returns:
+        An iterator of ``(indices, padded sub-sequences)``.
+    """
+    return length_batches(seqs, batch_size, buckets, rows_at=lambda T: predict_batch_rows(T, n_kc, batch_size))
+
+
 def next_step_on(net, seqs: Sequences, unit, hyper: core.Hyper, batch_size: int, buckets) -> dict[str, np.ndarray]:
     """Next-step predictions for every real step of ``seqs`` (batched by length).
 
@@ -240,22 +256,14 @@ def next_step_on(net, seqs: Sequences, unit, hyper: core.Hyper, batch_size: int,
         dict of flat arrays over real steps: ``row`` (source row), ``prob``,
         ``correct`` and ``pos`` (position within its sequence).
     """
-    lengths = seqs.lengths
-    order = np.argsort(lengths, kind="stable")
     out: dict[str, list] = {"row": [], "prob": [], "correct": [], "pos": []}
-    i = 0
-    while i < len(order):
-        T = bucket_length(int(lengths[order[min(i + batch_size, len(order)) - 1]]), buckets)
-        idx = order[i : i + predict_batch_rows(T, hyper.n_kc, batch_size)]
-        T = bucket_length(int(lengths[idx].max()), buckets)
-        sub = seqs.take(idx, T)
+    for idx, sub in predict_batches(seqs, hyper.n_kc, batch_size, buckets):
         p = np.asarray(_next_probs(net, to_batch(sub, unit), hyper))[: len(idx)]
         m = sub.mask
         out["row"].append(sub.row[m])
         out["prob"].append(p[m].astype(np.float64))
         out["correct"].append(sub.correct[m].astype(np.float64))
-        out["pos"].append(np.broadcast_to(np.arange(T), m.shape)[m])
-        i += len(idx)
+        out["pos"].append(np.broadcast_to(np.arange(m.shape[1]), m.shape)[m])
     if not out["row"]:
         return {"row": np.zeros(0, np.int64), "prob": np.zeros(0), "correct": np.zeros(0), "pos": np.zeros(0, np.int64)}
     return {k: np.concatenate(v) for k, v in out.items()}
