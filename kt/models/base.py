@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -192,7 +192,29 @@ class Model:
 
     # -- to implement -------------------------------------------------
     def fit(self, data: Interactions, *, valid: Interactions | None = None, key: Any = None, progress: Any = None) -> "Model":
-        """Fit on ``data`` (validation data optional); returns ``self``."""
+        """Fit on ``data`` (validation data optional); returns ``self``.
+
+        The other parameters are taken by the models whose
+        :class:`Capabilities` say so: ``checkpoint`` and ``resume``
+        (``resumable``), ``devices`` and ``on_step``.
+
+        Args:
+            data: training interactions.
+            valid: validation learners (early stopping), or ``None``.
+            key: JAX PRNG key or integer seed.
+            progress: callable receiving each epoch's record (gradient models).
+
+        Other Parameters:
+            checkpoint: directory for per-epoch checkpoints.
+            resume: continue from ``checkpoint`` (same data, options and seed).
+            devices: devices to split each batch over (``None``: all; see
+                :mod:`kt.train.shard`).
+            on_step: progress hook ``(done, total, metrics)`` per batch (see
+                :func:`kt.train.loop.run`).
+
+        Returns:
+            ``self``.
+        """
         raise NotImplementedError
 
     def _predict_probs(self, data: Interactions) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -207,6 +229,37 @@ class Model:
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------
+    def _record_fit(self, run: Callable[[], Any], params: Callable[[Any], Any], meta: dict, failed: dict | None = None) -> Any:
+        """Run a training call of :mod:`kt.train.loop` and keep its outcome on the model.
+
+        A run that stops on a non-finite loss still leaves its last good
+        parameters and history on the model before the error propagates.
+
+        Args:
+            run: the training call; returns a :class:`kt.train.loop.FitResult`.
+            params: ``self.params`` made from a result.
+            meta: the dict that becomes ``self.meta``, with ``history``,
+                ``best_epoch`` and ``stopped`` added (only ``history`` and
+                ``stopped`` when the loss became non-finite).
+            failed: more entries for ``meta`` when the loss became non-finite.
+
+        Returns:
+            The :class:`kt.train.loop.FitResult`.
+        """
+        from kt.train.loop import NonFiniteLoss  # here: models without a training loop never import JAX
+
+        try:
+            res = run()
+        except NonFiniteLoss as exc:
+            self.params = params(exc.result)
+            self.meta = meta
+            meta.update({"history": exc.result.history, "stopped": "non-finite", **(failed or {})})
+            raise
+        self.params = params(res)
+        self.meta = meta
+        meta.update({"history": res.history, "best_epoch": res.best_epoch, "stopped": res.stopped})
+        return res
+
     def _require_fitted(self) -> None:
         if self.params is None or self.vocab is None:
             raise ModelError(f"model {self.name!r} is not fitted; call fit() or load a saved model")

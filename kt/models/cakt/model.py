@@ -40,23 +40,14 @@ import numpy as np
 import polars as pl
 from jaxtyping import Array, Bool, Float, Int
 
-from kt.data.schema import Interactions, correct_rate
-from kt.data.sequences import BATCHINGS, Sequences, build_sequences
+from kt.data.schema import Interactions
+from kt.data.sequences import BATCHINGS, Sequences
 from kt.errors import KTError
-from kt.models.base import Capabilities, Model, register
-from kt.models.dkt.model import (
-    EVAL_MODES,
-    _known,
-    eval_sequences,
-    last_windows,
-    next_correct_frame,
-    question_probs,
-    window_buckets,
-)
+from kt.models.base import Capabilities, register
+from kt.models.dkt.model import EVAL_MODES, WindowedModel, _known, last_windows, next_correct_frame
 from kt.train import loop
 from kt.models.cakt.net import Block, block_apply, block_state
 from kt.models.nn import lstm_update, scan_from_zero
-from kt.models.seeds import jax_key
 
 FUSIONS = ("gates", "gate", "sum", "concat")
 NORMS = ("batch", "group")
@@ -594,19 +585,17 @@ def _diagnostics(net: CAKTNet, state, batch):
 
 
 @register
-class CAKT(Model):
+class CAKT(WindowedModel):
     """CAKT: DKT with a 3D-CNN over the last k same-KC attempts (learning curve)."""
 
     name = "cakt"
     Config = CAKTConfig
     capabilities = Capabilities(resumable=True, devices=True, on_step=True, history_modes=True, graph="conditional-influence")
     summary = "Convolution-augmented KT (3D-CNN over recent same-KC attempts + LSTMs)"
+    logits_fn = staticmethod(next_logits)
 
     def _skeleton(self):
         return CAKTNet.init(jax.random.key(0), len(self._fitted_vocab.skill_id), self.config)
-
-    def _buckets(self) -> tuple[int, ...]:
-        return window_buckets(self.config.window)
 
     def make_batch(self, seqs: Sequences, batch_size: int) -> loop.Batch:
         """:func:`loop.to_batch` plus the CNN's rows (:func:`cnn_inputs`)."""
@@ -644,77 +633,24 @@ class CAKT(Model):
             batching=cfg.batching,
         )
 
-    def fit(
-        self,
-        data: Interactions,
-        *,
-        valid=None,
-        key=None,
-        progress=None,
-        checkpoint=None,
-        resume=False,
-        devices: int | None = 1,
-        on_step=None,
-    ) -> "CAKT":
-        """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
+    def _init_train(self, key) -> tuple[CAKTNet, tuple]:
+        return CAKTNet.init(key, len(self._fitted_vocab.skill_id), self.config)
 
-        Args:
-            data: training interactions.
-            valid: validation interactions (learner-level split), or ``None``
-                (then the last epoch is kept).
-            key: JAX PRNG key or integer seed.
-            progress: optional callable receiving each epoch's record.
-            checkpoint: directory for per-epoch checkpoints (optional).
-            resume: continue from ``checkpoint``.
-            devices: devices to split each batch over (``None``: all; see
-                :mod:`kt.train.shard`).
-            on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.train.loop.fit`).
+    def _train_batches(self):
+        return self.make_batch
 
-        Returns:
-            ``self``; ``meta`` holds the history, the learned decay ``S`` and
-            the mean fusion gates on the validation data.
-        """
+    def _params_of(self, res: loop.FitResult) -> tuple[CAKTNet, tuple]:
+        return res.model, res.state
+
+    def _fit_meta(self, res: loop.FitResult, val) -> dict:
+        """The learned decay ``S`` and the mean fusion gates on (a batch of) the validation data."""
         cfg = self.config
-        self.vocab = data.vocab
-        k_init, k_train = jax.random.split(jax_key(key))
-        train = build_sequences(_known(data), window=cfg.window, min_len=cfg.min_chunk)
-        val = build_sequences(_known(valid), window=cfg.window, min_len=cfg.min_chunk) if valid is not None else None
-        net, state = CAKTNet.init(k_init, len(self._fitted_vocab.skill_id), cfg)
-        try:
-            res = loop.fit(
-                net,
-                next_logits,
-                train,
-                val,
-                self._settings(),
-                k_train,
-                on_epoch=progress,
-                checkpoint=checkpoint,
-                resume=resume,
-                make_batch=self.make_batch,
-                state=state,
-                devices=devices,
-                on_step=on_step,
-            )
-        except loop.NonFiniteLoss as exc:
-            self.params = (exc.result.model, exc.result.state)
-            self.meta = {"history": exc.result.history, "stopped": "non-finite"}
-            raise
-        self.params = (res.model, res.state)
-        self.meta = {
-            "history": res.history,
-            "best_epoch": res.best_epoch,
-            "stopped": res.stopped,
-            "train_windows": int(train.mask.shape[0]),
-            "base_rate": correct_rate(data.frame),
-            "decay_S": float(res.model.S),
-        }
-        if val is not None and val.mask.shape[0] and cfg.cnn and cfg.fusion in ("gates", "gate"):
+        meta = {"decay_S": float(res.model.S)}
+        if isinstance(val, Sequences) and val.mask.shape[0] and cfg.cnn and cfg.fusion in ("gates", "gate"):
             b = self.make_batch(val.take(np.arange(min(cfg.batch_size, val.mask.shape[0]))), cfg.batch_size)
             g_c, g_h = _diagnostics(res.model, res.state, b)
-            self.meta.update(gate_c_mean=float(g_c), gate_h_mean=float(g_h))
-        return self
+            meta.update(gate_c_mean=float(g_c), gate_h_mean=float(g_h))
+        return meta
 
     # -- prediction ------------------------------------------------------
 
@@ -760,18 +696,9 @@ class CAKT(Model):
 
         return make
 
-    def _predict_probs(self, data: Interactions):
-        self._require_fitted()
-        mode = self.config.eval_mode
-        ex = data.explode()
-        known = (ex["skill_idx"] >= 0).to_numpy()
-        seqs, score = eval_sequences(ex.filter(pl.Series(known)), mode, self.config.window)
+    def _eval_parts(self, seqs: Sequences):
         net, state = self.params
-        make = self._feature_table(seqs)
-        _, p, rows = loop.predict_positions(
-            net, next_logits, seqs, self.config.batch_size, self._buckets(), score=score, make_batch=make, state=state
-        )
-        return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
+        return net, self._feature_table(seqs), state
 
     def mastery(self, data: Interactions) -> pl.DataFrame:
         """Predicted correctness of a next question on every KC after each learner's history.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Self
 
 import equinox as eqx
 import jax
@@ -390,31 +391,48 @@ def _known(data: Interactions) -> pl.DataFrame:
     return data.explode().filter(pl.col("skill_idx") >= 0)
 
 
-@register
-class DKT(Model):
-    """DKT: LSTM over (KC, response) pairs; pyKT's default configuration."""
+class WindowedModel(Model):
+    """What DKT and CAKT share: training on windows of KC rows in the shared loop, prediction in a history mode.
 
-    name = "dkt"
-    Config = DKTConfig
-    capabilities = Capabilities(
-        resumable=True, streams=True, devices=True, on_step=True, history_modes=True, graph="conditional-influence"
-    )
-    summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default; variant=piech: one-hot + RNN)"
+    Training cuts each learner's (question, KC) rows into chunks of
+    ``window`` steps for :func:`kt.train.loop.fit` (in memory, or streamed
+    from a partitioned dataset); prediction scores every row from the state
+    before its question in the config's ``eval_mode`` (:func:`eval_sequences`),
+    rows of KCs outside the vocabulary at the training correct rate. The
+    config has ``window``, ``min_chunk``, ``batch_size`` and ``eval_mode``.
+    A subclass gives its logits function (``logits_fn``, the loop's
+    convention), its initial network (``_init_train``) and loop settings
+    (``_settings``), and where it has them its own batches
+    (``_train_batches``, ``_eval_parts``), parameters (``_params_of``) and
+    training record (``_fit_meta``).
+    """
 
-    def _skeleton(self) -> DKTNet:
-        return self._init_net(jax.random.key(0))
+    logits_fn: ClassVar[Callable[..., Any]]
 
-    def _init_net(self, key) -> DKTNet:
-        c = self.config
-        return DKTNet.init(
-            key,
-            len(self._fitted_vocab.skill_id),
-            c.hidden,
-            c.dropout,
-            variant=c.variant,
-            cell=c.cell_type,
-            compressed=c.compressed,
-        )
+    def _init_train(self, key) -> tuple[Any, Any]:
+        """The initial network and its non-trainable state (``None`` when it has none)."""
+        raise NotImplementedError
+
+    def _settings(self) -> loop.LoopSettings:
+        raise NotImplementedError
+
+    def _train_batches(self) -> Callable[[Sequences, int], loop.Batch] | None:
+        """The training batch maker (``None``: :func:`kt.train.loop.to_batch`)."""
+        return None
+
+    def _params_of(self, res: loop.FitResult) -> Any:
+        return res.model
+
+    def _fit_meta(self, res: loop.FitResult, val: Sequences | PartitionStream | None) -> dict:
+        """Entries the subclass adds to ``meta`` after training."""
+        return {}
+
+    def _eval_parts(self, seqs: Sequences) -> tuple[Any, Callable[[Sequences, int], loop.Batch] | None, Any]:
+        """The model, batch maker and state that predict ``seqs`` (see :func:`kt.train.loop.predict_positions`)."""
+        return self.params, None, None
+
+    def _buckets(self) -> tuple[int, ...]:
+        return window_buckets(self.config.window)
 
     def fit(
         self,
@@ -427,28 +445,26 @@ class DKT(Model):
         resume=False,
         devices: int | None = 1,
         on_step=None,
-    ) -> "DKT":
-        """Train on ``data`` (chunks of ``window``), early-stopping on ``valid``.
+    ) -> Self:
+        """Train on ``data`` (chunks of ``window``), selecting the best epoch on ``valid``.
 
         Args:
             data: training interactions, or a partitioned dataset view
                 (:class:`kt.data.partitioned.PartitionedData`, e.g. from
-                ``split``): its partitions are then loaded and windowed one
-                at a time, so memory follows the largest partition; with a
-                single partition the result equals in-memory training.
-            valid: validation interactions (learner-level split), or ``None``;
-                a partitioned view when ``data`` is one.
-            key: JAX PRNG key or integer seed.
-            progress: optional callable receiving each epoch's record.
-            checkpoint: directory for per-epoch checkpoints (optional).
-            resume: continue from ``checkpoint``.
-            devices: devices to split each batch over (``None``: all; see
-                :mod:`kt.train.shard`).
-            on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.train.loop.fit`).
+                ``split``; models whose capabilities have ``streams``): its
+                partitions are then loaded and windowed one at a time, so
+                memory follows the largest partition; with a single
+                partition the result equals in-memory training.
+            valid: validation interactions (learner-level split; a
+                partitioned view when ``data`` is one), or ``None`` (then the
+                last epoch is kept).
+            key, progress, checkpoint, resume, devices, on_step: as in
+                :meth:`kt.models.base.Model.fit`.
 
         Returns:
-            ``self``; ``meta['history']`` holds per-epoch metrics.
+            ``self``; ``meta`` holds the per-epoch ``history``, the best
+            epoch, why training stopped, the number of training windows and
+            the training correct rate (``base_rate``).
         """
         cfg = self.config
         self.vocab = data.vocab
@@ -469,52 +485,77 @@ class DKT(Model):
             train = windows(data)
             val = windows(valid) if valid is not None else None
             data_rate = correct_rate(data.frame)
-        net = self._init_net(k_init)
-        settings = loop.LoopSettings(
-            cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), batching=cfg.batching
-        )
-        try:
-            res = loop.fit(
+        net, state = self._init_train(k_init)
+        res = self._record_fit(
+            lambda: loop.fit(
                 net,
-                next_logits,
+                self.logits_fn,
                 train,
                 val,
-                settings,
+                self._settings(),
                 k_train,
                 on_epoch=progress,
                 checkpoint=checkpoint,
                 resume=resume,
+                make_batch=self._train_batches(),
+                state=state,
                 devices=devices,
                 on_step=on_step,
-            )
-        except loop.NonFiniteLoss as exc:
-            self.params = exc.result.model
-            self.meta = {"history": exc.result.history, "stopped": "non-finite"}
-            raise
-        self.params = res.model
+            ),
+            self._params_of,
+            {},
+        )
         if isinstance(train, Sequences):
             n_windows, base_rate = int(train.mask.shape[0]), data_rate
         else:  # counted while streaming (the whole dataset's rate if no epoch ran, e.g. a finished --resume)
             n_windows, base_rate = train.sequences, train.correct_rate or data_rate
-        self.meta = {
-            "history": res.history,
-            "best_epoch": res.best_epoch,
-            "stopped": res.stopped,
-            "train_windows": n_windows,
-            "base_rate": float(base_rate),
-        }
+        self.meta.update({"train_windows": n_windows, "base_rate": float(base_rate), **self._fit_meta(res, val)})
         return self
 
-    def _buckets(self) -> tuple[int, ...]:
-        return window_buckets(self.config.window)
-
     def _predict_probs(self, data: Interactions):
-        mode = self.config.eval_mode
         ex = data.explode()
         known = (ex["skill_idx"] >= 0).to_numpy()
-        seqs, score = eval_sequences(ex.filter(pl.Series(known)), mode, self.config.window)
-        _, p, rows = loop.predict_positions(self.params, next_logits, seqs, self.config.batch_size, self._buckets(), score=score)
+        seqs, score = eval_sequences(ex.filter(pl.Series(known)), self.config.eval_mode, self.config.window)
+        model, make_batch, state = self._eval_parts(seqs)
+        _, p, rows = loop.predict_positions(
+            model, self.logits_fn, seqs, self.config.batch_size, self._buckets(), score=score, make_batch=make_batch, state=state
+        )
         return question_probs(self.name, data, ex, known, rows, p, self.meta.get("base_rate", 0.5))
+
+
+@register
+class DKT(WindowedModel):
+    """DKT: LSTM over (KC, response) pairs; pyKT's default configuration."""
+
+    name = "dkt"
+    Config = DKTConfig
+    capabilities = Capabilities(
+        resumable=True, streams=True, devices=True, on_step=True, history_modes=True, graph="conditional-influence"
+    )
+    summary = "Deep Knowledge Tracing (embedding + LSTM, pyKT default; variant=piech: one-hot + RNN)"
+    logits_fn = staticmethod(next_logits)
+
+    def _skeleton(self) -> DKTNet:
+        return self._init_net(jax.random.key(0))
+
+    def _init_net(self, key) -> DKTNet:
+        c = self.config
+        return DKTNet.init(
+            key,
+            len(self._fitted_vocab.skill_id),
+            c.hidden,
+            c.dropout,
+            variant=c.variant,
+            cell=c.cell_type,
+            compressed=c.compressed,
+        )
+
+    def _init_train(self, key) -> tuple[DKTNet, None]:
+        return self._init_net(key), None
+
+    def _settings(self) -> loop.LoopSettings:
+        cfg = self.config
+        return loop.LoopSettings(cfg.epochs, cfg.patience, 1e-3, cfg.batch_size, cfg.lr, self._buckets(), batching=cfg.batching)
 
     def influence_matrix(self) -> np.ndarray:
         """P(correct on KC j) after a single correct answer on KC i (Piech et al. 2015).
