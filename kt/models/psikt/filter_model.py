@@ -24,7 +24,6 @@ import polars as pl
 
 from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import Sequences, build_sequences, length_batches
-from kt.errors import KTError
 from kt.models.seeds import seed_of
 from kt.models.psikt import filter as pf
 from kt.models.psikt import train as tr
@@ -104,7 +103,7 @@ class PsiKTFilter(PsiKT):
 
     def _skeleton(self) -> FilterParams:
         n = len(self.meta.get("state_users", []))
-        return FilterParams(pf.FilterNet.init(0, self.n_kc, self.config.dim), FilterState.empty(n, self.n_kc))
+        return self._empty_params(pf.FilterNet.init(0, self.n_kc, self.config.dim), n)
 
     def _steps(self, seqs: Sequences, unit, t_prev: np.ndarray | None = None, rows: int | None = None) -> pf.Steps:
         """Device inputs for padded sequences; ``t_prev`` = each sequence's stored last time (continuations)."""
@@ -163,41 +162,22 @@ class PsiKTFilter(PsiKT):
         return length_batches(seqs, int(max(1, min(self.config.batch_size * 8, 2**28 // (S * S * 4)))), self._buckets())
 
     # -- training -------------------------------------------------------------------------------
-    def fit(
-        self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False, on_step=None
-    ) -> "PsiKTFilter":
-        """Maximise the filter's marginal likelihood of ``data`` (windows of ``window`` steps).
+    def _fit_notes(self, data: Interactions) -> dict:
+        return {"inference": "filter", "grouped": bool(data.multi_kc)}
 
-        Args:
-            data: training interactions (one KC per attempt unless
-                ``multi_kc=expand``; timestamps in ``time_unit`` are converted to days).
-            valid: validation learners for early stopping on next-step AUC, or ``None``.
-            key: JAX PRNG key or integer seed.
-            progress: callable receiving each epoch's record.
-            checkpoint: directory for per-epoch checkpoints.
-            resume: continue from ``checkpoint``.
-            on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.train.loop.fit`).
+    def _selection(self) -> str:
+        return "auc"
 
-        Returns:
-            ``self``; ``meta`` holds ``history``, ``warnings`` and the stored
-            learners (``state_users``: training and validation learners).
-        """
+    def _empty_params(self, net, n: int = 0) -> FilterParams:
+        return FilterParams(net, FilterState.empty(n, self.n_kc))
+
+    def _train(
+        self, data: Interactions, frame: pl.DataFrame, train: Sequences, vframe: pl.DataFrame | None, unit, key, hooks: dict
+    ) -> loop.FitResult:
+        """Maximise the filter's marginal likelihood of the training windows, early-stopping on next-step AUC."""
         cfg = self.config
-        self.vocab = data.vocab
-        self.meta = {"warnings": [], "inference": "filter"}
         seed = seed_of(key)
-        frame = self._frame(data)
-        self.meta["grouped"] = bool(data.multi_kc)
-        unit = self._unit(data, fitting=True)
-        train = self._windows(frame, min_len=2)
-        if train.mask.shape[0] == 0:
-            raise KTError(f"{data.source}: no learner has 2 or more attempts; psikt needs sequences")
-        vseqs = None
-        if valid is not None:
-            if valid.has_time != data.has_time:
-                raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
-            vseqs = self._windows(self._frame(valid))
+        vseqs = None if vframe is None else self._windows(vframe)
         hyper = self._fhyper()
         # Each KC's smoothed logit success rate starts b: the filter then begins at the KC-rate baseline.
         cnt, succ = _kc_counts(data, self.n_kc)
@@ -205,48 +185,16 @@ class PsiKTFilter(PsiKT):
         self.meta["base_rate"] = correct_rate(frame) if frame.height else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
-        settings = loop.LoopSettings(
-            epochs=cfg.epochs,
-            patience=cfg.early_stop_patience(),
-            min_delta=1e-4,
-            batch_size=cfg.batch_size,
-            lr=cfg.learning_rate(),
-            buckets=self._buckets(),
-            batching="bucket",
+        return loop.fit(
+            net0,
+            pf.TrainLogits(hyper),
+            train,
+            vseqs,
+            self._loop_settings(loop.LoopSettings, batching="bucket"),
+            jax.random.key(seed),
+            make_batch=functools.partial(self._make_batch, unit=unit),
+            **hooks,
         )
-        make_batch = functools.partial(self._make_batch, unit=unit)
-        try:
-            res = loop.fit(
-                net0,
-                pf.TrainLogits(hyper),
-                train,
-                vseqs,
-                settings,
-                jax.random.key(seed),
-                on_epoch=progress,
-                checkpoint=checkpoint,
-                resume=resume,
-                make_batch=make_batch,
-                on_step=on_step,
-            )
-        except loop.NonFiniteLoss as exc:
-            self.params = FilterParams(exc.result.model, FilterState.empty(0, self.n_kc))
-            self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})
-            raise
-        self.meta.update(
-            {
-                "history": res.history,
-                "best_epoch": res.best_epoch,
-                "stopped": res.stopped,
-                "train_windows": int(train.mask.shape[0]),
-                "select_on": "auc",
-            }
-        )
-        self.params = FilterParams(res.model, FilterState.empty(0, self.n_kc))
-        self.meta["state_users"] = []
-        for f in [frame] if valid is None else [frame, self._frame(valid)]:
-            self._store_states(*self._encode_states(f, unit))
-        return self
 
     # -- filtering ------------------------------------------------------------------------------
     def _filter(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Self, TypeVar
 
 import equinox as eqx
 import jax
@@ -33,6 +33,7 @@ from kt.models.psikt import core
 from kt.models.seeds import seed_of
 from kt.models.psikt import train as tr
 from kt.models.base import Capabilities, Model, register
+from kt.train import loop
 
 SELECT = ("auc", "elbo", "f1")
 # Default weights per objective (``official``: the official code's defaults).
@@ -41,6 +42,7 @@ OBJECTIVES = {
     "elbo": {"w_s": 1.0, "w_z": 1.0, "w_y": 1.0, "w_0": 1.0, "lambda_s": 1.0, "lambda_z": 1.0},
 }
 ELBO_WEIGHTS_NOTE = "ELBO weights are the official code's defaults; the paper's values are unknown"
+_Settings = TypeVar("_Settings", bound=loop.LoopSettings)
 
 
 @dataclass(frozen=True)
@@ -387,10 +389,7 @@ class PsiKT(Model):
         )
 
     def _skeleton(self) -> eqx.Module:  # Params here; the filter variant's FilterParams
-        c = self.config
-        n = len(self.meta.get("state_users", []))
-        S = 4 if self.use_graph else 3
-        return Params(self._new_net(0), LearnerState.empty(n, S, self.n_kc, 2 * c.dim, c.hidden))
+        return self._empty_params(self._new_net(0), len(self.meta.get("state_users", [])))
 
     @property
     def net(self) -> core.Net:
@@ -436,87 +435,98 @@ class PsiKT(Model):
     # -- training -------------------------------------------------------------------------------
     def fit(
         self, data: Interactions, *, valid=None, key=None, progress=None, checkpoint=None, resume=False, on_step=None
-    ) -> "PsiKT":
+    ) -> Self:
         """Train on ``data`` (windows of ``window`` steps), early-stopping on ``valid``.
 
         Args:
-            data: training interactions (one KC per attempt; timestamps in
-                seconds are converted to days).
-            valid: validation learners, or ``None`` (no early stopping).
-            key: JAX PRNG key or integer seed.
-            progress: callable receiving each epoch's record.
-            checkpoint: directory for per-epoch checkpoints.
-            resume: continue from ``checkpoint``.
-            on_step: progress hook ``(done, total, metrics)`` per batch
-                (see :func:`kt.train.loop.run`).
+            data: training interactions (one KC per attempt unless
+                ``multi_kc=expand``; timestamps in ``time_unit`` are converted to days).
+            valid: validation learners (early stopping on ``select_on``; the
+                filter variant on next-step AUC), or ``None`` (no early stopping).
+            key, progress, checkpoint, resume, on_step: as in :meth:`kt.models.base.Model.fit`.
 
         Returns:
-            ``self``; ``meta`` holds ``history``, ``warnings`` and the
-            learners' posterior states (``state_users``).
+            ``self``; ``meta`` holds ``history``, ``warnings`` and the stored
+            learners (``state_users``: training and validation learners).
         """
-        cfg = self.config
         self.vocab = data.vocab
-        self.meta = {"warnings": [], "elbo_weights": ELBO_WEIGHTS_NOTE}
-        seeds = np.random.default_rng(seed_of(key)).integers(0, 2**31 - 1, 2)
-        k_init, k_train = int(seeds[0]), int(seeds[1])
+        self.meta = {"warnings": [], **self._fit_notes(data)}
         frame = self._frame(data)
         unit = self._unit(data, fitting=True)
-        train = build_sequences(frame, window=cfg.window, min_len=2)
+        train = self._windows(frame, min_len=2)
         if train.mask.shape[0] == 0:
             raise KTError(f"{data.source}: no learner has 2 or more attempts; psikt needs sequences")
-        hyper = self._hyper()
-        buckets = self._buckets()
-        valid_score = None
+        vframe = None
         if valid is not None:
-            vframe = self._frame(valid)
             if valid.has_time != data.has_time:
                 raise KTError(f"{valid.source}: validation data must have timestamps exactly when the training data does")
-            valid_score = self._valid_scorer(vframe, unit, hyper, buckets)
-        settings = tr.Settings(
+            vframe = self._frame(valid)
+        hooks = {"on_epoch": progress, "checkpoint": checkpoint, "resume": resume, "on_step": on_step}
+        self._record_fit(
+            lambda: self._train(data, frame, train, vframe, unit, key, hooks),
+            lambda res: self._empty_params(res.model),
+            self.meta,
+            failed={"state_users": []},
+        )
+        self.meta.update({"train_windows": int(train.mask.shape[0]), "select_on": self._selection()})
+        self.meta["state_users"] = []
+        for f in [frame] if vframe is None else [frame, vframe]:
+            self._store_states(*self._encode_states(f, unit))
+        return self
+
+    def _fit_notes(self, data: Interactions) -> dict:
+        """What ``meta`` records about the variant before training."""
+        return {"elbo_weights": ELBO_WEIGHTS_NOTE}
+
+    def _windows(self, frame: pl.DataFrame, min_len: int = 1) -> Sequences:
+        """Training windows: ``window`` steps."""
+        return build_sequences(frame, window=self.config.window, min_len=min_len)
+
+    def _selection(self) -> str:
+        """The validation score that selects the epoch."""
+        return self.config.select_on
+
+    def _empty_params(self, net, n: int = 0) -> eqx.Module:
+        """``params`` with the population network ``net`` and ``n`` empty learner states."""
+        c = self.config
+        return Params(net, LearnerState.empty(n, 4 if self.use_graph else 3, self.n_kc, 2 * c.dim, c.hidden))
+
+    def _loop_settings(self, kind: type[_Settings], **extra) -> _Settings:
+        """The loop settings of the config (``kind``: the settings class; ``extra``: its other fields)."""
+        cfg = self.config
+        return kind(
             epochs=cfg.epochs,
             patience=cfg.early_stop_patience(),
             min_delta=1e-4,
             batch_size=cfg.batch_size,
             lr=cfg.learning_rate(),
-            buckets=buckets,
-            weight_decay=cfg.weight_decay,
-            clip_norm=cfg.clip_norm,
+            buckets=self._buckets(),
+            **extra,
         )
-        net0 = self._new_net(k_init)
-        try:
-            res = tr.fit(
-                net0,
-                hyper,
-                train,
-                unit,
-                settings,
-                k_train,
-                valid_score=valid_score,
-                on_epoch=progress,
-                checkpoint=checkpoint,
-                resume=resume,
-                on_step=on_step,
-            )
-        except tr.loop.NonFiniteLoss as exc:
-            self.params = Params(exc.result.model, LearnerState.empty(0, hyper.n_traits, self.n_kc, 2 * cfg.dim, cfg.hidden))
-            self.meta.update({"history": exc.result.history, "stopped": "non-finite", "state_users": []})
-            raise
-        self.meta.update(
-            {
-                "history": res.history,
-                "best_epoch": res.best_epoch,
-                "stopped": res.stopped,
-                "train_windows": int(train.mask.shape[0]),
-                "select_on": cfg.select_on,
-            }
-        )
-        self.params = Params(res.model, LearnerState.empty(0, hyper.n_traits, self.n_kc, 2 * cfg.dim, cfg.hidden))
-        self.meta["state_users"] = []
-        frames = [frame] if valid is None else [frame, self._frame(valid)]
-        for f in frames:
-            users, st = self._encode_states(f, unit)
-            self._store_states(users, st)
-        return self
+
+    def _train(
+        self, data: Interactions, frame: pl.DataFrame, train: Sequences, vframe: pl.DataFrame | None, unit, key, hooks: dict
+    ) -> loop.FitResult:
+        """Fit the population parameters on the training windows (the variant's inference and objective).
+
+        Args:
+            data: the training interactions.
+            frame: their single-KC frame.
+            train: the training windows of ``frame``.
+            vframe: the validation learners' frame, or ``None``.
+            unit: seconds per day, or ``None`` (step index as time).
+            key: the ``key`` given to :meth:`fit`.
+            hooks: ``on_epoch``, ``checkpoint``, ``resume`` and ``on_step`` of the loop.
+
+        Returns:
+            The loop's :class:`~kt.train.loop.FitResult`.
+        """
+        cfg = self.config
+        seeds = np.random.default_rng(seed_of(key)).integers(0, 2**31 - 1, 2)
+        hyper = self._hyper()
+        valid_score = None if vframe is None else self._valid_scorer(vframe, unit, hyper, self._buckets())
+        settings = self._loop_settings(tr.Settings, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm)
+        return tr.fit(self._new_net(int(seeds[0])), hyper, train, unit, settings, int(seeds[1]), valid_score=valid_score, **hooks)
 
     def _valid_scorer(self, vframe: pl.DataFrame, unit, hyper, buckets):
         cfg = self.config
