@@ -1018,7 +1018,17 @@ def compare(
         for i, name in enumerate(names):
             model_bar(i, None, name)
             bars = StepBars(ui, f"{name} ")
-            epoch_lines = bars.on_epoch(_progress(None, ui, f"{name} ", rate=False))
+            # How each model is trained and evaluated, with one split or with folds.
+            run: dict[str, Any] = {
+                "seed": seed,
+                "valid_frac": valid_frac,
+                "spec": spec,
+                "sets": per_model[name],
+                "toml_path": config,
+                "progress": bars.on_epoch(_progress(None, ui, f"{name} ", rate=False)),
+                "options": py_opts.get(name),
+                "on_step": bars.on_step,
+            }
             with ui.status(f"{name}: training and evaluating"), bars:
                 if folds:
                     with ui.progress(f"{name} folds", total=folds) as fold_bar:
@@ -1027,35 +1037,10 @@ def compare(
                             b.close()
                             bar(k + 1)
 
-                        r = _cv(
-                            full,
-                            name,
-                            folds=folds,
-                            seed=seed,
-                            valid_frac=valid_frac,
-                            spec=spec,
-                            sets=per_model[name],
-                            toml_path=config,
-                            progress=epoch_lines,
-                            options=py_opts.get(name),
-                            on_step=bars.on_step,
-                            on_fold=on_fold,
-                        )
+                        r = _cv(full, name, folds=folds, on_fold=on_fold, **run)
                 else:
-                    r = fit_and_evaluate(
-                        name,
-                        train_data,
-                        test_data,
-                        valid_frac=valid_frac,
-                        seed=seed,
-                        spec=spec,
-                        sets=per_model[name],
-                        toml_path=config,
-                        progress=epoch_lines,
-                        save_to=(Path(save_models) / name) if save_models is not None else None,
-                        options=py_opts.get(name),
-                        on_step=bars.on_step,
-                    )
+                    save_to = (Path(save_models) / name) if save_models is not None else None
+                    r = fit_and_evaluate(name, train_data, test_data, save_to=save_to, **run)
             results.append(r)
             model_bar(i + 1, None, name)
             done = r["summary"]["auc"]["mean"] if folds else r["auc"]

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -282,6 +282,53 @@ def _load_data(file, map_, drop_duplicates, drop_nulls, encoding, vocab=None, mi
         drop_nulls=drop_nulls,
         encoding=encoding,
     )
+
+
+def read_options(map_, drop_duplicates: bool, drop_nulls: bool, encoding: str | None) -> dict[str, Any]:
+    """The API's keywords for reading a file, from ``--map``, ``--drop-duplicates``, ``--drop-nulls`` and ``--encoding``.
+
+    Args:
+        map_: the ``--map`` overrides (``None`` or a list of ``canonical=Column``).
+        drop_duplicates: ``--drop-duplicates``.
+        drop_nulls: ``--drop-nulls``.
+        encoding: ``--encoding``.
+
+    Returns:
+        ``map``, ``drop_duplicates``, ``drop_nulls`` and ``encoding`` for
+        ``kt.train``, ``kt.evaluate``, ``kt.cross_validate`` and ``kt.compare``.
+    """
+    return {"map": map_, "drop_duplicates": drop_duplicates, "drop_nulls": drop_nulls, "encoding": encoding}
+
+
+def eval_options(
+    history, history_frac, horizon, mode: str, scoring: str, fusion: str, include_first: bool, collapse: bool
+) -> dict[str, Any]:
+    """The API's evaluation keywords, from the options ``kt evaluate``, ``kt cv`` and ``kt compare`` share.
+
+    Args:
+        history: ``--history``.
+        history_frac: ``--history-frac``.
+        horizon: ``--horizon``.
+        mode: ``--mode``.
+        scoring: ``--scoring``.
+        fusion: ``--fusion``.
+        include_first: ``--include-first``.
+        collapse: ``--collapse-kc-rows``.
+
+    Returns:
+        The keywords of ``kt.evaluate``, ``kt.cross_validate`` and
+        ``kt.compare`` of the same names (``collapse`` as ``collapse_kc_rows``).
+    """
+    return {
+        "history": history,
+        "history_frac": history_frac,
+        "horizon": horizon,
+        "mode": mode,
+        "scoring": scoring,
+        "fusion": fusion,
+        "include_first": include_first,
+        "collapse_kc_rows": collapse,
+    }
 
 
 def _metrics_table(title: str, rows: dict[str, dict]) -> Table:

@@ -8,29 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from kt.cli.common import (
-    app,
-    out,
-    err,
-    MapOpt,
-    DropDupOpt,
-    DropNullOpt,
-    EncodingOpt,
-    handle_errors,
-    _write_json,
-    _fmt,
-    UI,
-    HistoryOpt,
-    HistoryFracOpt,
-    HorizonOpt,
-    ModeOpt,
-    ScoringOpt,
-    FusionOpt,
-    IncludeFirstOpt,
-    CollapseOpt,
-    SetOpt,
-    ConfigOpt,
-)
+from kt.cli.common import UI, app, err, out, eval_options, handle_errors, read_options, _fmt, _write_json
+from kt.cli.common import MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, SetOpt, ConfigOpt
+from kt.cli.common import HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt
 from kt.errors import KTError
 
 RESULT_COLS = ("auc", "accuracy", "f1", "rmse", "logloss", "n")
@@ -156,20 +136,10 @@ def cv(
         valid_frac=valid_frac,
         scheme=scheme,
         protocol=eval_protocol,
-        include_first=include_first,
-        scoring=scoring,
-        fusion=fusion,
-        history=history,
-        history_frac=history_frac,
-        horizon=horizon,
-        mode=mode,
-        collapse_kc_rows=collapse,
+        **eval_options(history, history_frac, horizon, mode, scoring, fusion, include_first, collapse),
         config=config,
         sets=sets,
-        map=map_,
-        drop_duplicates=drop_duplicates,
-        drop_nulls=drop_nulls,
-        encoding=encoding,
+        **read_options(map_, drop_duplicates, drop_nulls, encoding),
         on_fold=on_fold,
         _ui=UI,
     )
@@ -251,22 +221,12 @@ def compare(
         seed=seed,
         valid_frac=valid_frac,
         protocol=protocol,
-        include_first=include_first,
-        scoring=scoring,
-        fusion=fusion,
-        history=history,
-        history_frac=history_frac,
-        horizon=horizon,
-        mode=mode,
+        **eval_options(history, history_frac, horizon, mode, scoring, fusion, include_first, collapse),
         epochs=epochs,
         sets=set_,
         config=config,
         save_models=save_models,
-        collapse_kc_rows=collapse,
-        map=map_,
-        drop_duplicates=drop_duplicates,
-        drop_nulls=drop_nulls,
-        encoding=encoding,
+        **read_options(map_, drop_duplicates, drop_nulls, encoding),
         _ui=UI,
     )
     results = record["results"]

@@ -8,30 +8,9 @@ from typing import Annotated, Optional, cast
 import typer
 from rich.table import Table
 
-from kt.cli.common import (
-    app,
-    out,
-    MapOpt,
-    DropDupOpt,
-    DropNullOpt,
-    EncodingOpt,
-    OverwriteOpt,
-    handle_errors,
-    _write_json,
-    _load_data,
-    _metrics_table,
-    UI,
-    HistoryOpt,
-    HistoryFracOpt,
-    HorizonOpt,
-    ModeOpt,
-    ScoringOpt,
-    FusionOpt,
-    IncludeFirstOpt,
-    CollapseOpt,
-    SetOpt,
-    ConfigOpt,
-)
+from kt.cli.common import UI, app, out, eval_options, handle_errors, read_options, _load_data, _metrics_table, _write_json
+from kt.cli.common import MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, SetOpt, ConfigOpt
+from kt.cli.common import HistoryOpt, HistoryFracOpt, HorizonOpt, ModeOpt, ScoringOpt, FusionOpt, IncludeFirstOpt, CollapseOpt
 from kt.errors import KTError
 
 
@@ -111,10 +90,7 @@ def train(
         resume=resume,
         devices=devices,
         distributed=distributed,
-        map=map_,
-        drop_duplicates=drop_duplicates,
-        drop_nulls=drop_nulls,
-        encoding=encoding,
+        **read_options(map_, drop_duplicates, drop_nulls, encoding),
         _ui=UI,
     )
     if distributed:
@@ -178,19 +154,9 @@ def evaluate(
         model_dir,
         file,
         protocol,
-        include_first=include_first,
-        scoring=scoring,
-        fusion=fusion,
-        history=history,
-        history_frac=history_frac,
-        horizon=horizon,
-        mode=mode,
-        collapse_kc_rows=collapse,
+        **eval_options(history, history_frac, horizon, mode, scoring, fusion, include_first, collapse),
         eval_mode=eval_mode,
-        map=map_,
-        drop_duplicates=drop_duplicates,
-        drop_nulls=drop_nulls,
-        encoding=encoding,
+        **read_options(map_, drop_duplicates, drop_nulls, encoding),
         _ui=UI,
     )
     print_result(res, f"{res['model']} on {file}")
