@@ -140,6 +140,31 @@ def forward_edges(rng: np.random.Generator, order: np.ndarray, edge_prob: float)
     return A
 
 
+def dag_truth(kind: str, seed: int, kcs: list[str], A: np.ndarray, order: np.ndarray) -> dict[str, Any]:
+    """The graph part of a simulator's truth record (what ``kt simulate --truth`` writes first).
+
+    Args:
+        kind: the generator (``ou-graph``, ``gated``).
+        seed: its seed.
+        kcs: KC names, by index.
+        A: K x K adjacency of the true DAG (A[i, k] = 1 for an edge i -> k, see :func:`forward_edges`).
+        order: the DAG's topological order (KC indices).
+
+    Returns:
+        ``kind``, ``seed``, ``kcs``, ``edges`` (name pairs), ``adjacency``
+        (0/1 lists) and ``order`` (names), in that order.
+    """
+    src, tgt = np.nonzero(A)
+    return {
+        "kind": kind,
+        "seed": seed,
+        "kcs": kcs,
+        "edges": [[kcs[i], kcs[k]] for i, k in zip(src, tgt)],
+        "adjacency": A.astype(int).tolist(),
+        "order": [kcs[k] for k in order],
+    }
+
+
 def simulate_ou_graph(
     n_learners: int = 1000,
     n_kcs: int = 10,
@@ -306,14 +331,8 @@ def simulate_ou_graph(
         }
         for n in range(N)
     ]
-    src, tgt = np.nonzero(A)
     truth: dict[str, Any] = {
-        "kind": "ou-graph",
-        "seed": seed,
-        "kcs": kcs,
-        "edges": [[kcs[i], kcs[k]] for i, k in zip(src, tgt)],
-        "adjacency": A.astype(int).tolist(),
-        "order": [kcs[k] for k in order],
+        **dag_truth("ou-graph", seed, kcs, A, order),
         "traits": traits,
         "settings": {
             "learners": N,

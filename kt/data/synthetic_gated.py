@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from kt.data.synthetic import forward_edges
+from kt.data.synthetic import dag_truth, forward_edges
 from kt.errors import KTError
 
 SCHEDULES = ("random", "curriculum")
@@ -185,14 +185,8 @@ def simulate_gated(
             "timestamp": (start[:, None] + 60.0 * np.arange(T)[None, :]).ravel().astype(np.int64),
         }
     )
-    src, tgt = np.nonzero(A)
     truth = {
-        "kind": "gated",
-        "seed": seed,
-        "kcs": names,
-        "edges": [[names[i], names[k]] for i, k in zip(src, tgt)],
-        "adjacency": A.astype(int).tolist(),
-        "order": [names[k] for k in order],
+        **dag_truth("gated", seed, names, A, order),
         "items": {f"i{j}": kc_of[j].split("~~") for j in range(n_items)},
         "item_params": {f"i{j}": {"guess": float(g_item[j]), "slip": float(s_item[j])} for j in range(n_items)},
         "kc_params": {names[k]: {"learn": float(l_kc[k]), "forget": float(f_kc[k])} for k in range(K)},
