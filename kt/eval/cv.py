@@ -25,7 +25,7 @@ import numpy as np
 
 from kt.data.schema import Interactions
 from kt.data.splits import kfold, split_learners, train_valid
-from kt.errors import KTError
+from kt.errors import KTError, check_choice
 from kt.eval.protocols import EvalSpec
 
 SCHEMES = ("kfold", "pykt")
@@ -174,8 +174,7 @@ def cross_validate(
         the test (``kfold``) or validation (``pykt``) fold and the full
         result) and ``summary`` (mean ± std per metric).
     """
-    if scheme not in SCHEMES:
-        raise KTError(f"--protocol {scheme!r}: choose kfold or pykt")
+    check_choice("--protocol ", scheme, SCHEMES)
     spec = (spec or EvalSpec()).checked()
     users = data.frame["user_idx"].unique().sort().to_numpy()
     record: dict = {

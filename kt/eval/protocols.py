@@ -26,7 +26,7 @@ import polars as pl
 
 from kt.data.partitioned import PartitionedData
 from kt.data.schema import Interactions
-from kt.errors import KTError
+from kt.errors import KTError, check_choice
 from kt import metrics
 from kt.eval.expand import kc_rows
 from kt.eval.fusion import FUSIONS, fuse
@@ -224,12 +224,9 @@ class EvalSpec:
         Raises:
             KTError: unknown or contradictory settings.
         """
-        if self.protocol not in PROTOCOLS:
-            raise KTError(f"--protocol {self.protocol!r}: choose one of {', '.join(PROTOCOLS)}")
-        if self.scoring not in SCORINGS:
-            raise KTError(f"--scoring {self.scoring!r}: choose question or kc-row")
-        if self.fusion not in FUSIONS:
-            raise KTError(f"--fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
+        check_choice("--protocol ", self.protocol, PROTOCOLS)
+        check_choice("--scoring ", self.scoring, SCORINGS)
+        check_choice("--fusion ", self.fusion, FUSIONS)
         if self.fusion != "mean" and self.scoring == "kc-row":
             raise KTError("--fusion applies to question-level scoring; drop it with --scoring kc-row")
         multi = (self.history, self.history_frac, self.horizon)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from kt.errors import KTError
+from kt.errors import check_choice
 
 FUSIONS = ("mean", "vote", "all")
 
@@ -40,8 +40,7 @@ def fuse(prob_kc: pl.Series | list, how: str = "mean") -> np.ndarray:
     Raises:
         KTError: unknown ``how``.
     """
-    if how not in FUSIONS:
-        raise KTError(f"--fusion {how!r}: choose one of {', '.join(FUSIONS)}")
+    check_choice("--fusion ", how, FUSIONS)
     s = prob_kc if isinstance(prob_kc, pl.Series) else pl.Series("p", prob_kc, dtype=pl.List(pl.Float64))
     f = pl.DataFrame({"p": s.cast(pl.List(pl.Float64))})
     if how == "mean":

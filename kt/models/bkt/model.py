@@ -20,7 +20,7 @@ import polars as pl
 from jaxtyping import Array, Float
 
 from kt.data.schema import Interactions
-from kt.errors import KTError
+from kt.errors import KTError, check_choice
 from kt.models.bkt import em
 from kt.models.bkt import lanes as bkt_lanes
 from kt.models.base import Capabilities, Model, register
@@ -81,10 +81,8 @@ class BKTConfig:
                 f"bkt: {' and '.join(exclusive)} cannot be combined; use at most one of multilearn, "
                 "multiprior, multipair (each combines with multigs and forgets)"
             )
-        if self.multiprior_mode not in MULTIPRIOR_MODES:
-            raise KTError(f"--set multiprior_mode={self.multiprior_mode!r}: choose {' or '.join(MULTIPRIOR_MODES)}")
-        if self.stop_rule not in STOP_RULES:
-            raise KTError(f"--set stop_rule={self.stop_rule!r}: choose {' or '.join(STOP_RULES)}")
+        check_choice("--set multiprior_mode=", self.multiprior_mode, MULTIPRIOR_MODES)
+        check_choice("--set stop_rule=", self.stop_rule, STOP_RULES)
         if self.num_fits < 1 or self.max_iter < 1 or self.tol < 0:
             raise KTError("bkt: num_fits and max_iter must be >= 1 and tol >= 0")
 

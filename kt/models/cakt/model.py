@@ -42,7 +42,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from kt.data.schema import Interactions
 from kt.data.sequences import BATCHINGS, Sequences
-from kt.errors import KTError
+from kt.errors import KTError, check_choice
 from kt.models.base import Capabilities, register
 from kt.models.dkt.model import EVAL_MODES, WindowedModel, _known, last_windows, next_correct_frame
 from kt.train import loop
@@ -128,18 +128,12 @@ class CAKTConfig:
 
     def validate(self) -> None:
         """Reject invalid values."""
-        if self.recent_key not in RECENT_KEYS:
-            raise KTError(f"--set recent_key={self.recent_key!r}: choose next or current")
-        if self.fusion not in FUSIONS:
-            raise KTError(f"--set fusion={self.fusion!r}: choose one of {', '.join(FUSIONS)}")
-        if self.embed_init not in EMBED_INITS:
-            raise KTError(f"--set embed_init={self.embed_init!r}: choose kaiming or normal")
-        if self.norm not in NORMS:
-            raise KTError(f"--set norm={self.norm!r}: choose batch or group")
-        if self.batching not in BATCHINGS:
-            raise KTError(f"--set batching={self.batching!r}: choose one of {', '.join(BATCHINGS)}")
-        if self.eval_mode not in EVAL_MODES:
-            raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
+        check_choice("--set recent_key=", self.recent_key, RECENT_KEYS)
+        check_choice("--set fusion=", self.fusion, FUSIONS)
+        check_choice("--set embed_init=", self.embed_init, EMBED_INITS)
+        check_choice("--set norm=", self.norm, NORMS)
+        check_choice("--set batching=", self.batching, BATCHINGS)
+        check_choice("--set eval_mode=", self.eval_mode, EVAL_MODES)
         if self.k < 2:
             raise KTError(f"--set k={self.k}: k must be >= 2 (the squeeze-excitation uses k // 2)")
         if self.frame < 1 or any(c < 1 for c in self.channels):

@@ -23,7 +23,7 @@ from jaxtyping import Array, Bool, Float, Int
 from kt.data.partitioned import PartitionedData, PartitionStream
 from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import BATCHINGS, Sequences, build_sequences
-from kt.errors import KTError
+from kt.errors import KTError, check_choice
 from kt.models.base import Capabilities, Model, register
 from kt.models.fusion import question_means, question_rows
 from kt.train import loop
@@ -90,16 +90,13 @@ class DKTConfig:
 
     def validate(self) -> None:
         """Reject invalid values."""
-        if self.batching not in BATCHINGS:
-            raise KTError(f"--set batching={self.batching!r}: choose one of {', '.join(BATCHINGS)}")
-        if self.eval_mode not in EVAL_MODES:
-            raise KTError(f"--set eval_mode={self.eval_mode!r}: choose one of {', '.join(EVAL_MODES)}")
+        check_choice("--set batching=", self.batching, BATCHINGS)
+        check_choice("--set eval_mode=", self.eval_mode, EVAL_MODES)
         if self.hidden < 1 or self.batch_size < 1 or self.window < 2 or self.epochs < 1:
             raise KTError("dkt: hidden, batch_size, epochs must be >= 1 and window >= 2")
         if not 0 <= self.dropout < 1 or not self.lr > 0:
             raise KTError("dkt: dropout must be in [0, 1) and lr > 0")
-        if self.variant not in ("pykt", "piech"):
-            raise KTError(f"--set variant={self.variant!r}: choose pykt or piech")
+        check_choice("--set variant=", self.variant, ("pykt", "piech"))
         if self.cell not in ("auto", "lstm", "rnn"):
             raise KTError(f"--set cell={self.cell!r}: choose auto, lstm or rnn")
         if self.compressed < 0 or (self.compressed and self.variant != "piech"):
