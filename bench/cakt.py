@@ -227,7 +227,16 @@ def main() -> None:
     )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # dataset:model, run in this process
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "cakt.json"))
+    ap.add_argument(
+        "--xla-default-scheduler",
+        action="store_true",
+        help="keep XLA's concurrency-optimised CPU scheduler (default: the memory-minimising one, as the kt CLI)",
+    )
     args = ap.parse_args()
+    if not args.xla_default_scheduler:
+        from kt.cli.common import use_memory_scheduler
+
+        use_memory_scheduler()  # before JAX starts; the children inherit it
     if args.one:
         name, model_key = args.one.split(":")
         ckpts = Path(args.checkpoints) if args.checkpoints and not args.timing else None
@@ -249,6 +258,8 @@ def main() -> None:
         if args.timing:
             cmd += ["--timing", str(args.timing)]
         cmd += ["--checkpoints", args.checkpoints]
+        if args.xla_default_scheduler:
+            cmd += ["--xla-default-scheduler"]
         print(f"{name} {model_key} ...", flush=True)
         res = harness.run_proc(cmd, timeout=7 * 24 * 3600)
         rows = [r for r in rows if (r["dataset"].split("/")[0], r["model"], r.get("kind")) != (name, model_key, kind)]
@@ -259,6 +270,7 @@ def main() -> None:
             row = json.loads(res["stdout"].strip().splitlines()[-1])
             row.update(
                 peak_rss_mb=res["rss_mb"],
+                xla_flags=os.environ.get("XLA_FLAGS", ""),
                 wall_seconds=res["wall"],
                 other_cores_while_running=res["other_cores"],
                 load_before=res["load_before"],

@@ -341,6 +341,38 @@ def _metrics_table(title: str, rows: dict[str, dict]) -> Table:
     return t
 
 
+# XLA orders a CPU program for concurrency by default. Its memory-minimising
+# order gives the same results (bit for bit) at the same speed on 2 cores and
+# cuts the temporaries of CAKT's training step by 41% (1.77 -> 1.05 GB for
+# 3,200 CNN volumes; docs/models/cakt.md).
+XLA_CPU_MEMORY_FLAGS = ("--xla_cpu_enable_concurrency_optimized_scheduler=false",)
+
+
+def use_memory_scheduler(environ: Any = None) -> str:
+    """Add :data:`XLA_CPU_MEMORY_FLAGS` to ``XLA_FLAGS`` unless the user set those flags.
+
+    XLA reads ``XLA_FLAGS`` once, when JAX starts its backend, so this must
+    run before the first computation. Only the CLI and the bench scripts
+    call it; importing kt changes no setting. Python users who want the same
+    memory can set ``XLA_FLAGS`` themselves before importing JAX.
+
+    Args:
+        environ: the environment to change (default ``os.environ``).
+
+    Returns:
+        The resulting ``XLA_FLAGS`` value.
+    """
+    import os
+
+    env = os.environ if environ is None else environ
+    flags = env.get("XLA_FLAGS", "")
+    for flag in XLA_CPU_MEMORY_FLAGS:
+        if flag.split("=")[0] not in flags:
+            flags = f"{flags} {flag}".strip()
+    env["XLA_FLAGS"] = flags
+    return flags
+
+
 def _enable_compile_cache() -> None:
     """Reuse XLA programs across runs (JAX persistent compilation cache).
 
