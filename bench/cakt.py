@@ -10,14 +10,17 @@ on the same 90% of the training learners and selects its epoch on the same
 pyKT's window mode (200), first attempts unscored, global AUC.
 
 - dkt: kt's DKT defaults (200 epochs, patience 10).
-- cakt: the spec's defaults (k 4, H 15, 1-4-8-4-1 channels, Adam 1e-3,
-  betas 0.9/0.99, coupled L2 1e-5, lr x0.3 every 5 epochs or on a training
-  loss rise, 30 epochs, patience 10), except the batch size (kt default 32,
-  see README) and ``--epochs`` when given (caps cakt and the ablation).
+- cakt: kt's CAKT defaults: the spec's (k 4, H 15, 1-4-8-4-1 channels, Adam
+  1e-3, betas 0.9/0.99, coupled L2 1e-5, lr x0.3 every 5 epochs or on a
+  training loss rise, 30 epochs, patience 10), except the batch size (kt
+  default 32, see README), the embedding initialised N(0, 1) (as DKT) and
+  ``--epochs`` when given (caps cakt and the ablation).
 - cakt-nocnn: cakt with ``cnn=false`` (the two LSTMs only).
-- cakt-embed-normal, cakt-nocnn-embed-normal: the same with the embedding
-  initialised N(0, 1) (``embed_init=normal``, as DKT) instead of the official
-  code's N(0, 2 / 225).
+- cakt-embed-kaiming, cakt-nocnn-embed-kaiming: the same with the official
+  code's embedding init, N(0, 2 / 225) (``embed_init=kaiming``).
+
+Rows written before kt's default became ``normal`` (2026-12-05) were renamed
+to these keys: each row's ``config`` or ``model`` key says which init it ran.
 
 Each (dataset, model) runs in a child process so that its peak RSS is its
 own. Rows are written to bench/results/cakt.json as they finish.
@@ -57,8 +60,8 @@ MODELS = {
     "dkt": ("dkt", {}),
     "cakt": ("cakt", {}),
     "cakt-nocnn": ("cakt", {"cnn": False}),
-    "cakt-embed-normal": ("cakt", {"embed_init": "normal"}),
-    "cakt-nocnn-embed-normal": ("cakt", {"cnn": False, "embed_init": "normal"}),
+    "cakt-embed-kaiming": ("cakt", {"embed_init": "kaiming"}),
+    "cakt-nocnn-embed-kaiming": ("cakt", {"cnn": False, "embed_init": "kaiming"}),
 }
 
 
@@ -302,7 +305,7 @@ def _write(path: Path, rows: list[dict], args) -> None:
         for key in (k for k in MODELS if k != "dkt"):
             if d and (ds, key) in by:
                 ratios[f"{ds}: {key} - dkt (AUC points)"] = 100 * (by[ds, key]["auc"] - d["auc"])
-        for with_cnn, without in (("cakt", "cakt-nocnn"), ("cakt-embed-normal", "cakt-nocnn-embed-normal")):
+        for with_cnn, without in (("cakt", "cakt-nocnn"), ("cakt-embed-kaiming", "cakt-nocnn-embed-kaiming")):
             if (ds, with_cnn) in by and (ds, without) in by:
                 ratios[f"{ds}: {with_cnn} - {without} (AUC points)"] = 100 * (by[ds, with_cnn]["auc"] - by[ds, without]["auc"])
     out = {
