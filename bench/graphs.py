@@ -169,13 +169,13 @@ def dkt_graph(data, seed: int, args):
     return graph_for(model, data)
 
 
-def psikt_graph(data, seed: int):
-    """PSI-KT's own learned graph (default options: filter inference), early-stopped on 10% of the learners."""
+def psikt_graph(data, seed: int, sets: list[str] | None = None):
+    """PSI-KT's own learned graph (default options, or ``sets`` as ``--set``), early-stopped on 10% of the learners."""
     from kt.data.splits import train_valid
     from kt.models.base import create
 
     fit_on, valid = train_valid(data, 0.1, seed)
-    model = create("psikt")
+    model = create("psikt", sets=sets or [])
     model.fit(fit_on, valid=valid, key=seed)
     return model.graph()
 
@@ -222,7 +222,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
         if m == "dkt":
             g = dkt_graph(data, seed, args)
         elif m == "psikt":
-            g = psikt_graph(data, seed)
+            g = psikt_graph(data, seed, args.psikt_set)
         elif m == "oracle":
             g = oracle_graph(frame, truth, args.oracle_learners)
         else:
@@ -233,7 +233,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             calib = calibration_rows(data, truth, g, base, seed, args)
         row = {
             **base,
-            "model": m,
+            "model": f"psikt[{','.join(args.psikt_set)}]" if m == "psikt" and args.psikt_set else m,
             "graph_method": g.method,
             "edge_auroc": res["auroc"],
             "edge_auprc": res["auprc"],
@@ -247,7 +247,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
                 if m == "oracle"
                 else "DKT training (early stopping on 10% of learners) included"
                 if m == "dkt"
-                else "PSI-KT (default options) training (early stopping on 10% of learners) included"
+                else f"PSI-KT ({', '.join(args.psikt_set) or 'default options'}) training (early stopping on 10% of learners) included"
                 if m == "psikt"
                 else ""
             ),
@@ -387,6 +387,13 @@ def main(argv=None) -> None:
         help="graph methods (psikt: PSI-KT's learned graph, trained per setting; not in the default list)",
     )
     ap.add_argument("--only", default=",".join(PARTS), help="parts to run: " + ", ".join(PARTS))
+    ap.add_argument(
+        "--psikt-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a PSI-KT option for --methods psikt (repeatable; the rows' model becomes psikt[KEY=VALUE,...])",
+    )
     ap.add_argument("--effect", type=float, default=0.8, help="gated: gate strength")
     ap.add_argument(
         "--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)"
