@@ -12,19 +12,12 @@ from pathlib import Path
 import polars as pl
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import kt
-from kt.cli import app
 from kt.errors import DataError, KTError, ModelError
+from tests.cli_run import output as run
 
 TIMING = ("train_seconds",)  # meta fields that differ run to run
-
-
-def run(*args) -> str:
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == 0, f"kt {' '.join(map(str, args))} exited {res.exit_code}:\n{res.output}\n{res.exception!r}"
-    return res.output
 
 
 @pytest.fixture(scope="module")

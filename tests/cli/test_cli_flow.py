@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
 import kt
-from kt.cli import app
 from kt import metrics
+from tests.cli_run import output as run
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "datasets" / "assist2009_sample"
@@ -25,13 +24,6 @@ METRICS = ("auc", "accuracy", "rmse", "logloss", "brier", "ece", "n")
 def _shared_data() -> Path:
     env = os.environ.get("KT_SHARED_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-def run(*args) -> str:
-    """Invoke the CLI in-process; fail with its output unless it exits 0."""
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    assert res.exit_code == 0, f"kt {' '.join(map(str, args))} exited {res.exit_code}:\n{res.output}\n{res.exception!r}"
-    return res.output
 
 
 def _n_rows(path: Path) -> int:

@@ -11,11 +11,10 @@ import networkx as nx
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from kt.cli import app
 from kt.graph.build import graph_for
 from kt.graph.graph import PrerequisiteGraph, read_graph
+from tests.cli_run import invoke as run
 
 DAG = [(0, 1), (1, 2), (0, 3), (3, 4), (2, 5), (4, 5)]
 K = 6
@@ -39,13 +38,6 @@ def dag_data(n_learners: int = 150, steps: int = 60, seed: int = 0) -> pl.DataFr
             if ok and not m[k] and rng.random() < 0.25:
                 m[k] = True
     return pl.DataFrame(rows, schema=["user_id", "skill_id", "correct", "timestamp"], orient="row")
-
-
-def run(*args, ok: bool = True):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    if ok:
-        assert res.exit_code == 0, f"kt {' '.join(map(str, args))}: {res.output}\n{res.exception!r}"
-    return res
 
 
 def error_line(res) -> str:

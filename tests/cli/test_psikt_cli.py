@@ -9,16 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from kt.cli import app
+from tests.cli_run import output as run
 
 # Same shapes and options as tests/models/psikt/test_psikt.py, so the jit caches are shared in one pytest run.
 SETS = ["epochs=2", "batch_size=16", "mc_samples=4", "dim=8", "update_steps=3"]
-
-
-def run(*args, ok: bool = True) -> str:
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    if ok:
-        assert res.exit_code == 0, f"kt {' '.join(map(str, args))} exited {res.exit_code}:\n{res.output}\n{res.exception!r}"
-    return res.output
 
 
 @pytest.fixture(scope="module")

@@ -10,23 +10,15 @@ import json
 import networkx as nx
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from kt.cli import app
 from kt.data.schema import load
 from kt.data.synthetic_gated import simulate_gated
 from kt.graph.bootstrap import bootstrap_graph, kept_mask, resample_learners
 from kt.graph.export import view
 from kt.graph.graph import MATRICES, METHODS, PrerequisiteGraph, read_graph
+from tests.cli_run import invoke as run
 
 CHAIN = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
-
-
-def run(*args, ok: bool = True):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    if ok:
-        assert res.exit_code == 0, f"kt {' '.join(map(str, args))}: {res.output}\n{res.exception!r}"
-    return res
 
 
 def error_line(res) -> str:

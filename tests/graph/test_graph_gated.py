@@ -9,22 +9,14 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
 import kt
-from kt.cli import app
 from kt.data.synthetic import simulate_ou_graph
 from kt.data.synthetic_gated import gated_loglik, simulate_gated
 from kt.errors import KTError
 from kt.graph.build import data_graph
 from kt.graph.mastery import mastery_graph
-
-
-def run(*args, ok: bool = True):
-    res = CliRunner().invoke(app, [str(a) for a in args])
-    if ok:
-        assert res.exit_code == 0, f"kt {' '.join(map(str, args))}: {res.output}\n{res.exception!r}"
-    return res
+from tests.cli_run import invoke as run
 
 
 def _load(tmp_path, frame, name="d.csv"):
