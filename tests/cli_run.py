@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from kt.cli import app
 
@@ -16,7 +15,7 @@ def invoke(*args, ok: bool = True) -> Result:
         ok: require a zero exit code.
 
     Returns:
-        Click's result (``output`` holds stdout and stderr together).
+        Typer's result (``output`` holds stdout and stderr together).
     """
     res = CliRunner().invoke(app, [str(a) for a in args])
     if ok:
