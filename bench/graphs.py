@@ -37,11 +37,11 @@ common random numbers for both graphs. A setting whose gain per edge is
 below 1.92 nats (the 5% critical value of a one-degree-of-freedom
 likelihood-ratio test) is flagged ``identifiable: false``: even the true
 model could not tell a typical edge from none. ``--oracle`` adds the
-oracle edge ranking for gated settings (seed 0 only, first
+oracle edge ranking (seed 0 only, first
 ``--oracle-learners`` learners): each ordered pair scored by the
 log-likelihood change of adding (or, for a true edge, removing) that edge
-under the true parameters, exact for K <= 12 and by the particle filter
-(128 particles, common random numbers) above; K = 30 with 1,000 learners
+under the true parameters, for gated exact for K <= 12 and by the particle filter
+(128 particles, common random numbers) above, for ou-graph by the particle filter (256 particles); K = 30 with 1,000 learners
 takes about 1.6 hours on one core.
 
 Calibration of the bootstrap stability (``--bootstrap N``, for the data
@@ -131,28 +131,44 @@ def ceiling(part: str, frame, truth) -> dict:
     }
 
 
-def oracle_graph(frame, truth, n_learners: int):
-    """Log-likelihood change of toggling each ordered pair (first n_learners learners; exact for K <= 12)."""
+def oracle_graph(frame, truth, n_learners: int, part: str = "gated-random"):
+    """Log-likelihood change of toggling each ordered pair (first n_learners learners, true parameters).
+
+    gated: exact for K <= 12, particle filter (128 particles) above; ou-graph:
+    particle filter (256 particles); common random numbers across toggles.
+    """
     import numpy as np
     import polars as pl
 
-    from kt.data.synthetic_gated import gated_loglik
     from kt.graph.graph import PrerequisiteGraph
 
-    users = truth["learners"][:n_learners]
+    ou = part == "ou-graph"
+    key = "traits" if ou else "learners"
+    users = truth[key][:n_learners]
     keep = [r["user_id"] for r in users]
     sub = frame.filter(pl.col("user_id").is_in(keep))
-    tr = dict(truth, learners=users, settings=dict(truth["settings"], learners=len(users)))
+    tr = dict(truth, **{key: users}, settings=dict(truth["settings"], learners=len(users)))
+    if ou:
+        from kt.data.synthetic import ou_graph_loglik
+
+        def loglik(B):
+            return ou_graph_loglik(sub, tr, adjacency=B, particles=256, seed=1).sum()
+    else:
+        from kt.data.synthetic_gated import gated_loglik
+
+        def loglik(B):
+            return gated_loglik(sub, tr, adjacency=B, particles=128, seed=1).sum()
+
     A = np.array(truth["adjacency"], np.float64)
     K = len(A)
-    base = gated_loglik(sub, tr, adjacency=A, particles=128, seed=1).sum()
+    base = loglik(A)
     score = np.zeros((K, K))
     for i in range(K):
         for k in range(K):
             if i != k:
                 B = A.copy()
                 B[i, k] = 1 - B[i, k]
-                d = base - gated_loglik(sub, tr, adjacency=B, particles=128, seed=1).sum()
+                d = base - loglik(B)
                 score[i, k] = d if A[i, k] else -d  # LL(with edge) - LL(without)
     prob = 1.0 / (1.0 + np.exp(-np.clip(score, -50, 50)))
     return PrerequisiteGraph(truth["kcs"], prob, "oracle", score=score)
@@ -215,7 +231,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
     ceil = ceiling(part, frame, truth) if args.ceiling and (args.ceiling_seeds is None or seed in args.ceiling_seeds) else {}
     rows = []
     methods = list(args.methods)
-    if args.oracle and part.startswith("gated") and seed == args.seeds[0]:
+    if args.oracle and seed == args.seeds[0]:
         methods.append("oracle")
     for m in methods:
         t0 = time.perf_counter()
@@ -224,7 +240,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
         elif m == "psikt":
             g = psikt_graph(data, seed, args.psikt_set)
         elif m == "oracle":
-            g = oracle_graph(frame, truth, args.oracle_learners)
+            g = oracle_graph(frame, truth, args.oracle_learners, part)
         else:
             g = data_graph(data, m, truth["kcs"])
         secs = time.perf_counter() - t0

@@ -133,10 +133,12 @@ class StepBars:
         self._key: Any = object()
 
     def on_step(self, done: float, total: float | None, metrics: Mapping[str, Any]) -> None:
-        key = metrics.get("epoch", metrics.get("what"))
+        key = (metrics.get("fit"), metrics.get("epoch", metrics.get("what")))
         if self._cm is None or key != self._key:
             self.close()
-            what = f"epoch {key}" if "epoch" in metrics else str(key or "fitting")
+            what = f"epoch {key[1]}" if "epoch" in metrics else str(key[1] or "fitting")
+            if key[0] is not None:  # models that fit several times (psikt num_fits)
+                what = f"fit {key[0]} {what}"
             self._cm = self.ui.progress(self.prefix + what, total)
             self._update = self._cm.__enter__()
             self._key = key
@@ -173,6 +175,8 @@ def _reporter(ui: Reporter | None, verbose: bool) -> Reporter:
 def epoch_line(rec: dict, prefix: str = "", rate: bool = True) -> str:
     """The per-epoch progress line of gradient models (``kt train`` adds the rate; ``cv``/``compare`` do not)."""
     parts = [f"epoch {rec['epoch']}", f"loss {rec.get('train_loss', float('nan')):.4f}"]
+    if rec.get("fit") is not None:
+        parts[0] = f"fit {rec['fit']} {parts[0]}"
     if "valid_auc" in rec:
         parts.append(f"valid AUC {rec['valid_auc']:.4f}")
     if rate and rec.get("interactions_per_second"):

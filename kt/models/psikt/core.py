@@ -115,16 +115,20 @@ def traits(s: Float[Array, "... S"], hyper: Hyper) -> Traits:
     return Traits(a, s[..., 1], s[..., 2], g)
 
 
-def graph_factors(u: Float[Array, "K D"], M: Float[Array, "D D"]) -> tuple[Array, Array]:
-    """(existence sig(u_i.u_k), orientation sig(u_i^T (M - M^T) u_k)), both K x K."""
-    exist = jax.nn.sigmoid(u @ u.T)
+def graph_factors(u: Float[Array, "K D"], M: Float[Array, "D D"], bias: float = 0.0) -> tuple[Array, Array]:
+    """(existence sig(u_i.u_k + bias), orientation sig(u_i^T (M - M^T) u_k)), both K x K.
+
+    ``bias`` (0 in the spec) offsets the existence logit: a negative value
+    starts the graph sparse (see ``PsiKTConfig.edge_bias``).
+    """
+    exist = jax.nn.sigmoid(u @ u.T + bias)
     orient = jax.nn.sigmoid(u @ (M - M.T) @ u.T)
     return exist, orient
 
 
-def graph_probs(u: Float[Array, "K D"], M: Float[Array, "D D"]) -> Float[Array, "K K"]:
-    """p_ik = P(edge i -> k) with a zero diagonal; p_ik + p_ki = sig(u_i.u_k) <= 1."""
-    exist, orient = graph_factors(u, M)
+def graph_probs(u: Float[Array, "K D"], M: Float[Array, "D D"], bias: float = 0.0) -> Float[Array, "K K"]:
+    """p_ik = P(edge i -> k) with a zero diagonal; p_ik + p_ki = sig(u_i.u_k + bias) <= 1."""
+    exist, orient = graph_factors(u, M, bias)
     K = u.shape[0]
     return exist * orient * (1.0 - jnp.eye(K, dtype=u.dtype))
 

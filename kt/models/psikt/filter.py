@@ -71,6 +71,7 @@ class FilterHyper:
         graph_category: ``kt`` (A = p) or ``official`` (1 - p).
         graph_scale: ``fixed`` (the spec's shift gamma/K) or ``learned``
             (gamma/K times a learned positive scale).
+        edge_bias: offset of the graph's existence logit (0 in the spec).
     """
 
     n_kc: int
@@ -81,6 +82,7 @@ class FilterHyper:
     alpha_link: str = "softplus"
     graph_category: str = "kt"
     graph_scale: str = "fixed"
+    edge_bias: float = 0.0
 
 
 class FilterNet(eqx.Module):
@@ -166,7 +168,7 @@ def dynamics_graph(net: FilterNet, hyper: FilterHyper) -> Float[Array, "K K"]:
     """A (edge i -> k at [i, k]) as it enters the dynamics; zeros without a graph."""
     if not hyper.use_graph:
         return jnp.zeros((hyper.n_kc, hyper.n_kc), jnp.float32)
-    p = core.graph_probs(net.u, net.M)
+    p = core.graph_probs(net.u, net.M, hyper.edge_bias)
     return core.dynamics_matrix(p, core.Hyper(n_kc=hyper.n_kc, graph_category=hyper.graph_category))
 
 

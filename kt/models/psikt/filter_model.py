@@ -25,6 +25,7 @@ import polars as pl
 from kt.data.schema import Interactions, correct_rate
 from kt.data.sequences import Sequences, build_sequences, length_batches
 from kt.models.seeds import seed_of
+from kt.models.psikt import core
 from kt.models.psikt import filter as pf
 from kt.models.psikt import train as tr
 from kt.models.baselines import _kc_counts
@@ -61,10 +62,18 @@ _FIELDS = ("m", "P", "t_last", "count")
 
 
 class FilterParams(eqx.Module):
-    """What ``params.eqx`` holds for ``inference=filter``: population parameters and learners' states."""
+    """What ``params.eqx`` holds for ``inference=filter``: population parameters and learners' states.
+
+    Attributes:
+        net: the population parameters of the fit used for predictions.
+        state: per-learner filtered states.
+        graph_fits: with ``num_fits`` > 1, the edge probabilities of every
+            fit [fits, K, K] (the exported graph is their mean); None with one fit.
+    """
 
     net: pf.FilterNet
     state: FilterState
+    graph_fits: np.ndarray | None = None
 
 
 @functools.partial(jax.jit, static_argnames=("hyper",))
@@ -82,6 +91,22 @@ def _prior(net, hyper, B):
     return pf.prior_batch(net, hyper, B)
 
 
+def _fit_score(res: loop.FitResult) -> float:
+    """A fit's selection score: its best validation AUC, or minus its last training loss without validation."""
+    aucs = [h["valid_auc"] for h in res.history if "valid_auc" in h]
+    if aucs:
+        return float(max(aucs))
+    return -float(res.history[-1]["train_loss"]) if res.history else float("-inf")
+
+
+def _tag_epoch(inner, tag: str, rec: dict) -> None:
+    inner({**rec, "fit": tag})
+
+
+def _tag_step(inner, tag: str, done, total, metrics: dict) -> None:
+    inner(done, total, {**metrics, "fit": tag})
+
+
 class PsiKTFilter(PsiKT):
     """PSI-KT with filter-based inference (``--set inference=filter``)."""
 
@@ -93,17 +118,20 @@ class PsiKTFilter(PsiKT):
         return pf.FilterHyper(
             n_kc=self.n_kc,
             use_graph=self.use_graph,
-            cov=c.filter_cov,
+            cov=c.covariance(self.n_kc),
             kc_bias=c.kc_bias,
             grouped=bool(self.meta.get("grouped", False)),
             alpha_link=c.alpha_link,
             graph_category=c.graph_category,
-            graph_scale=c.graph_scale,
+            graph_scale=c.shift_scale(),
+            edge_bias=c.existence_offset(),
         )
 
     def _skeleton(self) -> FilterParams:
         n = len(self.meta.get("state_users", []))
-        return self._empty_params(pf.FilterNet.init(0, self.n_kc, self.config.dim), n)
+        fits = len(self.meta.get("fits", []))
+        graphs = np.zeros((fits, self.n_kc, self.n_kc), np.float32) if fits > 1 else None
+        return self._empty_params(pf.FilterNet.init(0, self.n_kc, self.config.dim), n, graphs)
 
     def _steps(self, seqs: Sequences, unit, t_prev: np.ndarray | None = None, rows: int | None = None) -> pf.Steps:
         """Device inputs for padded sequences; ``t_prev`` = each sequence's stored last time (continuations)."""
@@ -136,7 +164,7 @@ class PsiKTFilter(PsiKT):
 
     def _slots(self) -> int:
         """C: covariance slots of a training window (K when every KC fits, or with the exact graph covariance)."""
-        if self.config.filter_cov == "full":
+        if self.config.covariance(self.n_kc) == "full":
             return self.n_kc
         return min(self.n_kc, self.config.filter_slots)
 
@@ -168,8 +196,16 @@ class PsiKTFilter(PsiKT):
     def _selection(self) -> str:
         return "auc"
 
-    def _empty_params(self, net, n: int = 0) -> FilterParams:
-        return FilterParams(net, FilterState.empty(n, self.n_kc))
+    def _empty_params(self, net, n: int = 0, graph_fits: np.ndarray | None = None) -> FilterParams:
+        return FilterParams(net, FilterState.empty(n, self.n_kc), graph_fits)
+
+    def _fitted_params(self, res: loop.FitResult) -> FilterParams:
+        return self._empty_params(res.model, 0, getattr(self, "_graph_fits", None))
+
+    def _graph_probs(self) -> np.ndarray:
+        if self.params.graph_fits is not None:
+            return np.asarray(self.params.graph_fits, np.float64).mean(0)
+        return super()._graph_probs()
 
     def _train(
         self, data: Interactions, frame: pl.DataFrame, train: Sequences, vframe: pl.DataFrame | None, unit, key, hooks: dict
@@ -184,17 +220,41 @@ class PsiKTFilter(PsiKT):
         rate = (succ + 1.0) / (cnt + 2.0)
         self.meta["base_rate"] = correct_rate(frame) if frame.height else 0.5
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
-        net0 = pf.FilterNet.init(seed, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0)
-        return loop.fit(
-            net0,
-            pf.TrainLogits(hyper),
-            train,
-            vseqs,
-            self._loop_settings(loop.LoopSettings, batching="bucket"),
-            jax.random.key(seed),
-            make_batch=functools.partial(self._make_batch, unit=unit),
-            **hooks,
-        )
+        self._graph_fits = None
+        results: list[loop.FitResult] = []
+        fits: list[dict] = []
+        for r in range(cfg.num_fits):
+            # Fit 0 is the single fit's (same seed); the others get seeds of their own.
+            s_r = seed if r == 0 else int(np.random.SeedSequence([seed, r]).generate_state(1)[0] >> 1)
+            h = dict(hooks)
+            if cfg.num_fits > 1:  # progress says which fit an epoch belongs to
+                tag = f"{r + 1}/{cfg.num_fits}"
+                if hooks.get("on_epoch") is not None:
+                    h["on_epoch"] = functools.partial(_tag_epoch, hooks["on_epoch"], tag)
+                if hooks.get("on_step") is not None:
+                    h["on_step"] = functools.partial(_tag_step, hooks["on_step"], tag)
+            if cfg.num_fits > 1 and hooks.get("checkpoint") is not None:
+                h["checkpoint"] = hooks["checkpoint"] / f"fit{r}"
+                h["resume"] = bool(hooks.get("resume")) and (h["checkpoint"] / loop.CKPT_JSON).exists()
+            res = loop.fit(
+                pf.FilterNet.init(s_r, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0),
+                pf.TrainLogits(hyper),
+                train,
+                vseqs,
+                self._loop_settings(loop.LoopSettings, batching="bucket"),
+                jax.random.key(s_r),
+                make_batch=functools.partial(self._make_batch, unit=unit),
+                **h,
+            )
+            results.append(res)
+            fits.append({"seed": s_r, "best_epoch": res.best_epoch, "stopped": res.stopped, "score": _fit_score(res)})
+        best = int(np.argmax([_fit_score(res) for res in results]))
+        self.meta["fits"] = [dict(f, used=i == best) for i, f in enumerate(fits)]
+        if cfg.num_fits > 1:
+            self._graph_fits = np.stack(
+                [np.asarray(core.graph_probs(res.model.u, res.model.M, hyper.edge_bias), np.float32) for res in results]
+            )
+        return results[best]
 
     # -- filtering ------------------------------------------------------------------------------
     def _filter(

@@ -14,6 +14,7 @@ weighted ELBO. See ``shared/spec/PSIKT.md``; the equations are in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ OBJECTIVES = {
     "official": {"w_s": 1.0, "w_z": 1.0, "w_y": 1.0, "w_0": 1e-4, "lambda_s": 0.1, "lambda_z": 0.1},
     "elbo": {"w_s": 1.0, "w_z": 1.0, "w_y": 1.0, "w_0": 1.0, "lambda_s": 1.0, "lambda_z": 1.0},
 }
+FULL_COV_MAX_KC = 32  # filter_cov=auto: the exact O(K^3) covariance up to this many KCs
 ELBO_WEIGHTS_NOTE = "ELBO weights are the official code's defaults; the paper's values are unknown"
 _Settings = TypeVar("_Settings", bound=loop.LoopSettings)
 
@@ -114,11 +116,27 @@ class PsiKTConfig:
             likelihood, see :mod:`kt.models.psikt.filter`) or ``amortized``
             (the official LSTM/trait-network posteriors on the ELBO).
         filter_cov: ``mean`` (the graph shift enters the filter's mean only;
-            O(K^2) per step) or ``full`` (exact covariance, O(K^3) per step).
+            O(K^2) per step), ``full`` (exact covariance, O(K^3) per step) or
+            ``auto`` (default: ``full`` up to ``FULL_COV_MAX_KC`` KCs, where
+            it recovers graphs better, ``mean`` above).
         kc_bias: per-KC emission offsets b_k, P(y = 1) = sig(z_k + b_k)
             (filter only; the spec's emission has none).
         graph_scale: ``fixed`` (the spec's shift gamma/K) or ``learned``
-            (filter: gamma/K times a learned positive scale).
+            (gamma/K times a learned positive scale; filter only). Default:
+            ``learned`` for the filter (gamma < 1 caps the spec's shift at
+            1/K per unit of a parent's knowledge, so a stronger dependence
+            could only be fitted by adding false edges), ``fixed`` amortized.
+        edge_bias: offset of the existence logit, p_ik = sig(u_i.u_k +
+            edge_bias) sig(u_i^T (M - M^T) u_k) (filter only; 0 is the
+            spec). Default -3 for the filter: the graph starts sparse
+            (p about 0.02) instead of at p about 0.25 everywhere, from
+            where the fit settles in denser graphs with worse likelihood.
+        num_fits: independent fits from different initialisations (filter
+            only). Predictions use the fit with the best validation score
+            (the lowest training loss without validation); the learned
+            graph is the mean edge probability over all fits, whose
+            spurious edges differ from fit to fit while the supported ones
+            recur.
         filter_slots: covariance slots of a training window (filter, mean
             covariance): windows are also cut before they would practise
             more than this many KCs, and filtering costs O(slots^2) per step
@@ -162,10 +180,30 @@ class PsiKTConfig:
     update_steps: int = 10
     update_lr: float = 0.05
     inference: str = "filter"
-    filter_cov: str = "mean"
+    filter_cov: str = "auto"
     kc_bias: bool = True
     filter_slots: int = 64
-    graph_scale: str = "fixed"
+    graph_scale: Optional[str] = None
+    edge_bias: Optional[float] = None
+    num_fits: int = 1
+
+    def covariance(self, n_kc: int) -> str:
+        """``filter_cov`` resolved for K KCs (``auto``: ``full`` up to ``FULL_COV_MAX_KC``, else ``mean``)."""
+        if self.filter_cov != "auto":
+            return self.filter_cov
+        return "full" if n_kc <= FULL_COV_MAX_KC else "mean"
+
+    def shift_scale(self) -> str:
+        """``graph_scale`` (explicit, else ``learned`` filter, ``fixed`` amortized)."""
+        if self.graph_scale is not None:
+            return self.graph_scale
+        return "learned" if self.inference == "filter" else "fixed"
+
+    def existence_offset(self) -> float:
+        """``edge_bias`` (explicit, else -3 filter, 0 amortized)."""
+        if self.edge_bias is not None:
+            return float(self.edge_bias)
+        return -3.0 if self.inference == "filter" else 0.0
 
     def learning_rate(self) -> float:
         """The Adam learning rate (explicit ``lr``, else the inference's default)."""
@@ -204,11 +242,11 @@ class PsiKTConfig:
             "trait_input": ("pooled", "category"),
             "objective": tuple(OBJECTIVES),
             "inference": ("filter", "amortized"),
-            "filter_cov": ("mean", "full"),
+            "filter_cov": ("auto", "mean", "full"),
             "graph_scale": ("fixed", "learned"),
         }
         for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
+            if getattr(self, name) not in allowed and not (name == "graph_scale" and self.graph_scale is None):
                 raise KTError(f"--set {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
         for name in (
             "dim",
@@ -220,6 +258,7 @@ class PsiKTConfig:
             "select_history",
             "select_horizon",
             "filter_slots",
+            "num_fits",
         ):
             if getattr(self, name) < 1:
                 raise KTError(f"--set {name}={getattr(self, name)}: must be >= 1")
@@ -229,6 +268,12 @@ class PsiKTConfig:
             raise KTError("psikt: graph_samples and update_steps must be >= 0 and patience >= 1")
         if not (self.learning_rate() > 0 and self.update_lr > 0 and self.clip_norm > 0 and self.weight_decay >= 0):
             raise KTError("psikt: lr, update_lr and clip_norm must be > 0 and weight_decay >= 0")
+        if self.inference == "amortized":
+            for name, neutral in (("edge_bias", 0.0), ("num_fits", 1), ("graph_scale", "fixed")):
+                if getattr(self, name) not in (None, neutral):
+                    raise KTError(f"--set {name}={getattr(self, name)}: only for inference=filter")
+        if self.edge_bias is not None and not np.isfinite(self.edge_bias):
+            raise KTError(f"--set edge_bias={self.edge_bias}: must be a finite number")
         for name in ("w_s", "w_z", "w_y", "w_0", "lambda_s", "lambda_z", "w_c"):
             if getattr(self, name) is not None and not getattr(self, name) >= 0:
                 raise KTError(f"--set {name}={getattr(self, name)}: must be >= 0")
@@ -333,6 +378,10 @@ class PsiKT(Model):
     def saved_config(cls, raw: dict) -> dict:
         """Models saved before ``inference`` existed used the amortised posteriors."""
         raw.setdefault("inference", "amortized")
+        # Options whose defaults changed keep the values older models were trained with.
+        raw.setdefault("graph_scale", "fixed")
+        raw.setdefault("edge_bias", 0.0)
+        raw.setdefault("filter_cov", "mean")
         return raw
 
     @classmethod
@@ -464,7 +513,7 @@ class PsiKT(Model):
         hooks = {"on_epoch": progress, "checkpoint": checkpoint, "resume": resume, "on_step": on_step}
         self._record_fit(
             lambda: self._train(data, frame, train, vframe, unit, key, hooks),
-            lambda res: self._empty_params(res.model),
+            self._fitted_params,
             self.meta,
             failed={"state_users": []},
         )
@@ -473,6 +522,10 @@ class PsiKT(Model):
         for f in [frame] if vframe is None else [frame, vframe]:
             self._store_states(*self._encode_states(f, unit))
         return self
+
+    def _fitted_params(self, res: loop.FitResult):
+        """``params`` from the training result (learner states are stored after training)."""
+        return self._empty_params(res.model)
 
     def _fit_notes(self, data: Interactions) -> dict:
         """What ``meta`` records about the variant before training."""
@@ -597,7 +650,7 @@ class PsiKT(Model):
                 arr = np.concatenate([arr, v[add]])
             fields[k] = arr
         self.meta["state_users"] = list(self.meta.get("state_users", [])) + [users[j] for j in add]
-        self.params = type(self.params)(self.params.net, type(old)(**fields))
+        self.params = dataclasses.replace(self.params, state=type(old)(**fields))
 
     def _states_for(self, data: Interactions | None) -> tuple[list[str], dict[str, np.ndarray]]:
         self._require_fitted()
@@ -823,14 +876,21 @@ class PsiKT(Model):
         self._require_fitted()
         if not self.use_graph:
             return None
-        p = np.asarray(core.graph_probs(self.params.net.u, self.params.net.M), np.float64)
+        p = self._graph_probs()
         np.fill_diagonal(p, 0.0)
-        return PrerequisiteGraph(list(self.vocab.skill_id), p, "learned")
+        fits = len(self.meta.get("fits", []))
+        meta = {"fits": fits, "prob": f"mean edge probability over {fits} fits"} if fits > 1 else {}
+        return PrerequisiteGraph(list(self.vocab.skill_id), p, "learned", meta=meta)
+
+    def _graph_probs(self) -> np.ndarray:
+        """The K x K edge probabilities the exported graph holds."""
+        net = self.params.net
+        return np.asarray(core.graph_probs(net.u, net.M, self.config.existence_offset()), np.float64)
 
     def graph_factors(self) -> dict[str, np.ndarray]:
-        """``existence`` sig(u_i.u_k) (symmetric) and ``orientation`` sig(u_i^T (M - M^T) u_k)."""
+        """``existence`` sig(u_i.u_k + edge_bias) (symmetric) and ``orientation`` sig(u_i^T (M - M^T) u_k), of the fit used for predictions."""
         self._require_fitted()
-        e, o = core.graph_factors(self.params.net.u, self.params.net.M)
+        e, o = core.graph_factors(self.params.net.u, self.params.net.M, self.config.existence_offset())
         return {"existence": np.asarray(e, np.float64), "orientation": np.asarray(o, np.float64)}
 
     def params_table(self) -> pl.DataFrame:

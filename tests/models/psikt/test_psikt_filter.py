@@ -279,3 +279,83 @@ def test_learned_graph_scale_multiplies_the_shift():
     np.testing.assert_allclose(shifts[1], shifts[0], rtol=1e-6)
     np.testing.assert_allclose(shifts[2], 3.0 * shifts[0], rtol=1e-5, atol=1e-7)
     assert np.abs(shifts[0][:K]).max() > 1e-3
+
+
+def test_edge_bias_offsets_the_existence_logit_and_the_filter_starts_sparse():
+    from kt.errors import KTError
+    from kt.models.psikt import core
+    from kt.models.psikt.model import PsiKTConfig
+
+    net = pf.FilterNet.init(0, 5, dim=4, graph_init_std=0.3)
+    e0, o0 = (np.asarray(x, np.float64) for x in core.graph_factors(net.u, net.M))
+    e, o = (np.asarray(x, np.float64) for x in core.graph_factors(net.u, net.M, -3.0))
+    logit = lambda x: np.log(x) - np.log1p(-x)  # noqa: E731
+    np.testing.assert_allclose(logit(e), logit(e0) - 3.0, atol=1e-3)
+    np.testing.assert_array_equal(o, o0)
+    A = np.asarray(pf.dynamics_graph(net, pf.FilterHyper(n_kc=5, edge_bias=-3.0)))
+    np.testing.assert_allclose(A, e * o * (1 - np.eye(5)), rtol=1e-5, atol=1e-7)
+    # Defaults: the filter starts from a sparse graph with a learned shift scale; amortized keeps the spec.
+    assert PsiKTConfig().existence_offset() == -3.0 and PsiKTConfig().shift_scale() == "learned"
+    from kt.models.psikt.model import FULL_COV_MAX_KC
+
+    assert PsiKTConfig().covariance(FULL_COV_MAX_KC) == "full" and PsiKTConfig().covariance(FULL_COV_MAX_KC + 1) == "mean"
+    assert PsiKTConfig(filter_cov="mean").covariance(4) == "mean"
+    amort = PsiKTConfig(inference="amortized")
+    assert amort.existence_offset() == 0.0 and amort.shift_scale() == "fixed"
+    for bad in ({"edge_bias": -1.0}, {"num_fits": 2}, {"graph_scale": "learned"}):
+        with pytest.raises(KTError, match="only for inference=filter"):
+            PsiKTConfig(inference="amortized", **bad).validate()
+    with pytest.raises(KTError, match="num_fits"):
+        PsiKTConfig(num_fits=0).validate()
+    # Models saved before these options keep the spec's graph.
+    from kt.models.psikt.model import PsiKT
+
+    old = PsiKT.saved_config({"inference": "filter"})
+    assert old["edge_bias"] == 0.0 and old["graph_scale"] == "fixed" and old["filter_cov"] == "mean"
+    start = pf.FilterNet.init(0, 10, dim=16, graph_init_std=0.3)
+    assert float(core.graph_probs(start.u, start.M, -3.0).max()) < 0.1
+
+
+def test_several_fits_average_their_graphs_and_keep_the_best_for_predictions(sim, tmp_path):
+    data, _ = sim
+    cfg = {**CFG, "epochs": 2}
+    one = create("psikt", **cfg).fit(data, valid=data, key=0)
+    ck = tmp_path / "ck"
+    m = create("psikt", **cfg, num_fits=3).fit(data, valid=data, key=0, checkpoint=ck)
+    fits = m.meta["fits"]
+    assert len(fits) == 3 and len({f["seed"] for f in fits}) == 3
+    assert [f["used"] for f in fits] == [i == int(np.argmax([f["score"] for f in fits])) for i in range(3)]
+    assert len(one.meta["fits"]) == 1 and one.params.graph_fits is None
+    G = np.asarray(m.params.graph_fits, np.float64)
+    assert G.shape == (3, 4, 4)
+    # Fit 0 is the single fit; the others start elsewhere and end elsewhere.
+    assert fits[0]["seed"] == one.meta["fits"][0]["seed"] and fits[0]["score"] == one.meta["fits"][0]["score"]
+    np.testing.assert_allclose(G[0], one.graph().prob, rtol=1e-6, atol=1e-7)
+    assert np.abs(G[1] - G[0]).max() > 1e-4
+    np.testing.assert_allclose(m.graph().prob, G.mean(0), rtol=1e-6, atol=1e-7)
+    assert m.graph().meta["fits"] == 3 and "fits" not in one.graph().meta
+    # Predictions come from the fit marked used.
+    used = next(i for i, f in enumerate(fits) if f["used"])
+    if used == 0:
+        np.testing.assert_allclose(m.predict(data)["prob"].to_numpy(), one.predict(data)["prob"].to_numpy(), rtol=1e-6)
+    # Each fit checkpoints in its own folder; resuming the finished run gives the same model.
+    assert all((ck / f"fit{r}" / "checkpoint.json").exists() for r in range(3))
+    again = create("psikt", **cfg, num_fits=3).fit(data, valid=data, key=0, checkpoint=ck, resume=True)
+    np.testing.assert_array_equal(np.asarray(again.params.graph_fits), np.asarray(m.params.graph_fits))
+    m.save(tmp_path / "m")
+    m2 = load(tmp_path / "m")
+    np.testing.assert_allclose(m2.graph().prob, m.graph().prob)
+    np.testing.assert_allclose(m2.predict(data)["prob"].to_numpy(), m.predict(data)["prob"].to_numpy(), rtol=1e-6)
+
+
+def test_progress_says_which_fit_an_epoch_belongs_to(sim):
+    from kt.api import epoch_line
+
+    data, _ = sim
+    recs, steps = [], []
+    create("psikt", **{**CFG, "epochs": 1}, num_fits=2).fit(
+        data, key=0, progress=recs.append, on_step=lambda d, t, mtr: steps.append(mtr.get("fit"))
+    )
+    assert [r["fit"] for r in recs] == ["1/2", "2/2"]
+    assert epoch_line(recs[1]).strip().startswith("fit 2/2 epoch 1 | loss")
+    assert steps[0] == "1/2" and steps[-1] == "2/2"
