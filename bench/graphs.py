@@ -245,11 +245,11 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             g = data_graph(data, m, truth["kcs"])
         secs = time.perf_counter() - t0
         res = graph_metrics(g, true)
-        if m in args.bootstrap_methods and args.bootstrap:
-            calib = calibration_rows(data, truth, g, base, seed, args)
+        if m in args.bootstrap_methods and args.bootstrap or g.stability is not None:
+            calib = calibration_rows(data, truth, g, base, seed, args, label=_label(m, args))
         row = {
             **base,
-            "model": f"psikt[{','.join(args.psikt_set)}]" if m == "psikt" and args.psikt_set else m,
+            "model": _label(m, args),
             "graph_method": g.method,
             "edge_auroc": res["auroc"],
             "edge_auprc": res["auprc"],
@@ -269,7 +269,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             ),
         }
         rows.append(row)
-        if m in args.bootstrap_methods and args.bootstrap:
+        if m in args.bootstrap_methods and args.bootstrap or g.stability is not None:
             rows += calib
         print(
             f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
@@ -280,28 +280,40 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
     return rows
 
 
-def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
-    """Stability-bin calibration of a data method's bootstrap at each export threshold (one row per threshold)."""
+def _label(m: str, args) -> str:
+    """A method's row name: PSI-KT with its --psikt-set options in brackets."""
+    return f"psikt[{','.join(args.psikt_set)}]" if m == "psikt" and args.psikt_set else m
+
+
+def calibration_rows(data, truth, g, base: dict, seed: int, args, label: str | None = None) -> list[dict]:
+    """Stability-bin calibration of a graph's bootstrap at each export threshold (one row per threshold).
+
+    A data method is refitted here (``--bootstrap`` refits); a graph that
+    carries its own stability (PSI-KT with ``fit_resample``, computed at
+    threshold 0.5 in training) is binned by it at threshold 0.5 only.
+    """
     import numpy as np
 
     from kt.graph.bootstrap import kept_mask, refit_probs, stability_of
 
     t0 = time.perf_counter()
-    probs = refit_probs(data, g.method, g.kcs, n=args.bootstrap, seed=seed)
+    own = g.stability is not None
+    probs = None if own else refit_probs(data, g.method, g.kcs, n=args.bootstrap, seed=seed)
+    refits = g.meta["bootstrap"]["refits"] if own else args.bootstrap
     secs = time.perf_counter() - t0
     pos = {k: i for i, k in enumerate(g.kcs)}
     A = np.zeros((g.n_kcs, g.n_kcs), bool)
     for a, b in truth["edges"]:
         A[pos[str(a)], pos[str(b)]] = True
     rows = []
-    for t in args.calibration_thresholds:
+    for t in [0.5] if own else args.calibration_thresholds:
         kept = kept_mask(g.prob, t)
-        stab = stability_of(probs, t)
+        stab = g.stability if own else stability_of(probs, t)
         row = {
             **base,
-            "model": f"{g.method}-bootstrap@{t:g}",
+            "model": f"{label or g.method}-bootstrap@{t:g}",
             "graph_method": g.method,
-            "bootstrap_refits": args.bootstrap,
+            "bootstrap_refits": refits,
             "bootstrap_seed": seed,
             "calibration_threshold": t,
             "kept_edges": int(kept.sum()),
@@ -319,7 +331,7 @@ def calibration_rows(data, truth, g, base: dict, seed: int, args) -> list[dict]:
         print(
             f"{base['dataset']:32} seed {seed} bootstrap@{t:g}: "
             + "  ".join(f"{name} {row[f'true[{name}]']}/{row[f'kept[{name}]']}" for name, _, _ in STABILITY_BINS)
-            + f"  ({secs:.1f} s for {args.bootstrap} refits)",
+            + f"  ({secs:.1f} s for {refits} refits)",
             flush=True,
         )
     return rows

@@ -26,14 +26,19 @@ MinStabilityOpt = Annotated[
 ]
 
 
-def check_bootstrap(bootstrap: int | None, min_stability: float | None) -> None:
-    """One-line errors for --bootstrap / --min-stability before any work."""
+def check_bootstrap(bootstrap: int | None, min_stability: float | None, stability_elsewhere: bool = False) -> None:
+    """One-line errors for --bootstrap / --min-stability before any work.
+
+    ``stability_elsewhere``: the graph may carry its own stability (a PSI-KT
+    model trained with ``fit_resample``), so --min-stability without
+    --bootstrap is checked on the graph instead.
+    """
     if bootstrap is not None and bootstrap < 2:
         raise KTError(f"--bootstrap {bootstrap}: needs at least 2 refits (20 or more for stable shares)")
     if min_stability is not None:
         if not 0 <= min_stability <= 1:  # also rejects NaN
             raise KTError(f"--min-stability {min_stability}: must be in [0, 1]")
-        if bootstrap is None:
+        if bootstrap is None and not stability_elsewhere:
             raise KTError("--min-stability needs per-edge stability: add --bootstrap N (e.g. 20)")
 
 
@@ -129,7 +134,8 @@ def export_graph(
     saved with the model (DKT/CAKT conditional influence, causal support)
     with a note when the data is not at hand. --bootstrap N adds each
     edge's stability (a data method refitted on N learner resamples; neural
-    models are not retrained). Cycles among the kept edges are reported;
+    models are not retrained). A PSI-KT model trained with --set num_fits=N
+    --set fit_resample=true carries the stability of its own graph. Cycles among the kept edges are reported;
     JSON and HTML include a suggested learning order. An existing --out
     file is replaced only with --overwrite.
     """
@@ -140,7 +146,7 @@ def export_graph(
     if top_k is not None and top_k < 1:
         raise KTError(f"--top-k {top_k}: must be >= 1")
     check_graph_method(method, bootstrap)
-    check_bootstrap(bootstrap, min_stability)
+    check_bootstrap(bootstrap, min_stability, stability_elsewhere=True)
     check_output(out_path, overwrite=overwrite, what="graph file")
     f = format_for(out_path, fmt)
     notes = []

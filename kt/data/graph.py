@@ -210,6 +210,29 @@ class PrerequisiteGraph:
             raise KTError(f"{source}: invalid kt graph ({_one_line(exc)}); {fix}") from None
 
 
+KEEP_RULE = (
+    "a refit keeps i -> k when its edge probability is >= threshold, exceeds that of k -> i, "
+    "and (with top_k) is among the refit's top_k such edges"
+)
+
+
+def kept_mask(prob: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
+    """Boolean K x K: the edges an export with this threshold and top-k keeps (the rule of :data:`KEEP_RULE`)."""
+    keep = (prob >= threshold) & (prob > 0) & (prob > prob.T)
+    np.fill_diagonal(keep, False)
+    if top_k is not None and keep.sum() > top_k:
+        i, k = np.nonzero(keep)
+        order = np.argsort(-prob[i, k], kind="stable")[:top_k]
+        keep = np.zeros_like(keep)
+        keep[i[order], k[order]] = True
+    return keep
+
+
+def stability_of(probs: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
+    """Share of refits (``probs``, shape (n, K, K)) keeping each edge (:func:`kept_mask`)."""
+    return np.mean([kept_mask(p, threshold, top_k) for p in probs], axis=0)
+
+
 def read_graph(path: str | Path) -> PrerequisiteGraph:
     """Read a graph JSON file, or ``graph.json`` inside a model directory.
 

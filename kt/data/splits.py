@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from kt.data.schema import Interactions
 from kt.errors import KTError
@@ -65,3 +66,32 @@ def train_valid(data: Interactions, valid_frac: float, seed: int) -> tuple[Inter
     if len(valid_u) == 0 or len(train_u) == 0:
         return data, None
     return data.subset(train_u), data.subset(valid_u)
+
+
+def resample_learners(data: Interactions, rng: np.random.Generator) -> Interactions:
+    """The data of ``n_users`` learners drawn with replacement; each draw is a new learner.
+
+    Args:
+        data: interactions (frame grouped by learner, as kt.load gives it).
+        rng: NumPy generator.
+
+    Returns:
+        Interactions sharing the vocabulary; ``user_idx`` = the draw number,
+        ``user_id`` = ``"<original>#<draw>"``.
+    """
+    users = data.frame["user_idx"].to_numpy()
+    if len(users) == 0:
+        raise KTError(f"{data.source}: no attempts to resample")
+    start = np.r_[0, np.flatnonzero(np.diff(users) != 0) + 1]
+    length = np.diff(np.r_[start, len(users)])
+    draw = rng.integers(0, len(start), len(start))
+    n = length[draw]
+    # Row indices of every drawn learner, in draw order.
+    offsets = np.repeat(start[draw] - np.r_[0, np.cumsum(n)[:-1]], n)
+    idx = np.arange(int(n.sum())) + offsets
+    new_user = np.repeat(np.arange(len(draw), dtype=np.int32), n)
+    f = data.frame[idx].with_columns(
+        pl.Series("user_idx", new_user, dtype=data.frame.schema["user_idx"]),
+        (pl.col("user_id").cast(pl.Utf8) + pl.lit("#") + pl.Series("d", new_user).cast(pl.Utf8)).alias("user_id"),
+    )
+    return Interactions(f, data.vocab, data.source, data.colmap, data.fmt, (), dict(data.stats))

@@ -33,57 +33,14 @@ import dataclasses
 from typing import Callable
 
 import numpy as np
-import polars as pl
 
 from kt.data.schema import Interactions
 from kt.errors import KTError
+from kt.data.graph import KEEP_RULE, kept_mask, stability_of
+from kt.data.splits import resample_learners
 from kt.graph.graph import PrerequisiteGraph
 
-KEEP_RULE = (
-    "a refit keeps i -> k when its edge probability is >= threshold, exceeds that of k -> i, "
-    "and (with top_k) is among the refit's top_k such edges"
-)
-
-
-def resample_learners(data: Interactions, rng: np.random.Generator) -> Interactions:
-    """The data of ``n_users`` learners drawn with replacement; each draw is a new learner.
-
-    Args:
-        data: interactions (frame grouped by learner, as kt.load gives it).
-        rng: NumPy generator.
-
-    Returns:
-        Interactions sharing the vocabulary; ``user_idx`` = the draw number,
-        ``user_id`` = ``"<original>#<draw>"``.
-    """
-    users = data.frame["user_idx"].to_numpy()
-    if len(users) == 0:
-        raise KTError(f"{data.source}: no attempts to resample")
-    start = np.r_[0, np.flatnonzero(np.diff(users) != 0) + 1]
-    length = np.diff(np.r_[start, len(users)])
-    draw = rng.integers(0, len(start), len(start))
-    n = length[draw]
-    # Row indices of every drawn learner, in draw order.
-    offsets = np.repeat(start[draw] - np.r_[0, np.cumsum(n)[:-1]], n)
-    idx = np.arange(int(n.sum())) + offsets
-    new_user = np.repeat(np.arange(len(draw), dtype=np.int32), n)
-    f = data.frame[idx].with_columns(
-        pl.Series("user_idx", new_user, dtype=data.frame.schema["user_idx"]),
-        (pl.col("user_id").cast(pl.Utf8) + pl.lit("#") + pl.Series("d", new_user).cast(pl.Utf8)).alias("user_id"),
-    )
-    return Interactions(f, data.vocab, data.source, data.colmap, data.fmt, (), dict(data.stats))
-
-
-def kept_mask(prob: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
-    """Boolean K x K: the edges an export with this threshold and top-k keeps (the rule of :data:`KEEP_RULE`)."""
-    keep = (prob >= threshold) & (prob > 0) & (prob > prob.T)
-    np.fill_diagonal(keep, False)
-    if top_k is not None and keep.sum() > top_k:
-        i, k = np.nonzero(keep)
-        order = np.argsort(-prob[i, k], kind="stable")[:top_k]
-        keep = np.zeros_like(keep)
-        keep[i[order], k[order]] = True
-    return keep
+__all__ = ["KEEP_RULE", "bootstrap_graph", "kept_mask", "refit_probs", "resample_learners", "stability_of"]
 
 
 def refit_probs(
@@ -108,11 +65,6 @@ def refit_probs(
         if progress is not None:
             progress(b + 1, n)
     return probs
-
-
-def stability_of(probs: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
-    """Share of refits (``probs``, shape (n, K, K)) keeping each edge (:func:`kept_mask`)."""
-    return np.mean([kept_mask(p, threshold, top_k) for p in probs], axis=0)
 
 
 def bootstrap_graph(

@@ -99,7 +99,10 @@ def view(
         if not 0 <= min_stability <= 1:  # also rejects NaN
             raise KTError(f"--min-stability {min_stability}: must be in [0, 1]")
         if graph.stability is None:
-            raise KTError("--min-stability needs per-edge stability: add --bootstrap N (e.g. 20)")
+            raise KTError(
+                "--min-stability needs per-edge stability: add --bootstrap N (e.g. 20), or train psikt with "
+                "--set num_fits=N --set fit_resample=true"
+            )
     n = graph.n_kcs
     edges = graph.edge_index(threshold, top_k, min_stability)
     cycles = [c for c in algo.strongly_connected(n, edges) if len(c) > 1]

@@ -22,7 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
+from kt.data.graph import KEEP_RULE, stability_of
 from kt.data.schema import Interactions, correct_rate
+from kt.data.splits import resample_learners
 from kt.data.sequences import Sequences, build_sequences, length_batches
 from kt.models.seeds import seed_of
 from kt.models.psikt import core
@@ -202,6 +204,28 @@ class PsiKTFilter(PsiKT):
     def _fitted_params(self, res: loop.FitResult) -> FilterParams:
         return self._empty_params(res.model, 0, getattr(self, "_graph_fits", None))
 
+    def _with_stability(self, g):
+        G = self.params.graph_fits
+        if G is None or not self.config.fit_resample:
+            return g
+        refits = np.asarray(G, np.float64)[1:]
+        stability = stability_of(refits)
+        lo, hi = np.quantile(refits, [0.025, 0.975], axis=0)
+        for a in (stability, lo, hi):
+            np.fill_diagonal(a, 0.0)
+        meta = dict(g.meta)
+        meta["bootstrap"] = {
+            "refits": len(refits),
+            "seeds": [f["seed"] for f in self.meta["fits"][1:]],
+            "resample": "learners with replacement",
+            "method": "learned (PSI-KT refitted on each resample)",
+            "threshold": 0.5,
+            "top_k": None,
+            "keep_rule": KEEP_RULE,
+            "interval": "2.5% and 97.5% quantiles of the edge probability over the refits",
+        }
+        return dataclasses.replace(g, stability=stability, strength_lo=lo, strength_hi=hi, meta=meta)
+
     def _graph_probs(self) -> np.ndarray:
         if self.params.graph_fits is not None:
             return np.asarray(self.params.graph_fits, np.float64).mean(0)
@@ -236,10 +260,14 @@ class PsiKTFilter(PsiKT):
             if cfg.num_fits > 1 and hooks.get("checkpoint") is not None:
                 h["checkpoint"] = hooks["checkpoint"] / f"fit{r}"
                 h["resume"] = bool(hooks.get("resume")) and (h["checkpoint"] / loop.CKPT_JSON).exists()
+            train_r = train
+            if r > 0 and cfg.fit_resample:  # bagging: the refit sees a learner bootstrap sample
+                drawn = resample_learners(data, np.random.default_rng(s_r))
+                train_r = self._windows(self._frame(drawn), min_len=2)
             res = loop.fit(
                 pf.FilterNet.init(s_r, self.n_kc, cfg.dim, cfg.initial_graph_std(), b0),
                 pf.TrainLogits(hyper),
-                train,
+                train_r,
                 vseqs,
                 self._loop_settings(loop.LoopSettings, batching="bucket"),
                 jax.random.key(s_r),

