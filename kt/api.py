@@ -1118,17 +1118,6 @@ MODEL_GRAPH_METHODS = {"learned": "learned", "influence": "conditional-influence
 GRAPH_METHODS = ("learned", "influence", "mastery", "gated", "transition", "causal-support")
 
 
-def _own_graph_class(name: str) -> bool:
-    """True for models that learn a graph of their own (PSI-KT's ``learned``)."""
-    from kt.models.base import get
-
-    try:
-        cls = get(name)
-    except KTError:
-        return False
-    return cls.capabilities.graph == "learned"
-
-
 def _saved_graph(model: "Model | PathLike", method: str | None = None) -> "PrerequisiteGraph":
     """The graph saved with a model directory (graph.json), else the model's own graph.
 
@@ -1228,12 +1217,13 @@ def prerequisite_graph(
 ) -> "PrerequisiteGraph":
     """The prerequisite graph ``kt export-graph`` writes for a model, with its method named.
 
-    The default is the best method measured (``bench/results/graphs.json``):
-    PSI-KT's own ``learned`` graph; for every other model the ``mastery``
+    The default is the best method measured across the generator families
+    of ``bench/results/graphs.json``: for every model the ``mastery``
     structure learner on its training data (``data``, else the file its
     model.json records), falling back, with a note, to the graph saved with
-    the model (DKT/CAKT conditional influence, causal support) when the
-    data is not at hand.
+    the model (PSI-KT's learned graph, DKT/CAKT conditional influence,
+    causal support) when the data is not at hand. PSI-KT's ``learned``
+    graph beats it only where the data follow PSI-KT's own dynamics.
 
     Args:
         model: a fitted model or a saved model directory.
@@ -1267,10 +1257,7 @@ def prerequisite_graph(
             raise KTError(f"{d}: not a kt model directory (no model.json); train one with `kt train ... --out {d}`")
     else:
         header = {"model": model.name, "meta": dict(model.meta), "vocab": {"skill_id": list(model._fitted_vocab.skill_id)}}
-    own = bool(header) and _own_graph_class(str(header.get("model", "?")))
     explicit = method is not None
-    if method is None and own and bootstrap is None:
-        method = "learned"
     if method is not None and method in MODEL_GRAPH_METHODS:
         return _saved_graph(model, method)
     try:
@@ -1290,11 +1277,6 @@ def prerequisite_graph(
         )
         return g
     method = method or "mastery"
-    if own and bootstrap is not None:
-        ui.note(
-            "--bootstrap: PSI-KT's learned graph is not refitted; showing the mastery graph of the "
-            "training data with its stability (--method mastery)"
-        )
     kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
     try:
         with ui.status(f"learning the {method} graph from {train_data.n_rows:,} attempts"):

@@ -110,8 +110,8 @@ def export_graph(
         typer.Option(
             "--method",
             help="learned (PSI-KT), influence (DKT/CAKT), mastery, gated, transition or causal-support (from the "
-            "training data). Default: learned for PSI-KT, else mastery when the training data is at hand, "
-            "else the graph saved with the model.",
+            "training data). Default: mastery when the training data is at hand, else the graph saved "
+            "with the model.",
         ),
     ] = None,
     data_path: Annotated[
@@ -128,11 +128,11 @@ def export_graph(
     """Write the model's prerequisite graph for curriculum designers.
 
     Every model has one, with the method named. The default is the best
-    method measured (bench/results/graphs.json): PSI-KT's learned graph;
-    for the other models the mastery structure learner on the training data
-    (the file model.json records, or --data FILE), falling back to the graph
-    saved with the model (DKT/CAKT conditional influence, causal support)
-    with a note when the data is not at hand. --bootstrap N adds each
+    method measured across generator families (bench/results/graphs.json):
+    the mastery structure learner on the training data (the file model.json
+    records, or --data FILE), falling back to the graph saved with the model
+    (PSI-KT's learned graph, DKT/CAKT conditional influence, causal
+    support) with a note when the data is not at hand. --bootstrap N adds each
     edge's stability (a data method refitted on N learner resamples; neural
     models are not retrained). A PSI-KT model trained with --set num_fits=N
     --set fit_resample=true carries the stability of its own graph. Cycles among the kept edges are reported;
@@ -196,8 +196,8 @@ def graph_eval(
     Reports edge AUROC and AUPRC (with the base rate), F1 at the threshold
     and at the top-|E_true| pairs, orientation accuracy and the MRR of the
     true edges. Given a model directory, it scores the graph kt export-graph
-    writes for it by default (PSI-KT: its learned graph; other models: the
-    mastery graph of their training data), or the one --method names.
+    writes for it by default (the mastery graph of its training data, else
+    the graph saved with it), or the one --method names.
     """
     from kt.graph.evaluate import graph_metrics
     from kt.graph.graph import read_graph

@@ -9,6 +9,7 @@ import json
 
 import networkx as nx
 import numpy as np
+import polars as pl
 import pytest
 
 from kt.data.schema import load
@@ -157,8 +158,9 @@ def test_issue_cli_flow(tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["min_stability"] == 0.5
 
 
-def test_psikt_keeps_its_learned_graph_by_default(tmp_path):
-    """A PSI-KT directory exports its own graph without data; --bootstrap needs the training data."""
+def test_psikt_exports_the_mastery_graph_by_default_and_its_learned_graph_without_data(tmp_path):
+    """PSI-KT gets the default of every model (mastery, the best across generator families); without
+    the training data it falls back to its learned graph with a note; --method learned picks it."""
     d = tmp_path / "psikt"
     d.mkdir()
     p = np.array([[0, 0.9, 0.2], [0.1, 0, 0.8], [0.3, 0.2, 0]])
@@ -167,7 +169,14 @@ def test_psikt_keeps_its_learned_graph_by_default(tmp_path):
         json.dumps({"model": "psikt", "meta": {"train_file": str(tmp_path / "gone.csv")}, "vocab": {"skill_id": ["a", "b", "c"]}})
     )
     res = run("export-graph", d, "--out", tmp_path / "g.json")
-    assert "(learned)" in res.output and res.stderr.strip() == ""  # no note: nothing fell back
+    assert "(learned)" in res.output and "mastery" in res.stderr  # fell back, and says what it would prefer
+    res = run("export-graph", d, "--out", tmp_path / "l.json", "--method", "learned")
+    assert "(learned)" in res.output and res.stderr.strip() == ""
+    rows = [{"user_id": f"u{n}", "skill_id": "abc"[t % 3], "correct": (n + t) % 2} for n in range(12) for t in range(9)]
+    data = tmp_path / "train.csv"
+    pl.DataFrame(rows).write_csv(data)
+    res = run("export-graph", d, "--out", tmp_path / "m.json", "--data", data)
+    assert "(mastery)" in res.output
     line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--bootstrap", "5", ok=False))
     assert "pass --data FILE" in line
     line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--method", "learned", "--bootstrap", "5", ok=False))
