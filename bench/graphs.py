@@ -245,8 +245,8 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             g = data_graph(data, m, truth["kcs"])
         secs = time.perf_counter() - t0
         res = graph_metrics(g, true)
-        if m in args.bootstrap_methods and args.bootstrap or g.stability is not None:
-            calib = calibration_rows(data, truth, g, base, seed, args, label=_label(m, args))
+        calibrate = bool(m in args.bootstrap_methods and args.bootstrap) or g.stability is not None
+        calib = calibration_rows(data, truth, g, base, seed, args, label=_label(m, args)) if calibrate else []
         row = {
             **base,
             "model": _label(m, args),
@@ -269,8 +269,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
             ),
         }
         rows.append(row)
-        if m in args.bootstrap_methods and args.bootstrap or g.stability is not None:
-            rows += calib
+        rows += calib
         print(
             f"{dataset:32} seed {seed} {m:15} AUROC {res['auroc']:.3f} orient {res['orientation_accuracy']:.3f} "
             f"AUPRC {res['auprc']:.3f} (base {res['base_rate']:.3f}) {secs:6.1f} s"

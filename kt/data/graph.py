@@ -6,7 +6,7 @@ import base64
 import json
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +231,36 @@ def kept_mask(prob: np.ndarray, threshold: float = 0.5, top_k: int | None = None
 def stability_of(probs: np.ndarray, threshold: float = 0.5, top_k: int | None = None) -> np.ndarray:
     """Share of refits (``probs``, shape (n, K, K)) keeping each edge (:func:`kept_mask`)."""
     return np.mean([kept_mask(p, threshold, top_k) for p in probs], axis=0)
+
+
+def with_refit_stability(
+    g: PrerequisiteGraph, probs: np.ndarray, threshold: float = 0.5, top_k: int | None = None, **about
+) -> PrerequisiteGraph:
+    """``g`` with the stability and 95% strength interval of refits' edge probabilities.
+
+    Args:
+        g: the graph on the full data.
+        probs: edge probabilities of the refits, shape (n, K, K).
+        threshold, top_k: the export rule under which a refit keeps an edge (:func:`kept_mask`).
+        about: how the refits were made (seed, resample, method), recorded in ``meta["bootstrap"]``.
+
+    Returns:
+        A copy with ``stability``, ``strength_lo``, ``strength_hi`` and ``meta["bootstrap"]``.
+    """
+    stability = stability_of(probs, threshold, top_k)
+    lo, hi = np.quantile(probs, [0.025, 0.975], axis=0)
+    for a in (stability, lo, hi):
+        np.fill_diagonal(a, 0.0)
+    meta = dict(g.meta)
+    meta["bootstrap"] = {
+        "refits": len(probs),
+        **about,
+        "threshold": threshold,
+        "top_k": top_k,
+        "keep_rule": KEEP_RULE,
+        "interval": "2.5% and 97.5% quantiles of the edge probability over the refits",
+    }
+    return replace(g, stability=stability, strength_lo=lo, strength_hi=hi, meta=meta)
 
 
 def read_graph(path: str | Path) -> PrerequisiteGraph:

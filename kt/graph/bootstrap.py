@@ -29,14 +29,13 @@ training data.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
 
 from kt.data.schema import Interactions
 from kt.errors import KTError
-from kt.data.graph import KEEP_RULE, kept_mask, stability_of
+from kt.data.graph import KEEP_RULE, kept_mask, stability_of, with_refit_stability
 from kt.data.splits import resample_learners
 from kt.graph.graph import PrerequisiteGraph
 
@@ -108,19 +107,4 @@ def bootstrap_graph(
         raise KTError(f"--top-k {top_k}: must be >= 1")
     g = data_graph(data, method, kcs) if graph is None else graph
     probs = refit_probs(data, method, g.kcs, n=n, seed=seed, progress=progress)
-    stability = stability_of(probs, threshold, top_k)
-    lo, hi = np.quantile(probs, [0.025, 0.975], axis=0)
-    for a in (stability, lo, hi):
-        np.fill_diagonal(a, 0.0)
-    meta = dict(g.meta)
-    meta["bootstrap"] = {
-        "refits": n,
-        "seed": seed,
-        "resample": "learners with replacement",
-        "method": method,
-        "threshold": threshold,
-        "top_k": top_k,
-        "keep_rule": KEEP_RULE,
-        "interval": "2.5% and 97.5% quantiles of the edge probability over the refits",
-    }
-    return dataclasses.replace(g, stability=stability, strength_lo=lo, strength_hi=hi, meta=meta)
+    return with_refit_stability(g, probs, threshold, top_k, seed=seed, resample="learners with replacement", method=method)

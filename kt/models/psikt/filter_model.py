@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import polars as pl
 
-from kt.data.graph import KEEP_RULE, stability_of
+from kt.data.graph import with_refit_stability
 from kt.data.schema import Interactions, correct_rate
 from kt.data.splits import resample_learners
 from kt.data.sequences import Sequences, build_sequences, length_batches
@@ -208,23 +208,13 @@ class PsiKTFilter(PsiKT):
         G = self.params.graph_fits
         if G is None or not self.config.fit_resample:
             return g
-        refits = np.asarray(G, np.float64)[1:]
-        stability = stability_of(refits)
-        lo, hi = np.quantile(refits, [0.025, 0.975], axis=0)
-        for a in (stability, lo, hi):
-            np.fill_diagonal(a, 0.0)
-        meta = dict(g.meta)
-        meta["bootstrap"] = {
-            "refits": len(refits),
-            "seeds": [f["seed"] for f in self.meta["fits"][1:]],
-            "resample": "learners with replacement",
-            "method": "learned (PSI-KT refitted on each resample)",
-            "threshold": 0.5,
-            "top_k": None,
-            "keep_rule": KEEP_RULE,
-            "interval": "2.5% and 97.5% quantiles of the edge probability over the refits",
-        }
-        return dataclasses.replace(g, stability=stability, strength_lo=lo, strength_hi=hi, meta=meta)
+        return with_refit_stability(
+            g,
+            np.asarray(G, np.float64)[1:],
+            seeds=[f["seed"] for f in self.meta["fits"][1:]],
+            resample="learners with replacement",
+            method="learned (PSI-KT refitted on each resample)",
+        )
 
     def _graph_probs(self) -> np.ndarray:
         if self.params.graph_fits is not None:
@@ -246,6 +236,7 @@ class PsiKTFilter(PsiKT):
         b0 = np.log(rate / (1.0 - rate)) if cfg.kc_bias else None
         self._graph_fits = None
         results: list[loop.FitResult] = []
+        scores: list[float] = []
         fits: list[dict] = []
         for r in range(cfg.num_fits):
             # Fit 0 is the single fit's (same seed); the others get seeds of their own.
@@ -275,8 +266,9 @@ class PsiKTFilter(PsiKT):
                 **h,
             )
             results.append(res)
-            fits.append({"seed": s_r, "best_epoch": res.best_epoch, "stopped": res.stopped, "score": _fit_score(res)})
-        best = int(np.argmax([_fit_score(res) for res in results]))
+            scores.append(_fit_score(res))
+            fits.append({"seed": s_r, "best_epoch": res.best_epoch, "stopped": res.stopped, "score": scores[-1]})
+        best = int(np.argmax(scores))
         self.meta["fits"] = [dict(f, used=i == best) for i, f in enumerate(fits)]
         if cfg.num_fits > 1:
             self._graph_fits = np.stack(
