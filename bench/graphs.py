@@ -2,7 +2,7 @@
 
 Usage: python bench/graphs.py [--kcs 10,30] [--learners 100,300,1000,3000] [--steps 100] [--seeds 0,1,2,3,4]
                               [--methods mastery,gated,transition,causal-support,dkt,psikt] [--only gated-random,gated-curriculum,ou-graph]
-                              [--ou-effect 1] [--effect 0.8] [--edge-prob 0.3] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
+                              [--ou-effect 1] [--effect 0.8] [--edge-prob P] [--no-ceiling] [--ceiling-seeds 0] [--oracle] [--oracle-learners 300]
                               [--dkt-hidden 64] [--dkt-epochs 20] [--bootstrap 20] [--bootstrap-methods mastery] [--calibration-thresholds 0.5,0.7,0.8]
                               [--out bench/results/graphs.json]
 
@@ -93,7 +93,9 @@ def simulate(part: str, K: int, N: int, T: int, seed: int, args):
     if part == "ou-graph":
         from kt.data.synthetic import simulate_ou_graph
 
-        return simulate_ou_graph(N, K, T, seed=seed, effect=args.ou_effect, edge_prob=args.edge_prob)
+        return simulate_ou_graph(
+            N, K, T, seed=seed, effect=args.ou_effect, edge_prob=0.3 if args.edge_prob is None else args.edge_prob
+        )
     from kt.data.synthetic_gated import simulate_gated
 
     return simulate_gated(N, K, T, seed=seed, schedule=part.split("-", 1)[1], effect=args.effect, edge_prob=args.edge_prob)
@@ -212,7 +214,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
     dataset = (
         f"{part}/K{K}/N{N}/T{args.steps}"
         + ("" if effect == (1.0 if part == "ou-graph" else 0.8) else f"/effect{effect:g}")
-        + ("" if args.edge_prob == 0.3 else f"/p{args.edge_prob:g}")
+        + ("" if args.edge_prob is None else f"/p{args.edge_prob:g}")
     )
     base = {
         "dataset": dataset,
@@ -225,7 +227,7 @@ def run_setting(part: str, K: int, N: int, seed: int, args, tmp: Path) -> list[d
         "seed": seed,
         "n_true_edges": len(truth["edges"]),
         "effect": effect,
-        "edge_prob": args.edge_prob,
+        "edge_prob": truth["settings"]["edge_prob"],
         "impl": "kt",
     }
     ceil = ceiling(part, frame, truth) if args.ceiling and (args.ceiling_seeds is None or seed in args.ceiling_seeds) else {}
@@ -423,7 +425,11 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--effect", type=float, default=0.8, help="gated: gate strength")
     ap.add_argument(
-        "--edge-prob", type=float, default=0.3, help="probability of each forward edge of the random DAG (both generators)"
+        "--edge-prob",
+        type=float,
+        default=None,
+        help="probability of each forward edge of the random DAG (both generators; default the generator's: ou-graph 0.3, "
+        "gated 1.35 prerequisites per KC on average, 0.3 at K = 10 and 0.0931 at K = 30); the rows' dataset ends in /pP when given",
     )
     ap.add_argument("--ou-effect", type=float, default=1.0, help="ou-graph: scale of the graph term")
     ap.add_argument("--no-ceiling", dest="ceiling", action="store_false")

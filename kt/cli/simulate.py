@@ -44,8 +44,13 @@ def simulate(
     forgets: Annotated[bool, typer.Option("--forgets", help="bkt: sample a non-zero forget probability.")] = False,
     multigs: Annotated[bool, typer.Option("--multigs", help="bkt: guess/slip per item.")] = False,
     edge_prob: Annotated[
-        float, typer.Option("--edge-prob", help="ou-graph, gated: probability of each forward edge of the random DAG.")
-    ] = 0.3,
+        Optional[float],
+        typer.Option(
+            "--edge-prob",
+            help="ou-graph, gated: probability of each forward edge of the random DAG (ou-graph: default 0.3, the "
+            "spec's; gated: default 2.7 / (K - 1), i.e. 1.35 prerequisites per KC on average whatever K: 0.3 at K = 10).",
+        ),
+    ] = None,
     decoupled: Annotated[
         float, typer.Option("--decoupled", help="ou-graph: share of attempts on uniformly drawn KCs (identifiability).")
     ] = 0.3,
@@ -126,7 +131,7 @@ def simulate(
             kcs,
             steps,
             seed=seed,
-            edge_prob=edge_prob,
+            edge_prob=0.3 if edge_prob is None else edge_prob,
             decoupled=decoupled,
             revisit=revisit,
             drift=drift,

@@ -8,7 +8,10 @@ prerequisites, with guess and slip. Learners differ in prior knowledge and
 learning speed, and forget. Per learner n, KC k, step t (binary state z):
 
 * graph: a random topological order; each forward pair is an edge i -> k
-  (i is a prerequisite of k) with probability ``edge_prob``;
+  (i is a prerequisite of k) with probability ``edge_prob``, by default
+  2 * PARENTS / (K - 1) so that a KC has PARENTS = 1.35 prerequisites on
+  average whatever K (``edge_prob`` 0.3 at K = 10; Junyi's human-made
+  knowledge map has 1.17 per exercise, see shared/data/DATA.md section 9);
 * start: z_k ~ Bernoulli(pi_n), pi_n ~ Beta with mean ``prior_mean``;
   speed s_n ~ LogNormal(0, ``speed_log_sd``);
 * outcome on item j with KC set S_j and prerequisites P_j (every
@@ -41,8 +44,29 @@ from kt.data.synthetic import dag_truth, forward_edges
 from kt.errors import KTError
 
 SCHEDULES = ("random", "curriculum")
+PARENTS = 1.35  # mean prerequisites per KC of the default DAG (edge probability 0.3 at K = 10)
 _START = 1_704_067_200.0  # 2024-01-01 00:00 UTC
 _EXACT_MAX_K = 12  # 2^12 states per learner: the exact forward pass stays cheap
+
+
+def default_edge_prob(kcs: int) -> float:
+    """The default edge probability of the gated DAG: :data:`PARENTS` prerequisites per KC on average.
+
+    A constant edge probability would make larger curricula ever denser (at
+    0.3, a KC has 4.35 prerequisites on average at K = 30 and nothing beyond
+    the roots is learnt in 100 attempts); real knowledge maps keep about one
+    or two prerequisites per KC whatever their size.
+
+    Args:
+        kcs: number of KCs (K).
+
+    Returns:
+        min(1, 2 * PARENTS / (K - 1)) rounded to 4 decimals (0.3 at K = 10,
+        0.0931 at K = 30); 0 for K = 1.
+    """
+    if kcs < 2:
+        return 0.0
+    return round(min(1.0, 2 * PARENTS / (kcs - 1)), 4)
 
 
 def simulate_gated(
@@ -51,7 +75,7 @@ def simulate_gated(
     steps: int = 100,
     *,
     seed: int = 0,
-    edge_prob: float = 0.3,
+    edge_prob: float | None = None,
     effect: float = 0.8,
     schedule: str = "random",
     items_per_kc: int = 3,
@@ -74,7 +98,8 @@ def simulate_gated(
         kcs: number of KCs (K).
         steps: attempts per learner (T).
         seed: NumPy seed; the same seed gives the same data and truth.
-        edge_prob: probability of each forward pair of the random order being an edge.
+        edge_prob: probability of each forward pair of the random order being an
+            edge; default :func:`default_edge_prob` (1.35 prerequisites per KC on average).
         effect: gate strength e in [0, 1].
         schedule: ``random`` or ``curriculum``.
         items_per_kc: items whose primary KC is each KC.
@@ -105,6 +130,8 @@ def simulate_gated(
         raise KTError("simulate: --learners, --kcs, --steps and --items-per-kc must be >= 1")
     if schedule not in SCHEDULES:
         raise KTError(f"simulate: --schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    if edge_prob is None:
+        edge_prob = default_edge_prob(kcs)
     for name, v in (
         ("--edge-prob", edge_prob),
         ("--effect", effect),

@@ -12,7 +12,7 @@ import pytest
 
 import kt
 from kt.data.synthetic import simulate_ou_graph
-from kt.data.synthetic_gated import gated_loglik, simulate_gated
+from kt.data.synthetic_gated import PARENTS, default_edge_prob, gated_loglik, simulate_gated
 from kt.errors import KTError
 from kt.graph.build import data_graph
 from kt.graph.mastery import mastery_graph
@@ -67,6 +67,39 @@ def test_gated_generator_is_deterministic_for_a_seed():
     c = simulate_gated(40, 5, 25, seed=8, schedule="curriculum")
     assert a[0].equals(b[0]) and a[1] == b[1]
     assert not a[0].equals(c[0])
+
+
+def test_gated_default_density_keeps_prerequisites_per_kc_whatever_k():
+    # K = 10 keeps the earlier default (edge probability 0.3) and its data exactly.
+    assert default_edge_prob(10) == 0.3 and default_edge_prob(1) == 0.0 and default_edge_prob(3) == 1.0
+    a, b = simulate_gated(30, 10, 20, seed=4), simulate_gated(30, 10, 20, seed=4, edge_prob=0.3)
+    assert a[0].equals(b[0]) and a[1]["settings"]["edge_prob"] == 0.3
+    # At K = 30 a constant 0.3 would give 4.35 prerequisites per KC; the default keeps about PARENTS.
+    per_kc = [len(simulate_gated(2, 30, 2, seed=s)[1]["edges"]) / 30 for s in range(40)]
+    assert abs(np.mean(per_kc) - PARENTS) < 0.15
+    t = simulate_gated(2, 30, 2, seed=0)[1]
+    assert t["settings"]["edge_prob"] == default_edge_prob(30) == 0.0931
+    assert len(simulate_gated(2, 30, 2, seed=0, edge_prob=0.3)[1]["edges"]) / 30 > 3
+
+
+def test_simulate_edge_prob_defaults_per_generator(tmp_path):
+    for kind, kcs, expected in (("gated", 30, 0.0931), ("ou-graph", 30, 0.3)):
+        run(
+            "simulate",
+            "--kind",
+            kind,
+            "--learners",
+            2,
+            "--kcs",
+            kcs,
+            "--steps",
+            3,
+            "--out",
+            tmp_path / f"{kind}.csv",
+            "--truth",
+            tmp_path / f"{kind}.json",
+        )
+        assert json.loads((tmp_path / f"{kind}.json").read_text())["settings"]["edge_prob"] == expected
 
 
 def test_gated_withheld_kc_is_never_practised():
