@@ -1201,6 +1201,28 @@ def bootstrap_with_status(data: Interactions, method: str, kcs, ui: Reporter, **
         )
 
 
+def data_graph_with_status(data: Interactions, method: str, kcs: list[str] | None, ui: Reporter) -> "PrerequisiteGraph":
+    """:func:`kt.graph.build.data_graph` under a status line (``gated``: a progress bar over its fitting steps).
+
+    Args:
+        data: interactions.
+        method: a data method.
+        kcs: KC names of the graph; default the data's.
+        ui: where the status line goes.
+
+    Returns:
+        The graph.
+    """
+    from kt.graph.build import data_graph
+
+    what = f"learning the {method} graph from {data.n_rows:,} attempts"
+    if method != "gated":
+        with ui.status(what):
+            return data_graph(data, method, kcs)
+    with ui.progress(f"{what}: fitting step", total=None) as update:  # a bar with time left: the fit takes minutes
+        return data_graph(data, method, kcs, on_step=lambda i, n: update(i, n))
+
+
 def prerequisite_graph(
     model: "Model | PathLike",
     data: DataLike | None = None,
@@ -1218,12 +1240,15 @@ def prerequisite_graph(
     """The prerequisite graph ``kt export-graph`` writes for a model, with its method named.
 
     The default is the best method measured across the generator families
-    of ``bench/results/graphs.json``: for every model the ``mastery``
-    structure learner on its training data (``data``, else the file its
-    model.json records), falling back, with a note, to the graph saved with
-    the model (PSI-KT's learned graph, DKT/CAKT conditional influence,
-    causal support) when the data is not at hand. PSI-KT's ``learned``
-    graph beats it only where the data follow PSI-KT's own dynamics.
+    of ``bench/results/graphs.json``, for every model on its training data
+    (``data``, else the file its model.json records): the ``gated``
+    structure learner where its cost allows
+    (:func:`kt.graph.build.default_data_method`: learners x longest
+    sequence x K² up to 3e8), else the ``mastery`` one, with a note. When
+    the data is not at hand it falls back, with a note, to the graph saved
+    with the model (PSI-KT's learned graph, DKT/CAKT conditional influence,
+    causal support). PSI-KT's ``learned`` graph beats them only where the
+    data follow PSI-KT's own dynamics.
 
     Args:
         model: a fitted model or a saved model directory.
@@ -1245,7 +1270,7 @@ def prerequisite_graph(
         KTError: an unknown method, a model without that graph, or a data
             method / bootstrap without training data.
     """
-    from kt.graph.build import data_graph
+    from kt.graph.build import default_data_method
     from kt.models.base import read_header
 
     ui = _reporter(_ui, verbose)
@@ -1268,24 +1293,26 @@ def prerequisite_graph(
         train_data, why = None, "its training file could not be read"
     if train_data is None:
         if method is not None or bootstrap is not None:
-            what = f"--bootstrap ({method or 'mastery'} refits)" if bootstrap is not None else f"the {method} graph"
+            what = f"--bootstrap ({method or 'the default method'} refits)" if bootstrap is not None else f"the {method} graph"
             raise KTError(f"{model}: {what} needs the training data and {why}; pass --data FILE")
         g = _saved_graph(model)
         ui.note(
-            f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the mastery "
-            "graph, which recovers known graphs better (bench/results/graphs.json)"
+            f"{why}: showing the graph saved with the model ({g.method}); pass --data FILE for the gated or mastery "
+            "graph, which recover known graphs better (bench/results/graphs.json)"
         )
         return g
-    method = method or "mastery"
+    if method is None:
+        method, why_not_gated = default_data_method(train_data)
+        if why_not_gated:
+            ui.note(why_not_gated)
     kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
     try:
-        with ui.status(f"learning the {method} graph from {train_data.n_rows:,} attempts"):
-            g = data_graph(train_data, method, kcs)
+        g = data_graph_with_status(train_data, method, kcs, ui)
     except KTError as exc:
         if explicit or bootstrap is not None:
             raise
         g = _saved_graph(model)  # the default could not be computed (e.g. too large): the saved graph
-        ui.note(f"no mastery graph ({exc}); showing the graph saved with the model ({g.method})")
+        ui.note(f"no {method} graph ({exc}); showing the graph saved with the model ({g.method})")
         return g
     if bootstrap is not None:
         g = bootstrap_with_status(train_data, method, kcs, ui, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)

@@ -168,9 +168,9 @@ def _other_vocab(model):
 
 
 def test_graph_of_a_saved_and_a_python_model(saved, csv_file, tmp_path):
-    # the default is what kt export-graph writes: the mastery graph of the recorded training file
+    # the default is what kt export-graph writes: the gated graph of the recorded training file (small data)
     g = kt.prerequisite_graph(saved["py"], verbose=False)
-    assert g.method == "mastery" and g.n_kcs == 3
+    assert g.method == "gated" and g.n_kcs == 3
     run("export-graph", saved["py"], "--out", tmp_path / "cli.json")
     from kt.graph.graph import read_graph
 
@@ -178,7 +178,7 @@ def test_graph_of_a_saved_and_a_python_model(saved, csv_file, tmp_path):
     assert kt.prerequisite_graph(saved["py"], method="causal-support").method == "causal-support"
     model = kt.load_model(saved["py"])
     assert model.graph() is None  # BKT has no structure of its own
-    assert kt.prerequisite_graph(model, csv_file, verbose=False).method == "mastery"
+    assert kt.prerequisite_graph(model, csv_file, verbose=False).method == "gated"
     assert kt.prerequisite_graph(model, csv_file, method="causal-support").method == "causal-support"
     boot = kt.prerequisite_graph(model, csv_file, bootstrap=3, seed=1, verbose=False)
     assert boot.stability is not None and boot.meta["bootstrap"]["refits"] == 3

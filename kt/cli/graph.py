@@ -100,7 +100,7 @@ def export_graph(
         float,
         typer.Option(
             "--threshold",
-            help="Keep edges with probability >= this (0.5: mastery, two null sds above a typical pair; other methods, no evidence either way).",
+            help="Keep edges with probability >= this (0.5: gated and mastery, two null sds above a typical pair; other methods, no evidence either way).",
         ),
     ] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,
@@ -110,8 +110,8 @@ def export_graph(
         typer.Option(
             "--method",
             help="learned (PSI-KT), influence (DKT/CAKT), mastery, gated, transition or causal-support (from the "
-            "training data). Default: mastery when the training data is at hand, else the graph saved "
-            "with the model.",
+            "training data). Default with the training data at hand: gated where learners x longest sequence x "
+            "KCs^2 is at most 3e8 (minutes), else mastery (seconds); without it, the graph saved with the model.",
         ),
     ] = None,
     data_path: Annotated[
@@ -129,8 +129,9 @@ def export_graph(
 
     Every model has one, with the method named. The default is the best
     method measured across generator families (bench/results/graphs.json):
-    the mastery structure learner on the training data (the file model.json
-    records, or --data FILE), falling back to the graph saved with the model
+    the gated structure learner on the training data (the file model.json
+    records, or --data FILE) where its cost allows, else the mastery one
+    (a note says so), falling back to the graph saved with the model
     (PSI-KT's learned graph, DKT/CAKT conditional influence, causal
     support) with a note when the data is not at hand. --bootstrap N adds each
     edge's stability (a data method refitted on N learner resamples; neural
@@ -196,7 +197,7 @@ def graph_eval(
     Reports edge AUROC and AUPRC (with the base rate), F1 at the threshold
     and at the top-|E_true| pairs, orientation accuracy and the MRR of the
     true edges. Given a model directory, it scores the graph kt export-graph
-    writes for it by default (the mastery graph of its training data, else
+    writes for it by default (the gated or mastery graph of its training data, else
     the graph saved with it), or the one --method names.
     """
     from kt.graph.evaluate import graph_metrics

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from kt.cli.common import app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, _load_data
+from kt.cli.common import UI, app, out, handle_errors, MapOpt, DropDupOpt, DropNullOpt, EncodingOpt, OverwriteOpt, _load_data
 from kt.cli.graph import BootstrapOpt, MinStabilityOpt, SeedOpt, check_bootstrap, run_bootstrap
 from kt.errors import KTError
 
@@ -24,15 +24,17 @@ def learn_graph(
         ),
     ],
     method: Annotated[
-        str,
+        Optional[str],
         typer.Option(
             "--method",
-            help="mastery (structure learner: does mastery of i predict success on k beyond k's own history?), "
-            "gated (fits a BKT model whose learning and success on k are held back while its prerequisites are "
-            "unknown, with a soft graph; slower, best where prerequisites gate learning), "
-            "transition (how often i is practised right before k; a baseline) or causal-support.",
+            help="gated (fits a BKT model whose learning and success on k are held back while its prerequisites are "
+            "unknown, with a soft graph; minutes, best where prerequisites gate learning), "
+            "mastery (structure learner: does mastery of i predict success on k beyond k's own history? seconds), "
+            "transition (how often i is practised right before k; a baseline) or causal-support. "
+            "Default: gated where learners x longest sequence x KCs^2 is at most 3e8 (e.g. 30 KCs, 3,000 learners "
+            "x 100 attempts), else mastery.",
         ),
-    ] = "mastery",
+    ] = None,
     fmt: Annotated[
         Optional[str], typer.Option("--format", help="Output format (default: from the --out suffix, else json).")
     ] = None,
@@ -58,10 +60,11 @@ def learn_graph(
     pointing the same way) and a 95% interval of its strength.
     """
     from kt.atomic import check_output
-    from kt.graph.build import DATA_METHODS, data_graph
+    from kt.api import data_graph_with_status
+    from kt.graph.build import DATA_METHODS, default_data_method
     from kt.graph.export import export, format_for
 
-    if method not in DATA_METHODS:
+    if method is not None and method not in DATA_METHODS:
         raise KTError(f"--method {method!r}: unknown graph method; choose one of {', '.join(DATA_METHODS)}")
     if not 0 <= threshold <= 1:
         raise KTError(f"--threshold {threshold}: must be in [0, 1]")
@@ -71,7 +74,11 @@ def learn_graph(
     f = format_for(out_path, fmt)
     check_output(out_path, overwrite=overwrite, what="graph file")  # before the data is read
     data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
-    g = data_graph(data, method)
+    if method is None:
+        method, why_not_gated = default_data_method(data)
+        if why_not_gated:
+            UI.note(why_not_gated)
+    g = data_graph_with_status(data, method, None, UI)
     if bootstrap is not None:
         g = run_bootstrap(data, method, None, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, min_stability=min_stability)

@@ -45,6 +45,7 @@ true ones; see bench/graphs.py for where it is and is not reliable.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -54,6 +55,7 @@ from kt.data.schema import Interactions
 from kt.errors import KTError
 from kt.graph.graph import PrerequisiteGraph
 
+GATED_STEPS = 150  # Adam steps of the default fit
 MAX_KCS_PER_ITEM = 4  # KCs beyond this on one item are ignored (none of kt's sources have more)
 
 
@@ -89,9 +91,9 @@ def gated_arrays(data: Interactions) -> dict[str, Any]:
     if (item < 0).any():  # no items: the first KC is the emission unit
         unit = kcs_att[:, 0].astype(np.int64)
         U = K
-    else:
-        _, unit = np.unique(item, return_inverse=True)
-        U = int(unit.max()) + 1
+    else:  # the vocabulary's items, so a learner resample keeps the shapes (and the compiled fit)
+        unit = item
+        U = max(data.vocab.size("item_id"), int(item.max()) + 1)
     unit_kc = np.zeros(U, np.int64)
     unit_kc[unit] = kcs_att[:, 0]
     # Pad per learner (frame order is learner-grouped and chronological).
@@ -215,12 +217,38 @@ def _penalty(params, learner_l2: float, item_l2: float, l1: float):
 
 CHUNK_BYTES = 1.5e9  # memory for one chunk of learners' filter pass and its gradient
 _BYTES_PER_CELL = 64  # stored per (learner, attempt, KC) for the backward pass, with margin
+_T_BUCKET = 16  # sequences are padded to a multiple of this, so refits on resamples reuse one compiled step
+
+
+@functools.cache
+def _steps_jitted():
+    """The jitted pieces of one Adam step, built on first use (jit then caches them per shape).
+
+    Not closures of one fit, so that a bootstrap's refits (same shapes)
+    compile once.
+    """
+    import jax
+    import optax
+
+    chunk_grad = jax.jit(jax.value_and_grad(_neg_loglik))
+
+    @jax.jit
+    def penalty_grad(params, learner_l2, item_l2, l1):
+        return jax.value_and_grad(lambda p: _penalty(p, learner_l2, item_l2, l1))(params)
+
+    @functools.partial(jax.jit, static_argnames="lr")
+    def apply(params, state, grads, n_att, lr):
+        grads = jax.tree.map(lambda g: g / n_att, grads)
+        upd, state = optax.adam(lr).update(grads, state, params)
+        return optax.apply_updates(params, upd), state
+
+    return chunk_grad, penalty_grad, apply
 
 
 def gated_scores(
     data: Interactions,
     *,
-    steps: int = 150,
+    steps: int = GATED_STEPS,
     lr: float = 0.1,
     init: float = -3.0,
     l1: float = 1.0,
@@ -258,49 +286,37 @@ def gated_scores(
     arr = gated_arrays(data)
     K, U = arr["K"], arr["U"]
     N, T = arr["y"].shape
-    per = max(1, min(N, int(CHUNK_BYTES // (_BYTES_PER_CELL * T * max(K, 1)))))
+    T_pad = -(-T // _T_BUCKET) * _T_BUCKET  # masked steps leave the state and the likelihood unchanged
+    per = max(1, min(N, int(CHUNK_BYTES // (_BYTES_PER_CELL * T_pad * max(K, 1)))))
     n_chunks = -(-N // per)
     pad = n_chunks * per - N  # padded learners have no attempts, so one compiled shape serves every chunk
 
     fills = {"kcs": -1, "item": 0, "y": 0, "mask": False}
-    full = {
-        name: np.concatenate([arr[name], np.full((pad, *arr[name].shape[1:]), fill, arr[name].dtype)])
-        for name, fill in fills.items()
-    }
+    full = {}
+    for name, fill in fills.items():
+        x = np.full((N + pad, T_pad, *arr[name].shape[2:]), fill, arr[name].dtype)
+        x[:N, :T] = arr[name]
+        full[name] = x
     chunks = [
         {name: jnp.asarray(x[c * per : (c + 1) * per]) for name, x in full.items()}
         | {"learner": jnp.arange(c * per, (c + 1) * per)}
         for c in range(n_chunks)
     ]
-    n_att = float(arr["mask"].sum())
+    n_att = jnp.float32(arr["mask"].sum())
     params = _init(K, U, N + pad, init)
     unit_kc = jnp.asarray(arr["unit_kc"])
-    opt = optax.adam(lr)
-    state = opt.init(params)
-
-    @jax.jit
-    def chunk_grad(params, batch):
-        # The penalties enter once per step (penalty_grad), not once per chunk.
-        return jax.value_and_grad(_neg_loglik)(params, batch, unit_kc)
-
-    @jax.jit
-    def penalty_grad(params):
-        return jax.value_and_grad(lambda p: _penalty(p, learner_l2, item_l2, l1))(params)
-
-    @jax.jit
-    def apply(params, state, grads):
-        grads = jax.tree.map(lambda g: g / n_att, grads)
-        upd, state = opt.update(grads, state, params)
-        return optax.apply_updates(params, upd), state
+    state = optax.adam(lr).init(params)
+    chunk_grad, penalty_grad, apply = _steps_jitted()
+    pen = tuple(jnp.float32(x) for x in (learner_l2, item_l2, l1))
 
     loss = float("nan")
     for i in range(steps):
-        total, grads = penalty_grad(params)
+        total, grads = penalty_grad(params, *pen)
         for batch in chunks:
-            v, g = chunk_grad(params, batch)
+            v, g = chunk_grad(params, batch, unit_kc)
             total, grads = total + v, jax.tree.map(jnp.add, grads, g)
-        params, state = apply(params, state, grads)
-        loss = float(total) / n_att
+        params, state = apply(params, state, grads, n_att, lr=float(lr))
+        loss = float(total) / float(n_att)
         if on_step is not None:
             on_step(i, loss)
     w = np.asarray(params["w"], np.float64)

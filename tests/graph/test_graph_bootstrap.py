@@ -108,14 +108,14 @@ def test_learn_graph_bootstrap_formats_and_min_stability(chain):
     _, _, d = chain
     run("learn-graph", d / "chain.csv", "--out", d / "b.json", "--bootstrap", "5", "--seed", "2")
     e = json.loads((d / "b.json").read_text())
-    assert e["method"] == "mastery" and "stability" in e and all("stability" in x for x in e["edges"])
-    run("learn-graph", d / "chain.csv", "--out", d / "b.graphml", "--bootstrap", "5", "--seed", "2", "--min-stability", "0.8")
+    assert e["method"] == "gated" and "stability" in e and all("stability" in x for x in e["edges"])  # the default here
+    run("learn-graph", d / "chain.csv", "--out", d / "b.graphml", "--bootstrap", "5", "--seed", "2", "--min-stability", "0.8", "--method", "mastery")
     g = nx.read_graphml(d / "b.graphml")
     assert g.number_of_edges() >= 2 and all(a["stability"] >= 0.8 for *_, a in g.edges(data=True))
-    run("learn-graph", d / "chain.csv", "--out", d / "b.dot", "--bootstrap", "5", "--threshold", "0")
+    run("learn-graph", d / "chain.csv", "--out", d / "b.dot", "--bootstrap", "5", "--threshold", "0", "--method", "mastery")
     dot = (d / "b.dot").read_text()
     assert "stability=" in dot and "style=dashed" in dot  # weak edges (stability < 0.9) are dashed
-    run("learn-graph", d / "chain.csv", "--out", d / "b.mmd", "--bootstrap", "5")
+    run("learn-graph", d / "chain.csv", "--out", d / "b.mmd", "--bootstrap", "5", "--method", "mastery")
     assert " s1.00|" in (d / "b.mmd").read_text()
     line = error_line(run("learn-graph", d / "chain.csv", "--out", d / "x.json", "--min-stability", "0.9", ok=False))
     assert "--min-stability needs per-edge stability" in line and "--bootstrap" in line
@@ -129,15 +129,15 @@ def test_issue_cli_flow(tmp_path):
     run("simulate", "--kind", "gated", "--out", sim, "--learners", "300", "--kcs", "5", "--steps", "40", "--truth", truth)
     run("train", sim, "--model", "bkt", "--out", m)
     res = run("export-graph", m, "--out", tmp_path / "g.html", "--bootstrap", "20")
-    assert "(mastery, stability from 20 learner resamples)" in res.output
+    assert "(gated, stability from 20 learner resamples)" in res.output  # the default on data this size
     html = (tmp_path / "g.html").read_text()
     assert '"stability": [[' in html and '"refits": 20' in html
     run("graph-eval", m, truth)
     # JSON export names the method and carries the arrays; the same seed gives the same stability.
-    run("export-graph", m, "--out", tmp_path / "a.json", "--bootstrap", "4", "--seed", "7")
-    run("export-graph", m, "--out", tmp_path / "b.json", "--bootstrap", "4", "--seed", "7")
+    run("export-graph", m, "--out", tmp_path / "a.json", "--bootstrap", "2", "--seed", "7")
+    run("export-graph", m, "--out", tmp_path / "b.json", "--bootstrap", "2", "--seed", "7")
     a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
-    assert a["method"] == "mastery" and a["stability"] == b["stability"]
+    assert a["method"] == "gated" and a["stability"] == b["stability"]
     # the model's own graph on request; bootstrap of a model graph is refused
     assert "(causal-support)" in run("export-graph", m, "--out", tmp_path / "c.json", "--method", "causal-support").output
     line = error_line(run("export-graph", m, "--out", tmp_path / "x.json", "--method", "influence", ok=False))
@@ -153,13 +153,13 @@ def test_issue_cli_flow(tmp_path):
     (tmp_path / "gone.csv").write_text("a,b\n1,2\n")  # there, but not interactions: the saved graph, with a note
     res = run("export-graph", m, "--out", tmp_path / "f.json")
     assert "could not be read" in res.stderr and "(causal-support)" in res.output
-    res = run("export-graph", m, "--out", tmp_path / "e.json", "--bootstrap", "3", "--data", sim, "--min-stability", "0.5")
-    assert "(mastery, stability from 3 learner resamples)" in res.output
+    res = run("export-graph", m, "--out", tmp_path / "e.json", "--bootstrap", "2", "--data", sim, "--min-stability", "0.5")
+    assert "(gated, stability from 2 learner resamples)" in res.output
     assert json.loads((tmp_path / "e.json").read_text())["min_stability"] == 0.5
 
 
-def test_psikt_exports_the_mastery_graph_by_default_and_its_learned_graph_without_data(tmp_path):
-    """PSI-KT gets the default of every model (mastery, the best across generator families); without
+def test_psikt_exports_the_default_data_graph_and_its_learned_graph_without_data(tmp_path):
+    """PSI-KT gets the default of every model (gated where affordable, the best across generator families); without
     the training data it falls back to its learned graph with a note; --method learned picks it."""
     d = tmp_path / "psikt"
     d.mkdir()
@@ -169,14 +169,14 @@ def test_psikt_exports_the_mastery_graph_by_default_and_its_learned_graph_withou
         json.dumps({"model": "psikt", "meta": {"train_file": str(tmp_path / "gone.csv")}, "vocab": {"skill_id": ["a", "b", "c"]}})
     )
     res = run("export-graph", d, "--out", tmp_path / "g.json")
-    assert "(learned)" in res.output and "mastery" in res.stderr  # fell back, and says what it would prefer
+    assert "(learned)" in res.output and "gated or mastery" in res.stderr  # fell back, and says what it would prefer
     res = run("export-graph", d, "--out", tmp_path / "l.json", "--method", "learned")
     assert "(learned)" in res.output and res.stderr.strip() == ""
     rows = [{"user_id": f"u{n}", "skill_id": "abc"[t % 3], "correct": (n + t) % 2} for n in range(12) for t in range(9)]
     data = tmp_path / "train.csv"
     pl.DataFrame(rows).write_csv(data)
     res = run("export-graph", d, "--out", tmp_path / "m.json", "--data", data)
-    assert "(mastery)" in res.output
+    assert "(gated)" in res.output
     line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--bootstrap", "5", ok=False))
     assert "pass --data FILE" in line
     line = error_line(run("export-graph", d, "--out", tmp_path / "h.json", "--method", "learned", "--bootstrap", "5", ok=False))

@@ -122,3 +122,51 @@ def test_learn_graph_cli_writes_a_gated_graph(tmp_path):
     assert res.exit_code == 0, res.output
     saved = json.loads((tmp_path / "g.json").read_text())
     assert saved["method"] == "gated" and 0 < saved["meta"]["e_obs"] < 1
+
+
+def test_refits_on_resamples_reuse_one_compiled_step_and_padding_changes_nothing(small):
+    from kt.data.splits import resample_learners
+
+    data, _ = small
+    w, info = G.gated_scores(data, steps=3)
+    chunk_grad, _, _ = G._steps_jitted()
+    compiled = chunk_grad._cache_size()
+    rng = np.random.default_rng(0)
+    for _ in range(2):  # resampled learners: other sequence lengths and items, the same padded shapes
+        G.gated_scores(resample_learners(data, rng), steps=3)
+    assert chunk_grad._cache_size() == compiled
+    # The masked padding steps leave the likelihood as it was: the same fit without padding.
+    arr = G.gated_arrays(data)
+    assert arr["y"].shape[1] % G._T_BUCKET != 0  # the fit above did pad
+    import jax.numpy as jnp
+
+    batch = {k: jnp.asarray(arr[k]) for k in ("kcs", "item", "y", "mask")} | {"learner": jnp.arange(arr["y"].shape[0])}
+    unpadded = float(G._neg_loglik(G._init(arr["K"], arr["U"], arr["y"].shape[0], -3.0), batch, jnp.asarray(arr["unit_kc"])))
+    padded = {
+        k: np.concatenate([arr[k], np.full((arr[k].shape[0], 5, *arr[k].shape[2:]), f, arr[k].dtype)], axis=1)
+        for k, f in (("kcs", -1), ("item", 0), ("y", 0), ("mask", False))
+    }
+    pb = {k: jnp.asarray(v) for k, v in padded.items()} | {"learner": batch["learner"]}
+    assert float(
+        G._neg_loglik(G._init(arr["K"], arr["U"], arr["y"].shape[0], -3.0), pb, jnp.asarray(arr["unit_kc"]))
+    ) == pytest.approx(unpadded, rel=1e-6)
+
+
+def test_default_data_method_is_gated_where_affordable(small, monkeypatch, tmp_path):
+    from kt.graph import build
+
+    data, _ = small
+    assert build.default_data_method(data) == ("gated", None)
+    n, t, k = data.n_users, int(data.frame.group_by("user_idx").len()["len"].max()), data.vocab.size("skill_id")
+    assert build.gated_cells(data) == n * t * k * k
+    monkeypatch.setattr(build, "GATED_AUTO_CELLS", build.gated_cells(data) - 1)
+    method, why = build.default_data_method(data)
+    assert method == "mastery" and "--method gated" in why and f"{n:,} learners" in why
+    # kt learn-graph says so and writes the mastery graph.
+    import json
+
+    from tests.cli_run import invoke as run
+
+    kt.simulate(kind="gated", learners=12, kcs=4, steps=15, seed=3, multi_kc=0.5)[0].write_csv(tmp_path / "s.csv")
+    res = run("learn-graph", tmp_path / "s.csv", "--out", tmp_path / "g.json")
+    assert "--method gated forces it" in res.stderr and json.loads((tmp_path / "g.json").read_text())["method"] == "mastery"
