@@ -12,7 +12,7 @@ from kt.graph.graph import read_graph
 frame, truth = kt.simulate("gated", learners=300, seed=0)
 frame.write_csv("sim.csv")
 model = kt.train("sim.csv", "bkt", out="runs/bkt", verbose=False)  # writes runs/bkt/graph.json
-graph = kt.prerequisite_graph("runs/bkt", verbose=False)  # the mastery graph of sim.csv
+graph = kt.prerequisite_graph("runs/bkt", verbose=False)  # the default graph of sim.csv (gated at this size)
 kt.export_graph(graph, "graph.json")
 
 g = read_graph("graph.json")
