@@ -109,7 +109,20 @@ def test_learn_graph_bootstrap_formats_and_min_stability(chain):
     run("learn-graph", d / "chain.csv", "--out", d / "b.json", "--bootstrap", "5", "--seed", "2")
     e = json.loads((d / "b.json").read_text())
     assert e["method"] == "gated" and "stability" in e and all("stability" in x for x in e["edges"])  # the default here
-    run("learn-graph", d / "chain.csv", "--out", d / "b.graphml", "--bootstrap", "5", "--seed", "2", "--min-stability", "0.8", "--method", "mastery")
+    run(
+        "learn-graph",
+        d / "chain.csv",
+        "--out",
+        d / "b.graphml",
+        "--bootstrap",
+        "5",
+        "--seed",
+        "2",
+        "--min-stability",
+        "0.8",
+        "--method",
+        "mastery",
+    )
     g = nx.read_graphml(d / "b.graphml")
     assert g.number_of_edges() >= 2 and all(a["stability"] >= 0.8 for *_, a in g.edges(data=True))
     run("learn-graph", d / "chain.csv", "--out", d / "b.dot", "--bootstrap", "5", "--threshold", "0", "--method", "mastery")
