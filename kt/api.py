@@ -1201,19 +1201,25 @@ def bootstrap_with_status(data: Interactions, method: str, kcs, ui: Reporter, **
         )
 
 
-def data_graph_with_status(data: Interactions, method: str, kcs: list[str] | None, ui: Reporter) -> "PrerequisiteGraph":
+def data_graph_with_status(data: Interactions, method: str | None, kcs: list[str] | None, ui: Reporter) -> "PrerequisiteGraph":
     """:func:`kt.graph.build.data_graph` under a status line (``gated``: a progress bar over its fitting steps).
 
     Args:
         data: interactions.
-        method: a data method.
+        method: a data method; None: the default for this data
+            (:func:`kt.graph.build.default_data_method`, with a note when it is not ``gated``).
         kcs: KC names of the graph; default the data's.
         ui: where the status line goes.
 
     Returns:
-        The graph.
+        The graph (its ``method`` names the method used).
     """
-    from kt.graph.build import data_graph
+    from kt.graph.build import data_graph, default_data_method
+
+    if method is None:
+        method, why_not_gated = default_data_method(data)
+        if why_not_gated:
+            ui.note(why_not_gated)
 
     what = f"learning the {method} graph from {data.n_rows:,} attempts"
     if method != "gated":
@@ -1270,7 +1276,6 @@ def prerequisite_graph(
         KTError: an unknown method, a model without that graph, or a data
             method / bootstrap without training data.
     """
-    from kt.graph.build import default_data_method
     from kt.models.base import read_header
 
     ui = _reporter(_ui, verbose)
@@ -1301,10 +1306,6 @@ def prerequisite_graph(
             "graph, which recover known graphs better (bench/results/graphs.json)"
         )
         return g
-    if method is None:
-        method, why_not_gated = default_data_method(train_data)
-        if why_not_gated:
-            ui.note(why_not_gated)
     kcs = list(header["vocab"]["skill_id"]) if header.get("vocab", {}).get("skill_id") else None
     try:
         g = data_graph_with_status(train_data, method, kcs, ui)
@@ -1312,10 +1313,12 @@ def prerequisite_graph(
         if explicit or bootstrap is not None:
             raise
         g = _saved_graph(model)  # the default could not be computed (e.g. too large): the saved graph
-        ui.note(f"no {method} graph ({exc}); showing the graph saved with the model ({g.method})")
+        ui.note(f"no default graph ({exc}); showing the graph saved with the model ({g.method})")
         return g
     if bootstrap is not None:
-        g = bootstrap_with_status(train_data, method, kcs, ui, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
+        g = bootstrap_with_status(
+            train_data, g.method, kcs, ui, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g
+        )
     return g
 
 

@@ -61,7 +61,7 @@ def learn_graph(
     """
     from kt.atomic import check_output
     from kt.api import data_graph_with_status
-    from kt.graph.build import DATA_METHODS, default_data_method
+    from kt.graph.build import DATA_METHODS
     from kt.graph.export import export, format_for
 
     if method is not None and method not in DATA_METHODS:
@@ -74,16 +74,12 @@ def learn_graph(
     f = format_for(out_path, fmt)
     check_output(out_path, overwrite=overwrite, what="graph file")  # before the data is read
     data = _load_data(file, map_, drop_duplicates, drop_nulls, encoding)
-    if method is None:
-        method, why_not_gated = default_data_method(data)
-        if why_not_gated:
-            UI.note(why_not_gated)
     g = data_graph_with_status(data, method, None, UI)
     if bootstrap is not None:
-        g = run_bootstrap(data, method, None, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
+        g = run_bootstrap(data, g.method, None, n=bootstrap, seed=seed, threshold=threshold, top_k=top_k, graph=g)
     v = export(g, out_path, f, threshold=threshold, top_k=top_k, min_stability=min_stability)
     stab = "" if bootstrap is None else f", stability from {bootstrap} learner resamples"
     out.print(
-        f"wrote the {method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}{stab}) to {out_path} ({f})",
+        f"wrote the {g.method} graph of {g.n_kcs} KCs ({len(v.edges)} edges >= {threshold:g}{stab}) to {out_path} ({f})",
         highlight=False,
     )

@@ -116,7 +116,7 @@ def default_data_method(data: Interactions) -> tuple[str, str | None]:
         ``(method, why)``: ``why`` says why ``gated`` was not used (None when it is).
     """
     n, t, k = _gated_size(data)
-    cells = n * t * k * k
+    cells = gated_cells(data)
     if cells <= GATED_AUTO_CELLS:
         return "gated", None
     return "mastery", (
@@ -153,9 +153,8 @@ def data_graph(
     if method == "gated":
         from kt.graph.gated import GATED_STEPS, gated_graph
 
-        if on_step is None:
-            return gated_graph(data, kcs)
-        return gated_graph(data, kcs, on_step=lambda i, _loss: on_step(i + 1, GATED_STEPS))
+        step = None if on_step is None else (lambda i, _loss: on_step(i + 1, GATED_STEPS))
+        return gated_graph(data, kcs, on_step=step)
     if method == "transition":
         return transition_graph(data, kcs)
     if method == "causal-support":

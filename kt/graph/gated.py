@@ -302,7 +302,8 @@ def gated_scores(
         | {"learner": jnp.arange(c * per, (c + 1) * per)}
         for c in range(n_chunks)
     ]
-    n_att = jnp.float32(arr["mask"].sum())
+    n_att = float(arr["mask"].sum())
+    n_att_dev = jnp.float32(n_att)
     params = _init(K, U, N + pad, init)
     unit_kc = jnp.asarray(arr["unit_kc"])
     state = optax.adam(lr).init(params)
@@ -315,8 +316,8 @@ def gated_scores(
         for batch in chunks:
             v, g = chunk_grad(params, batch, unit_kc)
             total, grads = total + v, jax.tree.map(jnp.add, grads, g)
-        params, state = apply(params, state, grads, n_att, lr=float(lr))
-        loss = float(total) / float(n_att)
+        params, state = apply(params, state, grads, n_att_dev, lr=float(lr))
+        loss = float(total) / n_att
         if on_step is not None:
             on_step(i, loss)
     w = np.asarray(params["w"], np.float64)
