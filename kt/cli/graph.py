@@ -100,7 +100,7 @@ def export_graph(
         float,
         typer.Option(
             "--threshold",
-            help="Keep edges with probability >= this (0.5: gated and mastery, two null sds above a typical pair; other methods, no evidence either way).",
+            help="Keep edges with probability >= this (0.5: gated, the fitted edge probability; mastery, two null sds above a typical pair; other methods, no evidence either way).",
         ),
     ] = 0.5,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Keep only the N strongest edges.")] = None,

@@ -95,8 +95,11 @@ def test_recovers_a_chain_and_its_orientation():
     assert g.method == "gated" and g.meta["e_obs"] > 0.3
     res = graph_metrics(g, Truth([tuple(e) for e in truth["edges"]], truth["kcs"], "truth", "json"))
     assert res["auroc"] >= 0.95 and res["orientation_accuracy"] == 1.0
-    # Every true edge ranks above every non-edge, and the export threshold keeps them.
-    assert all(g.prob[i, i + 1] >= 0.5 for i in range(3))
+    # The probability is the model's own edge probability a = sigmoid(w), and the export
+    # threshold keeps the three chain edges and nothing else (no transitive or reverse edge).
+    np.testing.assert_allclose(g.prob, np.where(np.eye(4, dtype=bool), 0.0, 1.0 / (1.0 + np.exp(-g.score))))
+    assert g.meta["transform"].startswith("prob = sigmoid(w_ik)")
+    assert ((g.prob >= 0.5) == (A == 1)).all()
 
 
 def test_bad_options_are_one_line_errors(small):
