@@ -37,7 +37,7 @@ a_ik = sigmoid(w_ik): under the L1 penalty an edge grows above 0.5 only
 where the outcomes pay for it. (It used to read w against
 the bulk of the pairs, as the mastery method reads its z statistics; at
 K = 30 that null's upper tail is heavier than its lower half, and the
-export kept four false edges for every true one: bench/graphs.py.)
+export kept more than three false edges for every true one: bench/graphs.py.)
 
 The filter is an approximation: it ignores the correlations between KCs
 that gating creates (a learner who knows k almost surely knows k's
