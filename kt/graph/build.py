@@ -96,7 +96,10 @@ def gated_cells(data: Interactions) -> int:
     Returns:
         N * T_max * K**2 (the filter runs over padded sequences and K x K pairs).
     """
-    n, t, k = _gated_size(data)
+    return _cells(*_gated_size(data))
+
+
+def _cells(n: int, t: int, k: int) -> int:
     return n * t * k * k
 
 
@@ -115,8 +118,8 @@ def default_data_method(data: Interactions) -> tuple[str, str | None]:
     Returns:
         ``(method, why)``: ``why`` says why ``gated`` was not used (None when it is).
     """
-    n, t, k = _gated_size(data)
-    cells = gated_cells(data)
+    n, t, k = _gated_size(data)  # one pass over the frame: the note names the sizes
+    cells = _cells(n, t, k)
     if cells <= GATED_AUTO_CELLS:
         return "gated", None
     return "mastery", (

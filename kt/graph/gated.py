@@ -346,10 +346,10 @@ def gated_graph(data: Interactions, kcs: list[str] | None = None, **kwargs) -> P
         A graph with ``method="gated"``, ``score`` = the graph logits w and
         ``prob`` = sigmoid(w), the fitted edge probabilities a_ik.
     """
-    from kt.graph.mastery import _reindex
+    from kt.graph.mastery import _reindex, sigmoid
 
     w, info = gated_scores(data, **kwargs)
-    prob = 1.0 / (1.0 + np.exp(-np.clip(w, -50, 50)))
+    prob = sigmoid(w)
     np.fill_diagonal(prob, 0.0)
     meta = {
         "transform": "prob = sigmoid(w_ik): the fitted probability a_ik that i is a prerequisite of k",

@@ -94,6 +94,18 @@ def null_location_scale(z: np.ndarray) -> tuple[float, float]:
     return m0, max(float(np.sqrt(np.mean((lower - m0) ** 2))), 1.0)
 
 
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, clipped so that extreme scores give 0 or 1 without overflow warnings.
+
+    Args:
+        x: scores.
+
+    Returns:
+        1 / (1 + exp(-x)), elementwise.
+    """
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
 def null_calibrated(score: np.ndarray, symbol: str) -> tuple[np.ndarray, dict]:
     """Edge probabilities read against the empirical null of the pairs (see the module docstring).
 
@@ -107,7 +119,7 @@ def null_calibrated(score: np.ndarray, symbol: str) -> tuple[np.ndarray, dict]:
         the graph's meta.
     """
     m0, s0 = null_location_scale(score)
-    prob = 1.0 / (1.0 + np.exp(-np.clip((score - m0) / s0 - NULL_SDS, -50, 50)))
+    prob = sigmoid((score - m0) / s0 - NULL_SDS)
     np.fill_diagonal(prob, 0.0)
     meta = {
         "transform": f"prob = sigmoid(({symbol}_ik - m0) / s0 - {NULL_SDS:g}), m0 = median of the off-diagonal "
